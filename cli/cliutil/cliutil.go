@@ -1,0 +1,81 @@
+// Package cliutil holds what every meshlab command shares: global flags, usage errors (exit 2) and
+// argument validators that produce them.
+package cliutil
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshlab/meshlab/cli/ui"
+)
+
+// Globals are the persistent flags of the root command.
+type Globals struct {
+	Name       string // kind cluster name
+	Kubeconfig string // explicit kubeconfig path; empty means the cluster's own
+	Verbosity  int
+	Quiet      bool
+}
+
+// Env is what a command constructor receives: the logger, the streams and the global flags.
+type Env struct {
+	Logger  *ui.Logger
+	Streams ui.Streams
+	Globals *Globals
+}
+
+// UsageError marks an error as the user's invocation being wrong; meshlab exits 2 for it.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a UsageError.
+func Usagef(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// IsUsage reports whether err is a usage error.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}
+
+// ExactArgs is cobra.ExactArgs returning a UsageError.
+func ExactArgs(n int) cobra.PositionalArgs {
+	return wrap(cobra.ExactArgs(n))
+}
+
+// NoArgs is cobra.NoArgs returning a UsageError.
+func NoArgs(cmd *cobra.Command, args []string) error { return wrap(cobra.NoArgs)(cmd, args) }
+
+// MinimumNArgs is cobra.MinimumNArgs returning a UsageError.
+func MinimumNArgs(n int) cobra.PositionalArgs { return wrap(cobra.MinimumNArgs(n)) }
+
+// RangeArgs is cobra.RangeArgs returning a UsageError.
+func RangeArgs(lo, hi int) cobra.PositionalArgs { return wrap(cobra.RangeArgs(lo, hi)) }
+
+func wrap(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &UsageError{Err: err}
+		}
+		return nil
+	}
+}
+
+// ExitError ends meshlab with a chosen exit code (for example a scenario run that failed: 1, or an
+// environment problem: 2). Err, if set, is printed.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}

@@ -1,0 +1,98 @@
+// Package cli is meshlab's command tree. Main wires the real streams and logger; Run does the work so that
+// tests can drive the whole CLI in-process.
+package cli
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cli/version"
+)
+
+// Main runs meshlab with the process's arguments and streams and returns the exit code.
+func Main() int {
+	streams := ui.StandardStreams()
+	return Run(ui.NewLogger(streams.ErrOut, 0, false), streams, os.Args[1:])
+}
+
+// Run executes one meshlab invocation. Exit codes: 0 success, 1 failure, 2 usage error.
+func Run(logger *ui.Logger, streams ui.Streams, args []string) int {
+	cmd := NewRootCommand(logger, streams)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	var exit *cliutil.ExitError
+	if errors.As(err, &exit) {
+		if exit.Err != nil {
+			logger.Errorf("%v", exit.Err)
+		}
+		return exit.Code
+	}
+	logger.Errorf("%v", err)
+	if cliutil.IsUsage(err) || isCobraUsage(err) {
+		return 2
+	}
+	return 1
+}
+
+// isCobraUsage recognises the errors cobra itself returns for a bad command line.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, " "+p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRootCommand builds the whole command tree.
+func NewRootCommand(logger *ui.Logger, streams ui.Streams) *cobra.Command {
+	globals := &cliutil.Globals{}
+	env := cliutil.Env{Logger: logger, Streams: streams, Globals: globals}
+	root := &cobra.Command{
+		Use:   "meshlab",
+		Short: "A local service-mesh sandbox: a kind cluster with meshlab's own ambient mesh, bookinfo and scenarios",
+		Long: `meshlab brings up a kind cluster with its own istiod-like control plane, ztunnel-like node proxies,
+waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behaviour with scenarios.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			logger.SetVerbosity(globals.Verbosity, globals.Quiet)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cliutil.Usagef("unknown command %q for meshlab", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	root.SetIn(streams.In)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliutil.UsageError{Err: err} })
+	pf := root.PersistentFlags()
+	pf.CountVarP(&globals.Verbosity, "verbose", "v", "more output (repeat for more)")
+	pf.BoolVarP(&globals.Quiet, "quiet", "q", false, "print only errors and results")
+	pf.StringVar(&globals.Name, "name", "meshlab", "kind cluster name")
+	pf.StringVar(&globals.Kubeconfig, "kubeconfig", "", "kubeconfig to use (default: the cluster's own, from kind)")
+
+	for _, sub := range commands(env) {
+		root.AddCommand(sub)
+	}
+	return root
+}
+
+// commands lists the subcommands; each lives in its own package with a NewCommand(env) constructor.
+func commands(env cliutil.Env) []*cobra.Command {
+	return []*cobra.Command{
+		version.NewCommand(env),
+	}
+}
