@@ -225,7 +225,7 @@ func TestRejectsUnauthenticatedClients(t *testing.T) {
 		InsecureSkipVerify: true, // this client does not check the server; the server must still refuse it
 	}
 	for name, cfg := range map[string]*tls.Config{
-		"no certificate":             noCert,
+		"no certificate":              noCert,
 		"certificate from other root": hbone.ClientTLSConfig(issue(t, foreign, clientID), f.ca.Bundle(), tlsconfig.AuthorizeID(serverID)),
 	} {
 		t.Run(name, func(t *testing.T) {
