@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cli/image"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/version"
 )
@@ -94,5 +95,6 @@ waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behavi
 func commands(env cliutil.Env) []*cobra.Command {
 	return []*cobra.Command{
 		version.NewCommand(env),
+		image.NewCommand(env),
 	}
 }
