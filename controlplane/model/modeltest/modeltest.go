@@ -1,0 +1,60 @@
+// Package modeltest holds the mesh fixtures that model, generate and render tests share (bookinfo with a
+// reviews waypoint, and its 90/10 routing as a VirtualService or as an HTTPRoute), and helpers to load them.
+package modeltest
+
+import (
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/meshlab/meshlab/controlplane/ingest"
+	"github.com/meshlab/meshlab/controlplane/model"
+)
+
+// Fixture files, relative to Dir.
+const (
+	Bookinfo         = "bookinfo.yaml"          // namespace, services, pods, reviews-waypoint
+	ReviewsVS        = "reviews-vs.yaml"        // VirtualService 90/10 and DestinationRule v1/v2/v3
+	ReviewsHTTPRoute = "reviews-httproute.yaml" // HTTPRoute 90/10 to reviews-v1/reviews-v2 Services
+)
+
+// Dir returns the absolute directory holding the fixture files.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata")
+}
+
+// Path returns the absolute path of a fixture file.
+func Path(name string) string { return filepath.Join(Dir(), name) }
+
+// Load reads fixture files and returns a snapshot; it fails the test on any loader error.
+func Load(t testing.TB, names ...string) *model.Snapshot {
+	t.Helper()
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = Path(n)
+	}
+	store, _, err := ingest.LoadFiles(paths...)
+	if err != nil {
+		t.Fatalf("LoadFiles() = %v", err)
+	}
+	return model.Build(store.Objects())
+}
+
+// FromYAML builds a snapshot from inline YAML documents; it fails the test on any decoding error.
+func FromYAML(t testing.TB, docs ...string) *model.Snapshot {
+	t.Helper()
+	store := ingest.NewStore()
+	for i, d := range docs {
+		objs, _, err := ingest.Decode("inline", []byte(d))
+		if err != nil {
+			t.Fatalf("Decode(doc %d) = %v", i, err)
+		}
+		for _, o := range objs {
+			if _, err := store.Add(o); err != nil {
+				t.Fatalf("Add() = %v", err)
+			}
+		}
+	}
+	return model.Build(store.Objects())
+}

@@ -1,0 +1,391 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/meshlab/meshlab/controlplane/ingest"
+)
+
+// byAge sorts objects oldest first, then by namespace/name: the precedence Istio gives conflicting config.
+func byAge[T metav1.Object](objs []T) []T {
+	out := append([]T(nil), objs...)
+	sort.SliceStable(out, func(i, j int) bool {
+		ti, tj := out[i].GetCreationTimestamp(), out[j].GetCreationTimestamp()
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		if out[i].GetNamespace() != out[j].GetNamespace() {
+			return out[i].GetNamespace() < out[j].GetNamespace()
+		}
+		return out[i].GetName() < out[j].GetName()
+	})
+	return out
+}
+
+func (b *builder) buildDestinationRules() {
+	for _, dr := range byAge(b.objs.DestinationRules) {
+		key := ingest.Key{Kind: ingest.KindDestinationRule, Namespace: dr.Namespace, Name: dr.Name}
+		host := resolveHost(dr.Spec.Host, dr.Namespace)
+		if strings.Contains(host, "*") {
+			b.problem(key, "wildcard host %q is not supported", dr.Spec.Host)
+			continue
+		}
+		if b.s.byHost[host] == nil {
+			b.problem(key, "host %s matches no service", host)
+			continue
+		}
+		if prev := b.s.drs[host]; prev != nil {
+			b.problem(key, "ignored: DestinationRule %s/%s already configures host %s", prev.Source.Namespace, prev.Source.Name, host)
+			continue
+		}
+		d := &DestinationRule{Host: host, Source: key}
+		seen := map[string]bool{}
+		for _, ss := range dr.Spec.Subsets {
+			if ss.Name == "" || seen[ss.Name] {
+				b.problem(key, "subset with empty or duplicate name %q ignored", ss.Name)
+				continue
+			}
+			seen[ss.Name] = true
+			d.Subsets = append(d.Subsets, Subset{Name: ss.Name, Labels: ss.Labels})
+		}
+		sort.Slice(d.Subsets, func(i, j int) bool { return d.Subsets[i].Name < d.Subsets[j].Name })
+		b.s.drs[host] = d
+	}
+}
+
+func (b *builder) claimHost(key ingest.Key, host string) bool {
+	if prev, ok := b.s.routeSrc[host]; ok && prev != key {
+		if prev.Kind == key.Kind && key.Kind == ingest.KindHTTPRoute {
+			return true // several HTTPRoutes may attach to one service; their rules merge
+		}
+		b.problem(key, "ignored for host %s: %s %s/%s already routes it", host, prev.Kind, prev.Namespace, prev.Name)
+		return false
+	}
+	b.s.routeSrc[host] = key
+	return true
+}
+
+func (b *builder) buildVirtualServices() {
+	for _, vs := range byAge(b.objs.VirtualServices) {
+		key := ingest.Key{Kind: ingest.KindVirtualService, Namespace: vs.Namespace, Name: vs.Name}
+		spec := &vs.Spec
+		if len(spec.Gateways) > 0 && !contains(spec.Gateways, "mesh") {
+			continue // for ingress gateways only
+		}
+		if len(spec.Tcp) > 0 || len(spec.Tls) > 0 {
+			b.problem(key, "tcp and tls routes are not supported; ignored")
+		}
+		var rules []*RouteRule
+		for i, h := range spec.Http {
+			if r := b.vsRule(key, vs.Namespace, i, h); r != nil {
+				rules = append(rules, r)
+			}
+		}
+		for _, h := range spec.Hosts {
+			host := resolveHost(h, vs.Namespace)
+			if b.s.byHost[host] == nil {
+				b.problem(key, "host %s matches no service", host)
+				continue
+			}
+			if b.claimHost(key, host) {
+				b.s.routes[host] = append(b.s.routes[host], rules...)
+			}
+		}
+	}
+}
+
+func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3.HTTPRoute) *RouteRule {
+	r := &RouteRule{Name: h.Name, Source: key}
+	if r.Name == "" {
+		r.Name = fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i)
+	}
+	if h.Delegate != nil || h.Redirect != nil || h.Mirror != nil || len(h.Mirrors) > 0 || h.Rewrite != nil {
+		b.problem(key, "http[%d]: delegate, redirect, rewrite and mirror are not supported; ignored", i)
+	}
+	for _, m := range h.Match {
+		rm := RouteMatch{}
+		if m.Uri != nil {
+			sm := istioMatch(m.Uri)
+			rm.Path = &sm
+		}
+		if m.Method != nil {
+			rm.Method = m.Method.GetExact()
+		}
+		for _, name := range sortedKeys(m.Headers) {
+			rm.Headers = append(rm.Headers, HeaderMatch{Name: strings.ToLower(name), Match: istioMatch(m.Headers[name])})
+		}
+		for _, name := range sortedKeys(m.WithoutHeaders) {
+			rm.Headers = append(rm.Headers, HeaderMatch{Name: strings.ToLower(name), Match: istioMatch(m.WithoutHeaders[name]), Invert: true})
+		}
+		if m.Port != 0 {
+			if p, ok := b.s.ruleRefs[r]; ok && p != m.Port {
+				b.problem(key, "http[%d]: matches on different ports are not supported; using port %d", i, p)
+			} else {
+				b.s.ruleRefs[r] = m.Port
+			}
+		}
+		r.Matches = append(r.Matches, rm)
+	}
+	if h.DirectResponse != nil {
+		r.DirectStatus = h.DirectResponse.Status
+		return r
+	}
+	var total int32
+	for _, d := range h.Route {
+		total += d.Weight
+	}
+	for j, d := range h.Route {
+		host := resolveHost(d.GetDestination().GetHost(), ns)
+		svc := b.s.byHost[host]
+		if svc == nil {
+			b.problem(key, "http[%d].route[%d]: destination host %s matches no service", i, j, host)
+			continue
+		}
+		dest := Destination{Service: svc, Port: d.GetDestination().GetPort().GetNumber(), Subset: d.GetDestination().GetSubset(), Weight: uint32(d.Weight)}
+		if dest.Port == 0 && len(svc.Ports) == 1 {
+			dest.Port = svc.Ports[0].Port
+		}
+		if dest.Port != 0 {
+			if _, ok := svc.Port(dest.Port); !ok {
+				b.problem(key, "http[%d].route[%d]: service %s has no port %d", i, j, host, dest.Port)
+				continue
+			}
+		}
+		if dest.Subset != "" {
+			if _, ok := b.s.drs[host].Subset(dest.Subset); !ok {
+				b.problem(key, "http[%d].route[%d]: subset %q of %s is not defined by any DestinationRule", i, j, dest.Subset, host)
+			}
+		}
+		if total == 0 {
+			dest.Weight = 1 // one destination, or weights left out: share equally
+		}
+		r.Destinations = append(r.Destinations, dest)
+	}
+	if len(r.Destinations) == 0 {
+		b.problem(key, "http[%d]: no valid destination; requests get 503", i)
+		r.DirectStatus = 503
+	}
+	if h.Timeout != nil {
+		t := h.Timeout.AsDuration()
+		r.Timeout = &t
+	}
+	if h.Retries != nil {
+		r.Retry = &Retry{Attempts: uint32(h.Retries.Attempts), RetryOn: h.Retries.RetryOn}
+		if h.Retries.PerTryTimeout != nil {
+			r.Retry.PerTryTimeout = h.Retries.PerTryTimeout.AsDuration()
+		}
+	}
+	if f := h.Fault; f != nil {
+		r.Fault = &Fault{}
+		if d := f.Delay; d != nil {
+			r.Fault.Delay = d.GetFixedDelay().AsDuration()
+			r.Fault.DelayPercent = percent(d.Percentage, d.Percent)
+		}
+		if a := f.Abort; a != nil {
+			r.Fault.AbortStatus = uint32(a.GetHttpStatus())
+			r.Fault.AbortPercent = percent(a.Percentage, 100)
+		}
+	}
+	return r
+}
+
+func percent(p *networkingv1alpha3.Percent, legacy int32) float64 {
+	if p != nil {
+		return p.Value
+	}
+	return float64(legacy)
+}
+
+func istioMatch(m *networkingv1alpha3.StringMatch) StringMatch {
+	switch {
+	case m.GetPrefix() != "":
+		return StringMatch{Type: MatchPrefix, Value: m.GetPrefix()}
+	case m.GetRegex() != "":
+		return StringMatch{Type: MatchRegex, Value: m.GetRegex()}
+	case m.GetExact() != "":
+		return StringMatch{Type: MatchExact, Value: m.GetExact()}
+	}
+	return StringMatch{Type: MatchPresent}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// isServiceRef reports whether a Gateway API reference (group, kind) names a core Service.
+func isServiceRef(group *gwv1.Group, kind *gwv1.Kind) bool {
+	g := ""
+	if group != nil {
+		g = string(*group)
+	}
+	k := "Service"
+	if kind != nil {
+		k = string(*kind)
+	}
+	return (g == "" || g == "core") && k == "Service"
+}
+
+func (b *builder) buildHTTPRoutes() {
+	for _, hr := range byAge(b.objs.HTTPRoutes) {
+		key := ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: hr.Namespace, Name: hr.Name}
+		for _, parent := range hr.Spec.ParentRefs {
+			kind := gwv1.Kind("Gateway")
+			if parent.Kind != nil {
+				kind = *parent.Kind
+			}
+			if !isServiceRef(parent.Group, &kind) {
+				continue // attached to an ingress Gateway: not mesh config
+			}
+			ns := hr.Namespace
+			if parent.Namespace != nil {
+				ns = string(*parent.Namespace)
+			}
+			host := FQDN(string(parent.Name), ns)
+			svc := b.s.byHost[host]
+			if svc == nil {
+				b.problem(key, "parentRef Service %s/%s does not exist", ns, parent.Name)
+				continue
+			}
+			var port uint32
+			if parent.Port != nil {
+				port = uint32(*parent.Port)
+				if _, ok := svc.Port(port); !ok {
+					b.problem(key, "parentRef Service %s/%s has no port %d", ns, parent.Name, port)
+					continue
+				}
+			}
+			if !b.claimHost(key, host) {
+				continue
+			}
+			for i, rule := range hr.Spec.Rules {
+				r := b.httpRouteRule(key, hr.Namespace, i, rule)
+				if port != 0 {
+					b.s.ruleRefs[r] = port
+				}
+				b.s.routes[host] = append(b.s.routes[host], r)
+			}
+		}
+	}
+}
+
+func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTPRouteRule) *RouteRule {
+	r := &RouteRule{Name: fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i), Source: key}
+	if rule.Name != nil {
+		r.Name = string(*rule.Name)
+	}
+	if len(rule.Filters) > 0 {
+		b.problem(key, "rules[%d]: filters are not supported; ignored", i)
+	}
+	matches := rule.Matches
+	if len(matches) == 0 {
+		matches = []gwv1.HTTPRouteMatch{{}}
+	}
+	for _, m := range matches {
+		rm := RouteMatch{Path: &StringMatch{Type: MatchPrefix, Value: "/"}}
+		if m.Path != nil {
+			value := "/"
+			if m.Path.Value != nil {
+				value = *m.Path.Value
+			}
+			typ := gwv1.PathMatchPathPrefix
+			if m.Path.Type != nil {
+				typ = *m.Path.Type
+			}
+			switch typ {
+			case gwv1.PathMatchExact:
+				rm.Path = &StringMatch{Type: MatchExact, Value: value}
+			case gwv1.PathMatchRegularExpression:
+				rm.Path = &StringMatch{Type: MatchRegex, Value: value}
+			default:
+				if v := strings.TrimSuffix(value, "/"); v != "" {
+					rm.Path = &StringMatch{Type: MatchPathPrefix, Value: v}
+				}
+			}
+		}
+		if m.Method != nil {
+			rm.Method = string(*m.Method)
+		}
+		for _, h := range m.Headers {
+			sm := StringMatch{Type: MatchExact, Value: h.Value}
+			if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
+				sm.Type = MatchRegex
+			}
+			rm.Headers = append(rm.Headers, HeaderMatch{Name: strings.ToLower(string(h.Name)), Match: sm})
+		}
+		if len(m.QueryParams) > 0 {
+			b.problem(key, "rules[%d]: queryParams matches are not supported; ignored", i)
+		}
+		r.Matches = append(r.Matches, rm)
+	}
+	for j, ref := range rule.BackendRefs {
+		if !isServiceRef(ref.Group, ref.Kind) {
+			b.problem(key, "rules[%d].backendRefs[%d]: only Service backends are supported", i, j)
+			continue
+		}
+		bns := ns
+		if ref.Namespace != nil {
+			bns = string(*ref.Namespace)
+		}
+		svc := b.s.byHost[FQDN(string(ref.Name), bns)]
+		if svc == nil {
+			b.problem(key, "rules[%d].backendRefs[%d]: Service %s/%s does not exist", i, j, bns, ref.Name)
+			continue
+		}
+		weight := uint32(1)
+		if ref.Weight != nil {
+			weight = uint32(*ref.Weight)
+		}
+		if weight == 0 {
+			continue
+		}
+		dest := Destination{Service: svc, Weight: weight}
+		if ref.Port != nil {
+			dest.Port = uint32(*ref.Port)
+			if _, ok := svc.Port(dest.Port); !ok {
+				b.problem(key, "rules[%d].backendRefs[%d]: Service %s/%s has no port %d", i, j, bns, ref.Name, dest.Port)
+				continue
+			}
+		} else if len(svc.Ports) == 1 {
+			dest.Port = svc.Ports[0].Port
+		}
+		r.Destinations = append(r.Destinations, dest)
+	}
+	if len(r.Destinations) == 0 {
+		// Gateway API: a rule whose backends are all invalid answers 500.
+		r.DirectStatus = 500
+		if len(rule.BackendRefs) > 0 {
+			b.problem(key, "rules[%d]: no valid backendRef; requests get 500", i)
+		}
+	}
+	if rule.Timeouts != nil && rule.Timeouts.Request != nil {
+		d, err := time.ParseDuration(string(*rule.Timeouts.Request))
+		if err != nil {
+			b.problem(key, "rules[%d]: timeouts.request %q: %v", i, *rule.Timeouts.Request, err)
+		} else {
+			r.Timeout = &d
+		}
+	}
+	return r
+}
