@@ -1,0 +1,191 @@
+package xds
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// SyncStatus is the body of /debug/syncz: every connected proxy and, per type, what was sent and what it
+// acknowledged. `meshlab proxy-status` reads it.
+type SyncStatus struct {
+	ControlPlane string        `json:"control_plane"`
+	Proxies      []ProxyStatus `json:"proxies"`
+}
+
+// ProxyStatus is one connection in SyncStatus.
+type ProxyStatus struct {
+	ID          string       `json:"id"`
+	Kind        string       `json:"kind,omitempty"`
+	Namespace   string       `json:"namespace,omitempty"`
+	Name        string       `json:"name,omitempty"`
+	Cluster     string       `json:"cluster,omitempty"`
+	Version     string       `json:"version,omitempty"`
+	Delta       bool         `json:"delta"`
+	ConnectedAt time.Time    `json:"connected_at"`
+	Types       []TypeStatus `json:"types"`
+}
+
+// TypeStatus is the sync state of one type on one proxy. The proxy is in sync when AckedNonce equals
+// SentNonce; NackError is the error of the last rejected response, cleared by the next ACK.
+type TypeStatus struct {
+	TypeURL      string    `json:"type_url"`
+	Type         string    `json:"type"` // CDS, LDS, EDS, RDS, WDS, AUTHZ...
+	SentVersion  string    `json:"sent_version,omitempty"`
+	SentNonce    string    `json:"sent_nonce,omitempty"`
+	AckedVersion string    `json:"acked_version,omitempty"`
+	AckedNonce   string    `json:"acked_nonce,omitempty"`
+	NackVersion  string    `json:"nack_version,omitempty"`
+	NackError    string    `json:"nack_error,omitempty"`
+	Resources    int       `json:"resources"`
+	LastPush     time.Time `json:"last_push,omitzero"`
+	LastAck      time.Time `json:"last_ack,omitzero"`
+	LastNack     time.Time `json:"last_nack,omitzero"`
+}
+
+// Synced reports whether the proxy acknowledged the last response of this type.
+func (t TypeStatus) Synced() bool { return t.SentNonce != "" && t.AckedNonce == t.SentNonce }
+
+// Type returns the status of one type URL, if the proxy subscribes to it.
+func (p ProxyStatus) Type(typeURL string) (TypeStatus, bool) {
+	for _, t := range p.Types {
+		if t.TypeURL == typeURL {
+			return t, true
+		}
+	}
+	return TypeStatus{}, false
+}
+
+// SyncStatus returns the sync state of every connected proxy, sorted by proxy ID.
+func (s *Server) SyncStatus() SyncStatus {
+	out := SyncStatus{ControlPlane: s.id, Proxies: []ProxyStatus{}}
+	for _, c := range s.connections() {
+		p := c.proxy
+		ps := ProxyStatus{ID: p.ID, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Cluster: p.Cluster,
+			Version: p.Version, Delta: c.delta, ConnectedAt: c.connectedAt}
+		c.mu.Lock()
+		types := slices.Collect(maps.Keys(c.types))
+		sortTypes(types)
+		for _, t := range types {
+			st := c.types[t]
+			ps.Types = append(ps.Types, TypeStatus{
+				TypeURL: t, Type: ShortType(t),
+				SentVersion: st.SentVersion, SentNonce: st.SentNonce,
+				AckedVersion: st.AckedVersion, AckedNonce: st.AckedNonce,
+				NackVersion: st.NackVersion, NackError: st.NackError,
+				Resources: len(st.sent),
+				LastPush:  st.LastPush, LastAck: st.LastAck, LastNack: st.LastNack,
+			})
+		}
+		c.mu.Unlock()
+		out.Proxies = append(out.Proxies, ps)
+	}
+	slices.SortFunc(out.Proxies, func(a, b ProxyStatus) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return a.ConnectedAt.Compare(b.ConnectedAt)
+	})
+	return out
+}
+
+// ConfigDump is the body of /debug/config_dump?proxy=ID: the resources last sent to a proxy, per type.
+// Resources the proxy rejected are still shown (they are what was sent); the type's status says so.
+type ConfigDump struct {
+	Proxy string           `json:"proxy"`
+	Types []TypeConfigDump `json:"types"`
+}
+
+// TypeConfigDump is one type in a ConfigDump.
+type TypeConfigDump struct {
+	TypeStatus
+	Resources []json.RawMessage `json:"resources"`
+}
+
+// ConfigDump returns what was last sent to the proxy with this ID (its newest connection).
+func (s *Server) ConfigDump(proxyID string) (ConfigDump, bool) {
+	var c *connection
+	for _, cc := range s.connections() {
+		if cc.proxy.ID == proxyID && (c == nil || cc.connectedAt.After(c.connectedAt)) {
+			c = cc
+		}
+	}
+	if c == nil {
+		return ConfigDump{}, false
+	}
+	ps := s.SyncStatus()
+	dump := ConfigDump{Proxy: proxyID}
+	c.mu.Lock()
+	sets := map[string][]*discovery.Resource{}
+	for t, st := range c.types {
+		sets[t] = slices.SortedFunc(maps.Values(st.sent), func(a, b *discovery.Resource) int { return strings.Compare(a.Name, b.Name) })
+	}
+	c.mu.Unlock()
+	var status ProxyStatus
+	for _, p := range ps.Proxies {
+		if p.ID == proxyID && p.ConnectedAt.Equal(c.connectedAt) {
+			status = p
+		}
+	}
+	for _, ts := range status.Types {
+		td := TypeConfigDump{TypeStatus: ts, Resources: []json.RawMessage{}}
+		for _, r := range sets[ts.TypeURL] {
+			td.Resources = append(td.Resources, resourceJSON(r))
+		}
+		dump.Types = append(dump.Types, td)
+	}
+	return dump, true
+}
+
+// resourceJSON renders a resource as {"name", "version", "resource"} with the resource in protojson; a
+// type not linked into this binary is shown without its body.
+func resourceJSON(r *discovery.Resource) json.RawMessage {
+	v := struct {
+		Name     string          `json:"name"`
+		Version  string          `json:"version"`
+		Resource json.RawMessage `json:"resource,omitempty"`
+	}{Name: r.GetName(), Version: r.GetVersion()}
+	if r.GetResource() != nil {
+		if b, err := protojson.Marshal(r.GetResource()); err == nil {
+			v.Resource = b
+		}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// RegisterHTTP adds the debug endpoints to mux: /debug/syncz, /debug/config_dump?proxy=ID and /metrics.
+func (s *Server) RegisterHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.SyncStatus())
+	})
+	mux.HandleFunc("GET /debug/config_dump", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("proxy")
+		if id == "" {
+			http.Error(w, "missing ?proxy=ID", http.StatusBadRequest)
+			return
+		}
+		dump, ok := s.ConfigDump(id)
+		if !ok {
+			http.Error(w, fmt.Sprintf("proxy %q is not connected", id), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, dump)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
