@@ -75,6 +75,13 @@ func (l *Logger) V(level int) Logf {
 	return l.printf
 }
 
+// Enabled reports whether messages at level are printed.
+func (l *Logger) Enabled(level int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.quiet && level <= l.verbosity
+}
+
 // Infof prints at level 0.
 func (l *Logger) Infof(format string, args ...any) { l.V(0)(format, args...) }
 

@@ -1,0 +1,72 @@
+// Package up implements `meshlab up`.
+package up
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshlab/meshlab/bookinfo/deploy"
+	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/lab"
+)
+
+type flagpole struct {
+	NodeImage string
+	Offline   bool
+	Workers   int
+	Wait      time.Duration
+}
+
+// NewCommand returns the up command.
+func NewCommand(env cliutil.Env) *cobra.Command {
+	flags := &flagpole{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create (or converge) the kind cluster and deploy the lab: pod network, bookinfo and sleep",
+		Long: `up creates a kind cluster through the kind library (or reuses the one with this --name), loads
+meshlab's own image into its nodes and deploys everything the lab needs, then waits until it is ready.
+Nothing is pulled unless kind's published node image is wanted and reachable; otherwise a node image is
+built offline once (meshlab node-image build) and cached.`,
+		Args: cliutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runE(cmd, env, flags) },
+	}
+	cmd.Flags().StringVar(&flags.NodeImage, "image", "", "node image to use (default: meshlab's cached one, else kind's, else built offline)")
+	cmd.Flags().BoolVar(&flags.Offline, "offline", false, "never try to pull kind's published node image")
+	cmd.Flags().IntVar(&flags.Workers, "workers", 0, "number of worker nodes besides the control plane")
+	cmd.Flags().DurationVar(&flags.Wait, "wait", 5*time.Minute, "how long to wait for the lab to become ready")
+	return cmd
+}
+
+func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
+	if flags.Workers < 0 {
+		return cliutil.Usagef("--workers must be 0 or more, got %d", flags.Workers)
+	}
+	res, err := lab.Up(cmd.Context(), lab.UpOptions{
+		Name:       env.Globals.Name,
+		Kubeconfig: env.Globals.Kubeconfig,
+		NodeImage:  flags.NodeImage,
+		Offline:    flags.Offline,
+		Workers:    flags.Workers,
+		Wait:       flags.Wait,
+	}, env.Logger)
+	if err != nil {
+		if errors.Is(err, lab.ErrEnvironment) {
+			return &cliutil.ExitError{Code: 2, Err: err}
+		}
+		return fmt.Errorf("meshlab up: %w (run `meshlab down --name %s` to remove what was created)", err, env.Globals.Name)
+	}
+	for _, s := range res.Steps {
+		env.Logger.V(1)("  %-45s %s", s.Name, s.Duration.Round(100*time.Millisecond))
+	}
+	out := env.Streams.Out
+	fmt.Fprintf(out, "meshlab is up in %s: cluster %q (context kind-%s), node image %s, meshlab image %s\n\n",
+		res.Total.Round(100*time.Millisecond), res.Cluster, res.Cluster, res.NodeImage, res.Image)
+	fmt.Fprintf(out, "Try:\n")
+	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://productpage:9080/productpage\n", res.Cluster, deploy.Sleep)
+	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://reviews:9080/reviews/0\n", res.Cluster, deploy.Sleep)
+	fmt.Fprintf(out, "  meshlab status\n  meshlab down\n")
+	return nil
+}

@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// Scheme knows every type meshlab applies.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+}
+
+// FieldManager owns the fields meshlab applies.
+const FieldManager = "meshlab"
+
+// Apply server-side-applies objects in order, so a second `up` converges instead of failing. It stops at
+// the first error, naming the object.
+func Apply(ctx context.Context, c client.Client, objs []client.Object) error {
+	for _, obj := range objs {
+		gvk, err := apiutil.GVKForObject(obj, Scheme)
+		if err != nil {
+			return fmt.Errorf("applying %T %s: %w", obj, obj.GetName(), err)
+		}
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+		obj.SetManagedFields(nil)
+		obj.SetResourceVersion("")
+		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil { //nolint:staticcheck // typed SSA is what we want here
+			return fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// Workload names a Deployment or DaemonSet to wait for.
+type Workload struct {
+	Kind      string // Deployment or DaemonSet
+	Namespace string
+	Name      string
+}
+
+func (w Workload) String() string { return fmt.Sprintf("%s %s/%s", w.Kind, w.Namespace, w.Name) }
+
+// WorkloadStatus is the readiness of one workload.
+type WorkloadStatus struct {
+	Workload
+	Ready   int32 `json:"ready"`
+	Desired int32 `json:"desired"`
+	Found   bool  `json:"found"`
+}
+
+// IsReady reports whether every desired replica is ready and up to date.
+func (s WorkloadStatus) IsReady() bool { return s.Found && s.Desired > 0 && s.Ready >= s.Desired }
+
+// GetStatus reads one workload's readiness.
+func GetStatus(ctx context.Context, c client.Client, w Workload) (WorkloadStatus, error) {
+	st := WorkloadStatus{Workload: w}
+	key := client.ObjectKey{Namespace: w.Namespace, Name: w.Name}
+	switch w.Kind {
+	case "Deployment":
+		var d appsv1.Deployment
+		if err := c.Get(ctx, key, &d); err != nil {
+			return st, client.IgnoreNotFound(err)
+		}
+		st.Found = true
+		st.Desired = 1
+		if d.Spec.Replicas != nil {
+			st.Desired = *d.Spec.Replicas
+		}
+		st.Ready = d.Status.ReadyReplicas
+		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas < st.Desired {
+			st.Ready = min(st.Ready, d.Status.UpdatedReplicas)
+		}
+	case "DaemonSet":
+		var ds appsv1.DaemonSet
+		if err := c.Get(ctx, key, &ds); err != nil {
+			return st, client.IgnoreNotFound(err)
+		}
+		st.Found = true
+		st.Desired = ds.Status.DesiredNumberScheduled
+		st.Ready = min(ds.Status.NumberReady, ds.Status.UpdatedNumberScheduled)
+	default:
+		return st, fmt.Errorf("unknown workload kind %q", w.Kind)
+	}
+	return st, nil
+}
+
+// WaitReady waits until every workload is ready.
+func WaitReady(ctx context.Context, c client.Client, ws []Workload) error {
+	return poll(ctx, pollInterval, func() (bool, string, error) {
+		var waiting []string
+		for _, w := range ws {
+			st, err := GetStatus(ctx, c, w)
+			if err != nil {
+				return false, "", err
+			}
+			if !st.IsReady() {
+				waiting = append(waiting, fmt.Sprintf("%s (%d/%d ready)", w, st.Ready, st.Desired))
+			}
+		}
+		if len(waiting) == 0 {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("not ready: %v", waiting), nil
+	})
+}
+
+// NodeStatus is one node's readiness.
+type NodeStatus struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+}
+
+// ListNodeStatus lists the Kubernetes nodes and their Ready condition.
+func ListNodeStatus(ctx context.Context, c client.Client) ([]NodeStatus, error) {
+	var list corev1.NodeList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	var out []NodeStatus
+	for _, n := range list.Items {
+		ns := NodeStatus{Name: n.Name}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ns.Ready = true
+			}
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// WaitNodesReady waits until want nodes exist and all are Ready.
+func WaitNodesReady(ctx context.Context, c client.Client, want int) error {
+	return poll(ctx, pollInterval, func() (bool, string, error) {
+		ns, err := ListNodeStatus(ctx, c)
+		if err != nil {
+			return false, err.Error(), nil // the API server may still be settling
+		}
+		ready := 0
+		for _, n := range ns {
+			if n.Ready {
+				ready++
+			}
+		}
+		return ready >= want, fmt.Sprintf("%d/%d nodes Ready", ready, want), nil
+	})
+}

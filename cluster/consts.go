@@ -1,0 +1,5 @@
+package cluster
+
+import "time"
+
+const pollInterval = 500 * time.Millisecond

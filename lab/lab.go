@@ -1,0 +1,310 @@
+// Package lab is the meshlab lab as a whole: what `meshlab up` brings up (host checks, node image, the
+// kind cluster, meshlab's image, the pod network, bookinfo and sleep), how `status` reads it back and
+// how `down` removes it. The mechanics live in cluster/, nodeimage/, image/; this package decides the order.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	kinddefaults "sigs.k8s.io/kind/pkg/apis/config/defaults"
+
+	"github.com/meshlab/meshlab/bookinfo/deploy"
+	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/cluster/cni"
+	"github.com/meshlab/meshlab/cluster/host"
+	"github.com/meshlab/meshlab/cluster/nodeimage"
+	"github.com/meshlab/meshlab/image"
+)
+
+// Namespace where bookinfo and sleep run.
+const Namespace = "default"
+
+// KindDefaultImage is kind's published node image, used when it is present or can be pulled.
+const KindDefaultImage = kinddefaults.Image
+
+// ErrEnvironment marks failures of the machine rather than of meshlab (exit code 2).
+var ErrEnvironment = errors.New("environment")
+
+// UpOptions shape `meshlab up`.
+type UpOptions struct {
+	Name       string
+	Kubeconfig string
+	NodeImage  string // explicit node image; empty: auto
+	Offline    bool   // never try to pull kind's published node image
+	Workers    int
+	Wait       time.Duration
+}
+
+// Result is what `up` reports when it is done.
+type Result struct {
+	Cluster   string
+	NodeImage string
+	Image     string
+	Steps     []StepTime
+	Total     time.Duration
+}
+
+// StepTime is how long one step of `up` took.
+type StepTime struct {
+	Name     string
+	Duration time.Duration
+}
+
+// Up brings the lab up, converging an existing cluster instead of failing.
+func Up(ctx context.Context, opts UpOptions, logger *ui.Logger) (*Result, error) {
+	start := time.Now()
+	res := &Result{Cluster: opts.Name}
+	status := ui.NewStatus(logger)
+	defer status.End(false)
+	step := func(name string, fn func() error) error {
+		t := time.Now()
+		err := status.Step(name, fn)
+		res.Steps = append(res.Steps, StepTime{name, time.Since(t)})
+		return err
+	}
+
+	var report host.Report
+	if err := step("Checking the host", func() error {
+		report = host.Check(ctx)
+		if len(report.Problems()) == 0 {
+			return nil
+		}
+		if !report.Root {
+			return fmt.Errorf("%w: %s", ErrEnvironment, strings.Join(report.Problems(), "; "))
+		}
+		var err error
+		report, err = host.Prepare(ctx, logger.V(1))
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrEnvironment, err)
+		}
+		return nil
+	}); err != nil {
+		return res, err
+	}
+
+	var err error
+	res.NodeImage, err = ensureNodeImage(ctx, opts, report.CgroupV2, status, logger)
+	if err != nil {
+		return res, err
+	}
+
+	var tarPath string
+	if err := step("Packing meshlab into an image", func() error {
+		res.Image, tarPath, err = packSelf()
+		return err
+	}); err != nil {
+		return res, err
+	}
+
+	c := cluster.New(opts.Name, opts.Kubeconfig, logger)
+	exists, err := c.Exists()
+	if err != nil {
+		return res, fmt.Errorf("%w: %v", ErrEnvironment, err)
+	}
+	if exists {
+		if err := step(fmt.Sprintf("Reusing kind cluster %q", opts.Name), func() error { return checkNodesRunning(ctx, c) }); err != nil {
+			return res, err
+		}
+	} else if err := step(fmt.Sprintf("Creating kind cluster %q", opts.Name), func() error {
+		return c.Create(cluster.CreateOptions{
+			NodeImage:           res.NodeImage,
+			Workers:             opts.Workers,
+			RestrictOOMScoreAdj: report.MissingSysResource,
+		})
+	}); err != nil {
+		return res, err
+	}
+
+	if err := step("Loading the meshlab image into the nodes", func() error {
+		return c.LoadImage(ctx, res.Image, tarPath)
+	}); err != nil {
+		return res, err
+	}
+	clients, err := c.Clients()
+	if err != nil {
+		return res, err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, opts.Wait)
+	defer cancel()
+	if err := step("Installing the pod network", func() error {
+		if err := cluster.Apply(waitCtx, clients.Client, cni.Objects(res.Image)); err != nil {
+			return err
+		}
+		return cluster.WaitNodesReady(waitCtx, clients.Client, 1+opts.Workers)
+	}); err != nil {
+		return res, err
+	}
+	if err := step("Deploying bookinfo and sleep", func() error {
+		if err := cluster.Apply(waitCtx, clients.Client, deploy.Objects(res.Image, Namespace)); err != nil {
+			return err
+		}
+		return cluster.WaitReady(waitCtx, clients.Client, Components())
+	}); err != nil {
+		return res, err
+	}
+	status.End(true)
+	res.Total = time.Since(start)
+	return res, nil
+}
+
+// Components are the workloads `up` waits for and `status` reports, in order.
+func Components() []cluster.Workload {
+	ws := []cluster.Workload{
+		{Kind: "DaemonSet", Namespace: "kube-system", Name: cni.Name},
+		{Kind: "Deployment", Namespace: "kube-system", Name: "coredns"},
+	}
+	for _, d := range deploy.DeploymentNames() {
+		ws = append(ws, cluster.Workload{Kind: "Deployment", Namespace: Namespace, Name: d})
+	}
+	return ws
+}
+
+// ensureNodeImage picks the node image: the one asked for; else meshlab's locally built one; else
+// kind's published one when present or pullable; else it builds one offline (slow once, then cached).
+func ensureNodeImage(ctx context.Context, opts UpOptions, cgroupV2 bool, status *ui.Status, logger *ui.Logger) (string, error) {
+	if opts.NodeImage != "" {
+		if !nodeimage.Exists(ctx, opts.NodeImage) {
+			return "", fmt.Errorf("node image %q is not present locally (build one with `meshlab node-image build`)", opts.NodeImage)
+		}
+		return opts.NodeImage, nil
+	}
+	local := nodeimage.Options{}.Image()
+	if nodeimage.Exists(ctx, local) {
+		return local, nil
+	}
+	// kind's published image runs Kubernetes 1.35+, whose kubelet refuses cgroup v1 hosts.
+	useKind := cgroupV2
+	if !useKind {
+		logger.V(1)("cgroup v1 host: kind's published node image (Kubernetes 1.35+) cannot run here; using meshlab's own")
+	}
+	if useKind && nodeimage.Exists(ctx, KindDefaultImage) {
+		return KindDefaultImage, nil
+	}
+	if useKind && !opts.Offline {
+		pulled := false
+		_ = status.Step("Pulling kind's node image "+KindDefaultImage, func() error {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(pctx, "docker", "pull", KindDefaultImage).CombinedOutput()
+			if err != nil {
+				logger.V(0)("cannot pull %s (%s); building a node image offline instead", KindDefaultImage, strings.TrimSpace(lastLine(string(out))))
+				return err
+			}
+			pulled = true
+			return nil
+		})
+		if pulled {
+			return KindDefaultImage, nil
+		}
+	}
+	logger.V(0)("Building a node image offline: about 20 minutes the first time, cached afterwards")
+	return nodeimage.Build(ctx, nodeimage.Options{}, status, logger.V(1))
+}
+
+// packSelf packs the running binary into meshlab's image and writes its tarball into the cache.
+func packSelf() (ref, tarPath string, err error) {
+	bin, err := image.SelfBinary()
+	if err != nil {
+		return "", "", err
+	}
+	img, tag, err := image.Build(bin)
+	if err != nil {
+		return "", "", err
+	}
+	cache, err := nodeimage.CacheDir()
+	if err != nil {
+		return "", "", err
+	}
+	tarPath = filepath.Join(cache, "images", tag.TagStr()+".tar")
+	if _, err := os.Stat(tarPath); err == nil {
+		return tag.String(), tarPath, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(tarPath), 0o755); err != nil {
+		return "", "", err
+	}
+	return tag.String(), tarPath, image.WriteTarball(tarPath, img, tag)
+}
+
+func checkNodesRunning(ctx context.Context, c *cluster.Cluster) error {
+	ns, err := c.Nodes()
+	if err != nil {
+		return err
+	}
+	if len(ns) == 0 {
+		return fmt.Errorf("cluster %q has no nodes: run `meshlab down --name %s` and `up` again", c.Name, c.Name)
+	}
+	for _, n := range ns {
+		out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", n.String()).Output()
+		if err != nil || strings.TrimSpace(string(out)) != "true" {
+			return fmt.Errorf("node %s of cluster %q is not running: start it with `docker start %s`, or run `meshlab down` and `up` again", n, c.Name, n)
+		}
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// Down deletes the cluster and its kubeconfig entries. A missing cluster is fine.
+func Down(name, kubeconfig string, logger *ui.Logger) (existed bool, err error) {
+	c := cluster.New(name, kubeconfig, logger)
+	existed, err = c.Exists()
+	if err != nil {
+		return false, err
+	}
+	// Delete even when kind does not list it: an interrupted create can leave labelled node containers.
+	return existed, c.Delete()
+}
+
+// Status is what `meshlab status` prints.
+type Status struct {
+	Cluster    string                   `json:"cluster"`
+	Exists     bool                     `json:"exists"`
+	Nodes      []cluster.NodeStatus     `json:"nodes"`
+	Components []cluster.WorkloadStatus `json:"components"`
+	Ready      bool                     `json:"ready"`
+}
+
+// GetStatus reads the lab's state.
+func GetStatus(ctx context.Context, name, kubeconfig string, logger *ui.Logger) (*Status, error) {
+	st := &Status{Cluster: name}
+	c := cluster.New(name, kubeconfig, logger)
+	exists, err := c.Exists()
+	if err != nil {
+		return nil, err
+	}
+	st.Exists = exists
+	if !exists {
+		return st, nil
+	}
+	clients, err := c.Clients()
+	if err != nil {
+		return nil, err
+	}
+	if st.Nodes, err = cluster.ListNodeStatus(ctx, clients.Client); err != nil {
+		return nil, fmt.Errorf("reading nodes: %w", err)
+	}
+	st.Ready = len(st.Nodes) > 0
+	for _, n := range st.Nodes {
+		st.Ready = st.Ready && n.Ready
+	}
+	for _, w := range Components() {
+		ws, err := cluster.GetStatus(ctx, clients.Client, w)
+		if err != nil {
+			return nil, err
+		}
+		st.Components = append(st.Components, ws)
+		st.Ready = st.Ready && ws.IsReady()
+	}
+	return st, nil
+}
