@@ -5,21 +5,32 @@ package cli
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	clibookinfo "github.com/meshlab/meshlab/cli/bookinfo"
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cli/cniagent"
 	"github.com/meshlab/meshlab/cli/curl"
+	"github.com/meshlab/meshlab/cli/down"
+	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
+	"github.com/meshlab/meshlab/cli/nodeimage"
 	"github.com/meshlab/meshlab/cli/sleep"
+	"github.com/meshlab/meshlab/cli/status"
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
+	"github.com/meshlab/meshlab/cluster/host"
 )
 
 // Main runs meshlab with the process's arguments and streams and returns the exit code.
 func Main() int {
+	if filepath.Base(os.Args[0]) == host.ShimName {
+		return host.RunShim(os.Args[1:]) // dockerd runs meshlab as its runc shim; see cluster/host
+	}
 	streams := ui.StandardStreams()
 	return Run(ui.NewLogger(streams.ErrOut, 0, false), streams, os.Args[1:])
 }
@@ -97,7 +108,13 @@ waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behavi
 // commands lists the subcommands; each lives in its own package with a NewCommand(env) constructor.
 func commands(env cliutil.Env) []*cobra.Command {
 	return []*cobra.Command{
+		up.NewCommand(env),
+		down.NewCommand(env),
+		status.NewCommand(env),
 		version.NewCommand(env),
+		nodeimage.NewCommand(env),
+		cniagent.NewCommand(env),
+		clihost.NewCommand(env),
 		image.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
 	}
