@@ -1,0 +1,146 @@
+// Package proxystatus implements `meshlab proxy-status`: for every proxy connected to the control plane,
+// whether it has the latest config of each xDS type, in istioctl proxy-status's table. It reads the
+// control plane's /debug/syncz.
+package proxystatus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/controlplane/xds"
+)
+
+// DefaultControlPlane is where the control plane serves its debug endpoints (istiod's monitoring port).
+const DefaultControlPlane = "http://localhost:15014"
+
+type flagpole struct {
+	controlPlane string
+	timeout      time.Duration
+}
+
+// NewCommand returns the proxy-status command.
+func NewCommand(env cliutil.Env) *cobra.Command {
+	flags := &flagpole{}
+	cmd := &cobra.Command{
+		Use:   "proxy-status",
+		Short: "Show whether each proxy is in sync with the control plane (like istioctl proxy-status)",
+		Long: `proxy-status lists the proxies connected to the control plane and, per xDS type, whether each
+acknowledged the latest config: SYNCED (age since its ACK), STALE (sent, not acknowledged yet),
+NACKED (rejected; the proxy keeps its previous config) or NOT SENT.`,
+		Args: cliutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runE(cmd.Context(), env, flags)
+		},
+	}
+	cmd.Flags().StringVar(&flags.controlPlane, "controlplane", DefaultControlPlane, "base URL of the control plane's debug endpoints")
+	cmd.Flags().DurationVar(&flags.timeout, "timeout", 10*time.Second, "how long to wait for the control plane")
+	return cmd
+}
+
+func runE(ctx context.Context, env cliutil.Env, flags *flagpole) error {
+	if !strings.HasPrefix(flags.controlPlane, "http://") && !strings.HasPrefix(flags.controlPlane, "https://") {
+		return cliutil.Usagef("--controlplane must be an http:// or https:// URL, got %q", flags.controlPlane)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, flags.timeout)
+	defer cancel()
+	status, err := Fetch(ctx, http.DefaultClient, flags.controlPlane)
+	if err != nil {
+		return err
+	}
+	env.Logger.V(1)("%d proxies connected to %s", len(status.Proxies), status.ControlPlane)
+	return Write(env.Streams.Out, status, time.Now())
+}
+
+// Fetch reads the sync status from the control plane at baseURL.
+func Fetch(ctx context.Context, client *http.Client, baseURL string) (xds.SyncStatus, error) {
+	var status xds.SyncStatus
+	url := strings.TrimSuffix(baseURL, "/") + "/debug/syncz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return status, fmt.Errorf("building request for %s: %w", url, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return status, fmt.Errorf("reading %s (is the control plane reachable? e.g. kubectl -n meshlab-system port-forward deploy/meshlab-controlplane 15014): %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return status, fmt.Errorf("reading %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
+		return status, fmt.Errorf("decoding %s: %w", url, err)
+	}
+	return status, nil
+}
+
+// columns are the xDS types shown, in istioctl's order.
+var columns = []string{xds.ClusterType, xds.ListenerType, xds.EndpointType, xds.RouteType}
+
+// Write prints status as istioctl's proxy-status table, ages relative to now.
+func Write(w io.Writer, status xds.SyncStatus, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tISTIOD\tVERSION")
+	rows := make([][]string, 0, len(status.Proxies))
+	for _, p := range status.Proxies {
+		row := []string{proxyName(p), orDash(p.Cluster)}
+		for _, t := range columns {
+			ts, ok := p.Type(t)
+			row = append(row, Cell(ts, ok, now))
+		}
+		rows = append(rows, append(row, orDash(status.ControlPlane), orDash(p.Version)))
+	}
+	slices.SortStableFunc(rows, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// Cell is one type's state: NOT SENT (never sent or not subscribed), NACKED (the proxy rejected the last
+// response), SYNCED (age) (it acknowledged the last response; age since the ACK), or STALE (sent, not
+// acknowledged yet).
+func Cell(t xds.TypeStatus, subscribed bool, now time.Time) string {
+	switch {
+	case !subscribed || t.SentNonce == "":
+		return "NOT SENT"
+	case t.NackError != "":
+		return "NACKED"
+	case t.Synced():
+		return "SYNCED (" + duration.HumanDuration(now.Sub(t.LastAck)) + ")"
+	default:
+		return "STALE"
+	}
+}
+
+// proxyName is istioctl's NAME: name.namespace for pods and gateways, else the node's name or ID.
+func proxyName(p xds.ProxyStatus) string {
+	switch {
+	case p.Name != "" && p.Namespace != "":
+		return p.Name + "." + p.Namespace
+	case p.Name != "":
+		return p.Name
+	}
+	return p.ID
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
