@@ -18,6 +18,7 @@ import (
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
 	"github.com/meshlab/meshlab/cli/nodeimage"
+	"github.com/meshlab/meshlab/cli/proxystatus"
 	"github.com/meshlab/meshlab/cli/sleep"
 	"github.com/meshlab/meshlab/cli/status"
 	"github.com/meshlab/meshlab/cli/ui"
@@ -116,6 +117,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cniagent.NewCommand(env),
 		clihost.NewCommand(env),
 		image.NewCommand(env),
+		proxystatus.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
 	}
 }
