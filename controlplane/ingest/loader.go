@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -298,10 +299,13 @@ func decodeJSON(js []byte) ([]Object, []string, error) {
 	if obj == nil {
 		return nil, []string{fmt.Sprintf("skipping %s %s: not a kind the control plane reads", tm.APIVersion, tm.Kind)}, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(obj); err != nil {
+	// Strict and case-sensitive, like the API server's field validation: a misspelt field is an error.
+	strict, err := sigsjson.UnmarshalStrict(js, obj, sigsjson.DisallowUnknownFields)
+	if err != nil {
 		return nil, nil, fmt.Errorf("decoding %s %s: %w", tm.APIVersion, tm.Kind, err)
+	}
+	if len(strict) > 0 {
+		return nil, nil, fmt.Errorf("decoding %s %s: %w", tm.APIVersion, tm.Kind, errors.Join(strict...))
 	}
 	kind, _ := KindOf(obj)
 	if obj.GetName() == "" {

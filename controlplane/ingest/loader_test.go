@@ -1,0 +1,142 @@
+package ingest_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshlab/meshlab/controlplane/ingest"
+)
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `# a comment-only document is skipped
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec: {clusterIP: 10.96.0.1, ports: [{port: 9080}]}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec: {hosts: [reviews]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews}
+`
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", good)
+	write(t, dir, "b.yml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: shop, namespace: ignored}\n")
+	write(t, dir, "notes.txt", "not yaml at all: [")
+	store, warnings, err := ingest.LoadFiles(dir)
+	if err != nil {
+		t.Fatalf("LoadFiles() = %v", err)
+	}
+	if got, want := store.Len(), 3; got != want {
+		t.Errorf("Len() = %d, want %d", got, want)
+	}
+	svc, ok := store.Get(ingest.Key{Kind: ingest.KindService, Namespace: "default", Name: "reviews"})
+	if !ok || svc.(*corev1.Service).Spec.ClusterIP != "10.96.0.1" {
+		t.Errorf("Get(Service default/reviews) = %v, %v (namespace should default to default)", svc, ok)
+	}
+	if _, ok := store.Get(ingest.Key{Kind: ingest.KindNamespace, Name: "shop"}); !ok {
+		t.Errorf("Namespace shop from a List not loaded (cluster-scoped: namespace dropped)")
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "a.yaml: document 4 (line 13): skipping apps/v1 Deployment") {
+		t.Errorf("warnings = %v", warnings)
+	}
+}
+
+func TestLoadFilesRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		want          []string
+	}{
+		{"malformed YAML", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n", []string{"bad.yaml: document 1 (line 1): malformed YAML"}},
+		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"document 1 (line 1): missing apiVersion or kind"}},
+		{"unknown field", "---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {clusterIp: 10.0.0.1}\n", []string{"document 2 (line 2): decoding v1 Service", `unknown field "spec.clusterIp"`}},
+		{"wrong type", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n", []string{"decoding v1 Pod"}},
+		{"no name", "apiVersion: v1\nkind: Pod\nmetadata: {}\n", []string{"Pod has no metadata.name"}},
+		{"not an object", "- a\n- b\n", []string{"not a Kubernetes object"}},
+		{"duplicate", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", []string{"document 2 (line 5): Namespace/a is defined twice (first in", "document 1 (line 1))"}},
+		{"bad istio spec", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n", []string{"decoding networking.istio.io/v1 VirtualService"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			goodFile := write(t, dir, "good.yaml", good)
+			bad := write(t, dir, "bad.yaml", tc.content)
+			store, _, err := ingest.LoadFiles(goodFile, bad)
+			if err == nil {
+				t.Fatalf("LoadFiles() succeeded with %d objects, want an error", store.Len())
+			}
+			if store != nil {
+				t.Errorf("LoadFiles() returned a store with an error: nothing may be half-loaded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFilesMissingPath(t *testing.T) {
+	_, _, err := ingest.LoadFiles(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml: no such file") {
+		t.Errorf("LoadFiles(missing) = %v", err)
+	}
+	if _, _, err := ingest.LoadFiles(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no .yaml") {
+		t.Errorf("LoadFiles(empty dir) = %v", err)
+	}
+}
+
+func TestStoreEvents(t *testing.T) {
+	s := ingest.NewStore()
+	var events []string
+	s.OnChange(func(e ingest.Event) { events = append(events, string(e.Type)+" "+e.Key.String()) })
+	ns := &corev1.Namespace{}
+	ns.Name = "shop"
+	svc := &corev1.Service{}
+	svc.Name, svc.Namespace = "cart", "shop"
+	for _, o := range []ingest.Object{ns, svc, svc} {
+		if _, err := s.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := s.Delete(ingest.Key{Kind: ingest.KindService, Namespace: "shop", Name: "cart"}); !ok {
+		t.Error("Delete() = false")
+	}
+	if _, ok := s.Delete(ingest.Key{Kind: ingest.KindService, Namespace: "shop", Name: "cart"}); ok {
+		t.Error("second Delete() = true")
+	}
+	bad := &corev1.Pod{}
+	bad.Name = "x"
+	if _, err := s.Add(bad); err == nil {
+		t.Error("Add(pod without namespace) succeeded")
+	}
+	want := []string{"Added Namespace/shop", "Added Service/shop/cart", "Updated Service/shop/cart", "Deleted Service/shop/cart"}
+	if strings.Join(events, ",") != strings.Join(want, ",") {
+		t.Errorf("events = %v, want %v", events, want)
+	}
+	if s.Version() != 4 {
+		t.Errorf("Version() = %d, want 4", s.Version())
+	}
+	if got := s.Objects(); len(got.Namespaces) != 1 || len(got.Services) != 0 {
+		t.Errorf("Objects() = %+v", got)
+	}
+}
