@@ -462,3 +462,30 @@ func TestGeneratorErrorKeepsLastConfig(t *testing.T) {
 		t.Errorf("status after a failed generation = %+v, want synced with 1 resource", st)
 	}
 }
+
+// TestSotWSubscriptionChangeOnAck follows Envoy: an ACK that names more endpoints (for clusters it just
+// received) is answered with them; an ACK with the same names is not answered.
+func TestSotWSubscriptionChangeOnAck(t *testing.T) {
+	gen := newTestGen()
+	gen.setCluster("default", "reviews", "v1", "10.0.0.1")
+	gen.setCluster("default", "ratings", "v1", "10.0.0.2")
+	s := NewServer(gen, WithDebounce(0, 0))
+	c := newSotwClient(t, dial(t, startServer(t, s)), "sidecar/default/p")
+	c.send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{"reviews"}})
+	r := c.recv()
+	if len(r.Resources) != 1 {
+		t.Fatalf("EDS for [reviews] has %d resources, want 1", len(r.Resources))
+	}
+	c.ack(r, "reviews")
+	c.expectNone(100 * time.Millisecond)
+	c.ack(r, "ratings", "reviews")
+	r = c.recv()
+	if len(r.Resources) != 2 {
+		t.Fatalf("EDS after asking for [ratings reviews] has %d resources, want 2", len(r.Resources))
+	}
+	c.ack(r, "ratings", "reviews")
+	waitFor(t, "ack", func() bool {
+		st, _ := typeStatus(s, "sidecar/default/p", EndpointType)
+		return st.Synced() && st.Resources == 2
+	})
+}
