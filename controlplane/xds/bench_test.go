@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -52,15 +53,25 @@ func benchConvergence(b *testing.B, proxies int) {
 		}
 	}
 	addr := startServer(b, s)
-	var wg sync.WaitGroup
 	for i := range proxies {
-		d := newDeltaClient(b, dial(b, addr), fmt.Sprintf("sidecar/default/p%d", i))
-		d.subscribe(ClusterType)
-		wg.Add(1)
+		// A lean proxy: one goroutine receives and ACKs at once, as Envoy's main thread would.
+		ctx, cancel := context.WithCancel(context.Background())
+		b.Cleanup(cancel)
+		stream, err := discovery.NewAggregatedDiscoveryServiceClient(dial(b, addr)).DeltaAggregatedResources(ctx)
+		if err != nil {
+			b.Fatalf("DeltaAggregatedResources() = %v", err)
+		}
+		err = stream.Send(&discovery.DeltaDiscoveryRequest{Node: node(fmt.Sprintf("sidecar/default/p%d", i)), TypeUrl: ClusterType})
+		if err != nil {
+			b.Fatalf("Send() = %v", err)
+		}
 		go func() {
-			defer wg.Done()
-			for r := range d.resps { // ACK everything, as a proxy would
-				if err := d.stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: r.TypeUrl, ResponseNonce: r.Nonce}); err != nil {
+			for {
+				r, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				if err := stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: r.TypeUrl, ResponseNonce: r.Nonce}); err != nil {
 					return
 				}
 			}

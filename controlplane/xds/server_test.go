@@ -489,3 +489,41 @@ func TestSotWSubscriptionChangeOnAck(t *testing.T) {
 		return st.Synced() && st.Resources == 2
 	})
 }
+
+// TestConcurrencyLimit: with a limit of one, a second proxy's push waits until the first one's is done.
+func TestConcurrencyLimit(t *testing.T) {
+	gen := newTestGen()
+	gen.setCluster("default", "reviews", "v0", "10.0.0.1")
+	var inFlight, peak atomic.Int32
+	gen.gate = func(p *Proxy, typeURL string, req *PushRequest) {
+		if req.Reason["config"] == 0 {
+			return
+		}
+		n := inFlight.Add(1)
+		for {
+			old := peak.Load()
+			if n <= old || peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		inFlight.Add(-1)
+	}
+	s := NewServer(gen, WithDebounce(0, 0), WithConcurrency(1))
+	cc := dial(t, startServer(t, s))
+	var clients []*deltaClient
+	for i := range 4 {
+		d := newDeltaClient(t, cc, fmt.Sprintf("sidecar/default/p%d", i))
+		d.subscribe(ClusterType)
+		d.ack(d.recv())
+		clients = append(clients, d)
+	}
+	gen.setCluster("default", "reviews", "v1", "10.0.0.1")
+	s.ConfigUpdate(NewPushRequest(true, "config", ConfigKey{"Cluster", "default", "reviews"}))
+	for _, d := range clients {
+		d.ack(d.recv())
+	}
+	if got := peak.Load(); got != 1 {
+		t.Errorf("peak concurrent pushes = %d, want 1", got)
+	}
+}
