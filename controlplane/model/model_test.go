@@ -183,7 +183,7 @@ func TestWaypointScoping(t *testing.T) {
 			nsLabel:      "istio.io/use-waypoint: missing",
 			gateway:      waypointYAML("waypoint", "", ""),
 			wantServices: []string{}, wantWorkloads: []string{},
-			wantProblem:  "Namespace/shop: label istio.io/use-waypoint=missing names waypoint shop/missing, which does not exist",
+			wantProblem: "Namespace/shop: label istio.io/use-waypoint=missing names waypoint shop/missing, which does not exist",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,288 @@
+package generate
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/meshlab/meshlab/controlplane/model"
+)
+
+// Sidecar listener names and capture ports (Istio's).
+const (
+	ListenerVirtualOutbound = "virtualOutbound"
+	ListenerVirtualInbound  = "virtualInbound"
+	OutboundCapturePort     = 15001
+	InboundCapturePort      = 15006
+	// InboundBindAddress is the source address a sidecar uses towards its own app, so the app sees local
+	// traffic and capture rules can tell it apart.
+	InboundBindAddress = "127.0.0.6"
+)
+
+// OutboundName is the sidecar's cluster name for a service port: outbound|PORT|SUBSET|FQDN.
+func OutboundName(svc *model.Service, port uint32, subset string) string {
+	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "|" + subset + "|" + svc.FQDN
+}
+
+// InboundName is the sidecar's inbound cluster and chain name for a workload port: inbound|PORT||.
+func InboundName(port uint32) string { return "inbound|" + strconv.FormatUint(uint64(port), 10) + "||" }
+
+// sidecarGen generates for one pod's sidecar: outbound config for every service it can reach (all of them;
+// meshlab has no Sidecar resource to narrow it) and inbound config for its own ports.
+type sidecarGen struct {
+	snap *model.Snapshot
+	wl   *model.Workload
+}
+
+func newSidecarGen(s *model.Snapshot, p model.Proxy) (*sidecarGen, error) {
+	if _, err := s.Resolve(p); err != nil {
+		return nil, err
+	}
+	return &sidecarGen{snap: s, wl: s.Workload(p.Namespace, p.Name)}, nil
+}
+
+// inboundPort is one port of the sidecar's own workload.
+type inboundPort struct {
+	port     uint32
+	protocol model.Protocol
+}
+
+func (g *sidecarGen) inboundPorts() []inboundPort {
+	seen := map[uint32]model.Protocol{}
+	for _, ws := range g.wl.Services {
+		for _, pm := range ws.Ports {
+			if p, ok := ws.Service.Port(pm.ServicePort); ok {
+				if prev, dup := seen[pm.TargetPort]; !dup || (!prev.IsHTTP() && p.Protocol.IsHTTP()) {
+					seen[pm.TargetPort] = p.Protocol
+				}
+			}
+		}
+	}
+	var out []inboundPort
+	for port, proto := range seen {
+		out = append(out, inboundPort{port, proto})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+	return out
+}
+
+func (g *sidecarGen) listeners() []*listenerv3.Listener {
+	return []*listenerv3.Listener{g.outbound(), g.inbound()}
+}
+
+func (g *sidecarGen) outbound() *listenerv3.Listener {
+	var chains []*listenerv3.FilterChain
+	for _, svc := range g.snap.Services() {
+		for _, p := range svc.Ports {
+			name := OutboundName(svc, p.Port, "")
+			var f *listenerv3.Filter
+			if p.Protocol.IsHTTP() {
+				f = hcm("outbound_"+strconv.FormatUint(uint64(p.Port), 10)+"_"+svc.FQDN, strconv.FormatUint(uint64(p.Port), 10), nil)
+			} else {
+				f = tcpProxy(name, name)
+			}
+			for _, vip := range svc.VIPs {
+				chains = append(chains, &listenerv3.FilterChain{
+					Name: name,
+					FilterChainMatch: &listenerv3.FilterChainMatch{
+						PrefixRanges:    []*corev3.CidrRange{cidr(vip)},
+						DestinationPort: wrapperspb.UInt32(p.Port),
+					},
+					Filters: []*listenerv3.Filter{f},
+				})
+			}
+		}
+	}
+	chains = append(chains, &listenerv3.FilterChain{Name: "PassthroughFilterChain", Filters: []*listenerv3.Filter{tcpProxy(ClusterPassthrough, ClusterPassthrough)}})
+	return &listenerv3.Listener{
+		Name:             ListenerVirtualOutbound,
+		Address:          socketAddress("0.0.0.0", OutboundCapturePort),
+		UseOriginalDst:   wrapperspb.Bool(true),
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		FilterChains:     chains,
+	}
+}
+
+func (g *sidecarGen) inbound() *listenerv3.Listener {
+	policies := g.snap.PoliciesForWorkload(g.wl)
+	var chains []*listenerv3.FilterChain
+	for _, ip := range g.inboundPorts() {
+		name := InboundName(ip.port)
+		var f *listenerv3.Filter
+		if ip.protocol.IsHTTP() {
+			route := &routev3.RouteConfiguration{Name: name, ValidateClusters: wrapperspb.Bool(false), VirtualHosts: []*routev3.VirtualHost{{
+				Name: "inbound|http|" + strconv.FormatUint(uint64(ip.port), 10), Domains: []string{"*"},
+				Routes: []*routev3.Route{{
+					Name:  "default",
+					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
+						Timeout:          durationpb.New(0),
+						MaxGrpcTimeout:   durationpb.New(0),
+					}},
+				}},
+			}}}
+			f = hcm("inbound_0.0.0.0_"+strconv.FormatUint(uint64(ip.port), 10), "", route, rbacFilters(policies)...)
+		} else {
+			f = tcpProxy(name, name)
+		}
+		chains = append(chains, &listenerv3.FilterChain{
+			Name:             name,
+			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(ip.port)},
+			Filters:          []*listenerv3.Filter{f},
+		})
+	}
+	chains = append(chains, &listenerv3.FilterChain{Name: "InboundPassthroughFilterChain", Filters: []*listenerv3.Filter{tcpProxy(ClusterInboundPassthrough, ClusterInboundPassthrough)}})
+	return &listenerv3.Listener{
+		Name:             ListenerVirtualInbound,
+		Address:          socketAddress("0.0.0.0", InboundCapturePort),
+		UseOriginalDst:   wrapperspb.Bool(true),
+		TrafficDirection: corev3.TrafficDirection_INBOUND,
+		ListenerFilters:  []*listenerv3.ListenerFilter{originalDstFilter()},
+		FilterChains:     chains,
+	}
+}
+
+func originalDstCluster(name string, bind string) *clusterv3.Cluster {
+	c := &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       durationpb.New(connectTimeout),
+	}
+	if bind != "" {
+		c.UpstreamBindConfig = &corev3.BindConfig{SourceAddress: &corev3.SocketAddress{Address: bind, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0}}}
+	}
+	return c
+}
+
+func (g *sidecarGen) clusters() []*clusterv3.Cluster {
+	out := []*clusterv3.Cluster{
+		{
+			Name:                 ClusterBlackHole,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+			ConnectTimeout:       durationpb.New(connectTimeout),
+		},
+		originalDstCluster(ClusterInboundPassthrough, InboundBindAddress),
+		originalDstCluster(ClusterPassthrough, ""),
+	}
+	for _, ip := range g.inboundPorts() {
+		out = append(out, originalDstCluster(InboundName(ip.port), InboundBindAddress))
+	}
+	for _, svc := range g.snap.Services() {
+		dr := g.snap.DestinationRule(svc.FQDN)
+		for _, p := range svc.Ports {
+			out = append(out, edsCluster(OutboundName(svc, p.Port, ""), svc, dr))
+			if dr == nil {
+				continue
+			}
+			for _, ss := range dr.Subsets {
+				out = append(out, edsCluster(OutboundName(svc, p.Port, ss.Name), svc, dr))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// domains lists the names a client in the sidecar's namespace may use for a service port: the FQDN, the
+// shorter forms that resolve from that namespace, and the VIPs, each with and without the port.
+func (g *sidecarGen) domains(svc *model.Service, port uint32) []string {
+	hosts := []string{svc.FQDN}
+	if svc.Namespace == g.wl.Namespace {
+		hosts = append(hosts, svc.Name)
+	}
+	hosts = append(hosts, svc.Name+"."+svc.Namespace, strings.TrimSuffix(svc.FQDN, "."+model.ClusterDomain))
+	hosts = append(hosts, svc.VIPs...)
+	var out []string
+	ps := ":" + strconv.FormatUint(uint64(port), 10)
+	for _, h := range hosts {
+		out = append(out, h, h+ps)
+	}
+	return out
+}
+
+func (g *sidecarGen) routes() []*routev3.RouteConfiguration {
+	byPort := map[uint32][]*routev3.VirtualHost{}
+	for _, svc := range g.snap.Services() {
+		for _, p := range svc.Ports {
+			if !p.Protocol.IsHTTP() {
+				continue
+			}
+			byPort[p.Port] = append(byPort[p.Port], &routev3.VirtualHost{
+				Name:    svc.FQDN + ":" + strconv.FormatUint(uint64(p.Port), 10),
+				Domains: g.domains(svc, p.Port),
+				Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, OutboundName),
+			})
+		}
+	}
+	var out []*routev3.RouteConfiguration
+	for port, vhosts := range byPort {
+		vhosts = append(vhosts, &routev3.VirtualHost{
+			Name: "allow_any", Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Name:  "allow_any",
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterPassthrough},
+					Timeout:          durationpb.New(0),
+					MaxGrpcTimeout:   durationpb.New(0),
+				}},
+			}},
+		})
+		out = append(out, &routev3.RouteConfiguration{
+			Name:             strconv.FormatUint(uint64(port), 10),
+			VirtualHosts:     vhosts,
+			ValidateClusters: wrapperspb.Bool(false),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func sidecarEndpoint(ep model.Endpoint) *endpointv3.LbEndpoint {
+	return &endpointv3.LbEndpoint{
+		HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(ep.IP, ep.Port)}},
+		HealthStatus:        healthStatus(ep),
+		LoadBalancingWeight: wrapperspb.UInt32(1),
+	}
+}
+
+func (g *sidecarGen) endpoints() []*endpointv3.ClusterLoadAssignment {
+	var out []*endpointv3.ClusterLoadAssignment
+	add := func(name string, eps []model.Endpoint) {
+		var lbs []*endpointv3.LbEndpoint
+		for _, ep := range eps {
+			lbs = append(lbs, sidecarEndpoint(ep))
+		}
+		out = append(out, cla(name, lbs))
+	}
+	for _, svc := range g.snap.Services() {
+		dr := g.snap.DestinationRule(svc.FQDN)
+		for _, p := range svc.Ports {
+			var eps []model.Endpoint
+			for _, ep := range svc.Endpoints {
+				if ep.ServicePort == p.Port {
+					eps = append(eps, ep)
+				}
+			}
+			add(OutboundName(svc, p.Port, ""), eps)
+			if dr == nil {
+				continue
+			}
+			for _, ss := range dr.Subsets {
+				add(OutboundName(svc, p.Port, ss.Name), subsetEndpoints(eps, ss))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ClusterName < out[j].ClusterName })
+	return out
+}

@@ -1,0 +1,544 @@
+// Package tables prints Envoy config dumps in istioctl's proxy-config table formats, so what a learner sees
+// in meshlab reads like real Istio. `meshlab proxy-config` uses it on a dump file; the live control plane can
+// use it on the dumps it serves.
+package tables
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	matcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	// The generators register every extension type a meshlab dump contains, so Any fields resolve.
+	_ "github.com/meshlab/meshlab/controlplane/generate"
+)
+
+// Dump is the resources of one config dump, unpacked.
+type Dump struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+}
+
+// FromConfigDump unpacks the static and dynamic resources of an Envoy admin config dump.
+func FromConfigDump(cd *adminv3.ConfigDump) (*Dump, error) {
+	d := &Dump{}
+	for _, a := range cd.Configs {
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return nil, fmt.Errorf("unpacking %s: %w", a.TypeUrl, err)
+		}
+		switch s := m.(type) {
+		case *adminv3.ListenersConfigDump:
+			for _, l := range s.StaticListeners {
+				if err := add(&d.Listeners, l.Listener); err != nil {
+					return nil, err
+				}
+			}
+			for _, l := range s.DynamicListeners {
+				if err := add(&d.Listeners, l.GetActiveState().GetListener()); err != nil {
+					return nil, err
+				}
+			}
+		case *adminv3.RoutesConfigDump:
+			for _, r := range s.StaticRouteConfigs {
+				if err := add(&d.Routes, r.RouteConfig); err != nil {
+					return nil, err
+				}
+			}
+			for _, r := range s.DynamicRouteConfigs {
+				if err := add(&d.Routes, r.RouteConfig); err != nil {
+					return nil, err
+				}
+			}
+		case *adminv3.ClustersConfigDump:
+			for _, c := range s.StaticClusters {
+				if err := add(&d.Clusters, c.Cluster); err != nil {
+					return nil, err
+				}
+			}
+			for _, c := range s.DynamicActiveClusters {
+				if err := add(&d.Clusters, c.Cluster); err != nil {
+					return nil, err
+				}
+			}
+		case *adminv3.EndpointsConfigDump:
+			for _, e := range s.StaticEndpointConfigs {
+				if err := add(&d.Endpoints, e.EndpointConfig); err != nil {
+					return nil, err
+				}
+			}
+			for _, e := range s.DynamicEndpointConfigs {
+				if err := add(&d.Endpoints, e.EndpointConfig); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+func add[T proto.Message](list *[]T, a *anypb.Any) error {
+	if a == nil {
+		return nil
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return fmt.Errorf("unpacking %s: %w", a.TypeUrl, err)
+	}
+	t, ok := m.(T)
+	if !ok {
+		return fmt.Errorf("unexpected %s in config dump section", a.TypeUrl)
+	}
+	*list = append(*list, t)
+	return nil
+}
+
+func newWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 1, ' ', 0) }
+
+// Listeners prints listeners: `ADDRESSES PORT MATCH DESTINATION`, or with waypoint set the waypoint view
+// `LISTENER CHAIN MATCH DESTINATION` that follows main_internal's filter-chain matcher.
+func Listeners(w io.Writer, d *Dump, waypoint bool) error {
+	tw := newWriter(w)
+	ls := append([]*listenerv3.Listener(nil), d.Listeners...)
+	if waypoint {
+		sort.SliceStable(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+		fmt.Fprintln(tw, "LISTENER\tCHAIN\tMATCH\tDESTINATION")
+		for _, l := range ls {
+			name := "envoy://" + l.Name
+			if l.GetInternalListener() == nil {
+				name = l.Name
+			}
+			for _, fc := range chains(l) {
+				for _, m := range chainMatches(l, fc) {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, fc.Name, m, destination(fc.Filters))
+				}
+			}
+		}
+		return tw.Flush()
+	}
+	sort.SliceStable(ls, func(i, j int) bool {
+		pi, pj := listenerPort(ls[i]), listenerPort(ls[j])
+		if pi != pj {
+			return pi < pj
+		}
+		return listenerAddress(ls[i]) < listenerAddress(ls[j])
+	})
+	fmt.Fprintln(tw, "ADDRESSES\tPORT\tMATCH\tDESTINATION")
+	for _, l := range ls {
+		addr := listenerAddress(l)
+		if l.GetInternalListener() != nil {
+			addr = "envoy://" + l.Name
+		}
+		for _, fc := range chains(l) {
+			match := describeFilterChainMatch(fc.FilterChainMatch)
+			if l.FilterChainMatcher != nil {
+				match = strings.Join(chainMatches(l, fc), ", ")
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", addr, listenerPort(l), match, destination(fc.Filters))
+		}
+	}
+	return tw.Flush()
+}
+
+func chains(l *listenerv3.Listener) []*listenerv3.FilterChain {
+	out := l.FilterChains
+	if l.DefaultFilterChain != nil {
+		out = append(append([]*listenerv3.FilterChain(nil), out...), l.DefaultFilterChain)
+	}
+	return out
+}
+
+func listenerAddress(l *listenerv3.Listener) string {
+	if sa := l.GetAddress().GetSocketAddress(); sa != nil {
+		return sa.Address
+	}
+	return l.GetAddress().GetPipe().GetPath()
+}
+
+func listenerPort(l *listenerv3.Listener) uint32 {
+	return l.GetAddress().GetSocketAddress().GetPortValue()
+}
+
+// chainMatches describes where a listener's matcher tree sends traffic to chain fc, like istioctl:
+// "ip=10.96.0.1 -> port=9080"; ALL without a matcher and criteria; NONE when nothing reaches it.
+func chainMatches(l *listenerv3.Listener, fc *listenerv3.FilterChain) []string {
+	if l.FilterChainMatcher == nil {
+		return []string{describeFilterChainMatch(fc.FilterChainMatch)}
+	}
+	if out, ok := walk(fc.Name, l.FilterChainMatcher); ok {
+		return out
+	}
+	return []string{"NONE"}
+}
+
+func walk(chain string, m *matcherv3.Matcher) ([]string, bool) {
+	var out []string
+	if tree := m.GetMatcherTree(); tree != nil {
+		input := tree.GetInput().GetName()
+		var entries map[string]*matcherv3.Matcher_OnMatch
+		eq := "="
+		switch t := tree.GetTreeType().(type) {
+		case *matcherv3.Matcher_MatcherTree_ExactMatchMap:
+			entries = t.ExactMatchMap.GetMap()
+		case *matcherv3.Matcher_MatcherTree_PrefixMatchMap:
+			entries, eq = t.PrefixMatchMap.GetMap(), "^"
+		}
+		keys := make([]string, 0, len(entries))
+		for k := range entries {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
+		for _, k := range keys {
+			prefix := input + eq + k
+			for _, s := range onMatch(chain, entries[k]) {
+				if s == "" {
+					out = append(out, prefix)
+				} else {
+					out = append(out, prefix+" -> "+s)
+				}
+			}
+		}
+	}
+	if nm := m.GetOnNoMatch(); nm != nil {
+		for _, s := range onMatch(chain, nm) {
+			if s == "" {
+				s = "ANY"
+			}
+			out = append(out, s)
+		}
+	}
+	return out, len(out) > 0
+}
+
+// onMatch returns the descriptions under one match result that lead to chain ("" for a direct hit).
+func onMatch(chain string, om *matcherv3.Matcher_OnMatch) []string {
+	if a := om.GetAction(); a != nil {
+		if a.GetName() == chain {
+			return []string{""}
+		}
+		return nil
+	}
+	if m := om.GetMatcher(); m != nil {
+		out, _ := walk(chain, m)
+		return out
+	}
+	return nil
+}
+
+// keyLess orders IPs numerically and ports as numbers, anything else as text.
+func keyLess(a, b string) bool {
+	if ia, ib := net.ParseIP(a), net.ParseIP(b); ia != nil && ib != nil {
+		return string(ia.To16()) < string(ib.To16())
+	}
+	if na, ea := strconv.Atoi(a); ea == nil {
+		if nb, eb := strconv.Atoi(b); eb == nil {
+			return na < nb
+		}
+	}
+	return a < b
+}
+
+// describeFilterChainMatch is istioctl's MATCH column for a FilterChainMatch.
+func describeFilterChainMatch(m *listenerv3.FilterChainMatch) string {
+	if m == nil {
+		return "ALL"
+	}
+	var parts []string
+	if len(m.ServerNames) > 0 {
+		parts = append(parts, "SNI: "+strings.Join(m.ServerNames, ","))
+	}
+	if m.TransportProtocol != "" {
+		parts = append(parts, "Trans: "+m.TransportProtocol)
+	}
+	if len(m.ApplicationProtocols) > 0 {
+		parts = append(parts, "App: "+strings.Join(m.ApplicationProtocols, ","))
+	}
+	port := ""
+	if m.DestinationPort != nil {
+		port = fmt.Sprintf(":%d", m.DestinationPort.GetValue())
+	}
+	if len(m.PrefixRanges) > 0 {
+		var pf []string
+		for _, p := range m.PrefixRanges {
+			pf = append(pf, fmt.Sprintf("%s/%d", p.AddressPrefix, p.GetPrefixLen().GetValue()))
+		}
+		parts = append(parts, "Addr: "+strings.Join(pf, ",")+port)
+	} else if port != "" {
+		parts = append(parts, "Addr: *"+port)
+	}
+	if len(parts) == 0 {
+		return "ALL"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// destination is istioctl's DESTINATION column: where a chain's network filters send traffic.
+func destination(filters []*listenerv3.Filter) string {
+	for _, f := range filters {
+		switch f.Name {
+		case "envoy.filters.network.http_connection_manager":
+			m := &hcmv3.HttpConnectionManager{}
+			if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+				return err.Error()
+			}
+			if rc := m.GetRouteConfig(); rc != nil {
+				return describeInlineRoute(rc)
+			}
+			if n := m.GetRds().GetRouteConfigName(); n != "" {
+				return "Route: " + n
+			}
+			return "HTTP"
+		case "envoy.filters.network.tcp_proxy":
+			m := &tcpproxyv3.TcpProxy{}
+			if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+				return err.Error()
+			}
+			if strings.Contains(m.GetCluster(), "Cluster") {
+				return m.GetCluster()
+			}
+			return "Cluster: " + m.GetCluster()
+		}
+	}
+	return "Non-HTTP/Non-TCP"
+}
+
+func describeInlineRoute(rc *routev3.RouteConfiguration) string {
+	if vhs := rc.GetVirtualHosts(); len(vhs) == 1 && len(vhs[0].Domains) == 1 && vhs[0].Domains[0] == "*" && len(vhs[0].Routes) == 1 {
+		r := vhs[0].Routes[0]
+		if c := r.GetRoute().GetCluster(); c != "" && r.GetMatch().GetPrefix() == "/" {
+			if strings.Contains(c, "Cluster") {
+				return c
+			}
+			return "Cluster: " + c
+		}
+	}
+	var vhosts []string
+	for _, vh := range rc.GetVirtualHosts() {
+		var ms []string
+		for _, r := range vh.Routes {
+			ms = append(ms, describeMatch(r.Match))
+		}
+		desc := strings.Join(ms, ", ")
+		if !(len(vh.Domains) == 1 && vh.Domains[0] == "*") {
+			desc = strings.Join(vh.Domains, "/") + " " + desc
+		}
+		vhosts = append(vhosts, desc)
+	}
+	return "Inline Route: " + strings.Join(vhosts, "; ")
+}
+
+// describeMatch is istioctl's MATCH column for a route.
+func describeMatch(m *routev3.RouteMatch) string {
+	var conds []string
+	switch {
+	case m.GetPrefix() != "":
+		conds = append(conds, m.GetPrefix()+"*")
+	case m.GetPathSeparatedPrefix() != "":
+		conds = append(conds, "PathPrefix:"+m.GetPathSeparatedPrefix())
+	case m.GetPath() != "":
+		conds = append(conds, m.GetPath())
+	case m.GetSafeRegex() != nil:
+		conds = append(conds, "regex "+m.GetSafeRegex().GetRegex())
+	case m.GetConnectMatcher() != nil:
+		conds = append(conds, "CONNECT")
+	}
+	return strings.Join(conds, " ")
+}
+
+// Routes prints `NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE`, one line per route.
+func Routes(w io.Writer, d *Dump) error {
+	tw := newWriter(w)
+	rcs := append([]*routev3.RouteConfiguration(nil), d.Routes...)
+	sort.SliceStable(rcs, func(i, j int) bool { return rcs[i].Name < rcs[j].Name })
+	fmt.Fprintln(tw, "NAME\tVHOST NAME\tDOMAINS\tMATCH\tVIRTUAL SERVICE")
+	for _, rc := range rcs {
+		for _, vh := range rc.VirtualHosts {
+			for _, r := range vh.Routes {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.Name, vh.Name, describeDomains(vh), describeMatch(r.Match), describeConfig(r.Metadata))
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+// describeDomains shows up to two distinct host names (ports dropped, the virtual host's own name skipped)
+// and how many more there are, as istioctl does.
+func describeDomains(vh *routev3.VirtualHost) string {
+	if len(vh.Domains) == 1 {
+		return vh.Domains[0]
+	}
+	self, _, _ := strings.Cut(vh.Name, ":")
+	seen := map[string]bool{self: true}
+	var hosts []string
+	for _, d := range vh.Domains {
+		h := d
+		if host, _, err := net.SplitHostPort(d); err == nil {
+			h = host
+		}
+		if !seen[h] {
+			seen[h] = true
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) > 2 {
+		return fmt.Sprintf("%s + %d more...", strings.Join(hosts[:2], ", "), len(hosts)-2)
+	}
+	return strings.Join(hosts, ", ")
+}
+
+// describeConfig turns Istio's config metadata (/apis/GROUP/VERSION/namespaces/NS/KIND/NAME) into NAME.NS.
+func describeConfig(md *corev3.Metadata) string {
+	path := md.GetFilterMetadata()["istio"].GetFields()["config"].GetStringValue()
+	parts := strings.Split(path, "/")
+	if len(parts) == 8 && parts[4] == "namespaces" {
+		return parts[7] + "." + parts[5]
+	}
+	return ""
+}
+
+// ParseClusterName splits direction|port|subset|host; ok is false for names without three bars.
+func ParseClusterName(name string) (direction, port, subset, host string, ok bool) {
+	parts := strings.Split(name, "|")
+	if len(parts) != 4 {
+		return "", "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], parts[3], true
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func clusterType(c *clusterv3.Cluster) string {
+	if ct := c.GetClusterType(); ct != nil {
+		return ct.GetName()
+	}
+	return c.GetType().String()
+}
+
+// Clusters prints `SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE`; names without bars print as
+// `name - - - TYPE`.
+func Clusters(w io.Writer, d *Dump) error {
+	type row struct{ fqdn, port, subset, direction, typ, dr string }
+	var rows []row
+	for _, c := range d.Clusters {
+		if dir, port, subset, host, ok := ParseClusterName(c.Name); ok {
+			rows = append(rows, row{host, port, dash(subset), dir, clusterType(c), describeConfig(c.Metadata)})
+		} else {
+			rows = append(rows, row{c.Name, "-", "-", "-", clusterType(c), describeConfig(c.Metadata)})
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.fqdn != b.fqdn {
+			return a.fqdn < b.fqdn
+		}
+		if a.port != b.port {
+			return keyLess(a.port, b.port)
+		}
+		if a.subset != b.subset {
+			return a.subset < b.subset
+		}
+		return a.direction < b.direction
+	})
+	tw := newWriter(w)
+	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE\tDESTINATION RULE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.fqdn, r.port, r.subset, r.direction, r.typ, r.dr)
+	}
+	return tw.Flush()
+}
+
+// Address prints an Envoy address as istioctl does: IP:PORT, envoy://LISTENER/ENDPOINT-ID for internal
+// addresses, unix://PATH for pipes.
+func Address(a *corev3.Address) string {
+	switch {
+	case a.GetSocketAddress() != nil:
+		sa := a.GetSocketAddress()
+		return net.JoinHostPort(sa.Address, strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+	case a.GetEnvoyInternalAddress() != nil:
+		ia := a.GetEnvoyInternalAddress()
+		return "envoy://" + ia.GetServerListenerName() + "/" + ia.EndpointId
+	case a.GetPipe() != nil:
+		return "unix://" + a.GetPipe().Path
+	}
+	return ""
+}
+
+// Endpoints prints `ENDPOINT STATUS OUTLIER CHECK CLUSTER` for EDS assignments and the load assignments of
+// static clusters.
+func Endpoints(w io.Writer, d *Dump) error {
+	type row struct{ ep, status, cluster string }
+	var rows []row
+	addCLA := func(name string, c *endpointv3.ClusterLoadAssignment) {
+		for _, loc := range c.GetEndpoints() {
+			for _, lb := range loc.LbEndpoints {
+				status := lb.HealthStatus.String()
+				if lb.HealthStatus == corev3.HealthStatus_UNKNOWN {
+					status = "HEALTHY" // Envoy treats an unknown status as healthy
+				}
+				rows = append(rows, row{Address(lb.GetEndpoint().GetAddress()), status, name})
+			}
+		}
+	}
+	for _, c := range d.Endpoints {
+		addCLA(c.ClusterName, c)
+	}
+	for _, c := range d.Clusters {
+		if c.LoadAssignment != nil {
+			addCLA(c.Name, c.LoadAssignment)
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].ep != rows[j].ep {
+			return rows[i].ep < rows[j].ep
+		}
+		return rows[i].cluster < rows[j].cluster
+	})
+	tw := newWriter(w)
+	fmt.Fprintln(tw, "ENDPOINT\tSTATUS\tOUTLIER CHECK\tCLUSTER")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ep, r.status, "OK", r.cluster)
+	}
+	return tw.Flush()
+}
+
+// All prints clusters, listeners, routes and endpoints, separated by blank lines (istioctl's order).
+func All(w io.Writer, d *Dump, waypoint bool) error {
+	for i, f := range []func() error{
+		func() error { return Clusters(w, d) },
+		func() error { return Listeners(w, d, waypoint) },
+		func() error { return Routes(w, d) },
+		func() error { return Endpoints(w, d) },
+	} {
+		if i > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
