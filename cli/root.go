@@ -18,7 +18,9 @@ import (
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
 	"github.com/meshlab/meshlab/cli/nodeimage"
+	"github.com/meshlab/meshlab/cli/proxyconfig"
 	"github.com/meshlab/meshlab/cli/proxystatus"
+	clirender "github.com/meshlab/meshlab/cli/render"
 	"github.com/meshlab/meshlab/cli/sleep"
 	"github.com/meshlab/meshlab/cli/status"
 	"github.com/meshlab/meshlab/cli/ui"
@@ -118,6 +120,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		clihost.NewCommand(env),
 		image.NewCommand(env),
 		proxystatus.NewCommand(env),
+		clirender.NewCommand(env), proxyconfig.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
 	}
 }
