@@ -157,7 +157,8 @@ func TestNewProxy(t *testing.T) {
 	}{
 		{&core.Node{Id: "waypoint/default/waypoint"}, KindWaypoint, "default", "waypoint"},
 		{&core.Node{Id: "ztunnel/meshlab-worker"}, KindZtunnel, "", "meshlab-worker"},
-		{&core.Node{Id: "sidecar~10.244.1.5~reviews-v1-abc.bookinfo~bookinfo.svc.cluster.local", Metadata: md}, KindSidecar, "bookinfo", "reviews-v1-abc"},
+		{&core.Node{Id: "sidecar~10.244.1.5~reviews-v1-abc.bookinfo~bookinfo.svc.cluster.local"}, KindSidecar, "bookinfo", "reviews-v1-abc"},
+		{&core.Node{Id: "opaque-id", Metadata: md}, KindSidecar, "bookinfo", "reviews-v1-abc"},
 	}
 	for _, tt := range tests {
 		p := NewProxy(tt.node)

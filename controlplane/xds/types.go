@@ -195,7 +195,7 @@ const (
 
 // Node metadata keys a proxy sets to say what it is (Istio uses the same NAMESPACE and NAME keys).
 // When absent they are read from a node ID of the form KIND/NAMESPACE/NAME (or ztunnel/NODE), the same
-// form `meshlab render --proxy` takes.
+// form `meshlab render --proxy` takes, or Istio's TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local.
 const (
 	MetaKind      = "KIND"
 	MetaNamespace = "NAMESPACE"
@@ -233,11 +233,14 @@ func NewProxy(node *core.Node) *Proxy {
 			p.Metadata[k] = sv
 		}
 	}
-	parts := strings.Split(p.ID, "/")
-	switch {
-	case len(parts) == 3:
+	if parts := strings.Split(p.ID, "~"); len(parts) == 4 {
+		// Istio's form: TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN
+		p.Kind = parts[0]
+		p.Namespace, _, _ = strings.Cut(parts[3], ".")
+		p.Name = strings.TrimSuffix(parts[2], "."+p.Namespace)
+	} else if parts := strings.Split(p.ID, "/"); len(parts) == 3 {
 		p.Kind, p.Namespace, p.Name = parts[0], parts[1], parts[2]
-	case len(parts) == 2:
+	} else if len(parts) == 2 {
 		p.Kind, p.Name = parts[0], parts[1]
 	}
 	if v := p.Metadata[MetaKind]; v != "" {
