@@ -27,6 +27,7 @@ func BenchmarkConvergence(b *testing.B) {
 func benchConvergence(b *testing.B, proxies int) {
 	gen := newTestGen()
 	gen.cache = NewCache()
+	gen.noRecord = true
 	for i := range 10 {
 		gen.setCluster("default", fmt.Sprintf("svc-%d", i), "v0", "10.0.0.1")
 	}

@@ -64,8 +64,7 @@ func (c *connection) state(typeURL string) *typeState {
 // pushAll handles a push from the queue: regenerate the types req touches, send what changed.
 func (c *connection) pushAll(req *PushRequest) error {
 	if c.s.cache != nil {
-		req = req.clone()
-		req.CacheToken = c.s.cache.Token()
+		req = req.withToken(c.s.cache.Token())
 	}
 	for _, t := range c.proxy.WatchedTypes() {
 		if !req.Full && !c.s.incremental[t] {
@@ -84,8 +83,7 @@ func (c *connection) pushAll(req *PushRequest) error {
 func (c *connection) pushType(typeURL string, req *PushRequest, force bool) error {
 	start := time.Now()
 	if req.CacheToken == 0 && c.s.cache != nil {
-		req = req.clone()
-		req.CacheToken = c.s.cache.Token()
+		req = req.withToken(c.s.cache.Token())
 	}
 	res, err := c.s.gen.Generate(c.proxy, typeURL, req)
 	mt := metricType(typeURL)
@@ -97,10 +95,9 @@ func (c *connection) pushType(typeURL string, req *PushRequest, force bool) erro
 
 	c.mu.Lock()
 	st := c.state(typeURL)
-	next := maps.Clone(st.sent)
+	// First find what changed without building anything: most pushes change nothing for most types.
+	fresh := make([]*discovery.Resource, 0, len(res.Resources))
 	var changed []*discovery.Resource
-	var removed []string
-	seen := make(map[string]bool, len(res.Resources))
 	for _, r := range res.Resources {
 		if !c.proxy.Wants(typeURL, r.Name) {
 			continue
@@ -108,31 +105,46 @@ func (c *connection) pushType(typeURL string, req *PushRequest, force bool) erro
 		if r.Version == "" { // copy: the generator may share r (from the cache) with other proxies
 			r = &discovery.Resource{Name: r.Name, Resource: r.Resource, Version: contentHash(r.GetResource().GetValue())}
 		}
-		seen[r.Name] = true
+		fresh = append(fresh, r)
 		if old, ok := st.sent[r.Name]; !ok || old.Version != r.Version {
 			changed = append(changed, r)
 		}
-		next[r.Name] = r
 	}
+	var removed []string
 	if res.Incremental {
 		for _, n := range res.Removed {
-			if _, ok := next[n]; ok {
+			if _, ok := st.sent[n]; ok && c.proxy.Wants(typeURL, n) {
 				removed = append(removed, n)
-				delete(next, n)
 			}
 		}
-	} else {
+	} else if len(fresh)-len(changed) < len(st.sent) { // some of what the proxy has was not generated
+		seen := make(map[string]bool, len(fresh))
+		for _, r := range fresh {
+			seen[r.Name] = true
+		}
 		for n := range st.sent {
 			if !seen[n] {
 				removed = append(removed, n)
-				delete(next, n)
 			}
 		}
 	}
-	c.mu.Unlock()
 	if len(changed) == 0 && len(removed) == 0 && !force {
+		c.mu.Unlock()
 		return nil
 	}
+	var next map[string]*discovery.Resource
+	if res.Incremental {
+		next = maps.Clone(st.sent)
+	} else {
+		next = make(map[string]*discovery.Resource, len(fresh))
+	}
+	for _, r := range fresh {
+		next[r.Name] = r
+	}
+	for _, n := range removed {
+		delete(next, n)
+	}
+	c.mu.Unlock()
 	slices.SortFunc(changed, func(a, b *discovery.Resource) int { return strings.Compare(a.Name, b.Name) })
 	slices.Sort(removed)
 

@@ -3,7 +3,6 @@ package xds
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -25,15 +24,19 @@ import (
 // and one listener, per namespace. Config keys: {Cluster ns name} for a cluster, {Endpoints ns name} for
 // its endpoints. A proxy gets the clusters of its own namespace; Affects says so.
 type testGen struct {
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	clusters  map[ConfigKey]string // cluster -> content (AltStatName, so a change changes the bytes)
 	endpoints map[ConfigKey]string // cluster -> endpoint IP
 	cache     *Cache
 	calls     []genCall
+	keys      map[ConfigKey]cacheInput
+	buildMu   sync.Mutex
 	builds    map[string]int // cache key -> times built (cache misses)
 	// gate, when set, is called before each generation (it may block); reject, when set, makes
 	// generation fail.
 	gate func(p *Proxy, typeURL string, req *PushRequest)
+	// noRecord skips recording calls (benchmarks: the record would keep every request alive).
+	noRecord bool
 }
 
 type genCall struct {
@@ -43,19 +46,29 @@ type genCall struct {
 }
 
 func newTestGen() *testGen {
-	return &testGen{clusters: map[ConfigKey]string{}, endpoints: map[ConfigKey]string{}, builds: map[string]int{}}
+	return &testGen{clusters: map[ConfigKey]string{}, endpoints: map[ConfigKey]string{}, keys: map[ConfigKey]cacheInput{}, builds: map[string]int{}}
 }
 
 func (g *testGen) setCluster(ns, name, content, ip string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.clusters[ConfigKey{"Cluster", ns, name}] = content
-	g.endpoints[ConfigKey{"Cluster", ns, name}] = ip
+	k := ConfigKey{"Cluster", ns, name}
+	g.clusters[k] = content
+	g.endpoints[k] = ip
+	g.keys[k] = cacheInput{key: "cds/" + k.String() + "/" + content, deps: []ConfigKey{k}}
+}
+
+// cacheInput is a cluster's cache key (its name and content version) and dependencies, computed when the
+// cluster changes, as a model snapshot would.
+type cacheInput struct {
+	key  string
+	deps []ConfigKey
 }
 
 func (g *testGen) deleteCluster(ns, name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	delete(g.keys, ConfigKey{"Cluster", ns, name})
 	delete(g.clusters, ConfigKey{"Cluster", ns, name})
 	delete(g.endpoints, ConfigKey{"Cluster", ns, name})
 }
@@ -95,11 +108,14 @@ func (g *testGen) Generate(p *Proxy, typeURL string, req *PushRequest) (Result, 
 	if g.gate != nil {
 		g.gate(p, typeURL, req)
 	}
-	g.mu.Lock()
-	g.calls = append(g.calls, genCall{p.ID, typeURL, req})
-	clusters := maps.Clone(g.clusters)
-	endpoints := maps.Clone(g.endpoints)
-	g.mu.Unlock()
+	if !g.noRecord {
+		g.mu.Lock()
+		g.calls = append(g.calls, genCall{p.ID, typeURL, req})
+		g.mu.Unlock()
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	clusters, endpoints := g.clusters, g.endpoints
 
 	var names []ConfigKey
 	for k := range clusters {
@@ -112,10 +128,8 @@ func (g *testGen) Generate(p *Proxy, typeURL string, req *PushRequest) (Result, 
 	switch typeURL {
 	case ClusterType:
 		for _, k := range names {
-			r, err := g.cached(fmt.Sprintf("cds/%s/%s", k, clusters[k]), []ConfigKey{k}, req, func() (*discovery.Resource, error) {
-				return Marshal(k.Name, &cluster.Cluster{Name: k.Name, AltStatName: clusters[k],
-					ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS}})
-			})
+			in := g.keys[k]
+			r, err := g.cached(in.key, in.deps, req, k, clusters[k])
 			if err != nil {
 				return Result{}, err
 			}
@@ -150,19 +164,20 @@ func (g *testGen) Generate(p *Proxy, typeURL string, req *PushRequest) (Result, 
 	return res, nil
 }
 
-func (g *testGen) cached(key string, deps []ConfigKey, req *PushRequest, build func() (*discovery.Resource, error)) (*discovery.Resource, error) {
+func (g *testGen) cached(key string, deps []ConfigKey, req *PushRequest, k ConfigKey, content string) (*discovery.Resource, error) {
 	if g.cache != nil {
 		if r, ok := g.cache.Get(key); ok {
 			return r, nil
 		}
 	}
-	r, err := build()
+	r, err := Marshal(k.Name, &cluster.Cluster{Name: k.Name, AltStatName: content,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS}})
 	if err != nil {
 		return nil, err
 	}
-	g.mu.Lock()
+	g.buildMu.Lock()
 	g.builds[key]++
-	g.mu.Unlock()
+	g.buildMu.Unlock()
 	if g.cache != nil {
 		g.cache.Add(key, deps, req.CacheToken, r)
 	}

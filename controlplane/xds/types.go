@@ -179,6 +179,14 @@ func (r *PushRequest) Merge(o *PushRequest) *PushRequest {
 	return m
 }
 
+// withToken returns a shallow copy carrying token; the maps are shared, as nothing modifies a request's
+// maps once it is built.
+func (r *PushRequest) withToken(token CacheToken) *PushRequest {
+	c := *r
+	c.CacheToken = token
+	return &c
+}
+
 func (r *PushRequest) clone() *PushRequest {
 	c := *r
 	c.ConfigsUpdated = maps.Clone(r.ConfigsUpdated)
