@@ -112,7 +112,7 @@ func Prepare(ctx context.Context, logf func(string, ...any)) (Report, error) {
 			return r, errors.New("no Docker engine and this is not Debian: install Docker, then run meshlab again")
 		}
 		logf("installing Docker from Debian's packages (docker.io)")
-		if err := aptInstall(ctx, "docker.io"); err != nil {
+		if err := AptInstall(ctx, "docker.io"); err != nil {
 			return r, err
 		}
 	}
@@ -145,7 +145,8 @@ func Prepare(ctx context.Context, logf func(string, ...any)) (Report, error) {
 	return r, nil
 }
 
-func aptInstall(ctx context.Context, pkgs ...string) error {
+// AptInstall installs Debian packages (root only).
+func AptInstall(ctx context.Context, pkgs ...string) error {
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	upd := exec.CommandContext(ctx, "apt-get", "update")
 	upd.Env = env

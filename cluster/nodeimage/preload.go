@@ -72,7 +72,9 @@ func importAndPreload(ctx context.Context, rootfs, imagesTar, image string, logf
 	}
 	out, _ := run("exec", container, "ctr", "-n", "k8s.io", "images", "ls", "-q")
 	logf("preloaded images:\n%s", out)
-	if _, err := run("exec", container, "sh", "-c", "pkill containerd; while pgrep containerd >/dev/null; do sleep 0.1; done; rm -f /var/log/containerd-preload.log"); err != nil {
+	// PID 1 of the build container is sleep, which does not reap: containerd stays a zombie, so wait
+	// only for live processes.
+	if _, err := run("exec", container, "sh", "-c", "pkill containerd; while pgrep -r R,S,D,T containerd >/dev/null; do sleep 0.1; done; rm -f /var/log/containerd-preload.log"); err != nil {
 		return err
 	}
 	if _, err := run("commit",

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/meshlab/meshlab/cluster/host"
 )
 
 // nodePackages is what a kind node needs from Debian: systemd as init, the container runtime, the
@@ -27,7 +29,14 @@ func debootstrap(ctx context.Context, dir, suite, mirror string, logf func(strin
 		return nil
 	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
-		return fmt.Errorf("debootstrap is not installed (apt-get install debootstrap): %w", err)
+		r := host.Check(ctx)
+		if !r.Root || !r.Debian {
+			return fmt.Errorf("debootstrap is not installed (apt-get install debootstrap): %w", err)
+		}
+		logf("installing debootstrap from Debian's packages")
+		if err := host.AptInstall(ctx, "debootstrap"); err != nil {
+			return err
+		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
