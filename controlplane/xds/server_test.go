@@ -196,7 +196,7 @@ func TestNackIsRecordedAndServingContinues(t *testing.T) {
 func TestDebounceMergesBurst(t *testing.T) {
 	gen := newTestGen()
 	gen.setCluster("default", "reviews", "v0", "10.0.0.1")
-	s := NewServer(gen, WithDebounce(50*time.Millisecond, 5*time.Second))
+	s := NewServer(gen, WithDebounce(200*time.Millisecond, 5*time.Second)) // wide enough for a loaded machine
 	d := newDeltaClient(t, dial(t, startServer(t, s)), "waypoint/default/waypoint")
 	d.subscribe(ClusterType)
 	d.ack(d.recv())
