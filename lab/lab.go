@@ -230,7 +230,17 @@ func packSelf() (ref, tarPath string, err error) {
 	if err := os.MkdirAll(filepath.Dir(tarPath), 0o755); err != nil {
 		return "", "", err
 	}
-	return tag.String(), tarPath, image.WriteTarball(tarPath, img, tag)
+	if err := image.WriteTarball(tarPath, img, tag); err != nil {
+		return "", "", err
+	}
+	// Only the current build's tarball is worth keeping; older ones are 20+ MB each.
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(tarPath), "sha-*.tar"))
+	for _, p := range old {
+		if p != tarPath {
+			os.Remove(p)
+		}
+	}
+	return tag.String(), tarPath, nil
 }
 
 func checkNodesRunning(ctx context.Context, c *cluster.Cluster) error {
