@@ -38,8 +38,8 @@ type Report struct {
 func (r Report) Problems() []string {
 	var p []string
 	switch {
-	case !r.DockerCLI && !r.DockerdInstalled:
-		p = append(p, "no Docker: install a Docker engine (as root on Debian, `meshlab host prepare` installs docker.io)")
+	case r.DockerEngine == "" && !r.DockerdInstalled:
+		p = append(p, "no Docker engine is installed (no dockerd): install one, or as root on Debian run `meshlab host prepare`, which installs docker.io")
 	case r.DockerEngine == "":
 		p = append(p, fmt.Sprintf("the Docker engine is not reachable (%s): start dockerd, or run `meshlab host prepare` as root", r.EngineErr))
 	}
