@@ -1,0 +1,424 @@
+package l7
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpfaultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// RouteTable is a compiled RouteConfiguration.
+type RouteTable struct {
+	Name string
+	// vhosts in Envoy's precedence: exact domains, then suffix wildcards (longest first), then prefix
+	// wildcards (longest first), then "*".
+	exact    map[string]*virtualHost
+	suffixes []domainHost // "*.example.com" stored as ".example.com"
+	prefixes []domainHost // "example.*" stored as "example."
+	any      *virtualHost
+}
+
+type domainHost struct {
+	affix string
+	vh    *virtualHost
+}
+
+type virtualHost struct {
+	name                string
+	routes              []*Route
+	includeAttemptCount bool
+}
+
+// Route is one compiled route: its match and what to do.
+type Route struct {
+	Name string
+	// match
+	pathKind      string // prefix, exact, regex, separated, connect
+	path          string
+	re            *regexp.Regexp
+	caseSensitive bool
+	headers       []*headerMatch
+	query         []*queryMatch
+
+	// action: exactly one of Direct or (Cluster | Weighted)
+	Direct   *DirectResponse
+	Cluster  string
+	Weighted []WeightedCluster
+	// totalWeight is the sum of weights (or the configured total_weight).
+	totalWeight uint64
+	// Timeout bounds the whole request including retries; 0 disables it.
+	Timeout time.Duration
+	Retry   *RetryPolicy
+	// attemptCount adds x-envoy-attempt-count upstream (the virtual host's include_request_attempt_count).
+	attemptCount bool
+	// Fault overrides the HCM fault filter for this route (typed_per_filter_config).
+	Fault *Fault
+}
+
+// WeightedCluster is one backend of a traffic split.
+type WeightedCluster struct {
+	Name   string
+	Weight uint32
+}
+
+// DirectResponse answers without an upstream.
+type DirectResponse struct {
+	Status int
+	Body   string
+}
+
+type queryMatch struct {
+	name    string
+	str     *stringMatch
+	present bool
+}
+
+// defaultRouteTimeout is Envoy's when a route sets none.
+const defaultRouteTimeout = 15 * time.Second
+
+func compileRouteConfig(rc *routev3.RouteConfiguration) (*RouteTable, error) {
+	if err := checkFields(rc, "name", "virtual_hosts", "validate_clusters", "max_direct_response_body_size_bytes", "ignore_port_in_host_matching"); err != nil {
+		return nil, err
+	}
+	t := &RouteTable{Name: rc.GetName(), exact: map[string]*virtualHost{}}
+	for i, v := range rc.GetVirtualHosts() {
+		vh, err := compileVirtualHost(v)
+		if err != nil {
+			return nil, fmt.Errorf("virtual host %d (%s): %w", i, v.GetName(), err)
+		}
+		for _, d := range v.GetDomains() {
+			d = strings.ToLower(d)
+			switch {
+			case d == "*":
+				if t.any != nil {
+					return nil, fmt.Errorf("virtual host %d (%s): domain \"*\" is already used by %s", i, v.GetName(), t.any.name)
+				}
+				t.any = vh
+			case strings.HasPrefix(d, "*"):
+				t.suffixes = append(t.suffixes, domainHost{d[1:], vh})
+			case strings.HasSuffix(d, "*"):
+				t.prefixes = append(t.prefixes, domainHost{d[:len(d)-1], vh})
+			default:
+				if _, dup := t.exact[d]; dup {
+					return nil, fmt.Errorf("virtual host %d (%s): duplicate domain %q", i, v.GetName(), d)
+				}
+				t.exact[d] = vh
+			}
+		}
+	}
+	longestFirst := func(s []domainHost) {
+		sort.SliceStable(s, func(i, j int) bool { return len(s[i].affix) > len(s[j].affix) })
+	}
+	longestFirst(t.suffixes)
+	longestFirst(t.prefixes)
+	return t, nil
+}
+
+// VirtualHost picks the virtual host for a Host header; with a port that matches nothing, the port is
+// dropped and the lookup repeated.
+func (t *RouteTable) virtualHost(host string) *virtualHost {
+	host = strings.ToLower(host)
+	if vh := t.lookup(host); vh != nil {
+		return vh
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		if vh := t.lookup(h); vh != nil {
+			return vh
+		}
+	}
+	return t.any
+}
+
+func (t *RouteTable) lookup(host string) *virtualHost {
+	if vh, ok := t.exact[host]; ok {
+		return vh
+	}
+	for _, s := range t.suffixes {
+		// A wildcard must cover at least one character: "*.foo.com" does not match ".foo.com".
+		if len(host) > len(s.affix) && strings.HasSuffix(host, s.affix) {
+			return s.vh
+		}
+	}
+	for _, p := range t.prefixes {
+		if len(host) > len(p.affix) && strings.HasPrefix(host, p.affix) {
+			return p.vh
+		}
+	}
+	return nil
+}
+
+// Match returns the first route matching r, or nil (Envoy answers 404).
+func (t *RouteTable) Match(r *http.Request) *Route {
+	vh := t.virtualHost(r.Host)
+	if vh == nil {
+		return nil
+	}
+	for _, rt := range vh.routes {
+		if rt.matches(r) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func compileVirtualHost(v *routev3.VirtualHost) (*virtualHost, error) {
+	if err := checkFields(v, "name", "domains", "routes", "include_request_attempt_count"); err != nil {
+		return nil, err
+	}
+	vh := &virtualHost{name: v.GetName(), includeAttemptCount: v.GetIncludeRequestAttemptCount()}
+	for i, r := range v.GetRoutes() {
+		rt, err := compileRoute(r)
+		if err != nil {
+			return nil, fmt.Errorf("route %d (%s): %w", i, r.GetName(), err)
+		}
+		rt.attemptCount = vh.includeAttemptCount
+		vh.routes = append(vh.routes, rt)
+	}
+	return vh, nil
+}
+
+func compileRoute(r *routev3.Route) (*Route, error) {
+	if err := checkFields(r, "name", "match", "route", "direct_response", "decorator", "metadata", "typed_per_filter_config"); err != nil {
+		return nil, err
+	}
+	rt := &Route{Name: r.GetName()}
+	if err := rt.compileMatch(r.GetMatch()); err != nil {
+		return nil, fmt.Errorf("match: %w", err)
+	}
+	for name, cfg := range r.GetTypedPerFilterConfig() {
+		if err := rt.perFilter(name, cfg); err != nil {
+			return nil, fmt.Errorf("typed_per_filter_config %s: %w", name, err)
+		}
+	}
+	switch a := r.GetAction().(type) {
+	case *routev3.Route_Route:
+		if err := rt.compileAction(a.Route); err != nil {
+			return nil, fmt.Errorf("route: %w", err)
+		}
+	case *routev3.Route_DirectResponse:
+		if err := checkFields(a.DirectResponse, "status", "body"); err != nil {
+			return nil, fmt.Errorf("direct_response: %w", err)
+		}
+		d := &DirectResponse{Status: int(a.DirectResponse.GetStatus())}
+		if d.Status < 200 || d.Status > 599 {
+			return nil, fmt.Errorf("direct_response: status %d out of range", d.Status)
+		}
+		if b := a.DirectResponse.GetBody(); b != nil {
+			if err := checkFields(b, "inline_string", "inline_bytes"); err != nil {
+				return nil, fmt.Errorf("direct_response.body: %w", err)
+			}
+			d.Body = b.GetInlineString() + string(b.GetInlineBytes())
+		}
+		rt.Direct = d
+	case nil:
+		return nil, fmt.Errorf("no action")
+	default:
+		return nil, fmt.Errorf("unsupported action %T", a)
+	}
+	return rt, nil
+}
+
+func (rt *Route) perFilter(name string, cfg *anypb.Any) error {
+	msg, err := cfg.UnmarshalNew()
+	if err != nil {
+		return fmt.Errorf("decoding %s: %w", cfg.GetTypeUrl(), err)
+	}
+	switch m := msg.(type) {
+	case *httpfaultv3.HTTPFault:
+		f, err := compileFault(m)
+		if err != nil {
+			return err
+		}
+		rt.Fault = f
+		return nil
+	}
+	return fmt.Errorf("unsupported per-route config %s", cfg.GetTypeUrl())
+}
+
+func (rt *Route) compileMatch(m *routev3.RouteMatch) error {
+	if m == nil {
+		return fmt.Errorf("missing")
+	}
+	if err := checkFields(m, "prefix", "path", "safe_regex", "path_separated_prefix", "connect_matcher", "headers", "query_parameters", "case_sensitive"); err != nil {
+		return err
+	}
+	rt.caseSensitive = m.GetCaseSensitive() == nil || m.GetCaseSensitive().GetValue()
+	switch p := m.GetPathSpecifier().(type) {
+	case *routev3.RouteMatch_Prefix:
+		rt.pathKind, rt.path = "prefix", p.Prefix
+	case *routev3.RouteMatch_Path:
+		rt.pathKind, rt.path = "exact", p.Path
+	case *routev3.RouteMatch_PathSeparatedPrefix:
+		rt.pathKind, rt.path = "separated", p.PathSeparatedPrefix
+	case *routev3.RouteMatch_SafeRegex:
+		re, err := compileRegex(p.SafeRegex)
+		if err != nil {
+			return fmt.Errorf("safe_regex: %w", err)
+		}
+		rt.pathKind, rt.re = "regex", re
+	case *routev3.RouteMatch_ConnectMatcher_:
+		rt.pathKind = "connect"
+	default:
+		return fmt.Errorf("no path specifier")
+	}
+	if !rt.caseSensitive {
+		rt.path = strings.ToLower(rt.path)
+	}
+	for _, h := range m.GetHeaders() {
+		hm, err := compileHeader(h)
+		if err != nil {
+			return err
+		}
+		rt.headers = append(rt.headers, hm)
+	}
+	for _, q := range m.GetQueryParameters() {
+		if err := checkFields(q, "name", "string_match", "present_match"); err != nil {
+			return fmt.Errorf("query parameter %q: %w", q.GetName(), err)
+		}
+		qm := &queryMatch{name: q.GetName(), present: q.GetPresentMatch()}
+		if sm := q.GetStringMatch(); sm != nil {
+			s, err := compileString(sm)
+			if err != nil {
+				return fmt.Errorf("query parameter %q: %w", q.GetName(), err)
+			}
+			qm.str = s
+		}
+		rt.query = append(rt.query, qm)
+	}
+	return nil
+}
+
+func (rt *Route) matches(r *http.Request) bool {
+	path := r.URL.Path
+	if r.URL.RawPath != "" {
+		path = r.URL.RawPath
+	}
+	if !rt.caseSensitive {
+		path = strings.ToLower(path)
+	}
+	switch rt.pathKind {
+	case "prefix":
+		if !strings.HasPrefix(path, rt.path) {
+			return false
+		}
+	case "exact":
+		if path != rt.path {
+			return false
+		}
+	case "separated":
+		if path != rt.path && !strings.HasPrefix(path, strings.TrimSuffix(rt.path, "/")+"/") {
+			return false
+		}
+	case "regex":
+		if !rt.re.MatchString(path) {
+			return false
+		}
+	case "connect":
+		if r.Method != http.MethodConnect {
+			return false
+		}
+	}
+	for _, h := range rt.headers {
+		if !h.match(r) {
+			return false
+		}
+	}
+	if len(rt.query) > 0 {
+		q := r.URL.Query()
+		for _, qm := range rt.query {
+			vs, ok := q[qm.name]
+			switch {
+			case qm.str != nil:
+				if !ok || !qm.str.match(vs[0]) {
+					return false
+				}
+			case qm.present && !ok:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (rt *Route) compileAction(a *routev3.RouteAction) error {
+	if err := checkFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "max_grpc_timeout", "upgrade_configs", "idle_timeout", "cluster_not_found_response_code"); err != nil {
+		return err
+	}
+	switch c := a.GetClusterSpecifier().(type) {
+	case *routev3.RouteAction_Cluster:
+		if c.Cluster == "" {
+			return fmt.Errorf("empty cluster")
+		}
+		rt.Cluster = c.Cluster
+	case *routev3.RouteAction_WeightedClusters:
+		wc := c.WeightedClusters
+		if err := checkFields(wc, "clusters", "total_weight"); err != nil {
+			return fmt.Errorf("weighted_clusters: %w", err)
+		}
+		var sum uint64
+		for i, cw := range wc.GetClusters() {
+			if err := checkFields(cw, "name", "weight"); err != nil {
+				return fmt.Errorf("weighted_clusters.clusters %d (%s): %w", i, cw.GetName(), err)
+			}
+			if cw.GetName() == "" {
+				return fmt.Errorf("weighted_clusters.clusters %d: empty name", i)
+			}
+			rt.Weighted = append(rt.Weighted, WeightedCluster{Name: cw.GetName(), Weight: cw.GetWeight().GetValue()})
+			sum += uint64(cw.GetWeight().GetValue())
+		}
+		if sum == 0 {
+			return fmt.Errorf("weighted_clusters: weights sum to 0")
+		}
+		if tw := wc.GetTotalWeight(); tw != nil && uint64(tw.GetValue()) != sum {
+			return fmt.Errorf("weighted_clusters: total_weight %d but weights sum to %d", tw.GetValue(), sum)
+		}
+		rt.totalWeight = sum
+	default:
+		return fmt.Errorf("unsupported cluster specifier %T", a.GetClusterSpecifier())
+	}
+	for _, u := range a.GetUpgradeConfigs() {
+		// Only CONNECT, and only on a CONNECT route: the HBONE terminator, which meshlab runs natively.
+		if !strings.EqualFold(u.GetUpgradeType(), "CONNECT") || rt.pathKind != "connect" {
+			return fmt.Errorf("upgrade_configs: unsupported upgrade %q", u.GetUpgradeType())
+		}
+	}
+	rt.Timeout = defaultRouteTimeout
+	if a.GetTimeout() != nil {
+		rt.Timeout = a.GetTimeout().AsDuration()
+	}
+	if p := a.GetRetryPolicy(); p != nil {
+		rp, err := compileRetry(p)
+		if err != nil {
+			return fmt.Errorf("retry_policy: %w", err)
+		}
+		rt.Retry = rp
+	}
+	return nil
+}
+
+// pickCluster returns the route's cluster, choosing a weighted one with rnd (uniform in [0, 2^64)).
+func (rt *Route) pickCluster(rnd func() uint64) string {
+	if len(rt.Weighted) == 0 {
+		return rt.Cluster
+	}
+	return pickWeighted(rt.Weighted, rt.totalWeight, rnd())
+}
+
+// pickWeighted maps r onto the cumulative weights.
+func pickWeighted(ws []WeightedCluster, total uint64, r uint64) string {
+	x := r % total
+	for _, w := range ws {
+		if x < uint64(w.Weight) {
+			return w.Name
+		}
+		x -= uint64(w.Weight)
+	}
+	return ws[len(ws)-1].Name
+}
