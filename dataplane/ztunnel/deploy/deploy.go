@@ -1,0 +1,149 @@
+// Package deploy has the Kubernetes objects that run ztunnel on every node: namespace meshlab-system (shared
+// with the control plane; server-side apply makes applying it twice harmless), service account ztunnel,
+// its RBAC and the DaemonSet running `meshlab ztunnel`.
+package deploy
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+)
+
+// Names and paths of the deployment.
+const (
+	Namespace = caservice.Namespace
+	Name      = "ztunnel"
+	// TokenDir holds the projected service-account token (audience istio-ca) ztunnel shows the CA.
+	TokenDir  = "/var/run/secrets/tokens"
+	TokenPath = TokenDir + "/istio-token"
+	// RootCertDir holds the control plane's root, from ConfigMap istio-ca-root-cert.
+	RootCertDir  = "/var/run/secrets/istio"
+	RootCertPath = RootCertDir + "/" + caservice.RootConfigMapKey
+	// NetnsDir is where the node's pod network namespaces are (containerd's cni-* files).
+	NetnsDir = "/var/run/netns"
+
+	AdminPort   = 15000 // loopback: /config_dump
+	StatsPort   = 15020 // /stats/prometheus
+	HealthPort  = 15021 // /healthz/ready
+	tokenExpiry = 3600  // seconds; the kubelet refreshes the file at 80% of it
+)
+
+// hostTools are the node's directories holding iptables-nft and its libraries. The meshlab image is a
+// single static binary, and in-pod capture execs iptables-restore inside each pod's netns, so ztunnel
+// borrows the node's tools read-only (kind's node image is merged-/usr Debian: /lib and /lib64 point into
+// /usr). Drop these once the meshlab image ships iptables itself.
+var hostTools = []string{"/usr/sbin", "/usr/lib", "/usr/lib64", "/lib", "/lib64"}
+
+// Objects are what `meshlab up` applies for ztunnel, in order. The control plane must also run (ztunnel
+// waits for the istio-ca-root-cert ConfigMap it publishes in meshlab-system).
+func Objects(image string) []client.Object {
+	labels := map[string]string{"app": Name}
+	privileged := true
+	expiry := int64(tokenExpiry)
+	hostToContainer := corev1.MountPropagationHostToContainer
+	dirOrCreate := corev1.HostPathDirectoryOrCreate
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "netns", MountPath: NetnsDir, MountPropagation: &hostToContainer},
+		{Name: "istio-token", MountPath: TokenDir, ReadOnly: true},
+		{Name: "istio-ca-root-cert", MountPath: RootCertDir, ReadOnly: true},
+	}
+	volumes := []corev1.Volume{
+		{Name: "netns", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: NetnsDir, Type: &dirOrCreate}}},
+		{Name: "istio-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: caservice.DefaultAudience, ExpirationSeconds: &expiry, Path: "istio-token",
+			}}},
+		}}},
+		{Name: "istio-ca-root-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: caservice.RootConfigMapName},
+		}}},
+	}
+	for i, dir := range hostTools {
+		name := "host-tools-" + string(rune('a'+i))
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}})
+	}
+	return []client.Object{
+		&corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: Namespace},
+		},
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: Namespace},
+		},
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: "meshlab-ztunnel"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}}, // the redirection annotation
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: "meshlab-ztunnel"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "meshlab-ztunnel"},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: Name, Namespace: Namespace}},
+		},
+		&appsv1.DaemonSet{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+			ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: Namespace, Labels: labels},
+			Spec: appsv1.DaemonSetSpec{
+				Selector:       &metav1.LabelSelector{MatchLabels: labels},
+				UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
+						"prometheus.io/scrape": "true", "prometheus.io/port": "15020", "prometheus.io/path": "/stats/prometheus",
+					}},
+					Spec: corev1.PodSpec{
+						ServiceAccountName: Name,
+						PriorityClassName:  "system-node-critical",
+						Tolerations:        []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+						// Un-enrolling pods on shutdown would drop their traffic's capture; give it time.
+						TerminationGracePeriodSeconds: ptr(int64(30)),
+						Containers: []corev1.Container{{
+							Name:            "istio-proxy",
+							Image:           image,
+							ImagePullPolicy: corev1.PullIfNotPresent,
+							Args:            []string{"ztunnel"},
+							Env: []corev1.EnvVar{
+								fieldEnv("NODE_NAME", "spec.nodeName"),
+								fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+								fieldEnv("POD_NAME", "metadata.name"),
+								{Name: "PATH", Value: "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+							},
+							Ports: []corev1.ContainerPort{
+								{Name: "stats", ContainerPort: StatsPort, Protocol: corev1.ProtocolTCP},
+								{Name: "health", ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
+							},
+							ReadinessProbe: &corev1.Probe{
+								ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz/ready", Port: intstr.FromInt32(HealthPort)}},
+								PeriodSeconds: 2, FailureThreshold: 3,
+							},
+							SecurityContext: &corev1.SecurityContext{
+								Privileged: &privileged,
+								Capabilities: &corev1.Capabilities{Add: []corev1.Capability{
+									"NET_ADMIN", "SYS_ADMIN", "NET_RAW",
+								}},
+								RunAsUser: ptr(int64(0)),
+							},
+							VolumeMounts: mounts,
+						}},
+						Volumes: volumes,
+					},
+				},
+			},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
