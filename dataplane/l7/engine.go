@@ -175,7 +175,10 @@ func (e *Engine) ServeConn(ctx context.Context, conn net.Conn, d Downstream) err
 	select {
 	case <-dc.done:
 	case <-ctx.Done():
-		dc.Close()
+		// Interrupt the server's reads, then wait until it lets go of the connection: the caller may
+		// free the stream as soon as ServeConn returns, so nothing may write to it after that.
+		dc.deadlineConn.Close()
+		<-dc.done
 	}
 	return nil
 }
@@ -183,7 +186,8 @@ func (e *Engine) ServeConn(ctx context.Context, conn net.Conn, d Downstream) err
 // downstreamKey finds the connection's Downstream in a request context.
 type downstreamKey struct{}
 
-// downstreamConn carries a connection's Downstream into the HTTP server; done closes with it.
+// downstreamConn carries a connection's Downstream into the HTTP server; done closes when the server
+// closes it (and so is finished with it).
 type downstreamConn struct {
 	*deadlineConn
 	d        Downstream

@@ -1,0 +1,334 @@
+// Package waypoint is meshlab's waypoint proxy: it takes Envoy config over ADS (dataplane/xdsclient),
+// executes it with the shared L7 engine (dataplane/l7), terminates HBONE on 15008 (the connect_terminate
+// listener, done natively with dataplane/hbone), hands each tunnelled stream to main_internal's filter
+// chains by its CONNECT target, and sends upstream traffic to connect_originate endpoints as HBONE streams
+// from its own SVID. Admin (15000) and health (15021) come from dataplane/admin.
+package waypoint
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+
+	"github.com/meshlab/meshlab/dataplane/admin"
+	"github.com/meshlab/meshlab/dataplane/hbone"
+	"github.com/meshlab/meshlab/dataplane/l7"
+	"github.com/meshlab/meshlab/dataplane/xdsclient"
+)
+
+// MainInternal is the listener whose filter chains serve tunnelled streams.
+const MainInternal = "main_internal"
+
+// Options configure a Waypoint.
+type Options struct {
+	// XDSAddress is the control plane's ADS endpoint (host:port). Required.
+	XDSAddress string
+	// XDSDialOptions for gRPC; nil means plaintext.
+	XDSDialOptions []grpc.DialOption
+	// Namespace and Name identify the waypoint (its Gateway); the node id is waypoint/NAMESPACE/NAME.
+	Namespace, Name string
+	// IPs are the waypoint pod's addresses, sent as node metadata.
+	IPs []string
+	// Version is reported to the control plane.
+	Version string
+
+	// SVID is the waypoint's own identity, presented to clients and upstreams. Required.
+	SVID x509svid.Source
+	// Bundle verifies peers. Required.
+	Bundle x509bundle.Source
+	// TrustDomain is what peers must belong to (default: the SVID's).
+	TrustDomain spiffeid.TrustDomain
+
+	// HBONEAddress is where HBONE is terminated (default ":15008").
+	HBONEAddress string
+	// AdminAddress serves the admin interface (default 127.0.0.1:15000; "off" disables it).
+	AdminAddress string
+	// HealthAddress serves /healthz/ready (default ":15021"; "off" disables it).
+	HealthAddress string
+	// UpstreamDial opens TCP connections to HBONE peers; nil uses a net.Dialer.
+	UpstreamDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// AccessLog receives one line per request; nil discards.
+	AccessLog io.Writer
+	// Logf reports events and errors; nil discards.
+	Logf func(format string, args ...any)
+	// Registry receives the metrics; nil creates one.
+	Registry *prometheus.Registry
+	// Rand is passed to the engine (seeded in tests); nil is math/rand/v2.
+	Rand func() uint64
+}
+
+// Waypoint is a running waypoint proxy.
+type Waypoint struct {
+	opts    Options
+	engine  *l7.Engine
+	xds     *xdsclient.Client
+	hbone   *hbone.Server
+	client  *hbone.Client
+	upTLS   *tlsConfigs
+	reg     *prometheus.Registry
+	updated atomic.Pointer[time.Time]
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	servers   []*http.Server
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+}
+
+// New checks opts and builds the waypoint; Start runs it.
+func New(opts Options) (*Waypoint, error) {
+	if opts.XDSAddress == "" || opts.SVID == nil || opts.Bundle == nil || opts.Namespace == "" || opts.Name == "" {
+		return nil, errors.New("waypoint: XDSAddress, SVID, Bundle, Namespace and Name are required")
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.HBONEAddress == "" {
+		opts.HBONEAddress = fmt.Sprintf(":%d", hbone.Port)
+	}
+	if opts.AdminAddress == "" {
+		opts.AdminAddress = admin.DefaultAddress
+	}
+	if opts.HealthAddress == "" {
+		opts.HealthAddress = admin.DefaultHealthAddress
+	}
+	if opts.TrustDomain.IsZero() {
+		svid, err := opts.SVID.GetX509SVID()
+		if err != nil {
+			return nil, fmt.Errorf("reading the waypoint's SVID: %w", err)
+		}
+		opts.TrustDomain = svid.ID.TrustDomain()
+	}
+	w := &Waypoint{opts: opts, reg: opts.Registry, client: &hbone.Client{DialContext: opts.UpstreamDial}}
+	if w.reg == nil {
+		w.reg = prometheus.NewRegistry()
+	}
+	w.upTLS = &tlsConfigs{svid: opts.SVID, bundle: opts.Bundle, td: opts.TrustDomain}
+	var err error
+	w.engine, err = l7.NewEngine(l7.Options{
+		Dial:      w.dialUpstream,
+		Rand:      opts.Rand,
+		Metrics:   l7.NewMetrics(w.reg),
+		AccessLog: opts.AccessLog,
+		Logf:      opts.Logf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.xds, err = xdsclient.New(xdsclient.Options{
+		Address:     opts.XDSAddress,
+		Node:        xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version),
+		DialOptions: opts.XDSDialOptions,
+		Apply:       w.apply,
+		Logf:        opts.Logf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.hbone = &hbone.Server{
+		TLSConfig: hbone.ServerTLSConfig(opts.SVID, opts.Bundle, tlsconfig.AuthorizeMemberOf(opts.TrustDomain)),
+		Handler:   hbone.HandlerFunc(w.serveStream),
+		Authorize: w.authorize,
+		Logf:      opts.Logf,
+	}
+	return w, nil
+}
+
+// apply is the xDS client's validation and installation step.
+func (w *Waypoint) apply(s xdsclient.Snapshot) error {
+	if err := w.engine.Apply(l7.Config{Listeners: s.Listeners, Routes: s.Routes, Clusters: s.Clusters, Endpoints: s.Endpoints}); err != nil {
+		return err
+	}
+	now := time.Now()
+	w.updated.Store(&now)
+	return nil
+}
+
+// Ready reports whether a config has been applied.
+func (w *Waypoint) Ready() bool { return w.updated.Load() != nil }
+
+// Engine is the waypoint's L7 engine.
+func (w *Waypoint) Engine() *l7.Engine { return w.engine }
+
+// XDS is the waypoint's xDS client.
+func (w *Waypoint) XDS() *xdsclient.Client { return w.xds }
+
+// Start opens the listeners and the xDS stream, then returns; Close stops everything.
+func (w *Waypoint) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	w.cancel = cancel
+	hl, err := net.Listen("tcp", w.opts.HBONEAddress)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("listening for HBONE on %s: %w", w.opts.HBONEAddress, err)
+	}
+	w.track(hl)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		if err := w.hbone.Serve(hl); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
+			w.opts.Logf("HBONE server: %v", err)
+		}
+	}()
+	if err := w.serveHTTP(w.opts.AdminAddress, w.AdminHandler()); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.serveHTTP(w.opts.HealthAddress, admin.HealthHandler(w.Ready)); err != nil {
+		w.Close()
+		return err
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.xds.Run(ctx)
+	}()
+	return nil
+}
+
+// Run starts the waypoint and serves until ctx ends.
+func (w *Waypoint) Run(ctx context.Context) error {
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return w.Close()
+}
+
+func (w *Waypoint) serveHTTP(addr string, h http.Handler) error {
+	if addr == "off" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	w.track(l)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	w.mu.Lock()
+	w.servers = append(w.servers, srv)
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		srv.Serve(l)
+	}()
+	return nil
+}
+
+func (w *Waypoint) track(l net.Listener) {
+	w.mu.Lock()
+	w.listeners = append(w.listeners, l)
+	w.mu.Unlock()
+}
+
+// Addrs returns the bound HBONE, admin and health addresses (in that order, those that are open).
+func (w *Waypoint) Addrs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, l := range w.listeners {
+		out = append(out, l.Addr().String())
+	}
+	return out
+}
+
+// Close stops serving.
+func (w *Waypoint) Close() error {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.hbone.Close()
+	w.mu.Lock()
+	for _, s := range w.servers {
+		s.Close()
+	}
+	w.mu.Unlock()
+	w.engine.Close()
+	w.client.Close()
+	w.wg.Wait()
+	return nil
+}
+
+// authorize refuses CONNECTs whose target no filter chain serves (Envoy would close them).
+func (w *Waypoint) authorize(peer spiffeid.ID, target netip.AddrPort, _ http.Header) error {
+	if w.engine.Table().Chain(MainInternal, target) == nil {
+		if !w.Ready() {
+			return fmt.Errorf("waypoint has no configuration yet")
+		}
+		return fmt.Errorf("no filter chain of %s matches %s", MainInternal, target)
+	}
+	return nil
+}
+
+func (w *Waypoint) serveStream(s *hbone.Stream) {
+	d := l7.Downstream{Listener: MainInternal, Peer: s.Peer.String(), Destination: s.Target, Source: sourceOf(s)}
+	if err := w.engine.ServeConn(s.Context(), s, d); err != nil {
+		w.opts.Logf("stream %s -> %s: %v", s.Peer, s.Target, err)
+	}
+}
+
+// sourceOf is the original client: the Forwarded for= address ztunnel sets, else the tunnel's peer.
+func sourceOf(s *hbone.Stream) netip.AddrPort {
+	for _, part := range strings.Split(s.Header.Get(hbone.HeaderForwarded), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "for="); ok {
+			v = strings.Trim(v, `"[]`)
+			if ap, err := netip.ParseAddrPort(v); err == nil {
+				return ap
+			}
+			if a, err := netip.ParseAddr(v); err == nil {
+				return netip.AddrPortFrom(a, 0)
+			}
+		}
+	}
+	ap, _ := netip.ParseAddrPort(s.RemoteAddr().String())
+	return ap
+}
+
+// dialUpstream opens a connection to an endpoint: an HBONE stream for connect_originate endpoints,
+// plain TCP otherwise.
+func (w *Waypoint) dialUpstream(ctx context.Context, ep *l7.Endpoint) (net.Conn, error) {
+	switch ep.InternalListener {
+	case "":
+		dial := w.opts.UpstreamDial
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		return dial(ctx, "tcp", ep.Address)
+	case l7.ConnectOriginate:
+		return w.client.Connect(ctx, hbone.Request{ProxyAddr: ep.TunnelAddress, Target: ep.Address, TLS: w.upTLS.get()})
+	}
+	return nil, fmt.Errorf("endpoint %s: unsupported internal listener %s", ep, ep.InternalListener)
+}
+
+// tlsConfigs holds the one upstream TLS config, so HBONE connections pool under one identity. The
+// config reads the SVID source at every handshake, so rotation needs no rebuild.
+type tlsConfigs struct {
+	once   sync.Once
+	svid   x509svid.Source
+	bundle x509bundle.Source
+	td     spiffeid.TrustDomain
+	cfg    *tls.Config
+}
+
+func (t *tlsConfigs) get() *tls.Config {
+	t.once.Do(func() { t.cfg = hbone.ClientTLSConfig(t.svid, t.bundle, tlsconfig.AuthorizeMemberOf(t.td)) })
+	return t.cfg
+}
