@@ -63,10 +63,10 @@ type Cluster struct {
 	// upstreamProto is how HTTP is spoken upstream: "" (HTTP/1.1, Envoy's default), "http2" (h2c) or
 	// "downstream" (whatever the client used).
 	upstreamProto string
-	panicPercent     float64
-	Hosts            []*Endpoint
-	healthy          []*Endpoint
-	rr               atomic.Uint64
+	panicPercent  float64
+	Hosts         []*Endpoint
+	healthy       []*Endpoint
+	rr            atomic.Uint64
 }
 
 func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {

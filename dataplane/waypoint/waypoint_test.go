@@ -354,4 +354,3 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
