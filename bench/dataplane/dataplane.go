@@ -1,0 +1,299 @@
+// Package dataplane measures meshlab's data plane in network namespaces, with no cluster: requests per
+// second, latency percentiles, and CPU and peak memory of each proxy for three paths — direct (no proxy),
+// ztunnel to ztunnel over HBONE, and ztunnel to waypoint to ztunnel. Pods and nodes are network namespaces
+// (dataplane/netnstest); every proxy runs as its own process so that its CPU (utime+stime) and peak RSS
+// (VmHWM) can be read from /proc. The load generator and the 1 KB HTTP server run in the benchmark's
+// process, from inside the client and server pods' namespaces. `meshlab bench dataplane` prints the
+// results; docs/benchmarks.md explains them.
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/dataplane/netnstest"
+	"github.com/meshlab/meshlab/dataplane/ztunnel"
+)
+
+// Paths.
+const (
+	PathDirect   = "direct"
+	PathZtunnel  = "ztunnel-ztunnel"
+	PathWaypoint = "ztunnel-waypoint-ztunnel"
+)
+
+// AllPaths lists every path in report order.
+var AllPaths = []string{PathDirect, PathZtunnel, PathWaypoint}
+
+// ErrWaypointNotYet is returned for the waypoint path: the waypoint proxy (dataplane/waypoint) is not
+// available to this benchmark yet.
+var ErrWaypointNotYet = errors.New("not yet: the waypoint proxy (dataplane/waypoint) cannot be run by the benchmark yet")
+
+// ServerPort is where the benchmark's HTTP server listens in its pod.
+const ServerPort = 8080
+
+// Options configure Run.
+type Options struct {
+	Paths       []string
+	Connections []int
+	Duration    time.Duration
+	MaxRequests int
+	QPS         float64
+	// ProxyCommand returns the command line (and extra environment) that runs one proxy from a spec file:
+	// `meshlab bench proxy --spec FILE`, or a test binary re-executed. It is started inside the proxy's
+	// node namespace.
+	ProxyCommand func(specPath string) (argv []string, env []string)
+	Logf         func(format string, args ...any)
+}
+
+// Result is one path at one connection count. Field names are the issue's.
+type Result struct {
+	Path        string  `json:"path"`
+	Connections int     `json:"connections"`
+	RPS         float64 `json:"rps"`
+	P50Ms       float64 `json:"p50_ms"`
+	P90Ms       float64 `json:"p90_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	// CPUPer1000 is each proxy's CPU seconds per 1,000 requests (numerically, vCPU at 1,000 rps).
+	CPUPer1000 map[string]float64 `json:"cpu_s_per_1000_req"`
+	// RSSMB is each proxy's peak resident memory during the run.
+	RSSMB    map[string]float64 `json:"rss_mb"`
+	Requests int                `json:"requests"`
+	Errors   int                `json:"errors"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// proc is one running proxy process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	stop func()
+}
+
+// mesh is the benchmark's network: node0 holds the clients, node1 the servers.
+type mesh struct {
+	net          *netnstest.Network
+	node0, node1 *netnstest.Node
+	caDir        string
+}
+
+// Run builds the network under tb (netnstest registers every namespace's removal with tb.Cleanup) and
+// measures each path at each connection count.
+func Run(ctx context.Context, tb testing.TB, opts Options) ([]Result, error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if opts.ProxyCommand == nil {
+		return nil, errors.New("no ProxyCommand to start proxies with")
+	}
+	caDir, err := os.MkdirTemp("", "meshlab-bench-ca-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the CA directory: %w", err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(caDir) })
+	if _, err := ca.LoadOrCreate(caDir, ca.WithTTL(time.Hour)); err != nil {
+		return nil, fmt.Errorf("creating the benchmark CA: %w", err)
+	}
+	n := netnstest.New(tb)
+	m := &mesh{net: n, node0: n.AddNode("client"), node1: n.AddNode("server"), caDir: caDir}
+
+	var out []Result
+	for _, path := range opts.Paths {
+		for _, conns := range opts.Connections {
+			logf("%s, %d connection(s)", path, conns)
+			r, err := m.runPath(ctx, tb, opts, path, conns, logf)
+			if errors.Is(err, ErrWaypointNotYet) {
+				out = append(out, Result{Path: path, Connections: conns, Error: err.Error()})
+				continue
+			}
+			if err != nil {
+				return out, fmt.Errorf("%s with %d connections: %w", path, conns, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path string, conns int, logf func(string, ...any)) (Result, error) {
+	if path == PathWaypoint {
+		return Result{}, ErrWaypointNotYet
+	}
+	// Fresh pods for every run, so that no connection, pool or capture rule carries over.
+	tag := fmt.Sprintf("%s-%d", strings.SplitN(path, "-", 2)[0][:2], conns)
+	client, server := m.node0.AddPod("c"+tag), m.node1.AddPod("s"+tag)
+	stopServer, err := serve(server)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopServer()
+
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	if path == PathZtunnel {
+		cfg := ztunnel.Config{Workloads: []ztunnel.Workload{
+			meshWorkload(client, "client", "node0"), meshWorkload(server, "server", "node1"),
+		}}
+		for i, e := range []struct {
+			node *netnstest.Node
+			pod  *netnstest.Pod
+		}{{m.node0, client}, {m.node1, server}} {
+			spec := ProxySpec{Role: "ztunnel", Name: fmt.Sprintf("ztunnel-node%d", i), CADir: m.caDir, Node: fmt.Sprintf("node%d", i),
+				Ztunnel: cfg, Pods: []PodRef{{UID: e.pod.PodName, Netns: e.pod.Path()}}}
+			p, err := startProxy(ctx, e.node, spec, opts.ProxyCommand)
+			if err != nil {
+				return Result{}, err
+			}
+			procs = append(procs, p)
+		}
+	}
+
+	lo := LoadOptions{URL: "http://" + server.Addr(ServerPort) + "/", Connections: conns, Duration: opts.Duration,
+		MaxRequests: opts.MaxRequests, QPS: opts.QPS, Dial: client.DialContext}
+	workers := make([]*worker, conns)
+	for i := range workers {
+		workers[i] = newWorker(lo)
+		defer workers[i].close()
+	}
+	for _, p := range procs {
+		if err := resetPeak(p.cmd.Process.Pid); err != nil {
+			return Result{}, fmt.Errorf("resetting the peak RSS of %s: %w", p.name, err)
+		}
+	}
+	if err := warm(ctx, workers); err != nil {
+		return Result{}, err
+	}
+	before := map[string]procStats{}
+	for _, p := range procs {
+		st, err := readProcStats(p.cmd.Process.Pid)
+		if err != nil {
+			return Result{}, err
+		}
+		before[p.name] = st
+	}
+	lr := run(ctx, lo, workers)
+	res := Result{Path: path, Connections: conns, Requests: lr.Requests, Errors: lr.Errors,
+		RPS: round(lr.RPS(), 1), P50Ms: msOf(lr.Percentile(50)), P90Ms: msOf(lr.Percentile(90)), P99Ms: msOf(lr.Percentile(99)),
+		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}}
+	for _, p := range procs {
+		st, err := readProcStats(p.cmd.Process.Pid)
+		if err != nil {
+			return Result{}, err
+		}
+		if lr.Requests > 0 {
+			res.CPUPer1000[p.name] = round((st.cpu-before[p.name].cpu).Seconds()*1000/float64(lr.Requests), 4)
+		}
+		res.RSSMB[p.name] = round(float64(st.hwmKB)/1024, 1)
+	}
+	if lr.Requests == 0 {
+		return res, fmt.Errorf("no request succeeded (%d errors; first: %v)", lr.Errors, lr.FirstErr)
+	}
+	if lr.Errors > 0 {
+		logf("%s, %d connections: %d errors, first: %v", path, conns, lr.Errors, lr.FirstErr)
+	}
+	return res, nil
+}
+
+func meshWorkload(p *netnstest.Pod, sa, node string) ztunnel.Workload {
+	return ztunnel.Workload{UID: p.PodName, Name: p.PodName, Namespace: "bench", ServiceAccount: sa, Node: node,
+		IP: p.IP, Protocol: ztunnel.ProtocolHBONE}
+}
+
+// serve runs the 1 KB HTTP server inside the server pod.
+func serve(p *netnstest.Pod) (stop func(), err error) {
+	l, err := p.Listen("tcp4", fmt.Sprintf(":%d", ServerPort))
+	if err != nil {
+		return nil, fmt.Errorf("listening in %s: %w", p.PodName, err)
+	}
+	body := []byte(strings.Repeat("x", PayloadSize))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body)
+	})}
+	go srv.Serve(l)
+	return func() { srv.Close() }, nil
+}
+
+// startProxy writes spec, starts the proxy process in node's namespace and waits for it to be ready.
+func startProxy(ctx context.Context, node *netnstest.Node, spec ProxySpec, command func(string) ([]string, []string)) (*proc, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	specPath := filepath.Join(spec.CADir, spec.Name+".json")
+	if err := os.WriteFile(specPath, b, 0o600); err != nil {
+		return nil, fmt.Errorf("writing the spec of %s: %w", spec.Name, err)
+	}
+	argv, env := command(specPath)
+	cmd := node.Command(context.WithoutCancel(ctx), argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
+	}
+	p := &proc{name: spec.Name, cmd: cmd}
+	p.stop = func() {
+		stdin.Close() // the proxy exits when its stdin closes
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == ReadySignal {
+				ready <- nil
+				return
+			}
+		}
+		ready <- fmt.Errorf("%s exited before it was ready", spec.Name)
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(20 * time.Second):
+		err = fmt.Errorf("%s not ready after 20s", spec.Name)
+	}
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+func msOf(d time.Duration) float64 { return round(float64(d.Nanoseconds())/1e6, 3) }
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}

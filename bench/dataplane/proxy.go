@@ -1,0 +1,150 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/dataplane/ztunnel"
+)
+
+// ProxySpec is what one proxy process runs: written as JSON by the benchmark, read by RunProxy in the
+// child process (`meshlab bench proxy --spec FILE`, or the test binary re-executed).
+type ProxySpec struct {
+	// Role is "ztunnel" (the only one so far; see ErrWaypointNotYet).
+	Role string `json:"role"`
+	// Name names the proxy in results, e.g. ztunnel-node0.
+	Name string `json:"name"`
+	// CADir holds root-cert.pem and root-key.pem: every proxy loads the same CA and signs its own SVIDs.
+	CADir string `json:"ca_dir"`
+	Node  string `json:"node"`
+	// Ztunnel is the mesh configuration a ztunnel receives.
+	Ztunnel ztunnel.Config `json:"ztunnel"`
+	// Pods are the pods a ztunnel enrols: workload UID and network namespace path.
+	Pods []PodRef `json:"pods"`
+}
+
+// PodRef names an enrolled pod.
+type PodRef struct {
+	UID   string `json:"uid"`
+	Netns string `json:"netns"`
+}
+
+// ReadySignal is the line a proxy process prints on stdout once it serves traffic.
+const ReadySignal = "ready"
+
+// ReadSpec reads a ProxySpec from a JSON file.
+func ReadSpec(path string) (ProxySpec, error) {
+	var spec ProxySpec
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return spec, fmt.Errorf("reading proxy spec: %w", err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return spec, fmt.Errorf("decoding proxy spec %s: %w", path, err)
+	}
+	return spec, nil
+}
+
+// RunProxy runs the proxy spec describes until ctx ends, printing ReadySignal on ready once it serves.
+func RunProxy(ctx context.Context, spec ProxySpec, ready io.Writer, logf func(string, ...any)) error {
+	if spec.Role != "ztunnel" {
+		return fmt.Errorf("proxy %s: unknown role %q", spec.Name, spec.Role)
+	}
+	root, err := ca.LoadOrCreate(spec.CADir, ca.WithTTL(time.Hour))
+	if err != nil {
+		return fmt.Errorf("loading the benchmark CA: %w", err)
+	}
+	certs := ztunnel.NewCerts(root)
+	defer certs.Close()
+	z, err := ztunnel.New(ztunnel.Options{Node: spec.Node, Certs: certs, Bundle: root.Bundle(), Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer z.Close()
+	if err := z.SetConfig(spec.Ztunnel); err != nil {
+		return fmt.Errorf("configuring %s: %w", spec.Name, err)
+	}
+	for _, p := range spec.Pods {
+		h, err := netns.GetFromPath(p.Netns)
+		if err != nil {
+			return fmt.Errorf("opening the namespace of %s: %w", p.UID, err)
+		}
+		err = z.AddPod(ctx, p.UID, h)
+		h.Close()
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(ready, ReadySignal)
+	<-ctx.Done()
+	return nil
+}
+
+// procStats are the CPU and peak memory of one process, read from /proc.
+type procStats struct {
+	cpu   time.Duration // utime + stime
+	hwmKB int64         // VmHWM
+}
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100 on every Linux architecture
+// Go runs on.
+const clockTick = 10 * time.Millisecond
+
+func readProcStats(pid int) (procStats, error) {
+	var st procStats
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return st, fmt.Errorf("reading process stats: %w", err)
+	}
+	// The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return st, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return st, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return st, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+	}
+	st.cpu = time.Duration(utime+stime) * clockTick
+	st.hwmKB, err = statusKB(pid, "VmHWM")
+	return st, err
+}
+
+func statusKB(pid int, field string) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading process status: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if ok && name == field {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// resetPeak resets the process's VmHWM to its current RSS (Linux 4.0+), so that the next read is the peak
+// of one run only.
+func resetPeak(pid int) error {
+	return os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0o200)
+}
