@@ -26,6 +26,7 @@ import (
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
+	"github.com/meshlab/meshlab/cli/waypointrun"
 	"github.com/meshlab/meshlab/cluster/host"
 )
 
@@ -122,5 +123,6 @@ func commands(env cliutil.Env) []*cobra.Command {
 		proxystatus.NewCommand(env),
 		clirender.NewCommand(env), proxyconfig.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
+		waypointrun.NewCommand(env), // `waypoint run`; a later cli/waypoint package may own the parent and add waypointrun.NewRunCommand
 	}
 }
