@@ -27,6 +27,8 @@ import (
 	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
 	"github.com/meshlab/meshlab/cli/waypointrun"
+	cliztunnel "github.com/meshlab/meshlab/cli/ztunnel"
+	"github.com/meshlab/meshlab/cli/ztunnelconfig"
 	"github.com/meshlab/meshlab/cluster/host"
 )
 
@@ -123,6 +125,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		proxystatus.NewCommand(env),
 		clirender.NewCommand(env), proxyconfig.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
+		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypointrun.NewCommand(env), // `waypoint run`; a later cli/waypoint package may own the parent and add waypointrun.NewRunCommand
 	}
 }
