@@ -21,6 +21,9 @@ import (
 // Endpoint reached through it is dialled as an HBONE stream (see Endpoint).
 const ConnectOriginate = "connect_originate"
 
+// MainInternal is the internal listener that receives HBONE-terminated streams.
+const MainInternal = "main_internal"
+
 // DefaultTunnelPort is the HBONE port when the config names none.
 const DefaultTunnelPort = 15008
 
@@ -34,6 +37,9 @@ type Endpoint struct {
 	// TunnelAddress is the HBONE server "IP:PORT" for connect_originate endpoints.
 	TunnelAddress string
 	Healthy       bool
+	// BindAddress, if valid, is the source address to dial from (the cluster's upstream_bind_config,
+	// e.g. Istio's 127.0.0.6 for inbound passthrough).
+	BindAddress netip.Addr
 
 	active atomic.Int64 // requests in flight, for LEAST_REQUEST
 }
@@ -52,6 +58,8 @@ type Cluster struct {
 	// Type is EDS, STATIC or ORIGINAL_DST.
 	Type           string
 	ConnectTimeout time.Duration
+	// BindAddress is the upstream source address (upstream_bind_config), if any.
+	BindAddress netip.Addr
 	// originalDst: every connection goes to the downstream's original destination (ORIGINAL_DST
 	// clusters, and STATIC clusters whose endpoint is an internal listener without an endpoint id, like
 	// Istio's encap), through internalListener if set.
@@ -72,12 +80,22 @@ type Cluster struct {
 func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	if err := checkFields(c, "name", "type", "eds_cluster_config", "connect_timeout", "lb_policy", "load_assignment",
 		"transport_socket", "original_dst_lb_config", "typed_extension_protocol_options", "common_lb_config", "metadata",
-		"alt_stat_name"); err != nil {
+		"alt_stat_name", "upstream_bind_config"); err != nil {
 		return nil, err
 	}
 	out := &Cluster{Name: c.GetName(), ConnectTimeout: 10 * time.Second, lb: c.GetLbPolicy(), panicPercent: 50}
 	if d := c.GetConnectTimeout(); d != nil {
 		out.ConnectTimeout = d.AsDuration()
+	}
+	if b := c.GetUpstreamBindConfig(); b != nil {
+		if err := checkFields(b, "source_address"); err != nil {
+			return nil, fmt.Errorf("upstream_bind_config: %w", err)
+		}
+		ip, err := netip.ParseAddr(b.GetSourceAddress().GetAddress())
+		if err != nil {
+			return nil, fmt.Errorf("upstream_bind_config.source_address: %w", err)
+		}
+		out.BindAddress = ip
 	}
 	switch c.GetType() {
 	case clusterv3.Cluster_EDS:
@@ -149,9 +167,11 @@ func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		if out.Type == "EDS" {
 			return nil, fmt.Errorf("load_assignment: not allowed on an EDS cluster")
 		}
-		if err := out.setEndpoints(la); err != nil {
+		scratch := &Cluster{}
+		if err := scratch.setEndpoints(la); err != nil {
 			return nil, fmt.Errorf("load_assignment: %w", err)
 		}
+		out.adopt(scratch.Hosts)
 		// A static endpoint that is an internal listener with no endpoint id forwards to the original
 		// destination through that listener (Istio's encap and main_internal clusters).
 		if len(out.Hosts) == 1 && out.Hosts[0].InternalListener != "" && out.Hosts[0].Address == "" {
@@ -254,7 +274,9 @@ func compileEndpoint(lb *endpointv3.LbEndpoint) (*Endpoint, error) {
 	case *corev3.Address_EnvoyInternalAddress:
 		ep.InternalListener = a.EnvoyInternalAddress.GetServerListenerName()
 		ep.Address = a.EnvoyInternalAddress.GetEndpointId()
-		if ep.InternalListener != ConnectOriginate {
+		// connect_originate is executed by the embedding proxy's Dial; main_internal only as the target of
+		// connect_terminate, which the waypoint runs natively.
+		if ep.InternalListener != ConnectOriginate && !(ep.InternalListener == MainInternal && ep.Address == "") {
 			return nil, fmt.Errorf("endpoint.address: unsupported internal listener %q", ep.InternalListener)
 		}
 		tunnel := lb.GetMetadata().GetFilterMetadata()["tunnel"].GetFields()
@@ -280,6 +302,18 @@ func compileEndpoint(lb *endpointv3.LbEndpoint) (*Endpoint, error) {
 	return ep, nil
 }
 
+// adopt takes copies of hosts as the cluster's own, stamped with its bind address.
+func (c *Cluster) adopt(hosts []*Endpoint) {
+	c.Hosts, c.healthy = nil, nil
+	for _, h := range hosts {
+		cp := &Endpoint{Address: h.Address, InternalListener: h.InternalListener, TunnelAddress: h.TunnelAddress, Healthy: h.Healthy, BindAddress: c.BindAddress}
+		c.Hosts = append(c.Hosts, cp)
+		if cp.Healthy {
+			c.healthy = append(c.healthy, cp)
+		}
+	}
+}
+
 // pick chooses a host. avoid lists hosts already tried (the previous_hosts retry predicate); selection is
 // retried up to reselect times before the last choice is used anyway, as Envoy does. dst is the
 // downstream's original destination, used by original-destination clusters.
@@ -289,7 +323,7 @@ func (c *Cluster) pick(dst netip.AddrPort, avoid map[string]bool, reselect int, 
 		if c.portOverride != 0 && c.internalListener == "" {
 			port = uint16(c.portOverride)
 		}
-		ep := &Endpoint{Address: netip.AddrPortFrom(dst.Addr(), port).String(), InternalListener: c.internalListener, Healthy: true}
+		ep := &Endpoint{Address: netip.AddrPortFrom(dst.Addr(), port).String(), InternalListener: c.internalListener, Healthy: true, BindAddress: c.BindAddress}
 		if ep.InternalListener != "" {
 			ep.TunnelAddress = net.JoinHostPort(dst.Addr().String(), strconv.Itoa(DefaultTunnelPort))
 		}

@@ -80,7 +80,7 @@ func Build(cfg Config) (*Table, error) {
 			return nil, fmt.Errorf("cluster load assignment %s: %w", name, err)
 		}
 		for _, c := range edsNames[name] {
-			c.Hosts, c.healthy = scratch.Hosts, scratch.healthy
+			c.adopt(scratch.Hosts)
 		}
 	}
 	return t, nil

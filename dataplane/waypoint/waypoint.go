@@ -309,7 +309,11 @@ func (w *Waypoint) dialUpstream(ctx context.Context, ep *l7.Endpoint) (net.Conn,
 	case "":
 		dial := w.opts.UpstreamDial
 		if dial == nil {
-			dial = (&net.Dialer{}).DialContext
+			d := &net.Dialer{}
+			if ep.BindAddress.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: ep.BindAddress.AsSlice()}
+			}
+			dial = d.DialContext
 		}
 		return dial(ctx, "tcp", ep.Address)
 	case l7.ConnectOriginate:
