@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	clibench "github.com/meshlab/meshlab/cli/bench"
 	clibookinfo "github.com/meshlab/meshlab/cli/bookinfo"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/cniagent"
@@ -125,6 +126,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		proxystatus.NewCommand(env),
 		clirender.NewCommand(env), proxyconfig.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
+		clibench.NewCommand(env),
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypointrun.NewCommand(env), // `waypoint run`; a later cli/waypoint package may own the parent and add waypointrun.NewRunCommand
 	}

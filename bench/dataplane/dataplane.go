@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,10 +37,6 @@ const (
 
 // AllPaths lists every path in report order.
 var AllPaths = []string{PathDirect, PathZtunnel, PathWaypoint}
-
-// ErrWaypointNotYet is returned for the waypoint path: the waypoint proxy (dataplane/waypoint) is not
-// available to this benchmark yet.
-var ErrWaypointNotYet = errors.New("not yet: the waypoint proxy (dataplane/waypoint) cannot be run by the benchmark yet")
 
 // ServerPort is where the benchmark's HTTP server listens in its pod.
 const ServerPort = 8080
@@ -69,10 +66,13 @@ type Result struct {
 	// CPUPer1000 is each proxy's CPU seconds per 1,000 requests (numerically, vCPU at 1,000 rps).
 	CPUPer1000 map[string]float64 `json:"cpu_s_per_1000_req"`
 	// RSSMB is each proxy's peak resident memory during the run.
-	RSSMB    map[string]float64 `json:"rss_mb"`
-	Requests int                `json:"requests"`
-	Errors   int                `json:"errors"`
-	Error    string             `json:"error,omitempty"`
+	RSSMB map[string]float64 `json:"rss_mb"`
+	// RSSIdleMB is each proxy's resident memory before the run, configured but carrying no traffic: the
+	// baseline of the binary it runs.
+	RSSIdleMB map[string]float64 `json:"rss_idle_mb"`
+	Requests  int                `json:"requests"`
+	Errors    int                `json:"errors"`
+	Error     string             `json:"error,omitempty"`
 }
 
 // proc is one running proxy process.
@@ -115,10 +115,6 @@ func Run(ctx context.Context, tb testing.TB, opts Options) ([]Result, error) {
 		for _, conns := range opts.Connections {
 			logf("%s, %d connection(s)", path, conns)
 			r, err := m.runPath(ctx, tb, opts, path, conns, logf)
-			if errors.Is(err, ErrWaypointNotYet) {
-				out = append(out, Result{Path: path, Connections: conns, Error: err.Error()})
-				continue
-			}
 			if err != nil {
 				return out, fmt.Errorf("%s with %d connections: %w", path, conns, err)
 			}
@@ -129,11 +125,8 @@ func Run(ctx context.Context, tb testing.TB, opts Options) ([]Result, error) {
 }
 
 func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path string, conns int, logf func(string, ...any)) (Result, error) {
-	if path == PathWaypoint {
-		return Result{}, ErrWaypointNotYet
-	}
 	// Fresh pods for every run, so that no connection, pool or capture rule carries over.
-	tag := fmt.Sprintf("%s-%d", strings.SplitN(path, "-", 2)[0][:2], conns)
+	tag := fmt.Sprintf("%s-%d", path[:2], conns)
 	client, server := m.node0.AddPod("c"+tag), m.node1.AddPod("s"+tag)
 	stopServer, err := serve(server)
 	if err != nil {
@@ -147,17 +140,40 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 			p.stop()
 		}
 	}()
-	if path == PathZtunnel {
+	target := server.Addr(ServerPort)
+	if path == PathZtunnel || path == PathWaypoint {
 		cfg := ztunnel.Config{Workloads: []ztunnel.Workload{
 			meshWorkload(client, "client", "node0"), meshWorkload(server, "server", "node1"),
 		}}
+		if path == PathWaypoint {
+			wp := m.node1.AddPod("w" + tag)
+			stopXDS, err := serveWaypointConfig(ctx, client, server, wp)
+			if err != nil {
+				return Result{}, err
+			}
+			defer stopXDS()
+			spec := ProxySpec{Role: "waypoint", Name: "waypoint", CADir: m.caDir, Namespace: benchNamespace, Gateway: waypointName,
+				IP: wp.IP.String(), XDSAddress: xdsAddress}
+			p, err := startProxy(ctx, &wp.Namespace, spec, opts.ProxyCommand)
+			if err != nil {
+				return Result{}, err
+			}
+			procs = append(procs, p)
+			gw := &ztunnel.GatewayAddress{Address: wp.IP}
+			cfg.Workloads = append(cfg.Workloads, ztunnel.Workload{UID: wp.PodName, Name: wp.PodName, Namespace: benchNamespace,
+				ServiceAccount: waypointName, Node: "node1", IP: wp.IP, Protocol: ztunnel.ProtocolHBONE})
+			cfg.Workloads[1].Waypoint = gw
+			cfg.Services = []ztunnel.Service{{Name: "server", Namespace: benchNamespace, Hostname: "server." + benchNamespace + ".svc.cluster.local",
+				VIPs: []netip.Addr{serviceVIP}, Ports: map[uint16]uint16{ServerPort: ServerPort}, Endpoints: []string{server.PodName}, Waypoint: gw}}
+			target = netip.AddrPortFrom(serviceVIP, ServerPort).String()
+		}
 		for i, e := range []struct {
 			node *netnstest.Node
 			pod  *netnstest.Pod
 		}{{m.node0, client}, {m.node1, server}} {
 			spec := ProxySpec{Role: "ztunnel", Name: fmt.Sprintf("ztunnel-node%d", i), CADir: m.caDir, Node: fmt.Sprintf("node%d", i),
 				Ztunnel: cfg, Pods: []PodRef{{UID: e.pod.PodName, Netns: e.pod.Path()}}}
-			p, err := startProxy(ctx, e.node, spec, opts.ProxyCommand)
+			p, err := startProxy(ctx, &e.node.Namespace, spec, opts.ProxyCommand)
 			if err != nil {
 				return Result{}, err
 			}
@@ -165,14 +181,20 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 		}
 	}
 
-	lo := LoadOptions{URL: "http://" + server.Addr(ServerPort) + "/", Connections: conns, Duration: opts.Duration,
+	lo := LoadOptions{URL: "http://" + target + "/", Connections: conns, Duration: opts.Duration,
 		MaxRequests: opts.MaxRequests, QPS: opts.QPS, Dial: client.DialContext}
 	workers := make([]*worker, conns)
 	for i := range workers {
 		workers[i] = newWorker(lo)
 		defer workers[i].close()
 	}
+	idle := map[string]float64{}
 	for _, p := range procs {
+		kb, err := statusKB(p.cmd.Process.Pid, "VmRSS")
+		if err != nil {
+			return Result{}, err
+		}
+		idle[p.name] = round(float64(kb)/1024, 1)
 		if err := resetPeak(p.cmd.Process.Pid); err != nil {
 			return Result{}, fmt.Errorf("resetting the peak RSS of %s: %w", p.name, err)
 		}
@@ -191,7 +213,7 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 	lr := run(ctx, lo, workers)
 	res := Result{Path: path, Connections: conns, Requests: lr.Requests, Errors: lr.Errors,
 		RPS: round(lr.RPS(), 1), P50Ms: msOf(lr.Percentile(50)), P90Ms: msOf(lr.Percentile(90)), P99Ms: msOf(lr.Percentile(99)),
-		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}}
+		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}, RSSIdleMB: idle}
 	for _, p := range procs {
 		st, err := readProcStats(p.cmd.Process.Pid)
 		if err != nil {
@@ -232,7 +254,7 @@ func serve(p *netnstest.Pod) (stop func(), err error) {
 }
 
 // startProxy writes spec, starts the proxy process in node's namespace and waits for it to be ready.
-func startProxy(ctx context.Context, node *netnstest.Node, spec ProxySpec, command func(string) ([]string, []string)) (*proc, error) {
+func startProxy(ctx context.Context, ns *netnstest.Namespace, spec ProxySpec, command func(string) ([]string, []string)) (*proc, error) {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
@@ -242,7 +264,7 @@ func startProxy(ctx context.Context, node *netnstest.Node, spec ProxySpec, comma
 		return nil, fmt.Errorf("writing the spec of %s: %w", spec.Name, err)
 	}
 	argv, env := command(specPath)
-	cmd := node.Command(context.WithoutCancel(ctx), argv[0], argv[1:]...)
+	cmd := ns.Command(context.WithoutCancel(ctx), argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -45,22 +45,13 @@ func TestRunSmoke(t *testing.T) {
 	}
 	for _, r := range results {
 		t.Logf("%+v", r)
-		if r.Path == PathWaypoint {
-			if r.Error == "" {
-				t.Errorf("%s: no error, want the not-yet error", r.Path)
-			}
-			continue
-		}
 		if r.Requests == 0 || r.RPS <= 0 || r.Errors != 0 {
 			t.Errorf("%s/%d: %d requests, %.0f rps, %d errors", r.Path, r.Connections, r.Requests, r.RPS, r.Errors)
 		}
 		if !(r.P50Ms > 0 && r.P50Ms <= r.P90Ms && r.P90Ms <= r.P99Ms) {
 			t.Errorf("%s/%d: percentiles out of order: %v %v %v", r.Path, r.Connections, r.P50Ms, r.P90Ms, r.P99Ms)
 		}
-		wantProxies := 0
-		if r.Path == PathZtunnel {
-			wantProxies = 2
-		}
+		wantProxies := map[string]int{PathDirect: 0, PathZtunnel: 2, PathWaypoint: 3}[r.Path]
 		if len(r.RSSMB) != wantProxies || len(r.CPUPer1000) != wantProxies {
 			t.Errorf("%s/%d: proxies measured: rss %v, cpu %v; want %d each", r.Path, r.Connections, r.RSSMB, r.CPUPer1000, wantProxies)
 		}
@@ -110,7 +101,7 @@ func TestLoadResultPercentile(t *testing.T) {
 //	sudo go test ./bench/dataplane -run '^$' -bench Paths -benchtime 1x
 func BenchmarkPaths(b *testing.B) {
 	netnstest.Skip(b)
-	for _, path := range []string{PathDirect, PathZtunnel} {
+	for _, path := range AllPaths {
 		for _, conns := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/conns=%d", path, conns), func(b *testing.B) {
 				var last Result

@@ -15,13 +15,14 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 )
 
 // ProxySpec is what one proxy process runs: written as JSON by the benchmark, read by RunProxy in the
 // child process (`meshlab bench proxy --spec FILE`, or the test binary re-executed).
 type ProxySpec struct {
-	// Role is "ztunnel" (the only one so far; see ErrWaypointNotYet).
+	// Role is "ztunnel" or "waypoint".
 	Role string `json:"role"`
 	// Name names the proxy in results, e.g. ztunnel-node0.
 	Name string `json:"name"`
@@ -32,6 +33,11 @@ type ProxySpec struct {
 	Ztunnel ztunnel.Config `json:"ztunnel"`
 	// Pods are the pods a ztunnel enrols: workload UID and network namespace path.
 	Pods []PodRef `json:"pods"`
+	// Waypoint: the Gateway it runs for, its pod IP, and its ADS server (reachable from its namespace).
+	Namespace  string `json:"namespace,omitempty"`
+	Gateway    string `json:"gateway,omitempty"`
+	IP         string `json:"ip,omitempty"`
+	XDSAddress string `json:"xds_address,omitempty"`
 }
 
 // PodRef names an enrolled pod.
@@ -58,13 +64,20 @@ func ReadSpec(path string) (ProxySpec, error) {
 
 // RunProxy runs the proxy spec describes until ctx ends, printing ReadySignal on ready once it serves.
 func RunProxy(ctx context.Context, spec ProxySpec, ready io.Writer, logf func(string, ...any)) error {
-	if spec.Role != "ztunnel" {
-		return fmt.Errorf("proxy %s: unknown role %q", spec.Name, spec.Role)
-	}
 	root, err := ca.LoadOrCreate(spec.CADir, ca.WithTTL(time.Hour))
 	if err != nil {
 		return fmt.Errorf("loading the benchmark CA: %w", err)
 	}
+	switch spec.Role {
+	case "ztunnel":
+		return runZtunnel(ctx, root, spec, ready, logf)
+	case "waypoint":
+		return runWaypoint(ctx, root, spec, ready, logf)
+	}
+	return fmt.Errorf("proxy %s: unknown role %q", spec.Name, spec.Role)
+}
+
+func runZtunnel(ctx context.Context, root *ca.CA, spec ProxySpec, ready io.Writer, logf func(string, ...any)) error {
 	certs := ztunnel.NewCerts(root)
 	defer certs.Close()
 	z, err := ztunnel.New(ztunnel.Options{Node: spec.Node, Certs: certs, Bundle: root.Bundle(), Logf: logf})
@@ -84,6 +97,40 @@ func RunProxy(ctx context.Context, spec ProxySpec, ready io.Writer, logf func(st
 		h.Close()
 		if err != nil {
 			return err
+		}
+	}
+	fmt.Fprintln(ready, ReadySignal)
+	<-ctx.Done()
+	return nil
+}
+
+// runWaypoint runs the waypoint in the process's own network namespace (the waypoint pod's), with an SVID
+// for service account "waypoint" and its config from the benchmark's ADS server.
+func runWaypoint(ctx context.Context, root *ca.CA, spec ProxySpec, ready io.Writer, logf func(string, ...any)) error {
+	id, err := root.WorkloadID(spec.Namespace, spec.Gateway)
+	if err != nil {
+		return err
+	}
+	svid, err := root.Issue(id, time.Hour)
+	if err != nil {
+		return fmt.Errorf("issuing the waypoint's SVID: %w", err)
+	}
+	w, err := waypoint.New(waypoint.Options{
+		XDSAddress: spec.XDSAddress, Namespace: spec.Namespace, Name: spec.Gateway, IPs: []string{spec.IP},
+		SVID: svid, Bundle: root.Bundle(), AdminAddress: "off", HealthAddress: "off", Logf: logf,
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	defer w.Close()
+	for !w.Ready() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waypoint %s got no config", spec.Name)
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	fmt.Fprintln(ready, ReadySignal)
