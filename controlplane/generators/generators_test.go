@@ -1,0 +1,158 @@
+package generators_test
+
+import (
+	"net/netip"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/generators"
+	"github.com/meshlab/meshlab/controlplane/ingest"
+	"github.com/meshlab/meshlab/controlplane/model/modeltest"
+	"github.com/meshlab/meshlab/controlplane/workloadapi"
+	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/controlplane/xds"
+)
+
+func loadGen(t *testing.T) (*generators.Generator, *ingest.Store) {
+	t.Helper()
+	store, _, err := ingest.LoadFiles(modeltest.Path("bookinfo.yaml"), modeltest.Path("reviews-vs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := generators.New(store)
+	if _, err := g.Prepare(nil); err != nil {
+		t.Fatal(err)
+	}
+	return g, store
+}
+
+func proxy(id string, meta map[string]any) *xds.Proxy {
+	md, _ := structpb.NewStruct(meta)
+	return xds.NewProxy(&core.Node{Id: id, Metadata: md})
+}
+
+func TestAffects(t *testing.T) {
+	g, _ := loadGen(t)
+	reviewsWP := proxy("waypoint/default/reviews-waypoint", nil)
+	istioWP := proxy("waypoint~10.244.1.9~reviews-waypoint-5d8c7b9f4-x2x9k.default~default.svc.cluster.local", nil)
+	otherWP := proxy("waypoint/other/other-waypoint", nil) // unknown to the model: conservatively affected
+	sidecar := proxy("sidecar/default/productpage-v1-6b746f74dc-9stvs", nil)
+	ztunnel := proxy("ztunnel/meshlab-worker", nil)
+	key := func(kind ingest.Kind, ns, name string) xds.ConfigKey {
+		return xds.ConfigKey{Kind: string(kind), Namespace: ns, Name: name}
+	}
+	for _, tc := range []struct {
+		name  string
+		req   *xds.PushRequest
+		proxy *xds.Proxy
+		want  bool
+	}{
+		{"reviews VS reaches the reviews waypoint", xds.NewPushRequest(true, "config", key(ingest.KindVirtualService, "default", "reviews")), reviewsWP, true},
+		{"Istio-style id resolves through the pod's gateway label", xds.NewPushRequest(true, "config", key(ingest.KindVirtualService, "default", "reviews")), istioWP, true},
+		{"reviews DR reaches the reviews waypoint", xds.NewPushRequest(true, "config", key(ingest.KindDestinationRule, "default", "reviews")), reviewsWP, true},
+		{"ratings VS does not reach the reviews waypoint", xds.NewPushRequest(true, "config", key(ingest.KindVirtualService, "default", "ratings")), reviewsWP, false},
+		{"details service does not reach the reviews waypoint", xds.NewPushRequest(true, "config", key(ingest.KindService, "default", "details")), reviewsWP, false},
+		{"a reviews pod reaches the reviews waypoint", xds.NewPushRequest(false, "endpoint", key(ingest.KindPod, "default", "reviews-v1-545db77b95-2ps6q")), reviewsWP, true},
+		{"reviews endpoints reach the reviews waypoint", xds.NewPushRequest(false, "endpoint", key(ingest.KindEndpointSlice, "default", "reviews")), reviewsWP, true},
+		{"its own Gateway reaches the waypoint", xds.NewPushRequest(true, "config", key(ingest.KindGateway, "default", "reviews-waypoint")), reviewsWP, true},
+		{"an unknown waypoint is affected by anything", xds.NewPushRequest(true, "config", key(ingest.KindService, "default", "details")), otherWP, true},
+		{"sidecars see VirtualServices", xds.NewPushRequest(true, "config", key(ingest.KindVirtualService, "default", "reviews")), sidecar, true},
+		{"sidecars ignore service accounts", xds.NewPushRequest(true, "config", key(ingest.KindServiceAccount, "default", "bookinfo-reviews")), sidecar, false},
+		{"ztunnel ignores VirtualServices", xds.NewPushRequest(true, "config", key(ingest.KindVirtualService, "default", "reviews")), ztunnel, false},
+		{"ztunnel sees pods", xds.NewPushRequest(false, "endpoint", key(ingest.KindPod, "default", "x")), ztunnel, true},
+		{"a full push naming nothing reaches everyone", xds.NewPushRequest(true, "startup"), reviewsWP, true},
+	} {
+		if got := g.Affects(tc.proxy, tc.req); got != tc.want {
+			t.Errorf("%s: Affects() = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPushRequestFor(t *testing.T) {
+	g, store := loadGen(t)
+	pod := func(name string) *corev1.Pod {
+		o, ok := store.Get(ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: name})
+		if !ok {
+			t.Fatalf("no pod %s", name)
+		}
+		return o.(*corev1.Pod)
+	}
+	v2 := pod("reviews-v2-7bf8c9648f-5jw7x")
+	unready := v2.DeepCopy()
+	unready.Status.Conditions = append(unready.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse})
+	relabelled := v2.DeepCopy()
+	relabelled.Labels = map[string]string{"app": "reviews", "version": "v9"}
+	noise := v2.DeepCopy()
+	noise.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "x", RestartCount: 3}}
+	pending := &corev1.Pod{}
+	pending.Name, pending.Namespace = "new", "default"
+	podKey := ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: v2.Name}
+	for _, tc := range []struct {
+		name     string
+		ev       ingest.Event
+		wantNil  bool
+		wantFull bool
+	}{
+		{"readiness change is endpoint-only", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: unready, Version: 100}, false, false},
+		{"label change is a full push", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: relabelled}, false, true},
+		{"container status noise pushes nothing", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: noise}, true, false},
+		{"a pod without an IP pushes nothing", ingest.Event{Type: ingest.Added, Key: ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: "new"}, New: pending}, true, false},
+		{"a new VirtualService is a full push", ingest.Event{Type: ingest.Added, Key: ingest.Key{Kind: ingest.KindVirtualService, Namespace: "default", Name: "x"}}, false, true},
+	} {
+		req := g.PushRequestFor(tc.ev)
+		switch {
+		case tc.wantNil && req != nil:
+			t.Errorf("%s: got a push (full=%t), want none", tc.name, req.Full)
+		case !tc.wantNil && req == nil:
+			t.Errorf("%s: got no push", tc.name)
+		case req != nil && req.Full != tc.wantFull:
+			t.Errorf("%s: full = %t, want %t", tc.name, req.Full, tc.wantFull)
+		}
+	}
+}
+
+func TestWorkloadAPIConversion(t *testing.T) {
+	w := generators.WorkloadAddress(generate.ZtunnelWorkload{
+		UID: "Kubernetes//Pod/default/reviews-v1", Name: "reviews-v1", Namespace: "default", Addresses: []string{"10.244.1.5", "bogus"},
+		TunnelProtocol: "HBONE", Status: "UNHEALTHY", WorkloadType: "POD", Node: "meshlab-worker",
+		Waypoint: &generate.ZtunnelGatewayAddress{Address: "10.96.0.9", HBONEMTLSPort: 15008},
+		Services: map[string][]generate.ZtunnelPort{"default/reviews.default.svc.cluster.local": {{ServicePort: 9080, TargetPort: 9080}}},
+	})
+	name, err := xds.ResourceName(w)
+	if err != nil || name != "Kubernetes//Pod/default/reviews-v1" {
+		t.Errorf("ResourceName() = %q, %v", name, err)
+	}
+	pw := w.GetWorkload()
+	if len(pw.Addresses) != 1 || netip.AddrFrom4([4]byte(pw.Addresses[0])).String() != "10.244.1.5" {
+		t.Errorf("addresses = %v, want [10.244.1.5] (the bogus one dropped)", pw.Addresses)
+	}
+	if pw.TunnelProtocol != workloadapi.TunnelProtocol_HBONE || pw.Status != workloadapi.WorkloadStatus_UNHEALTHY || pw.WorkloadType != workloadapi.WorkloadType_POD {
+		t.Errorf("enums = %v %v %v", pw.TunnelProtocol, pw.Status, pw.WorkloadType)
+	}
+	if a := pw.GetWaypoint().GetAddress().GetAddress(); len(a) != 4 || pw.GetWaypoint().GetHboneMtlsPort() != 15008 {
+		t.Errorf("waypoint = %v", pw.GetWaypoint())
+	}
+	if ps := pw.Services["default/reviews.default.svc.cluster.local"].GetPorts(); len(ps) != 1 || ps[0].TargetPort != 9080 {
+		t.Errorf("services = %v", pw.Services)
+	}
+	svc := generators.ServiceAddress(generate.ZtunnelService{Name: "reviews", Namespace: "default", Hostname: "reviews.default.svc.cluster.local", Addresses: []string{"10.96.0.7"}})
+	if name, _ := xds.ResourceName(svc); name != "default/reviews.default.svc.cluster.local" {
+		t.Errorf("service name = %q", name)
+	}
+	az := generators.Authorization(generate.ZtunnelAuthorization{Name: "deny", Namespace: "default", Scope: "WORKLOAD_SELECTOR", Action: "DENY",
+		Groups: []generate.ZtunnelGroup{{Rules: []generate.ZtunnelRules{{Matches: []generate.ZtunnelMatch{{
+			Principals: []generate.ZtunnelStringMatch{{Prefix: "spiffe://cluster.local/ns/default/"}},
+			SourceIPs:  []string{"10.0.0.0/8", "10.244.1.5"},
+		}}}}}}})
+	m := az.Groups[0].Rules[0].Matches[0]
+	if az.Action != security.Action_DENY || az.Scope != security.Scope_WORKLOAD_SELECTOR || m.Principals[0].GetPrefix() != "spiffe://cluster.local/ns/default/" {
+		t.Errorf("authorization = %v", az)
+	}
+	if len(m.SourceIps) != 2 || m.SourceIps[0].Length != 8 || m.SourceIps[1].Length != 32 {
+		t.Errorf("source IPs = %v", m.SourceIps)
+	}
+}
