@@ -1,0 +1,123 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/scenarios/kube"
+)
+
+// ErrEnvironment marks problems of the environment rather than of the mesh: no cluster, an API server
+// that does not answer, a control plane that is deployed but not reachable. `meshlab scenario` exits 2.
+var ErrEnvironment = errors.New("environment")
+
+// Env is the running lab a scenario works on.
+type Env struct {
+	Cluster   string
+	Namespace string // where bookinfo and sleep run
+	Config    *rest.Config
+	Kube      kubernetes.Interface
+	Client    client.Client
+}
+
+// Connect finds the lab's cluster and checks that its API server answers. With kubeconfig empty it reads
+// kind's own kubeconfig for the cluster; otherwise it uses context kind-<name> from that file (or the
+// file's current context when it has no such context).
+func Connect(ctx context.Context, name, kubeconfig string, logger *ui.Logger) (*Env, error) {
+	var cfg *rest.Config
+	if kubeconfig == "" {
+		c := cluster.New(name, "", logger)
+		exists, err := c.Exists()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
+		}
+		if !exists {
+			return nil, fmt.Errorf("%w: no kind cluster %q: run `meshlab up --name %s` first", ErrEnvironment, name, name)
+		}
+		if cfg, err = c.RESTConfig(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
+		}
+	} else {
+		var err error
+		if cfg, err = kubeconfigREST(kubeconfig, "kind-"+name); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
+		}
+	}
+	return NewEnv(ctx, name, cfg)
+}
+
+// NewEnv builds an Env from a client config and checks that the API server answers.
+func NewEnv(ctx context.Context, name string, cfg *rest.Config) (*Env, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS < 50 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
+	}
+	if _, err := kc.Discovery().ServerVersion(); err != nil {
+		return nil, fmt.Errorf("%w: the API server of cluster %q does not answer: %v", ErrEnvironment, name, err)
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: cluster.Scheme})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
+	}
+	return &Env{Cluster: name, Namespace: "default", Config: cfg, Kube: kc, Client: cl}, nil
+}
+
+func kubeconfigREST(path, context string) (*rest.Config, error) {
+	raw, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig %s: %w", path, err)
+	}
+	overrides := &clientcmd.ConfigOverrides{}
+	if _, ok := raw.Contexts[context]; ok {
+		overrides.CurrentContext = context
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*raw, overrides).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ControlPlaneDeployed reports whether the control plane's Deployment exists.
+func (e *Env) ControlPlaneDeployed(ctx context.Context) (bool, error) {
+	_, err := e.Kube.AppsV1().Deployments(kube.ControlPlaneNamespace).Get(ctx, kube.ControlPlaneDeployment, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CheckControlPlane is the runner's environment check: when the control plane is deployed, its
+// /debug/syncz must answer (through the API server's service proxy). A lab without a control plane is
+// fine: scenarios that need one skip.
+func (e *Env) CheckControlPlane(ctx context.Context) error {
+	deployed, err := e.ControlPlaneDeployed(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: reading Deployment %s/%s: %v", ErrEnvironment, kube.ControlPlaneNamespace, kube.ControlPlaneDeployment, err)
+	}
+	if !deployed {
+		return nil
+	}
+	if _, err := kube.Syncz(ctx, e.Kube); err != nil {
+		return fmt.Errorf("%w: the control plane is deployed but not reachable: %v", ErrEnvironment, err)
+	}
+	return nil
+}
+
+// Syncz reads the control plane's sync status.
+func (e *Env) Syncz(ctx context.Context) (xds.SyncStatus, error) { return kube.Syncz(ctx, e.Kube) }
