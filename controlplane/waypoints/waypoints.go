@@ -293,16 +293,18 @@ func Objects(gw *gwv1.Gateway, opts Options) (*corev1.ServiceAccount, *appsv1.De
 						Name:            ContainerName,
 						Image:           opts.Image,
 						ImagePullPolicy: corev1.PullIfNotPresent,
-						Args:            []string{"waypoint", "run"},
+						// `meshlab waypoint run` (cli/waypointrun) reads the env below; the service account is
+						// passed because the per-service-account form's differs from the Gateway name.
+						Args: []string{"waypoint", "run", "--service-account", name},
 						Env: []corev1.EnvVar{
 							fieldEnv("POD_NAME", "metadata.name"),
 							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 							fieldEnv("INSTANCE_IP", "status.podIP"),
 							fieldEnv("NODE_NAME", "spec.nodeName"),
 							fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-							{Name: "GATEWAY_NAME", Value: gw.Name},
-							{Name: "CA_ADDR", Value: opts.ControlPlaneAddress},
-							{Name: "XDS_ADDR", Value: opts.ControlPlaneAddress},
+							{Name: "WAYPOINT_NAME", Value: gw.Name},
+							{Name: "CA_ADDRESS", Value: opts.ControlPlaneAddress},
+							{Name: "XDS_ADDRESS", Value: opts.ControlPlaneAddress},
 						},
 						Ports: []corev1.ContainerPort{
 							{Name: "hbone", ContainerPort: HBONEPort, Protocol: corev1.ProtocolTCP},

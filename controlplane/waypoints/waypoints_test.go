@@ -83,7 +83,7 @@ func TestGatewayBecomesWaypoint(t *testing.T) {
 		})
 		pod := dep.Spec.Template.Spec
 		if pod.ServiceAccountName != tc.deployment || pod.Containers[0].Image != "meshlab:dev" ||
-			len(pod.Containers[0].Args) != 2 || pod.Containers[0].Args[0] != "waypoint" || pod.Containers[0].Args[1] != "run" {
+			len(pod.Containers[0].Args) != 4 || pod.Containers[0].Args[0] != "waypoint" || pod.Containers[0].Args[1] != "run" || pod.Containers[0].Args[3] != tc.deployment {
 			t.Errorf("%s: pod spec sa=%s image=%s args=%v", tc.deployment, pod.ServiceAccountName, pod.Containers[0].Image, pod.Containers[0].Args)
 		}
 		if dep.Spec.Template.Labels["gateway.networking.k8s.io/gateway-name"] != gw.Name {
