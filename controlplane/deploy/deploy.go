@@ -1,0 +1,163 @@
+// Package deploy lists what `meshlab up` applies for the control plane: the meshlab-system namespace, the
+// CRDs it reads, its ServiceAccount and RBAC, its Deployment (one replica running `meshlab controlplane`
+// from the meshlab image) and its Service (gRPC 15012 TLS, 15010 plaintext, HTTP 15014).
+package deploy
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshlab/meshlab/controlplane/crds"
+	"github.com/meshlab/meshlab/controlplane/server"
+)
+
+// Names of the control plane's objects.
+const (
+	Namespace      = server.DefaultNamespace
+	Name           = "meshlab-controlplane" // ServiceAccount, ClusterRole(Binding), Role(Binding), Deployment, Service
+	ContainerName  = "discovery"            // istiod's container name
+	PortXDS        = 15012
+	PortXDSPlain   = 15010
+	PortMonitoring = 15014
+)
+
+// Workload is the Deployment to wait for after applying Objects.
+var Workload = struct{ Kind, Namespace, Name string }{"Deployment", Namespace, Name}
+
+var labels = map[string]string{"app": Name, "app.kubernetes.io/name": Name, "app.kubernetes.io/part-of": "meshlab"}
+
+func objectMeta(name, namespace string) metav1.ObjectMeta {
+	l := map[string]string{}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: l}
+}
+
+// Objects returns everything to apply, in order: namespace and CRDs first, then RBAC, then the workload.
+func Objects(image string) []client.Object {
+	out := []client.Object{
+		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
+	}
+	for _, c := range crds.All() {
+		out = append(out, c)
+	}
+	return append(out,
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: objectMeta(Name, Namespace)},
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: objectMeta(Name, ""),
+			Rules:      ClusterRules(),
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+			ObjectMeta: objectMeta(Name, ""),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: Name, Namespace: Namespace}},
+		},
+		// The CA key lives in a Secret of the control plane's own namespace: only there may it read secrets.
+		&rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: objectMeta(Name, Namespace),
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}}},
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: objectMeta(Name, Namespace),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: Name, Namespace: Namespace}},
+		},
+		deployment(image),
+		&corev1.Service{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+			ObjectMeta: objectMeta(Name, Namespace),
+			Spec: corev1.ServiceSpec{
+				Selector: map[string]string{"app": Name},
+				Ports: []corev1.ServicePort{
+					{Name: "grpc-xds", Port: PortXDS, TargetPort: intstr.FromInt32(PortXDS), Protocol: corev1.ProtocolTCP},
+					{Name: "grpc-xds-plain", Port: PortXDSPlain, TargetPort: intstr.FromInt32(PortXDSPlain), Protocol: corev1.ProtocolTCP},
+					{Name: "http-monitoring", Port: PortMonitoring, TargetPort: intstr.FromInt32(PortMonitoring), Protocol: corev1.ProtocolTCP},
+				},
+			},
+		},
+	)
+}
+
+// ClusterRules are the control plane's cluster-wide permissions: read everything it ingests; write the
+// status of Gateway API and Istio objects; manage waypoint Deployments, Services and ServiceAccounts;
+// create the istio-waypoint GatewayClass; events; publish the root ConfigMap everywhere; and, for the CA,
+// TokenReviews and pod lookups.
+func ClusterRules() []rbacv1.PolicyRule {
+	read := []string{"get", "list", "watch"}
+	write := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	status := []string{"get", "update", "patch"}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "endpoints"}, Verbs: read},
+		{APIGroups: []string{""}, Resources: []string{"services", "serviceaccounts"}, Verbs: write},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: write},
+		{APIGroups: []string{crds.GatewayGroup}, Resources: []string{"gatewayclasses", "gateways", "httproutes"}, Verbs: write},
+		{APIGroups: []string{crds.GatewayGroup}, Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status"}, Verbs: status},
+		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices", "destinationrules"}, Verbs: read},
+		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices/status", "destinationrules/status"}, Verbs: status},
+		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies"}, Verbs: read},
+		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status"}, Verbs: status},
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+	}
+}
+
+func deployment(image string) *appsv1.Deployment {
+	fieldEnv := func(n, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: n, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: objectMeta(Name, Namespace),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1), // no leader election: one control plane
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": Name}},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"sidecar.istio.io/inject": "false"}},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: Name,
+					Containers: []corev1.Container{{
+						Name:            ContainerName,
+						Image:           image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Args:            []string{"controlplane", "--image", image},
+						Env: []corev1.EnvVar{
+							fieldEnv("POD_NAME", "metadata.name"),
+							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+							{Name: "MESHLAB_IMAGE", Value: image},
+						},
+						Ports: []corev1.ContainerPort{
+							{Name: "grpc-xds", ContainerPort: PortXDS, Protocol: corev1.ProtocolTCP},
+							{Name: "grpc-xds-plain", ContainerPort: PortXDSPlain, Protocol: corev1.ProtocolTCP},
+							{Name: "http-monitoring", ContainerPort: PortMonitoring, Protocol: corev1.ProtocolTCP},
+						},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(PortMonitoring)}},
+							PeriodSeconds: 2, FailureThreshold: 30,
+						},
+						SecurityContext: &corev1.SecurityContext{
+							RunAsUser: ptr.To[int64](1337), RunAsGroup: ptr.To[int64](1337), RunAsNonRoot: ptr.To(true),
+							AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+						// LoadOrCreateCA writes a new root to a temporary directory before storing it in its Secret.
+						VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+					}},
+					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+				},
+			},
+		},
+	}
+}
