@@ -18,6 +18,9 @@ import (
 	"github.com/meshlab/meshlab/cli/down"
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
+	cliinject "github.com/meshlab/meshlab/cli/inject"
+	cliiptables "github.com/meshlab/meshlab/cli/iptables"
+	clikubeinject "github.com/meshlab/meshlab/cli/kubeinject"
 	"github.com/meshlab/meshlab/cli/nodeimage"
 	"github.com/meshlab/meshlab/cli/proxyconfig"
 	"github.com/meshlab/meshlab/cli/proxystatus"
@@ -126,6 +129,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		proxystatus.NewCommand(env),
 		clirender.NewCommand(env), proxyconfig.NewCommand(env),
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
+		cliinject.NewCommand(env), clikubeinject.NewCommand(env), cliiptables.NewCommand(env), // sidecar injection
 		clibench.NewCommand(env),
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypointrun.NewCommand(env), // `waypoint run`; a later cli/waypoint package may own the parent and add waypointrun.NewRunCommand

@@ -8,7 +8,7 @@ type MatrixRow struct {
 	PodAnnotations  map[string]string `json:"podAnnotations"`
 	Injected        bool              `json:"injected"`
 	Reason          string            `json:"reason"`
-	Rule            Rule              `json:"rule"`
+	Rule            Rule              `json:"-"` // in the table, not in the JSON the issue specifies
 }
 
 // MatrixNamespace is the namespace name the matrix rows use (an ordinary one, not excluded).
