@@ -45,6 +45,9 @@ type Report struct {
 	ScaleServices              int     `json:"scale_services"`
 	ScalePods                  int     `json:"scale_pods"`
 	ScaleProxies               int     `json:"scale_proxies"`
+	HeapModelMB                float64 `json:"heap_model_mb"`
+	ScaleBuildMs               float64 `json:"scale_build_ms"`
+	ScaleGenerateMs            float64 `json:"scale_generate_ms"`
 }
 
 // Run measures, in this order so that the memory figures are not inflated by the other runs: memory and
@@ -65,6 +68,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	r.HeapMB, r.RSSMB, r.CPUSeconds = round(sc.HeapMB, 1), round(sc.RSSMB, 1), round(sc.CPUSeconds, 2)
 	r.ScaleServices, r.ScalePods, r.ScaleProxies = sc.Services, sc.Pods, sc.Proxies
+	r.HeapModelMB, r.ScaleBuildMs, r.ScaleGenerateMs = round(sc.HeapModelMB, 1), ms(sc.Build), ms(sc.Generate)
 
 	logf("config distribution: %d namespaces x %d deployments x %d pods, %d waypoint replicas per namespace",
 		opts.Mesh.Namespaces, opts.Mesh.ServicesPerNamespace, opts.Mesh.PodsPerService, opts.Mesh.WaypointReplicas)

@@ -22,6 +22,9 @@ type ScaleResult struct {
 	// HeapMB is the Go heap in use (runtime.MemStats.HeapInuse) after a forced GC, with the store, the
 	// snapshot and every generated config still referenced.
 	HeapMB float64
+	// HeapModelMB is the heap in use with only the store and the snapshot held (read after a GC before
+	// generation; that GC's CPU counts in CPUSeconds).
+	HeapModelMB float64
 	// RSSMB is the process's peak resident set (VmHWM) so far.
 	RSSMB float64
 	// CPUSeconds is user+system CPU of the process (getrusage) spent from the start of the measurement.
@@ -44,6 +47,7 @@ func MeasureScale(services, pods int) (ScaleResult, error) {
 	t1 := time.Now()
 	snap := model.Build(store.Objects())
 	t2 := time.Now()
+	heapModel := heapInUseMB()
 	var kept []any
 	proxies := 0
 	for _, w := range snap.Waypoints() {
@@ -71,12 +75,9 @@ func MeasureScale(services, pods int) (ScaleResult, error) {
 	res := ScaleResult{
 		Services: mesh.Services(), Pods: mesh.Pods(), Proxies: proxies,
 		CPUSeconds: cpuSeconds() - cpu0,
-		Store:      t1.Sub(t0), Build: t2.Sub(t1), Generate: t3.Sub(t2),
+		Store:      t1.Sub(t0), Build: t2.Sub(t1), Generate: t3.Sub(t2), HeapModelMB: heapModel,
 	}
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res.HeapMB = float64(ms.HeapInuse) / (1 << 20)
+	res.HeapMB = heapInUseMB()
 	runtime.KeepAlive(store)
 	runtime.KeepAlive(snap)
 	runtime.KeepAlive(kept)
@@ -84,6 +85,14 @@ func MeasureScale(services, pods int) (ScaleResult, error) {
 		res.RSSMB = float64(kb) / 1024
 	}
 	return res, nil
+}
+
+// heapInUseMB collects garbage and returns the heap in use.
+func heapInUseMB() float64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse) / (1 << 20)
 }
 
 // cpuSeconds is the process's user+system CPU time.

@@ -123,7 +123,8 @@ func writeControlPlaneTable(w io.Writer, r controlplane.Report) error {
 	fmt.Fprintf(tw, "waypoints / sidecars\t\t%s\t\t%s\t\n", pct(int64(r.WaypointConfigs), int64(r.SidecarConfigs)), pct(r.WaypointBytes, r.SidecarBytes))
 	fmt.Fprintf(tw, "\nPUSH LATENCY\tPROXIES\tAFFECTED\tCHANGES\tP50\tP99\tMAX\n")
 	fmt.Fprintf(tw, "change -> all ACKed (%s)\t%d\t%d\t%d\t%.2f ms\t%.2f ms\t%.2f ms\n", r.PushModel, r.Proxies, r.PushAffected, r.PushChanges, r.PushP50Ms, r.PushP99Ms, r.PushMaxMs)
-	fmt.Fprintf(tw, "\nAT SCALE\tSERVICES\tPODS\tHEAP\tPEAK RSS\tCPU\n")
-	fmt.Fprintf(tw, "store+snapshot+%d proxies\t%d\t%d\t%.1f MB\t%.1f MB\t%.2f s\n", r.ScaleProxies, r.ScaleServices, r.ScalePods, r.HeapMB, r.RSSMB, r.CPUSeconds)
+	fmt.Fprintf(tw, "\nAT SCALE\tSERVICES\tPODS\tHEAP\tPEAK RSS\tCPU\tTIME\n")
+	fmt.Fprintf(tw, "store+snapshot\t%d\t%d\t%.1f MB\t\t\t%.0f ms (build)\n", r.ScaleServices, r.ScalePods, r.HeapModelMB, r.ScaleBuildMs)
+	fmt.Fprintf(tw, "  + config of %d proxies\t\t\t%.1f MB\t%.1f MB\t%.2f s\t%.0f ms (generate)\n", r.ScaleProxies, r.HeapMB, r.RSSMB, r.CPUSeconds, r.ScaleGenerateMs)
 	return tw.Flush()
 }
