@@ -14,6 +14,7 @@ import (
 	clibookinfo "github.com/meshlab/meshlab/cli/bookinfo"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/cniagent"
+	clicontrolplane "github.com/meshlab/meshlab/cli/controlplane"
 	"github.com/meshlab/meshlab/cli/curl"
 	"github.com/meshlab/meshlab/cli/down"
 	clihost "github.com/meshlab/meshlab/cli/host"
@@ -30,7 +31,7 @@ import (
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
-	"github.com/meshlab/meshlab/cli/waypointrun"
+	"github.com/meshlab/meshlab/cli/waypoint"
 	cliztunnel "github.com/meshlab/meshlab/cli/ztunnel"
 	"github.com/meshlab/meshlab/cli/ztunnelconfig"
 	"github.com/meshlab/meshlab/cluster/host"
@@ -132,6 +133,6 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cliinject.NewCommand(env), clikubeinject.NewCommand(env), cliiptables.NewCommand(env), // sidecar injection
 		clibench.NewCommand(env),
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
-		waypointrun.NewCommand(env), // `waypoint run`; a later cli/waypoint package may own the parent and add waypointrun.NewRunCommand
+		waypoint.NewCommand(env), clicontrolplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
 	}
 }

@@ -1,0 +1,363 @@
+// Package waypoint is `meshlab waypoint`, shaped like istioctl's: generate, apply, list and delete waypoint
+// Gateways (gatewayClassName istio-waypoint, one HBONE listener on 15008), plus `run` (cli/waypointrun),
+// the process the waypoint Deployments execute.
+package waypoint
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cli/waypointrun"
+	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/controlplane/kube"
+	"github.com/meshlab/meshlab/controlplane/model"
+)
+
+// NewClients connects to the cluster; tests replace it with fake clientsets.
+var NewClients = func(env cliutil.Env) (*kube.Clients, error) {
+	var cfg *rest.Config
+	var err error
+	switch path := env.Globals.Kubeconfig; {
+	case path != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", path)
+	case os.Getenv("KUBECONFIG") != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	default:
+		cfg, err = cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return kube.NewClients(cfg)
+}
+
+// NewCommand returns `waypoint` with generate, apply, list, delete and run.
+func NewCommand(env cliutil.Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "waypoint",
+		Short: "Manage waypoint proxies (like istioctl waypoint)",
+		Args:  cliutil.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newGenerateCommand(env), newApplyCommand(env), newListCommand(env), newDeleteCommand(env),
+		waypointrun.NewRunCommand(env))
+	return cmd
+}
+
+type gatewayFlags struct {
+	namespace, name, trafficType string
+}
+
+func (f *gatewayFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "default", "namespace of the waypoint")
+	cmd.Flags().StringVar(&f.name, "name", "waypoint", "name of the waypoint Gateway")
+	cmd.Flags().StringVar(&f.trafficType, "for", string(model.TrafficService), "traffic the waypoint handles: service, workload, all or none")
+}
+
+func (f *gatewayFlags) validate() error {
+	switch model.TrafficType(f.trafficType) {
+	case model.TrafficService, model.TrafficWorkload, model.TrafficAll, model.TrafficNone:
+	default:
+		return cliutil.Usagef("--for must be service, workload, all or none, got %q", f.trafficType)
+	}
+	if f.name == "" || f.namespace == "" {
+		return cliutil.Usagef("--name and --namespace must not be empty")
+	}
+	return nil
+}
+
+// Gateway returns the waypoint Gateway for namespace/name handling trafficType.
+func Gateway(namespace, name, trafficType string) *gwv1.Gateway {
+	return &gwv1.Gateway{
+		TypeMeta: metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "Gateway"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace,
+			Labels: map[string]string{model.LabelWaypointFor: trafficType}},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: model.WaypointGatewayClass,
+			Listeners:        []gwv1.Listener{{Name: "mesh", Port: model.HBONEPort, Protocol: "HBONE"}},
+		},
+	}
+}
+
+// YAML renders a Gateway without the empty status and timestamps a typed object would carry.
+func YAML(gw *gwv1.Gateway) ([]byte, error) {
+	b, err := yaml.Marshal(gw)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	if md, ok := m["metadata"].(map[string]any); ok {
+		delete(md, "creationTimestamp")
+	}
+	return yaml.Marshal(m)
+}
+
+func newGenerateCommand(env cliutil.Env) *cobra.Command {
+	f := &gatewayFlags{}
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Print the Gateway YAML of a waypoint",
+		Args:  cliutil.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			b, err := YAML(Gateway(f.namespace, f.name, f.trafficType))
+			if err != nil {
+				return err
+			}
+			_, err = env.Streams.Out.Write(b)
+			return err
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newApplyCommand(env cliutil.Env) *cobra.Command {
+	f := &gatewayFlags{}
+	var enroll, wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Create or update a waypoint and wait until it is programmed",
+		Args:  cliutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			c, err := NewClients(env)
+			if err != nil {
+				return err
+			}
+			if err := Apply(ctx, c, Gateway(f.namespace, f.name, f.trafficType)); err != nil {
+				return err
+			}
+			if wait {
+				if err := WaitProgrammed(ctx, c, f.namespace, f.name, timeout); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(env.Streams.Out, "✅ waypoint %s/%s applied\n", f.namespace, f.name)
+			if enroll {
+				if err := Enroll(ctx, c, f.namespace, f.name); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Streams.Out, "✅ namespace %s labeled with \"%s=%s\"\n", f.namespace, model.LabelUseWaypoint, f.name)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&enroll, "enroll-namespace", false, "label the namespace "+model.LabelUseWaypoint+"=NAME so its services use the waypoint")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the waypoint is Programmed")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for Programmed")
+	return cmd
+}
+
+// Apply creates the Gateway or updates its spec and labels.
+func Apply(ctx context.Context, c *kube.Clients, gw *gwv1.Gateway) error {
+	gws := c.Gateway.GatewayV1().Gateways(gw.Namespace)
+	cur, err := gws.Get(ctx, gw.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = gws.Create(ctx, gw, metav1.CreateOptions{})
+	} else if err == nil {
+		cur = cur.DeepCopy()
+		cur.Spec = gw.Spec
+		if cur.Labels == nil {
+			cur.Labels = map[string]string{}
+		}
+		for k, v := range gw.Labels {
+			cur.Labels[k] = v
+		}
+		_, err = gws.Update(ctx, cur, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("applying waypoint %s/%s: %w", gw.Namespace, gw.Name, err)
+	}
+	return nil
+}
+
+// WaitProgrammed polls until the Gateway reports Programmed=True.
+func WaitProgrammed(ctx context.Context, c *kube.Clients, namespace, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		gw, err := c.Gateway.GatewayV1().Gateways(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && meta.IsStatusConditionTrue(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			reason := "no status yet"
+			if err != nil {
+				reason = err.Error()
+			} else if cond := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); cond != nil {
+				reason = cond.Message
+			}
+			return fmt.Errorf("waypoint %s/%s not programmed after %s: %s", namespace, name, timeout, reason)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Enroll labels namespace with istio.io/use-waypoint=name.
+func Enroll(ctx context.Context, c *kube.Clients, namespace, name string) error {
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, model.LabelUseWaypoint, name)
+	if _, err := c.Kube.CoreV1().Namespaces().Patch(ctx, namespace, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("labeling namespace %s: %w", namespace, err)
+	}
+	return nil
+}
+
+func newListCommand(env cliutil.Env) *cobra.Command {
+	var namespace string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List waypoints",
+		Args:  cliutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			c, err := NewClients(env)
+			if err != nil {
+				return err
+			}
+			if all {
+				namespace = ""
+			}
+			l, err := c.Gateway.GatewayV1().Gateways(namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return fmt.Errorf("listing gateways: %w", err)
+			}
+			var gws []gwv1.Gateway
+			for _, gw := range l.Items {
+				if string(gw.Spec.GatewayClassName) == model.WaypointGatewayClass {
+					gws = append(gws, gw)
+				}
+			}
+			if len(gws) == 0 {
+				where := "namespace " + namespace
+				if all {
+					where = "any namespace"
+				}
+				fmt.Fprintf(env.Streams.Out, "No waypoints found in %s.\n", where)
+				return nil
+			}
+			return WriteList(env.Streams.Out, gws, all)
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace to list")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list waypoints in every namespace")
+	return cmd
+}
+
+// WriteList prints waypoints as istioctl does: NAME REVISION TRAFFIC TYPE PROGRAMMED (NAMESPACE first with
+// all namespaces).
+func WriteList(w io.Writer, gws []gwv1.Gateway, withNamespace bool) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	header := "NAME\tREVISION\tTRAFFIC TYPE\tPROGRAMMED"
+	if withNamespace {
+		header = "NAMESPACE\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for _, gw := range gws {
+		revision := gw.Labels["istio.io/rev"]
+		if revision == "" {
+			revision = "default"
+		}
+		traffic := gw.Labels[model.LabelWaypointFor]
+		if traffic == "" {
+			traffic = string(model.TrafficService)
+		}
+		programmed := "Unknown"
+		if c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); c != nil {
+			programmed = string(c.Status)
+		}
+		row := []string{gw.Name, revision, strings.ToUpper(traffic[:1]) + traffic[1:], programmed}
+		if withNamespace {
+			row = append([]string{gw.Namespace}, row...)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func newDeleteCommand(env cliutil.Env) *cobra.Command {
+	var namespace string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "delete [NAME...]",
+		Short: "Delete waypoints by name, or all of a namespace with --all",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return cliutil.Usagef("name one or more waypoints, or pass --all")
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			c, err := NewClients(env)
+			if err != nil {
+				return err
+			}
+			gws := c.Gateway.GatewayV1().Gateways(namespace)
+			names := args
+			if all {
+				l, err := gws.List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return fmt.Errorf("listing gateways: %w", err)
+				}
+				for _, gw := range l.Items {
+					if string(gw.Spec.GatewayClassName) == model.WaypointGatewayClass {
+						names = append(names, gw.Name)
+					}
+				}
+			}
+			for _, n := range names {
+				gw, err := gws.Get(ctx, n, metav1.GetOptions{})
+				if err != nil {
+					return fmt.Errorf("waypoint %s/%s: %w", namespace, n, err)
+				}
+				if string(gw.Spec.GatewayClassName) != model.WaypointGatewayClass {
+					return fmt.Errorf("gateway %s/%s is not a waypoint (class %s)", namespace, n, gw.Spec.GatewayClassName)
+				}
+				if err := gws.Delete(ctx, n, metav1.DeleteOptions{}); err != nil {
+					return fmt.Errorf("deleting waypoint %s/%s: %w", namespace, n, err)
+				}
+				fmt.Fprintf(env.Streams.Out, "waypoint %s/%s deleted\n", namespace, n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the waypoints")
+	cmd.Flags().BoolVar(&all, "all", false, "delete every waypoint of the namespace")
+	return cmd
+}
