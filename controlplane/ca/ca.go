@@ -228,7 +228,25 @@ func (c *CA) Issue(id spiffeid.ID, ttl time.Duration) (*x509svid.SVID, error) {
 	return &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{leaf}, PrivateKey: key}, nil
 }
 
-func (c *CA) sign(pub any, id spiffeid.ID, ttl time.Duration) (*x509.Certificate, error) {
+// IssueServing issues a certificate for a server that non-mesh clients reach by DNS name (the Kubernetes
+// API server calling the injection webhook, for one): the SPIFFE ID as a URI SAN plus dnsNames, which Go's
+// (and the API server's) hostname check needs. Mesh peers keep verifying the URI SAN.
+func (c *CA) IssueServing(id spiffeid.ID, dnsNames []string, ttl time.Duration) (*x509svid.SVID, error) {
+	if len(dnsNames) == 0 {
+		return nil, errors.New("issuing serving certificate: no DNS names")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating key: %w", err)
+	}
+	leaf, err := c.sign(&key.PublicKey, id, ttl, dnsNames...)
+	if err != nil {
+		return nil, err
+	}
+	return &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{leaf}, PrivateKey: key}, nil
+}
+
+func (c *CA) sign(pub any, id spiffeid.ID, ttl time.Duration, dnsNames ...string) (*x509.Certificate, error) {
 	if id.IsZero() {
 		return nil, errors.New("signing SVID: empty SPIFFE ID")
 	}
@@ -251,6 +269,7 @@ func (c *CA) sign(pub any, id spiffeid.ID, ttl time.Duration) (*x509.Certificate
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		URIs:                  []*url.URL{id.URL()},
+		DNSNames:              dnsNames,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root, pub, c.key)
 	if err != nil {

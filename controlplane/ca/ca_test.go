@@ -152,3 +152,28 @@ func TestLoadOrCreateRoundTrip(t *testing.T) {
 		t.Error("LoadOrCreate() with only the key present succeeded")
 	}
 }
+
+func TestIssueServingHasDNSAndURI(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := c.WorkloadID("meshlab-system", "meshlab-controlplane")
+	svid, err := c.IssueServing(id, []string{"meshlab-controlplane.meshlab-system.svc"}, time.Hour)
+	if err != nil {
+		t.Fatalf("IssueServing() = %v", err)
+	}
+	leaf := svid.Certificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(c.Root())
+	// The API server's check: chain plus hostname.
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "meshlab-controlplane.meshlab-system.svc"}); err != nil {
+		t.Errorf("Verify(DNSName) = %v", err)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id.String() {
+		t.Errorf("URIs = %v, want [%s]", leaf.URIs, id)
+	}
+	if _, err := c.IssueServing(id, nil, time.Hour); err == nil {
+		t.Error("IssueServing without DNS names succeeded")
+	}
+}
