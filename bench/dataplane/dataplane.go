@@ -134,11 +134,15 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 	}
 	defer stopServer()
 
-	var procs []*proc
+	var (
+		procs   []*proc
+		stopXDS = func() {}
+	)
 	defer func() {
 		for _, p := range procs {
 			p.stop()
 		}
+		stopXDS() // after the waypoint, which would otherwise log the stream's end
 	}()
 	target := server.Addr(ServerPort)
 	if path == PathZtunnel || path == PathWaypoint {
@@ -147,11 +151,11 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 		}}
 		if path == PathWaypoint {
 			wp := m.node1.AddPod("w" + tag)
-			stopXDS, err := serveWaypointConfig(ctx, client, server, wp)
+			stop, err := serveWaypointConfig(ctx, client, server, wp)
 			if err != nil {
 				return Result{}, err
 			}
-			defer stopXDS()
+			stopXDS = stop
 			spec := ProxySpec{Role: "waypoint", Name: "waypoint", CADir: m.caDir, Namespace: benchNamespace, Gateway: waypointName,
 				IP: wp.IP.String(), XDSAddress: xdsAddress}
 			p, err := startProxy(ctx, &wp.Namespace, spec, opts.ProxyCommand)
