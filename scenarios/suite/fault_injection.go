@@ -1,0 +1,67 @@
+package suite
+
+import (
+	"time"
+
+	"github.com/meshlab/meshlab/scenarios"
+)
+
+// fault-injection: a VirtualService on reviews, served by its waypoint, aborts every request with 503
+// and delays /reviews/1 by a fixed second (Istio's fault-injection task, scoped by path).
+func faultInjection() *scenarios.Scenario {
+	return &scenarios.Scenario{
+		Name:        "fault-injection",
+		Description: "the reviews waypoint aborts requests with 503 and delays /reviews/1 by 1s",
+		Requires: func(t *scenarios.T) {
+			requireWaypoints(t)
+			t.RequireResource("networking.istio.io/v1", "virtualservices")
+		},
+		Setup: func(t *scenarios.T) {
+			setupReviewsWaypoint(t)
+			t.Apply(reviewsFaultsYAML)
+		},
+		Wait: waitReviewsWaypoint,
+		Check: func(t *scenarios.T) {
+			t.Phase("abort", func() {
+				rs := t.CurlN(scenarios.Request{URL: "http://reviews:9080/reviews/0"}, 10, 5)
+				expectAll(t, "GET /reviews/0 is aborted by the fault filter", rs, scenarios.ByStatus, "HTTP 503")
+			})
+			t.Phase("delay", func() {
+				for range 3 {
+					r := t.Curl(scenarios.Request{URL: "http://reviews:9080/reviews/1"})
+					t.Expect(r.OK(), "GET /reviews/1 is delayed, not aborted", "HTTP 200", r)
+					t.Expect(r.Elapsed >= faultDelay, "GET /reviews/1 takes at least the injected delay",
+						">= "+faultDelay.String(), r.Elapsed.Round(time.Millisecond))
+				}
+			})
+		},
+	}
+}
+
+const faultDelay = time.Second
+
+var reviewsFaultsYAML = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews-faults
+  namespace: default
+spec:
+  hosts:
+  - reviews
+  http:
+  - match:
+    - uri: {prefix: /reviews/1}
+    fault:
+      delay:
+        percentage: {value: 100}
+        fixedDelay: 1s
+    route:
+    - destination: {host: reviews}
+  - fault:
+      abort:
+        percentage: {value: 100}
+        httpStatus: 503
+    route:
+    - destination: {host: reviews}
+`

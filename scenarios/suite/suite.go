@@ -1,0 +1,119 @@
+// Package suite holds meshlab's scenarios, one file each, written against Istio's names and shapes (see
+// docs and /work/shared/notes/istio-shapes.md): routing-90-10, hbone-capture, injection-matrix,
+// waypoint-scoping, authz-deny, fault-injection and control-plane-restart. Each checks its
+// prerequisites first and skips with a "requires ..." reason when the lab lacks a piece of the mesh.
+package suite
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/meshlab/meshlab/scenarios"
+)
+
+// Registry returns every scenario, in the order `run --all` runs them: cheap config checks first, the
+// control plane restart last.
+func Registry() *scenarios.Registry {
+	return scenarios.NewRegistry(
+		routing9010(),
+		waypointScoping(),
+		faultInjection(),
+		authzDeny(),
+		hboneCapture(),
+		injectionMatrix(),
+		controlPlaneRestart(),
+	)
+}
+
+// Names and addresses of the lab the scenarios rely on.
+const (
+	bookinfoNS      = "default"
+	reviewsWaypoint = "reviews-waypoint"
+	domain          = "svc.cluster.local"
+	waypointClass   = "istio-waypoint"
+)
+
+func fqdn(service string) string { return service + "." + bookinfoNS + "." + domain }
+
+// inboundVIP is a waypoint's cluster and route name for a service port, with an optional subset.
+func inboundVIP(service, subset string) string {
+	proto := "http"
+	if subset != "" {
+		proto += "/" + subset
+	}
+	return fmt.Sprintf("inbound-vip|9080|%s|%s", proto, fqdn(service))
+}
+
+// spiffe is the identity of a service account.
+func spiffe(namespace, sa string) string {
+	return "spiffe://cluster.local/ns/" + namespace + "/sa/" + sa
+}
+
+// requireMesh skips unless the control plane and ztunnel run and bookinfo's namespace is enrolled.
+func requireMesh(t *scenarios.T) {
+	t.RequireControlPlane()
+	t.RequireZtunnel()
+	t.RequireAmbient(bookinfoNS)
+}
+
+// requireWaypoints adds what waypoints need: the Gateway API and the istio-waypoint GatewayClass.
+func requireWaypoints(t *scenarios.T) {
+	requireMesh(t)
+	t.RequireResource("gateway.networking.k8s.io/v1", "gateways")
+	gc := &unstructured.Unstructured{}
+	gc.SetAPIVersion("gateway.networking.k8s.io/v1")
+	gc.SetKind("GatewayClass")
+	err := t.Env.Client.Get(t.Context(), client.ObjectKey{Name: waypointClass}, gc)
+	if apierrors.IsNotFound(err) {
+		t.Skipf("requires the %s GatewayClass (the control plane's waypoint controller)", waypointClass)
+	}
+	t.Must(err, "reading GatewayClass "+waypointClass)
+}
+
+// reviewsWaypointYAML is what `meshlab waypoint apply --for service` plus `--enroll reviews` would
+// create: a Gateway of class istio-waypoint and the use-waypoint label on the reviews Service.
+var reviewsWaypointYAML = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: reviews-waypoint
+  namespace: default
+  labels:
+    istio.io/waypoint-for: service
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: default
+  labels:
+    istio.io/use-waypoint: reviews-waypoint
+`
+
+// setupReviewsWaypoint applies the reviews waypoint and involves its pods in failure bundles.
+func setupReviewsWaypoint(t *scenarios.T) {
+	t.Apply(reviewsWaypointYAML)
+	t.Involve(bookinfoNS, "gateway.networking.k8s.io/gateway-name="+reviewsWaypoint)
+}
+
+// waitReviewsWaypoint waits for the new waypoint and for the ztunnels, which learn that reviews now has
+// one.
+func waitReviewsWaypoint(t *scenarios.T) {
+	t.WaitConverged(scenarios.Waypoint(bookinfoNS, reviewsWaypoint), scenarios.Ztunnels())
+}
+
+// expectAll records a failure unless every response has the wanted class.
+func expectAll(t *scenarios.T, what string, rs []scenarios.Response, classify func(scenarios.Response) string, want string) bool {
+	counts := scenarios.Tally(rs, classify)
+	return t.ExpectEqual(what, scenarios.Counts{want: len(rs)}.String(), counts.String())
+}
