@@ -26,6 +26,7 @@ import (
 	"github.com/meshlab/meshlab/cli/proxyconfig"
 	"github.com/meshlab/meshlab/cli/proxystatus"
 	clirender "github.com/meshlab/meshlab/cli/render"
+	cliscenario "github.com/meshlab/meshlab/cli/scenario"
 	"github.com/meshlab/meshlab/cli/sleep"
 	"github.com/meshlab/meshlab/cli/status"
 	"github.com/meshlab/meshlab/cli/ui"
@@ -132,6 +133,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
 		cliinject.NewCommand(env), clikubeinject.NewCommand(env), cliiptables.NewCommand(env), // sidecar injection
 		clibench.NewCommand(env),
+		cliscenario.NewCommand(env), // scenario list|run
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypoint.NewCommand(env), clicontrolplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
 	}

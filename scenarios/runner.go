@@ -48,8 +48,10 @@ type Runner struct {
 	Env *Env
 	// BundleDir is where failure bundles go, one folder <name>-<timestamp> each (default _out/scenarios).
 	BundleDir string
-	// Logf receives progress lines (may be nil).
+	// Logf receives progress lines: each scenario's start and outcome (may be nil).
 	Logf ui.Logf
+	// Debugf receives each scenario's own log lines and failures as they happen (may be nil).
+	Debugf ui.Logf
 	// Timeout overrides each scenario's own Timeout when set; TeardownTimeout likewise for teardowns.
 	Timeout, TeardownTimeout time.Duration
 	// now is replaceable in tests.
@@ -103,7 +105,7 @@ func (r *Runner) RunOne(ctx context.Context, s *Scenario) Result {
 	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t := &T{Env: r.Env, name: s.Name, ctx: sctx, logf: r.Logf}
+	t := &T{Env: r.Env, name: s.Name, ctx: sctx, logf: r.Debugf}
 	r.logf("• %s: %s", s.Name, s.Description)
 
 	steps := []struct {
