@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	kinddefaults "sigs.k8s.io/kind/pkg/apis/config/defaults"
 
 	"github.com/meshlab/meshlab/bookinfo/deploy"
@@ -21,6 +23,8 @@ import (
 	"github.com/meshlab/meshlab/cluster/cni"
 	"github.com/meshlab/meshlab/cluster/host"
 	"github.com/meshlab/meshlab/cluster/nodeimage"
+	cpdeploy "github.com/meshlab/meshlab/controlplane/deploy"
+	ztdeploy "github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 	"github.com/meshlab/meshlab/image"
 )
 
@@ -41,6 +45,9 @@ type UpOptions struct {
 	Offline    bool   // never try to pull kind's published node image
 	Workers    int
 	Wait       time.Duration
+	// Ambient enrols the bookinfo namespace in the ambient mesh (istio.io/dataplane-mode=ambient), as
+	// Istio's getting-started does; false removes the label.
+	Ambient bool
 }
 
 // Result is what `up` reports when it is done.
@@ -142,7 +149,21 @@ func Up(ctx context.Context, opts UpOptions, logger *ui.Logger) (*Result, error)
 	}); err != nil {
 		return res, err
 	}
+	if err := step("Deploying the mesh: control plane and ztunnel", func() error {
+		if err := cluster.Apply(waitCtx, clients.Client, cpdeploy.Objects(res.Image)); err != nil {
+			return err
+		}
+		if err := cluster.Apply(waitCtx, clients.Client, ztdeploy.Objects(res.Image)); err != nil {
+			return err
+		}
+		return cluster.WaitReady(waitCtx, clients.Client, meshComponents())
+	}); err != nil {
+		return res, err
+	}
 	if err := step("Deploying bookinfo and sleep", func() error {
+		if err := setAmbient(waitCtx, clients.Client, Namespace, opts.Ambient); err != nil {
+			return err
+		}
 		if err := cluster.Apply(waitCtx, clients.Client, deploy.Objects(res.Image, Namespace)); err != nil {
 			return err
 		}
@@ -155,12 +176,21 @@ func Up(ctx context.Context, opts UpOptions, logger *ui.Logger) (*Result, error)
 	return res, nil
 }
 
+// meshComponents are meshlab's own mesh: the control plane and the node proxies.
+func meshComponents() []cluster.Workload {
+	return []cluster.Workload{
+		{Kind: cpdeploy.Workload.Kind, Namespace: cpdeploy.Workload.Namespace, Name: cpdeploy.Workload.Name},
+		{Kind: "DaemonSet", Namespace: ztdeploy.Namespace, Name: ztdeploy.Name},
+	}
+}
+
 // Components are the workloads `up` waits for and `status` reports, in order.
 func Components() []cluster.Workload {
 	ws := []cluster.Workload{
 		{Kind: "DaemonSet", Namespace: "kube-system", Name: cni.Name},
 		{Kind: "Deployment", Namespace: "kube-system", Name: "coredns"},
 	}
+	ws = append(ws, meshComponents()...)
 	for _, d := range deploy.DeploymentNames() {
 		ws = append(ws, cluster.Workload{Kind: "Deployment", Namespace: Namespace, Name: d})
 	}
@@ -317,4 +347,25 @@ func GetStatus(ctx context.Context, name, kubeconfig string, logger *ui.Logger) 
 		st.Ready = st.Ready && ws.IsReady()
 	}
 	return st, nil
+}
+
+// AmbientLabel enrols a namespace in the ambient mesh.
+const AmbientLabel = "istio.io/dataplane-mode"
+
+// setAmbient labels (or unlabels) the namespace for ambient capture, creating it if needed.
+func setAmbient(ctx context.Context, c client.Client, namespace string, on bool) error {
+	var ns corev1.Namespace
+	if err := c.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+		return fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	patch := client.MergeFrom(ns.DeepCopy())
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	if on {
+		ns.Labels[AmbientLabel] = "ambient"
+	} else {
+		delete(ns.Labels, AmbientLabel)
+	}
+	return c.Patch(ctx, &ns, patch)
 }

@@ -18,6 +18,7 @@ type flagpole struct {
 	Offline   bool
 	Workers   int
 	Wait      time.Duration
+	Ambient   bool
 }
 
 // NewCommand returns the up command.
@@ -37,6 +38,7 @@ built offline once (meshlab node-image build) and cached.`,
 	cmd.Flags().BoolVar(&flags.Offline, "offline", false, "never try to pull kind's published node image")
 	cmd.Flags().IntVar(&flags.Workers, "workers", 0, "number of worker nodes besides the control plane")
 	cmd.Flags().DurationVar(&flags.Wait, "wait", 5*time.Minute, "how long to wait for the lab to become ready")
+	cmd.Flags().BoolVar(&flags.Ambient, "ambient", true, "enrol the bookinfo namespace in the ambient mesh (istio.io/dataplane-mode=ambient)")
 	return cmd
 }
 
@@ -51,6 +53,7 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 		Offline:    flags.Offline,
 		Workers:    flags.Workers,
 		Wait:       flags.Wait,
+		Ambient:    flags.Ambient,
 	}, env.Logger)
 	if err != nil {
 		if errors.Is(err, lab.ErrEnvironment) {

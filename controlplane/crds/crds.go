@@ -10,6 +10,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"strings"
 )
 
 // API groups.
@@ -101,11 +102,19 @@ func (d def) crd() *apiextensionsv1.CustomResourceDefinition {
 	if d.namespaced {
 		scope = apiextensionsv1.NamespaceScoped
 	}
+	var annotations map[string]string
+	if strings.HasSuffix(d.group, ".k8s.io") {
+		// The API server protects *.k8s.io groups: a CRD must say whether its schema was approved
+		// upstream. meshlab's permissive schema was not, and says so (the API server then only sets
+		// the KubernetesAPIApprovalPolicyConformant condition to False).
+		annotations = map[string]string{"api-approved.kubernetes.io": "unapproved, meshlab's own permissive schema for a local sandbox"}
+	}
 	c := &apiextensionsv1.CustomResourceDefinition{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   d.plural + "." + d.group,
-			Labels: map[string]string{LabelManagedBy: "meshlab"},
+			Name:        d.plural + "." + d.group,
+			Labels:      map[string]string{LabelManagedBy: "meshlab"},
+			Annotations: annotations,
 		},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: d.group,
