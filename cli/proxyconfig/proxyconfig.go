@@ -3,8 +3,8 @@
 package proxyconfig
 
 import (
+	"context"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +37,7 @@ var sections = []struct {
 // NewCommand returns the proxy-config command and its subcommands.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "proxy-config listeners|routes|clusters|endpoints|all --file DUMP",
+		Use:     "proxy-config listeners|routes|clusters|endpoints|all [TARGET | --file DUMP]",
 		Aliases: []string{"pc"},
 		Short:   "Print an Envoy config dump in istioctl's proxy-config tables",
 		Args:    cliutil.NoArgs,
@@ -49,13 +49,14 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		flags := &flagpole{}
 		section := s.name
 		sub := &cobra.Command{
-			Use:     s.name + " --file DUMP",
+			Use:     s.name + " [TARGET | --file DUMP]",
 			Aliases: s.aliases,
 			Short:   s.short,
 			Example: "  meshlab render -f bookinfo.yaml --proxy waypoint/default/reviews-waypoint > dump.json\n" +
-				"  meshlab proxy-config " + s.name + " --file dump.json --waypoint",
-			Args: cliutil.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error { return runE(env, flags, section) },
+				"  meshlab proxy-config " + s.name + " --file dump.json --waypoint\n" +
+				"  meshlab proxy-config " + s.name + " deploy/reviews-waypoint --waypoint   # live, from the proxy's admin port",
+			Args: cliutil.RangeArgs(0, 1),
+			RunE: func(cmd *cobra.Command, args []string) error { return runE(cmd.Context(), env, flags, section, args) },
 		}
 		sub.Flags().StringVarP(&flags.file, "file", "f", "", "config dump file (JSON or YAML), as written by meshlab render or Envoy's /config_dump")
 		sub.Flags().BoolVar(&flags.waypoint, "waypoint", false, "show listeners in the waypoint view (LISTENER CHAIN MATCH DESTINATION)")
@@ -65,22 +66,19 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 	return cmd
 }
 
-func runE(env cliutil.Env, flags *flagpole, section string) error {
-	if flags.file == "" {
-		return cliutil.Usagef("no dump: give --file DUMP")
-	}
+func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string, args []string) error {
 	switch flags.output {
 	case "", cprender.FormatJSON, cprender.FormatYAML:
 	default:
 		return cliutil.Usagef("unknown output format %q; want json or yaml", flags.output)
 	}
-	data, err := os.ReadFile(flags.file)
+	data, source, err := readDump(ctx, env, flags, args) // --file DUMP, or live from TARGET (live.go)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", flags.file, err)
+		return err
 	}
 	cd, err := cprender.ParseConfigDump(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", flags.file, err)
+		return fmt.Errorf("%s: %w", source, err)
 	}
 	if flags.output != "" && section == "all" {
 		out, err := cprender.MarshalProto(cd, flags.output)
@@ -92,7 +90,7 @@ func runE(env cliutil.Env, flags *flagpole, section string) error {
 	}
 	d, err := tables.FromConfigDump(cd)
 	if err != nil {
-		return fmt.Errorf("%s: %w", flags.file, err)
+		return fmt.Errorf("%s: %w", source, err)
 	}
 	if flags.output != "" {
 		return printList(env, d, section, flags.output)

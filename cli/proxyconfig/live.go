@@ -1,0 +1,65 @@
+package proxyconfig
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/controlplane/model"
+	"github.com/meshlab/meshlab/scenarios"
+	"github.com/meshlab/meshlab/scenarios/kube"
+)
+
+// liveDump is the seam tests replace: it returns a running proxy's /config_dump and whether the pod is a
+// waypoint.
+var liveDump = func(ctx context.Context, env cliutil.Env, target kube.Target) ([]byte, bool, error) {
+	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+	if err != nil {
+		return nil, false, &cliutil.ExitError{Code: 2, Err: err}
+	}
+	pod, err := target.Pod(ctx, lab.Kube)
+	if err != nil {
+		return nil, false, err
+	}
+	env.Logger.V(1)("reading /config_dump from %s/%s:%d through a port-forward", pod.Namespace, pod.Name, kube.AdminPort)
+	data, err := kube.PodDumpRaw(ctx, lab.Config, lab.Kube, pod.Namespace, pod.Name)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w (is %s a meshlab proxy? waypoints, sidecars and ztunnel serve their admin API on %d)", err, target, kube.AdminPort)
+	}
+	return data, pod.Labels[model.LabelGatewayName] != "", nil
+}
+
+// readDump returns the config dump to print and a name for it in messages: the --file DUMP, or the live
+// config of TARGET (deploy/NAME[.NAMESPACE] or a pod NAME[.NAMESPACE]) read from its admin port through
+// the API server's port-forward. A waypoint's listeners are shown in the waypoint view.
+func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) ([]byte, string, error) {
+	switch {
+	case flags.file != "" && len(args) > 0:
+		return nil, "", cliutil.Usagef("give a TARGET or --file DUMP, not both")
+	case flags.file != "":
+		data, err := os.ReadFile(flags.file)
+		if err != nil {
+			return nil, "", fmt.Errorf("reading %s: %w", flags.file, err)
+		}
+		return data, flags.file, nil
+	case len(args) == 0:
+		return nil, "", cliutil.Usagef("no dump: give --file DUMP, or a TARGET (deploy/NAME[.NAMESPACE] or a pod) to read a running proxy")
+	}
+	target, err := kube.ParseTarget(args[0], "default")
+	if err != nil {
+		return nil, "", cliutil.Usagef("%v", err)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	data, waypoint, err := liveDump(ctx, env, target)
+	if err != nil {
+		return nil, "", err
+	}
+	flags.waypoint = flags.waypoint || waypoint
+	return data, target.String(), nil
+}
