@@ -20,6 +20,7 @@ import (
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/server"
 	"github.com/meshlab/meshlab/controlplane/xds"
@@ -27,6 +28,7 @@ import (
 
 type flagpole struct {
 	grpcAddr, plainAddr, httpAddr string
+	webhookAddr                   string
 	namespace, id, image          string
 	controlPlaneAddr              string
 	kubeconfig                    string
@@ -44,7 +46,9 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Long: `Runs the control plane: informers into the config store, one immutable snapshot per full push,
 xDS for waypoints and sidecars and the workload API for ztunnel over ADS, the CA, and the waypoint
 controller. Ports: 15012 gRPC over TLS (xDS and the CA), 15010 plaintext gRPC (xDS only, for tests and
-debugging), 15014 HTTP (/ready, /metrics, /debug/syncz, /debug/config_dump?proxy=ID, /debug/problems).
+debugging), 15014 HTTP (/ready, /metrics, /debug/syncz, /debug/config_dump?proxy=ID, /debug/problems),
+15017 HTTPS: the sidecar injection webhook (/inject), registered as MutatingWebhookConfiguration
+meshlab-sidecar-injector once it answers.
 
 In a pod it uses the in-cluster config; elsewhere --kubeconfig (or the global one). One replica: there is
 no leader election.`,
@@ -62,6 +66,7 @@ no leader election.`,
 	fl.StringVar(&f.grpcAddr, "grpc-address", server.DefaultGRPCAddr, "TLS gRPC listener (xDS and the CA)")
 	fl.StringVar(&f.plainAddr, "plaintext-grpc-address", server.DefaultPlainGRPCAddr, `plaintext gRPC listener, xDS only ("" disables it)`)
 	fl.StringVar(&f.httpAddr, "http-address", server.DefaultHTTPAddr, "debug, metrics and readiness listener")
+	fl.StringVar(&f.webhookAddr, "webhook-address", server.DefaultWebhookAddr, `sidecar injection webhook (HTTPS; "" disables it, as does an empty --image)`)
 	fl.StringVar(&f.namespace, "namespace", envOr("POD_NAMESPACE", server.DefaultNamespace), "the control plane's namespace (CA Secret)")
 	fl.StringVar(&f.id, "id", envOr("POD_NAME", server.ServiceAccount), "instance name shown by proxy-status")
 	fl.StringVar(&f.image, "image", os.Getenv("MESHLAB_IMAGE"), `meshlab image for waypoint Deployments ("" disables the waypoint controller)`)
@@ -134,6 +139,29 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 			svc.Register(g)
 		}},
 	})
-	logf("controlplane: starting (grpc %s, plaintext %s, http %s, debounce %s/%s)", f.grpcAddr, f.plainAddr, f.httpAddr, f.quiet, f.max)
-	return s.Run(ctx)
+	logf("controlplane: starting (grpc %s, plaintext %s, http %s, webhook %s, debounce %s/%s)", f.grpcAddr, f.plainAddr, f.httpAddr, f.webhookAddr, f.quiet, f.max)
+	if f.webhookAddr == "" || f.image == "" {
+		return s.Run(ctx)
+	}
+	// The webhook injects sidecars running this same image; it registers itself once it answers.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	webhook := make(chan error, 1)
+	go func() {
+		webhook <- s.ServeWebhook(ctx, server.WebhookOptions{Addr: f.webhookAddr, Values: inject.Values{ProxyImage: f.image, DiscoveryAddress: f.controlPlaneAddr}})
+	}()
+	run := make(chan error, 1)
+	go func() { run <- s.Run(ctx) }()
+	select {
+	case err := <-run:
+		cancel()
+		<-webhook
+		return err
+	case err := <-webhook: // a webhook that cannot serve is fatal: pods would wait for it
+		cancel()
+		if rerr := <-run; err == nil {
+			err = rerr
+		}
+		return err
+	}
 }

@@ -1,6 +1,7 @@
 // Package deploy lists what `meshlab up` applies for the control plane: the meshlab-system namespace, the
 // CRDs it reads, its ServiceAccount and RBAC, its Deployment (one replica running `meshlab controlplane`
-// from the meshlab image) and its Service (gRPC 15012 TLS, 15010 plaintext, HTTP 15014).
+// from the meshlab image) and its Service (gRPC 15012 TLS, 15010 plaintext, HTTP 15014, and port 443 to the
+// injection webhook on 15017).
 package deploy
 
 import (
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshlab/meshlab/controlplane/crds"
+	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/controlplane/server"
 )
 
@@ -24,6 +26,7 @@ const (
 	PortXDS        = 15012
 	PortXDSPlain   = 15010
 	PortMonitoring = 15014
+	PortWebhook    = 15017 // inject.ListenPort, behind Service port 443
 )
 
 // Workload is the Deployment to wait for after applying Objects.
@@ -82,6 +85,7 @@ func Objects(image string) []client.Object {
 					{Name: "grpc-xds", Port: PortXDS, TargetPort: intstr.FromInt32(PortXDS), Protocol: corev1.ProtocolTCP},
 					{Name: "grpc-xds-plain", Port: PortXDSPlain, TargetPort: intstr.FromInt32(PortXDSPlain), Protocol: corev1.ProtocolTCP},
 					{Name: "http-monitoring", Port: PortMonitoring, TargetPort: intstr.FromInt32(PortMonitoring), Protocol: corev1.ProtocolTCP},
+					{Name: "https-webhook", Port: 443, TargetPort: intstr.FromInt32(PortWebhook), Protocol: corev1.ProtocolTCP},
 				},
 			},
 		},
@@ -91,12 +95,13 @@ func Objects(image string) []client.Object {
 // ClusterRules are the control plane's cluster-wide permissions: read everything it ingests; write the
 // status of Gateway API and Istio objects; manage waypoint Deployments, Services and ServiceAccounts;
 // create the istio-waypoint GatewayClass; events; publish the root ConfigMap everywhere; and, for the CA,
-// TokenReviews and pod lookups.
+// TokenReviews and pod lookups; for sidecar injection, inject.RBACRules and creating the
+// MutatingWebhookConfiguration.
 func ClusterRules() []rbacv1.PolicyRule {
 	read := []string{"get", "list", "watch"}
 	write := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
 	status := []string{"get", "update", "patch"}
-	return []rbacv1.PolicyRule{
+	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "endpoints"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services", "serviceaccounts"}, Verbs: write},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
@@ -111,6 +116,11 @@ func ClusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status"}, Verbs: status},
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 	}
+	// Sidecar injection: namespace labels, the template ConfigMap, and the webhook configuration the
+	// control plane creates once its webhook answers.
+	rules = append(rules, inject.RBACRules()...)
+	return append(rules, rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"},
+		Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"get", "create", "update", "patch"}})
 }
 
 func deployment(image string) *appsv1.Deployment {
@@ -142,6 +152,7 @@ func deployment(image string) *appsv1.Deployment {
 							{Name: "grpc-xds", ContainerPort: PortXDS, Protocol: corev1.ProtocolTCP},
 							{Name: "grpc-xds-plain", ContainerPort: PortXDSPlain, Protocol: corev1.ProtocolTCP},
 							{Name: "http-monitoring", ContainerPort: PortMonitoring, Protocol: corev1.ProtocolTCP},
+							{Name: "https-webhook", ContainerPort: PortWebhook, Protocol: corev1.ProtocolTCP},
 						},
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(PortMonitoring)}},

@@ -67,7 +67,7 @@ func TestObjects(t *testing.T) {
 	for _, p := range svc.Spec.Ports {
 		ports = append(ports, p.Name)
 	}
-	if !slices.Equal(ports, []string{"grpc-xds", "grpc-xds-plain", "http-monitoring"}) {
+	if !slices.Equal(ports, []string{"grpc-xds", "grpc-xds-plain", "http-monitoring", "https-webhook"}) {
 		t.Errorf("service ports = %v", ports)
 	}
 	for _, need := range []struct{ group, resource, verb string }{
@@ -76,6 +76,7 @@ func TestObjects(t *testing.T) {
 		{"gateway.networking.k8s.io", "gatewayclasses", "create"}, {"networking.istio.io", "virtualservices/status", "update"},
 		{"security.istio.io", "authorizationpolicies", "watch"}, {"apps", "deployments", "create"}, {"", "serviceaccounts", "create"},
 		{"", "services", "update"}, {"", "events", "create"}, {"", "configmaps", "create"}, {"authentication.k8s.io", "tokenreviews", "create"},
+		{"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create"}, {"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update"},
 	} {
 		if !allows(role.Rules, need.group, need.resource, need.verb) {
 			t.Errorf("ClusterRole does not allow %s %s/%s", need.verb, need.group, need.resource)
