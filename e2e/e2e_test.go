@@ -120,7 +120,7 @@ func TestWalkingSkeleton(t *testing.T) {
 		for _, c := range st.Components {
 			names[c.Name] = true
 		}
-		for _, want := range []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep", "meshlab-cni"} {
+		for _, want := range []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep", "meshlab-cni", "meshlab-controlplane", "ztunnel"} {
 			if !names[want] {
 				t.Errorf("status has no component %s", want)
 			}
@@ -163,4 +163,36 @@ func TestWalkingSkeleton(t *testing.T) {
 			t.Errorf("saw %v over %d requests, want all three reviews versions", seen, requests)
 		}
 	})
+
+	t.Run("sleep to productpage travels over HBONE with mesh identities", func(t *testing.T) {
+		kc := kubectl(t)
+		// The requests above went through the ambient mesh: ztunnel logs one line per connection.
+		out, err := exec.CommandContext(ctx, kc, "--context", "kind-"+clusterName, "-n", "meshlab-system",
+			"logs", "ds/ztunnel", "--tail", "2000").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ztunnel logs: %v\n%s", err, out)
+		}
+		var outbound, inbound bool
+		for _, line := range strings.Split(string(out), "\n") {
+			if !strings.Contains(line, `protocol="HBONE"`) ||
+				!strings.Contains(line, `src.identity="spiffe://cluster.local/ns/default/sa/sleep"`) ||
+				!strings.Contains(line, `dst.identity="spiffe://cluster.local/ns/default/sa/bookinfo-productpage"`) ||
+				!strings.Contains(line, `:15008"`) {
+				continue
+			}
+			outbound = outbound || strings.Contains(line, `direction="outbound"`)
+			inbound = inbound || strings.Contains(line, `direction="inbound"`)
+		}
+		if !outbound || !inbound {
+			t.Errorf("ztunnel logged outbound=%v inbound=%v HBONE connections sleep -> productpage on 15008; want both\n%s", outbound, inbound, lastLines(string(out), 20))
+		}
+	})
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
