@@ -248,7 +248,25 @@ func (g *sidecarGen) routes() []*routev3.RouteConfiguration {
 	return out
 }
 
+// LabelTLSMode is the label injection puts on sidecar pods (Istio's security.istio.io/tlsMode: istio).
+const LabelTLSMode = "security.istio.io/tlsMode"
+
+// HBONECapable reports whether a pod terminates HBONE on 15008: ambient pods (ztunnel does) and injected
+// pods (their sidecar does). meshlab sidecars speak HBONE to both, one mechanism for sidecar-to-sidecar and
+// sidecar-to-ambient mTLS, where Istio sidecars speak ISTIO_MUTUAL TLS to each other on the app port.
+func HBONECapable(wl *model.Workload) bool {
+	if wl == nil || wl.Labels[model.LabelGatewayName] != "" { // a waypoint's own 15008 is not a tunnel to it
+		return false
+	}
+	return wl.Ambient || wl.Labels[LabelTLSMode] == "istio"
+}
+
+// sidecarEndpoint is a plain IP:PORT, or envoy://connect_originate/IP:PORT (with the waypoint's tunnel
+// metadata) for a pod that takes HBONE: the sidecar then opens an HBONE stream to IP:15008.
 func sidecarEndpoint(ep model.Endpoint) *endpointv3.LbEndpoint {
+	if HBONECapable(ep.Workload) {
+		return waypointEndpoint(ep)
+	}
 	return &endpointv3.LbEndpoint{
 		HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(ep.IP, ep.Port)}},
 		HealthStatus:        healthStatus(ep),

@@ -119,7 +119,7 @@ func ZtunnelConfig(s *model.Snapshot, node string) ([]ZtunnelWorkload, []Ztunnel
 			WorkloadType:      "POD",
 			Status:            "HEALTHY",
 		}
-		if wl.Ambient {
+		if wl.Ambient || HBONECapable(wl) { // injected pods terminate HBONE in their sidecar
 			zw.TunnelProtocol = "HBONE"
 		}
 		if wl.Object != nil && !podReady(wl) {
