@@ -5,6 +5,8 @@
 package suite
 
 import (
+	"time"
+
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -110,6 +112,31 @@ func setupReviewsWaypoint(t *scenarios.T) {
 // one.
 func waitReviewsWaypoint(t *scenarios.T) {
 	t.WaitConverged(scenarios.Waypoint(bookinfoNS, reviewsWaypoint), scenarios.Ztunnels())
+	// The ztunnels now send reviews traffic to the waypoint, but the waypoint's Service only gets a
+	// ready endpoint (pushed to ztunnel as a separate endpoint update) once its pod passes readiness.
+	// Until then connections are refused, so wait for the pod, then for the data path itself.
+	t.WaitPodsReady(bookinfoNS, "gateway.networking.k8s.io/gateway-name="+reviewsWaypoint, scenarios.DefaultConvergeTimeout)
+	waitAnswers(t, scenarios.Request{URL: "http://reviews:9080/reviews/0"}, 3, scenarios.DefaultConvergeTimeout)
+}
+
+// waitAnswers polls until n consecutive requests get an HTTP answer (any status: a fault filter's 503 is
+// an answer; a reset or an empty reply is not), or fails the step at the deadline. Each poll is one real
+// request, so there is no fixed sleep.
+func waitAnswers(t *scenarios.T, req scenarios.Request, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	streak := 0
+	var last scenarios.Response
+	for streak < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the data path to %s did not answer %d times in a row within %s; last: %s", req.URL, n, timeout, last)
+		}
+		last = t.Curl(req)
+		if last.Status != 0 {
+			streak++
+		} else {
+			streak = 0
+		}
+	}
 }
 
 // expectAll records a failure unless every response has the wanted class.
