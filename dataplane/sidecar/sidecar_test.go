@@ -141,7 +141,9 @@ func (p *pod) call(t *testing.T, listener, dst, path string) (int, string) {
 	p.dst.Store(&ap)
 	addr := p.sc.Addr(listener).String()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		},
 		DisableKeepAlives: true,
 	}}
 	resp, err := hc.Get("http://" + dst + path)
