@@ -23,6 +23,7 @@ import (
 	cliiptables "github.com/meshlab/meshlab/cli/iptables"
 	clikubeinject "github.com/meshlab/meshlab/cli/kubeinject"
 	"github.com/meshlab/meshlab/cli/nodeimage"
+	cliproxy "github.com/meshlab/meshlab/cli/proxy"
 	"github.com/meshlab/meshlab/cli/proxyconfig"
 	"github.com/meshlab/meshlab/cli/proxystatus"
 	clirender "github.com/meshlab/meshlab/cli/render"
@@ -136,5 +137,6 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cliscenario.NewCommand(env), // scenario list|run
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypoint.NewCommand(env), clicontrolplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
+		cliproxy.NewCommand(env), // proxy sidecar
 	}
 }

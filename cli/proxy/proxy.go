@@ -1,0 +1,205 @@
+// Package proxy is `meshlab proxy sidecar`, the istio-proxy container of an injected pod: it gets the pod's
+// certificate from the control plane's CA (the projected istio-ca token, verified by TokenReview), follows
+// the sidecar config over ADS (node id sidecar/NAMESPACE/POD) and runs dataplane/sidecar: outbound capture
+// on 15001, inbound capture on 15006, HBONE on 15008, admin on 127.0.0.1:15000, /healthz/ready on 15021 and
+// /stats/prometheus on 15090. Access-log lines go to stdout.
+//
+// It reads what the injection template gives it: POD_NAME, POD_NAMESPACE, INSTANCE_IP, SERVICE_ACCOUNT,
+// CA_ADDR and DISCOVERY_ADDRESS, the token at /var/run/secrets/tokens/istio-token and the mesh root at
+// /var/run/secrets/istio/root-cert.pem. It writes nothing to disk (the root filesystem is read-only), and
+// runs as uid 1337 so that the init container's rules leave its own connections alone.
+package proxy
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
+	"github.com/meshlab/meshlab/dataplane/admin"
+	"github.com/meshlab/meshlab/dataplane/sidecar"
+	"github.com/meshlab/meshlab/version"
+)
+
+// Files read from --cert-dir (Istio's names).
+const (
+	CertChainFile = "cert-chain.pem"
+	KeyFile       = "key.pem"
+	RootCertFile  = "root-cert.pem"
+)
+
+// Default paths inside an injected pod (the template's mounts).
+const (
+	DefaultTokenPath    = "/var/run/secrets/tokens/istio-token"
+	DefaultRootCertPath = "/var/run/secrets/istio/" + caservice.RootConfigMapKey
+)
+
+type flagpole struct {
+	xdsAddress, caAddress       string
+	xdsPlaintext                bool
+	namespace, pod, podIP, sa   string
+	certDir, tokenPath, rootCrt string
+	outbound, inbound, hbone    string
+	adminAddr, health, stats    string
+}
+
+// NewCommand returns `proxy` with `sidecar` under it.
+func NewCommand(env cliutil.Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Mesh proxies run by pods",
+		Args:  cliutil.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(NewSidecarCommand(env))
+	return cmd
+}
+
+// NewSidecarCommand returns `proxy sidecar`.
+func NewSidecarCommand(env cliutil.Env) *cobra.Command {
+	f := &flagpole{}
+	cmd := &cobra.Command{
+		Use:   "sidecar",
+		Short: "Run a sidecar proxy (the istio-proxy container of an injected pod)",
+		Long: `Runs the sidecar of an injected pod: outbound capture on 15001 (routes, retries, weighted clusters
+from the control plane's sidecar config), inbound capture on 15006 (plaintext, delivered to the app from
+127.0.0.6), mTLS between mesh workloads as HBONE on 15008 (to and from other sidecars and ztunnel).
+Admin on 127.0.0.1:15000 (/config_dump, /clusters, /stats/prometheus), readiness on :15021/healthz/ready,
+Prometheus stats on :15090/stats/prometheus.
+
+Flags fall back to the environment the injection template sets: POD_NAMESPACE, POD_NAME, INSTANCE_IP,
+SERVICE_ACCOUNT, CA_ADDR and DISCOVERY_ADDRESS. Run it as uid 1337: the capture rules exempt that uid.`,
+		Args: cliutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runE(ctx, env, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.xdsAddress, "xds-address", envOr("DISCOVERY_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
+	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
+	fl.StringVar(&f.caAddress, "ca-address", envOr("CA_ADDR", caservice.DefaultAddress), "control plane CA address (TLS); unused with --cert-dir")
+	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the pod's namespace")
+	fl.StringVar(&f.pod, "pod", os.Getenv("POD_NAME"), "the pod's name")
+	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the pod's IP")
+	fl.StringVar(&f.sa, "service-account", envOr("SERVICE_ACCOUNT", "default"), "the pod's service account (its identity)")
+	fl.StringVar(&f.certDir, "cert-dir", "", "read "+CertChainFile+", "+KeyFile+" and "+RootCertFile+" from this directory instead of asking the CA")
+	fl.StringVar(&f.tokenPath, "token-path", DefaultTokenPath, "projected service-account token shown to the CA")
+	fl.StringVar(&f.rootCrt, "root-cert", DefaultRootCertPath, "the mesh root certificate (PEM), without --cert-dir")
+	fl.StringVar(&f.outbound, "outbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.OutboundPort), "outbound capture listener")
+	fl.StringVar(&f.inbound, "inbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.InboundPort), "inbound capture listener")
+	fl.StringVar(&f.hbone, "hbone-address", "0.0.0.0:15008", "HBONE listener")
+	fl.StringVar(&f.adminAddr, "admin-address", admin.DefaultAddress, `admin listener ("off" disables it)`)
+	fl.StringVar(&f.health, "health-address", admin.DefaultHealthAddress, `readiness listener ("off" disables it)`)
+	fl.StringVar(&f.stats, "stats-address", sidecar.StatsAddress, `Prometheus listener ("off" disables it)`)
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
+	if f.namespace == "" || f.pod == "" {
+		return cliutil.Usagef("--namespace and --pod are required (or POD_NAMESPACE and POD_NAME)")
+	}
+	logf := func(format string, args ...any) { env.Logger.Infof(format, args...) }
+	svid, roots, closeCerts, err := certificates(ctx, f, logf)
+	if err != nil {
+		return err
+	}
+	defer closeCerts()
+	var dial []grpc.DialOption
+	if f.xdsPlaintext {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	} else {
+		// As ztunnel and waypoints do: the control plane's identity checked against the mesh roots, the
+		// pod's SVID presented.
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
+			caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, svid)))}
+	}
+	var ips []string
+	if f.podIP != "" {
+		ips = []string{f.podIP}
+	}
+	s, err := sidecar.New(sidecar.Options{
+		XDSAddress: f.xdsAddress, XDSDialOptions: dial,
+		Namespace: f.namespace, Pod: f.pod, IPs: ips, Version: version.Version,
+		SVID: svid, Bundle: x509bundle.FromX509Authorities(ca.DefaultTrustDomain, roots),
+		OutboundAddress: f.outbound, InboundAddress: f.inbound, HBONEAddress: f.hbone,
+		AdminAddress: f.adminAddr, HealthAddress: f.health, StatsAddress: f.stats,
+		AccessLog: env.Streams.Out, Logf: logf,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	logf("sidecar %s/%s (%s) capturing on %s and %s, HBONE on %s, xDS from %s", f.namespace, f.pod, f.podIP, f.outbound, f.inbound, f.hbone, f.xdsAddress)
+	<-ctx.Done()
+	return s.Close()
+}
+
+// certificates returns the pod's SVID source and the trust roots, from --cert-dir or from the CA with the
+// pod's token (retried: the control plane may still be starting).
+func certificates(ctx context.Context, f *flagpole, logf func(string, ...any)) (x509svid.Source, []*x509.Certificate, func(), error) {
+	if f.certDir != "" {
+		svid, err := x509svid.Load(filepath.Join(f.certDir, CertChainFile), filepath.Join(f.certDir, KeyFile))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("loading the sidecar certificate from %s: %w", f.certDir, err)
+		}
+		roots, err := caservice.LoadRoots(filepath.Join(f.certDir, RootCertFile))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return svid, roots, func() {}, nil
+	}
+	roots, err := caservice.LoadRoots(f.rootCrt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := caservice.Dial(f.caAddress, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, nil))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	id, err := ca.WorkloadID(ca.DefaultTrustDomain, f.namespace, f.sa)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	var src *svidsource.Source
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		src, err = svidsource.New(ctx, caservice.NewClient(conn, f.tokenPath), id, svidsource.WithLogf(logf))
+		if err == nil {
+			break
+		}
+		logf("fetching the certificate for %s from %s: %v; retrying in %v", id, f.caAddress, err, delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			conn.Close()
+			return nil, nil, nil, ctx.Err()
+		}
+	}
+	return src, roots, func() { src.Close(); conn.Close() }, nil
+}
