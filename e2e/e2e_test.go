@@ -187,6 +187,26 @@ func TestWalkingSkeleton(t *testing.T) {
 			t.Errorf("ztunnel logged outbound=%v inbound=%v HBONE connections sleep -> productpage on 15008; want both\n%s", outbound, inbound, lastLines(string(out), 20))
 		}
 	})
+
+	t.Run("every scenario passes", func(t *testing.T) { scenarios(t, ctx) })
+}
+
+// scenarios is the CI gate of issue 6: every scenario passes on the lab, none skipped.
+func scenarios(t *testing.T, ctx context.Context) {
+	junit := filepath.Join(os.TempDir(), "meshlab-e2e-junit.xml")
+	if dir := os.Getenv("MESHLAB_E2E_ARTIFACTS"); dir != "" {
+		junit = filepath.Join(dir, "junit.xml")
+	}
+	start := time.Now()
+	out, err := meshlab(t, ctx, "scenario", "run", "--all", "--fail-on-skip", "--junit", junit)
+	t.Logf("scenario run --all took %s:\n%s", time.Since(start).Round(time.Second), out)
+	if err != nil {
+		t.Fatalf("meshlab scenario run --all: %v (JUnit: %s)", err, junit)
+	}
+	raw, err := os.ReadFile(junit)
+	if err != nil || !bytes.Contains(raw, []byte("<testsuite")) {
+		t.Errorf("JUnit report %s: %v\n%s", junit, err, raw)
+	}
 }
 
 func lastLines(s string, n int) string {
