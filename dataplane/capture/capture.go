@@ -1,21 +1,23 @@
 // Package capture redirects a pod's TCP traffic to ztunnel from inside the pod's own network namespace, as
-// current Istio ambient does (in-pod redirection): iptables rules in the pod netns send outbound TCP to
+// current Istio ambient does (in-pod redirection): netfilter rules in the pod netns send outbound TCP to
 // ztunnel's 15001 and inbound plaintext TCP to 15006, leave 15008 (HBONE) alone, and let the proxy's own
-// packets (mark 0x539, or uid 1337) through. ztunnel's listeners for the pod are opened inside the pod netns
+// packets (mark 0x539, or uid 1337) through. The rules are written once, in iptables syntax (Rules), and
+// installed either as nftables tables over netlink (the default; Tables shows them, no binary needed) or
+// with iptables-restore (Config.Backend). ztunnel's listeners for the pod are opened inside the pod netns
 // (see Do, Listen, OpenPodListeners) and served from the ztunnel process. docs/dataplane.md has the why.
 package capture
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/meshlab/meshlab/dataplane/nft"
 )
 
 // Config names the ports, marks and routing table of the capture rules. The defaults are Istio's.
@@ -35,7 +37,9 @@ type Config struct {
 	ConnMark int
 	// RouteTable holds `local 0.0.0.0/0 dev lo` for ConnMark-ed replies: 100.
 	RouteTable int
-	// Backend is "nft", "legacy" or "" to detect (nft preferred).
+	// Backend programs the rules: BackendNFT ("nft-native", or "": nf_tables over netlink, no binary),
+	// BackendIPTables ("iptables": iptables-restore of the installed kind), BackendIPTablesNFT or
+	// BackendIPTablesLegacy. "nft" and "legacy", the names of the iptables kinds, are still understood.
 	Backend string
 }
 
@@ -92,101 +96,63 @@ func Rules(cfg Config) string {
 	return b.String()
 }
 
-// Install sets up capture in ns: our chains (replaced wholesale, so running it again converges), the jumps
-// into them (added once), and the policy route for replies. Safe to repeat.
+// Install sets up capture in ns with cfg.Backend: the rules (replaced wholesale, so running it again
+// converges) and the policy route for replies. Safe to repeat.
 func Install(ns netns.NsHandle, cfg Config) error {
 	cfg = withDefaults(cfg)
-	bin, err := binaries(cfg.Backend)
-	if err != nil {
-		return err
-	}
-	return Do(ns, func() error {
-		saved, err := run(nil, bin.save)
+	if native(cfg) {
+		tables, err := Tables(cfg)
 		if err != nil {
 			return err
 		}
-		input := Rules(cfg)
-		// Declaring a chain in iptables-restore --noflush empties it, so our chains are rewritten each time;
-		// the jumps are appended only if missing.
-		var extra strings.Builder
-		for _, j := range jumps {
-			if !hasJump(saved, j.table, j.chain, j.target) {
-				fmt.Fprintf(&extra, "*%s\n-A %s -j %s\nCOMMIT\n", j.table, j.chain, j.target)
-			}
-		}
-		if _, err := run([]byte(input+extra.String()), bin.restore, "--noflush", "--wait"); err != nil {
+		if err := nft.Replace(ns, tables...); err != nil {
 			return err
 		}
-		return addPolicyRoute(cfg)
-	})
+		return Do(ns, func() error { return addPolicyRoute(cfg) })
+	}
+	return installIPTables(ns, cfg)
 }
 
-// Remove undoes Install in ns; removing what is not there is not an error.
+// Remove undoes Install in ns (with the same backend); removing what is not there is not an error.
 func Remove(ns netns.NsHandle, cfg Config) error {
 	cfg = withDefaults(cfg)
-	bin, err := binaries(cfg.Backend)
-	if err != nil {
-		return err
-	}
-	return Do(ns, func() error {
-		saved, err := run(nil, bin.save)
-		if err != nil {
+	if native(cfg) {
+		if err := nft.Delete(ns, tableRefs()...); err != nil {
 			return err
 		}
-		var in strings.Builder
-		for _, table := range []string{"mangle", "nat"} {
-			var lines []string
-			for _, j := range jumps {
-				if j.table == table && hasJump(saved, j.table, j.chain, j.target) {
-					lines = append(lines, fmt.Sprintf("-D %s -j %s", j.chain, j.target))
-				}
-			}
-			for _, c := range []string{chainPrerouting, chainOutput} {
-				if hasChain(saved, table, c) {
-					lines = append(lines, "-F "+c, "-X "+c)
-				}
-			}
-			if len(lines) > 0 {
-				fmt.Fprintf(&in, "*%s\n%s\nCOMMIT\n", table, strings.Join(lines, "\n"))
-			}
-		}
-		if in.Len() > 0 {
-			if _, err := run([]byte(in.String()), bin.restore, "--noflush", "--wait"); err != nil {
-				return err
-			}
-		}
-		return delPolicyRoute(cfg)
-	})
+		return Do(ns, func() error { return delPolicyRoute(cfg) })
+	}
+	return removeIPTables(ns, cfg)
 }
 
-// Installed reports whether ns has our chains hooked in.
+// Installed reports whether ns has capture installed by cfg.Backend.
 func Installed(ns netns.NsHandle, cfg Config) (bool, error) {
-	bin, err := binaries(withDefaults(cfg).Backend)
-	if err != nil {
-		return false, err
+	cfg = withDefaults(cfg)
+	if native(cfg) {
+		t, err := nft.List(ns, nft.IPv4, TablePrefix+"-nat")
+		return t != nil && t.Chain(string(nft.Output)) != nil, err
 	}
-	var ok bool
-	err = Do(ns, func() error {
-		saved, err := run(nil, bin.save)
-		ok = hasJump(saved, "nat", "OUTPUT", chainOutput)
-		return err
-	})
-	return ok, err
+	return installedIPTables(ns, cfg)
 }
 
-// Save returns iptables-save output of ns, for diagnostics and tests.
+// Save returns the capture rules ns holds, for diagnostics and tests: meshlab's nftables tables as the
+// kernel has them (nft backend) or iptables-save output (iptables backends).
 func Save(ns netns.NsHandle, cfg Config) (string, error) {
-	bin, err := binaries(withDefaults(cfg).Backend)
-	if err != nil {
-		return "", err
+	cfg = withDefaults(cfg)
+	if !native(cfg) {
+		return saveIPTables(ns, cfg)
 	}
-	var out string
-	err = Do(ns, func() error {
-		var err error
-		out, err = run(nil, bin.save)
-		return err
-	})
-	return out, err
+	var parts []string
+	for _, ref := range tableRefs() {
+		t, err := nft.List(ns, ref.Family, ref.Name)
+		if err != nil {
+			return "", err
+		}
+		if t != nil {
+			parts = append(parts, t.String())
+		}
+	}
+	return strings.Join(parts, "\n"), nil
 }
 
 func withDefaults(cfg Config) Config {
@@ -210,113 +176,6 @@ func withDefaults(cfg Config) Config {
 		cfg.RouteTable = d.RouteTable
 	}
 	return cfg
-}
-
-type iptablesBinaries struct{ restore, save string }
-
-// binaries picks iptables-nft-restore/-save (or the legacy pair). Each pod netns is fresh, so nothing else
-// has chosen a backend there; nft is preferred because legacy iptables is being removed from distributions.
-func binaries(backend string) (iptablesBinaries, error) {
-	candidates := map[string]iptablesBinaries{
-		"nft":    {"iptables-nft-restore", "iptables-nft-save"},
-		"legacy": {"iptables-legacy-restore", "iptables-legacy-save"},
-	}
-	order := []string{"nft", "legacy"}
-	if backend != "" {
-		if _, ok := candidates[backend]; !ok {
-			return iptablesBinaries{}, fmt.Errorf("unknown iptables backend %q (want nft or legacy)", backend)
-		}
-		order = []string{backend}
-	}
-	for _, b := range order {
-		c := candidates[b]
-		if _, err := exec.LookPath(c.restore); err == nil {
-			return c, nil
-		}
-	}
-	// A distribution may ship only the generic names; `iptables --version` says which backend they are.
-	out, err := exec.Command("iptables", "--version").Output()
-	if err != nil {
-		return iptablesBinaries{}, fmt.Errorf("no iptables found: %w", err)
-	}
-	got := "legacy"
-	if bytes.Contains(out, []byte("nf_tables")) {
-		got = "nft"
-	}
-	if backend != "" && backend != got {
-		return iptablesBinaries{}, fmt.Errorf("iptables backend %s requested, only %s available", backend, got)
-	}
-	return iptablesBinaries{"iptables-restore", "iptables-save"}, nil
-}
-
-// DetectBackend reports which backend Install will use: "nft" or "legacy".
-func DetectBackend() (string, error) {
-	b, err := binaries("")
-	if err != nil {
-		return "", err
-	}
-	if strings.Contains(b.restore, "legacy") {
-		return "legacy", nil
-	}
-	if strings.Contains(b.restore, "nft") {
-		return "nft", nil
-	}
-	out, _ := exec.Command("iptables", "--version").Output()
-	if bytes.Contains(out, []byte("nf_tables")) {
-		return "nft", nil
-	}
-	return "legacy", nil
-}
-
-func run(stdin []byte, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("running %s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
-}
-
-// hasJump looks for "-A CHAIN -j TARGET" in the given table of iptables-save output.
-func hasJump(saved, table, chain, target string) bool {
-	want := fmt.Sprintf("-A %s -j %s", chain, target)
-	for _, l := range tableLines(saved, table) {
-		if l == want {
-			return true
-		}
-	}
-	return false
-}
-
-func hasChain(saved, table, chain string) bool {
-	for _, l := range tableLines(saved, table) {
-		if strings.HasPrefix(l, ":"+chain+" ") {
-			return true
-		}
-	}
-	return false
-}
-
-func tableLines(saved, table string) []string {
-	var out []string
-	in := false
-	for _, l := range strings.Split(saved, "\n") {
-		l = strings.TrimSpace(l)
-		switch {
-		case strings.HasPrefix(l, "*"):
-			in = l == "*"+table
-		case l == "COMMIT":
-			in = false
-		case in:
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 func policyRule(cfg Config) *netlink.Rule {

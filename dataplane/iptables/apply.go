@@ -13,23 +13,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Backend is a set of iptables binaries of one kind (nft or legacy).
+// Backend is how Apply installs the rules: nf_tables over netlink (Name "nft-native", no binary) or a set
+// of iptables binaries of one kind (Name "nft" or "legacy").
 type Backend struct {
-	Name                 string // "nft" or "legacy"
-	Restore, Save, Check string // iptables-restore, iptables-save and iptables (for -C)
+	Name                 string // "nft-native", or the iptables kind: "nft" or "legacy"
+	Restore, Save, Check string // iptables-restore, iptables-save and iptables (for -C); empty for nft-native
 }
 
-// DetectBackend picks the iptables binaries: want is "nft", "legacy" or "" to detect. Detection prefers the
-// backend that already has rules in this network namespace (so that we join whoever was there), else nft,
-// which distributions are moving to; a system with only the generic names is asked which it is.
+// Backend names accepted by DetectBackend.
+const (
+	BackendNFT            = "nft-native" // the default: nf_tables over netlink (dataplane/nft)
+	BackendIPTables       = "iptables"   // iptables-restore of the installed kind
+	BackendIPTablesNFT    = "iptables-nft"
+	BackendIPTablesLegacy = "iptables-legacy"
+)
+
+// Backends lists the names DetectBackend accepts ("nft" and "legacy" are the iptables kinds' old names).
+var Backends = []string{BackendNFT, BackendIPTables, BackendIPTablesNFT, BackendIPTablesLegacy, "nft", "legacy"}
+
+// Native reports whether b programs nf_tables directly.
+func (b Backend) Native() bool { return b.Name == BackendNFT }
+
+// DetectBackend picks the backend: want is "" or "nft-native" (nf_tables over netlink; always available
+// on kernels with nf_tables, and what meshlab's image, which has no iptables, uses), "iptables" to detect
+// the iptables binaries, or "iptables-nft"/"nft" or "iptables-legacy"/"legacy" for one kind. Detection
+// prefers the kind that already has rules in this network namespace (so that we join whoever was there),
+// else nft, which distributions are moving to; a system with only the generic names is asked which it is.
 func DetectBackend(want string) (Backend, error) {
+	switch want {
+	case "", BackendNFT:
+		return Backend{Name: BackendNFT}, nil
+	case BackendIPTables:
+		want = ""
+	case BackendIPTablesNFT:
+		want = "nft"
+	case BackendIPTablesLegacy:
+		want = "legacy"
+	}
 	known := map[string]Backend{
 		"nft":    {"nft", "iptables-nft-restore", "iptables-nft-save", "iptables-nft"},
 		"legacy": {"legacy", "iptables-legacy-restore", "iptables-legacy-save", "iptables-legacy"},
 	}
 	if want != "" {
 		if _, ok := known[want]; !ok {
-			return Backend{}, fmt.Errorf("unknown iptables backend %q (want nft or legacy)", want)
+			return Backend{}, fmt.Errorf("unknown capture backend %q (want one of %s)", want, strings.Join(Backends, ", "))
 		}
 	}
 	var avail []Backend
@@ -56,7 +83,7 @@ func DetectBackend(want string) (Backend, error) {
 	generic := Backend{Restore: "iptables-restore", Save: "iptables-save", Check: "iptables"}
 	out, err := exec.Command("iptables", "--version").Output()
 	if err != nil {
-		return Backend{}, fmt.Errorf("no iptables found (the image or host needs iptables-nft or iptables-legacy): %w", err)
+		return Backend{}, fmt.Errorf("no iptables found (the image or host needs iptables-nft or iptables-legacy, or use the nft-native backend): %w", err)
 	}
 	generic.Name = "legacy"
 	if bytes.Contains(out, []byte("nf_tables")) {
@@ -99,10 +126,14 @@ func (rs *Ruleset) RestoreInput() string {
 	return b.String()
 }
 
-// Apply installs rs in the current network namespace (an init container's: the pod's). Running it again
-// converges: our chains are rewritten whole and rules in the kernel's chains are added only if
-// `iptables -C` does not find them. The policy route (TPROXY) is added or replaced.
+// Apply installs rs in the current network namespace (an init container's: the pod's) with b. Running it
+// again converges: with nft-native, meshlab's tables are replaced whole in one batch; with iptables, our
+// chains are rewritten whole and rules in the kernel's chains are added only if `iptables -C` does not
+// find them. The policy route (TPROXY) is added or replaced.
 func Apply(rs *Ruleset, b Backend) error {
+	if b.Native() {
+		return applyNative(rs)
+	}
 	if _, err := run([]byte(rs.RestoreInput()), b.Restore, "--noflush", "--wait"); err != nil {
 		return err
 	}
@@ -137,8 +168,14 @@ func Apply(rs *Ruleset, b Backend) error {
 	return nil
 }
 
-// Save returns iptables-save output of the current network namespace.
-func Save(b Backend) (string, error) { return run(nil, b.Save) }
+// Save returns the capture rules of the current network namespace: meshlab's nftables tables as the
+// kernel holds them (nft-native) or iptables-save output.
+func Save(b Backend) (string, error) {
+	if b.Native() {
+		return saveNative()
+	}
+	return run(nil, b.Save)
+}
 
 func run(stdin []byte, name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)

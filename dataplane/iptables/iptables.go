@@ -1,7 +1,9 @@
 // Package iptables is the sidecar's traffic capture, in the shape of Istio's istio-iptables (the init
 // container of an injected pod): from its flags (-p -z -u -g -m -i -x -b -d -o) it renders Istio's chains
 // (ISTIO_INBOUND, ISTIO_REDIRECT, ISTIO_IN_REDIRECT, ISTIO_OUTPUT, and for TPROXY ISTIO_DIVERT and
-// ISTIO_TPROXY) and applies them to the current network namespace with iptables-restore.
+// ISTIO_TPROXY) and applies them to the current network namespace: by default as nftables tables over
+// netlink (meshlab-proxy-nat, meshlab-proxy-mangle; see Ruleset.NFT), translated rule by rule from the
+// iptables rules, or with iptables-restore when the iptables backend is asked for.
 //
 // It differs from dataplane/capture, which captures for ztunnel (ambient, in-pod): there the proxy is exempt
 // by a socket mark and runs outside the pod; here the proxy is a container of the pod, exempt by its uid and

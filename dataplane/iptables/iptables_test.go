@@ -45,7 +45,11 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Build() = %v", err)
 			}
-			got := rs.String() + "--- iptables-restore input ---\n" + rs.RestoreInput()
+			nftRules, err := rs.NFTString()
+			if err != nil {
+				t.Fatalf("NFTString() = %v", err)
+			}
+			got := rs.String() + "--- iptables-restore input ---\n" + rs.RestoreInput() + "--- nftables (nft-native) ---\n" + nftRules
 			path := filepath.Join("testdata", tc.name+".golden")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {

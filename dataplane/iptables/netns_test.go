@@ -14,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/iptables"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
+	"github.com/meshlab/meshlab/dataplane/nft"
 )
 
 // dialEnv makes the test binary act as a one-shot client (see TestHelperDial): it dials the address,
@@ -134,18 +138,47 @@ func proxyExecutable(t *testing.T) string {
 	return exe
 }
 
+// backends runs test with nftables over netlink (PATH emptied once the namespaces exist: no binary may be
+// used) and, where the binaries exist, with iptables-restore.
+func backends(t *testing.T, test func(t *testing.T, backend iptables.Backend, ready func())) {
+	netnstest.Skip(t)
+	t.Run("nft-native", func(t *testing.T) {
+		b, err := iptables.DetectBackend(iptables.BackendNFT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		test(t, b, func() { t.Setenv("PATH", t.TempDir()) })
+	})
+	t.Run("iptables", func(t *testing.T) {
+		b, err := iptables.DetectBackend(iptables.BackendIPTables)
+		if err != nil {
+			t.Skipf("no iptables: %v", err)
+		}
+		test(t, b, func() {})
+	})
+}
+
+// counts checks how often each rule appears in what the namespace holds after applying twice.
+func counts(t *testing.T, saved string, want map[string]int) {
+	t.Helper()
+	for rule, n := range want {
+		if got := strings.Count(saved, rule); got != n {
+			t.Errorf("after two applies %q appears %d times, want %d:\n%s", rule, got, n, saved)
+		}
+	}
+}
+
 // TestRedirectInPodNamespace applies the injected pod's REDIRECT rules in two pod namespaces and checks where
 // connections land. Traffic "from the proxy" comes from a child process running as uid 1337, so the owner
 // match is what is exercised (no socket marks are involved).
-func TestRedirectInPodNamespace(t *testing.T) {
-	netnstest.Skip(t)
-	backend, err := iptables.DetectBackend("")
-	if err != nil {
-		t.Skipf("no iptables: %v", err)
-	}
+func TestRedirectInPodNamespace(t *testing.T) { backends(t, testRedirect) }
+
+func testRedirect(t *testing.T, backend iptables.Backend, ready func()) {
 	network := netnstest.New(t)
 	node := network.AddNode("worker")
 	client, server := node.AddPod("client"), node.AddPod("server")
+	exe := proxyExecutable(t)
+	ready()
 
 	cfg := iptables.DefaultConfig()
 	cfg.OutboundIPRangesInclude, cfg.InboundPortsInclude, cfg.InboundPortsExclude = "*", "*", "15090,15021,15020"
@@ -169,26 +202,39 @@ func TestRedirectInPodNamespace(t *testing.T) {
 	if err := client.Do(func() error { saved, err = iptables.Save(backend); return err }); err != nil {
 		t.Fatal(err)
 	}
-	for rule, want := range map[string]int{
-		"-A OUTPUT -p tcp -j ISTIO_OUTPUT":                       1,
-		"-A PREROUTING -p tcp -j ISTIO_INBOUND":                  1,
-		"-j REDIRECT --to-ports 15001":                           1,
-		"-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN":    1,
-		"-A ISTIO_INBOUND -p tcp -m tcp --dport 15021 -j RETURN": 1,
-	} {
-		if n := strings.Count(saved, rule); n != want {
-			t.Errorf("after two applies %q appears %d times, want %d:\n%s", rule, n, want, saved)
+	if backend.Native() {
+		// The kernel holds exactly the rendered tables (read back rule by rule).
+		tables, err := rs.NFT()
+		if err != nil {
+			t.Fatal(err)
 		}
+		if want := nft.Render(tables); saved != want {
+			t.Errorf("after two applies the kernel holds:\n%s\nwant:\n%s", saved, want)
+		}
+		counts(t, saved, map[string]int{
+			"meta l4proto tcp jump ISTIO_OUTPUT":  1,
+			"meta l4proto tcp jump ISTIO_INBOUND": 1,
+			"redirect to :15001":                  1,
+			"\t\tmeta skuid 1337 return":          1,
+			"tcp dport 15021 return":              1,
+		})
+	} else {
+		counts(t, saved, map[string]int{
+			"-A OUTPUT -p tcp -j ISTIO_OUTPUT":                       1,
+			"-A PREROUTING -p tcp -j ISTIO_INBOUND":                  1,
+			"-j REDIRECT --to-ports 15001":                           1,
+			"-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN":    1,
+			"-A ISTIO_INBOUND -p tcp -m tcp --dport 15021 -j RETURN": 1,
+		})
 	}
 
-	exe := proxyExecutable(t)
 	srv := server.Addr(8080)
 	for _, tc := range []struct {
 		name string
 		got  func() string
 		want string
 	}{
-		{"the app's outbound lands on 15001 with its original destination",
+		{"the app's outbound lands on 15001 with its original destination (SO_ORIGINAL_DST)",
 			func() string { return ask(t, client, srv) }, "client outbound from 10.244.0.2 to " + srv},
 		{"outbound to any address is captured",
 			func() string { return ask(t, client, "10.96.0.10:80") }, "client outbound from 10.244.0.2 to 10.96.0.10:80"},
@@ -209,38 +255,83 @@ func TestRedirectInPodNamespace(t *testing.T) {
 	}
 }
 
-// TestTProxyRulesLoad checks that the TPROXY ruleset is accepted by the kernel and iptables in a pod
-// namespace, twice, with its policy route.
-func TestTProxyRulesLoad(t *testing.T) {
-	netnstest.Skip(t)
-	backend, err := iptables.DetectBackend("")
-	if err != nil {
-		t.Skipf("no iptables: %v", err)
-	}
+// TestTProxy applies the TPROXY ruleset twice in a pod namespace (with its policy route, once), then
+// checks that inbound traffic reaches a transparent listener on 15006 with its destination and the
+// client's address untouched. With nft-native, applying the REDIRECT ruleset afterwards removes the
+// mangle table it no longer needs.
+func TestTProxy(t *testing.T) { backends(t, testTProxy) }
+
+func testTProxy(t *testing.T, backend iptables.Backend, ready func()) {
 	network := netnstest.New(t)
-	pod := network.AddNode("worker").AddPod("tproxy")
+	node := network.AddNode("worker")
+	client, server := node.AddPod("client"), node.AddPod("tproxy")
+	exe := proxyExecutable(t)
+	ready()
+
 	cfg := iptables.DefaultConfig()
 	cfg.Mode, cfg.OutboundIPRangesInclude, cfg.InboundPortsInclude = iptables.TProxy, "*", "*"
 	rs, err := iptables.Build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, err := capture.Listen(server.Handle, "tcp4", "0.0.0.0:15006", capture.SocketOptions{Transparent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer(t, l, func(c net.Conn) string {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		return fmt.Sprintf("tproxy from %s to %s", host, c.LocalAddr())
+	})
 	for i := range 2 {
-		if err := pod.Do(func() error { return iptables.Apply(rs, backend) }); err != nil {
+		if err := server.Do(func() error { return iptables.Apply(rs, backend) }); err != nil {
 			t.Fatalf("Apply #%d = %v", i, err)
 		}
 	}
 	var saved string
-	if err := pod.Do(func() error { saved, err = iptables.Save(backend); return err }); err != nil {
+	if err := server.Do(func() error { saved, err = iptables.Save(backend); return err }); err != nil {
 		t.Fatal(err)
 	}
-	for rule, want := range map[string]int{"-j TPROXY": 1, "-A PREROUTING -p tcp -j ISTIO_INBOUND": 1, "CONNMARK --restore-mark": 1} {
-		if n := strings.Count(saved, rule); n != want {
-			t.Errorf("%q appears %d times, want %d:\n%s", rule, n, want, saved)
+	if backend.Native() {
+		counts(t, saved, map[string]int{"tproxy to :15006 meta mark set 0x00000539 accept": 1,
+			"meta l4proto tcp jump ISTIO_INBOUND": 1, "meta mark set ct mark": 1})
+	} else {
+		counts(t, saved, map[string]int{"-j TPROXY": 1, "-A PREROUTING -p tcp -j ISTIO_INBOUND": 1, "CONNMARK --restore-mark": 1})
+	}
+	var rules []netlink.Rule
+	if err := server.Do(func() error { rules, err = netlink.RuleList(unix.AF_INET); return err }); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range rules {
+		if r.Mark == 1337 && r.Table == 133 {
+			n++
 		}
 	}
-	out, err := pod.Command(context.Background(), "ip", "rule").CombinedOutput()
-	if err != nil || strings.Count(string(out), "fwmark 0x539 lookup 133") != 1 {
-		t.Errorf("ip rule: %v\n%s", err, out)
+	if n != 1 {
+		t.Errorf("%d rules fwmark 1337 lookup 133, want 1: %v", n, rules)
+	}
+
+	if got, want := askAs(t, exe, client, 1337, server.Addr(8080)), "tproxy from 10.244.0.2 to "+server.Addr(8080); got != want {
+		t.Errorf("inbound through TPROXY: got %q, want %q", got, want)
+	}
+	if got, want := askAs(t, exe, client, 1337, server.Addr(15008)), "dial error"; !strings.HasPrefix(got, want) {
+		t.Errorf("the tunnel port is not captured: got %q, want a refused dial", got)
+	}
+
+	if !backend.Native() {
+		return
+	}
+	redirect, err := iptables.Build(iptables.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Do(func() error { return iptables.Apply(redirect, backend) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Do(func() error { saved, err = iptables.Save(backend); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(saved, iptables.TablePrefix+"-mangle") || !strings.Contains(saved, iptables.TablePrefix+"-nat") {
+		t.Errorf("after applying REDIRECT over TPROXY:\n%s", saved)
 	}
 }

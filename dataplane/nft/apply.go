@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -48,10 +49,21 @@ func kernelTable(t *Table) (*nftables.Table, error) {
 // of the same family and name, all in one netlink batch. The kernel applies a batch atomically: packets
 // see either the old rules or the new ones, and if anything is rejected nothing changes. Tables that are
 // not named here are never touched, so meshlab's rules live next to anyone else's.
-func Replace(ns netns.NsHandle, tables ...*Table) error {
+func Replace(ns netns.NsHandle, tables ...*Table) error { return Sync(ns, nil, tables) }
+
+// Sync is Replace that also deletes, in the same batch, the tables of owned (by family and name) that are
+// not in tables: a caller owning several tables converges to the set it wants now.
+func Sync(ns netns.NsHandle, owned, tables []*Table) error {
 	c, err := conn(ns)
 	if err != nil {
 		return err
+	}
+	for _, o := range owned {
+		if !slices.ContainsFunc(tables, func(t *Table) bool { return t.Family == o.Family && t.Name == o.Name }) {
+			if err := del(c, o); err != nil {
+				return err
+			}
+		}
 	}
 	for _, t := range tables {
 		if err := add(c, t); err != nil {
@@ -123,12 +135,9 @@ func Delete(ns netns.NsHandle, tables ...*Table) error {
 		return err
 	}
 	for _, t := range tables {
-		kt, err := kernelTable(t)
-		if err != nil {
+		if err := del(c, t); err != nil {
 			return err
 		}
-		c.AddTable(kt) // so that the delete always finds it
-		c.DelTable(kt)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("deleting nftables tables %s: %w", names(tables), err)
@@ -193,6 +202,17 @@ func List(ns netns.NsHandle, family Family, name string) (*Table, error) {
 		t.Chains = append(t.Chains, ch)
 	}
 	return t, nil
+}
+
+// del queues the deletion of t on c; adding it first makes the deletion succeed when t is absent.
+func del(c *nftables.Conn, t *Table) error {
+	kt, err := kernelTable(t)
+	if err != nil {
+		return err
+	}
+	c.AddTable(kt)
+	c.DelTable(kt)
+	return nil
 }
 
 func names(tables []*Table) string {

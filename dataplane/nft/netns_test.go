@@ -167,4 +167,17 @@ func TestReplaceIsAtomic(t *testing.T) {
 	if got, err := nft.List(netns.None(), nft.IPv4, "meshlab-test"); err != nil || got != nil {
 		t.Errorf("the test's own namespace has the table: %v, %v", got, err)
 	}
+
+	// Sync replaces the tables it is given and deletes the other owned ones, in one batch.
+	second := &nft.Table{Family: nft.IPv4, Name: "meshlab-second", Chains: good.Chains}
+	owned := []*nft.Table{{Family: nft.IPv4, Name: "meshlab-test"}, {Family: nft.IPv4, Name: "meshlab-second"}}
+	if err := nft.Sync(pod.Handle, owned, []*nft.Table{second}); err != nil {
+		t.Fatalf("Sync() = %v", err)
+	}
+	if got, err := nft.List(pod.Handle, nft.IPv4, "meshlab-test"); err != nil || got != nil {
+		t.Errorf("Sync() kept the table it no longer wants: %v, %v", got, err)
+	}
+	if got, err := nft.List(pod.Handle, nft.IPv4, "meshlab-second"); err != nil || got == nil || got.String() != second.String() {
+		t.Errorf("Sync() installed %v, %v; want:\n%s", got, err, second)
+	}
 }
