@@ -12,6 +12,7 @@ import (
 
 	clibench "github.com/meshlab/meshlab/cli/bench"
 	clibookinfo "github.com/meshlab/meshlab/cli/bookinfo"
+	clicheck "github.com/meshlab/meshlab/cli/check"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/cniagent"
 	clicontrolplane "github.com/meshlab/meshlab/cli/controlplane"
@@ -138,5 +139,6 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypoint.NewCommand(env), clicontrolplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
 		cliproxy.NewCommand(env), // proxy sidecar
+		clicheck.NewCommand(env), // check (injection webhook, CA root, control plane)
 	}
 }
