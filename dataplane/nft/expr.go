@@ -184,8 +184,10 @@ func (e Port) proto() string {
 }
 
 func (e Port) String() string {
-	v := e.Ports[0].String()
-	if len(e.Ports) > 1 {
+	v := "{ }"
+	if len(e.Ports) == 1 {
+		v = e.Ports[0].String()
+	} else if len(e.Ports) > 1 {
 		s := make([]string, len(e.Ports))
 		for i, p := range e.Ports {
 			s[i] = p.String()

@@ -47,61 +47,55 @@ var builtinChains = map[string]Hook{
 // translated is an error, never dropped.
 func FromIPTables(prefix string, rules []IPTablesRule) ([]*Table, error) {
 	var tables []*Table
-	byName := map[string]*Table{}
+	byTable := map[string]*Table{}
+	chains := map[[2]string]*Chain{} // by iptables table and chain
 	for _, r := range rules {
-		if _, ok := iptablesTables[r.Table]; !ok {
+		spec, ok := iptablesTables[r.Table]
+		if !ok {
 			return nil, fmt.Errorf("-t %s: unsupported iptables table", r.Table)
 		}
-		if byName[r.Table] == nil {
-			byName[r.Table] = &Table{Family: IPv4, Name: prefix + "-" + r.Table}
-			tables = append(tables, byName[r.Table])
+		if byTable[r.Table] == nil {
+			byTable[r.Table] = &Table{Family: IPv4, Name: prefix + "-" + r.Table}
+			tables = append(tables, byTable[r.Table])
+		}
+		if chains[[2]string{r.Table, r.Chain}] == nil {
+			c := &Chain{Name: r.Chain}
+			if h, ok := builtinChains[r.Chain]; ok {
+				c = &Chain{Name: string(h), Type: spec.chain(h), Hook: h, Priority: spec.priority(h)}
+			}
+			chains[[2]string{r.Table, r.Chain}] = c
+			byTable[r.Table].Chains = append(byTable[r.Table].Chains, c)
 		}
 	}
-	for _, t := range tables {
-		iptName := strings.TrimPrefix(t.Name, prefix+"-")
-		spec := iptablesTables[iptName]
-		var base, user []*Chain
-		chain := func(name string) *Chain {
-			for _, c := range append(base, user...) {
-				if c.Name == name {
-					return c
-				}
-			}
-			return nil
+	for _, r := range rules {
+		translated, err := TranslateSpec(r.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("-t %s -A %s %s: %w", r.Table, r.Chain, r.Spec, err)
 		}
-		// Base chains first, in hook order; then ours in order of first appearance.
-		for _, hookName := range []string{"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"} {
-			if slices.ContainsFunc(rules, func(r IPTablesRule) bool { return r.Table == iptName && r.Chain == hookName }) {
-				h := builtinChains[hookName]
-				base = append(base, &Chain{Name: string(h), Type: spec.chain(h), Hook: h, Priority: spec.priority(h)})
-			}
-		}
-		for _, r := range rules {
-			if r.Table == iptName && builtinChains[r.Chain] == "" && chain(r.Chain) == nil {
-				user = append(user, &Chain{Name: r.Chain})
-			}
-		}
-		for _, r := range rules {
-			if r.Table != iptName {
+		for _, tr := range translated {
+			if len(tr) == 0 {
 				continue
 			}
-			name := r.Chain
-			if h, ok := builtinChains[name]; ok {
-				name = string(h)
+			if v, ok := tr[len(tr)-1].(Verdict); ok && v.Chain != "" && chains[[2]string{r.Table, v.Chain}] == nil {
+				return nil, fmt.Errorf("-t %s -A %s %s: unsupported target or unknown chain %s", r.Table, r.Chain, r.Spec, v.Chain)
 			}
-			translated, err := TranslateSpec(r.Spec)
-			if err != nil {
-				return nil, fmt.Errorf("-t %s -A %s %s: %w", r.Table, r.Chain, r.Spec, err)
-			}
-			for _, tr := range translated {
-				if v, ok := tr[len(tr)-1].(Verdict); ok && v.Chain != "" && chain(v.Chain) == nil {
-					return nil, fmt.Errorf("-t %s -A %s %s: unsupported target or unknown chain %s", r.Table, r.Chain, r.Spec, v.Chain)
-				}
-			}
-			c := chain(name)
-			c.Rules = append(c.Rules, translated...)
 		}
-		t.Chains = append(base, user...)
+		c := chains[[2]string{r.Table, r.Chain}]
+		c.Rules = append(c.Rules, translated...)
+	}
+	// Base chains first, in hook order; then ours in order of first appearance.
+	hookOrder := []Hook{Prerouting, Input, Forward, Output, Postrouting}
+	for _, t := range tables {
+		slices.SortStableFunc(t.Chains, func(a, b *Chain) int {
+			ia, ib := slices.Index(hookOrder, a.Hook), slices.Index(hookOrder, b.Hook)
+			if ia < 0 {
+				ia = len(hookOrder)
+			}
+			if ib < 0 {
+				ib = len(hookOrder)
+			}
+			return ia - ib
+		})
 	}
 	return tables, nil
 }
@@ -137,8 +131,9 @@ func ParseRestore(input string) ([]IPTablesRule, error) {
 // so becomes a tproxy rule followed by a drop with the same matches.
 //
 // One difference remains, by design of the two: a negated owner match (`! --uid-owner 1337`) matches
-// packets without a socket in iptables but not in nft (`meta skuid != 1337` needs a socket). Rules here
-// only see the first packet of locally created connections, which always has one.
+// packets without a socket in iptables but not in nft (`meta skuid != 1337` needs a socket). meshlab's
+// capture negates owners only in nat OUTPUT, which sees the first packet of locally created connections,
+// and those always have a socket.
 func TranslateSpec(spec string) ([]Rule, error) {
 	toks := strings.Fields(spec)
 	var match Rule
