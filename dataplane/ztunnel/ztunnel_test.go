@@ -232,6 +232,9 @@ func TestZtunnel(t *testing.T) {
 			out.DstAddr != m.vip.String()+":80" {
 			t.Errorf("outbound connection = %+v, want service httpbin, target %s", out, httpbinAddr)
 		}
+		// The connection's access-log line must land before the next subtest counts lines.
+		client.CloseIdleConnections()
+		waitFor(t, "connection table to empty", func() bool { return len(m.zt0.Connections()) == 0 })
 	})
 
 	t.Run("un-enrolled pod is not captured", func(t *testing.T) {

@@ -33,12 +33,6 @@ const (
 	tokenExpiry = 3600  // seconds; the kubelet refreshes the file at 80% of it
 )
 
-// hostTools are the node's directories holding iptables-nft and its libraries. The meshlab image is a
-// single static binary, and in-pod capture execs iptables-restore inside each pod's netns, so ztunnel
-// borrows the node's tools read-only (kind's node image is merged-/usr Debian: /lib and /lib64 point into
-// /usr). Drop these once the meshlab image ships iptables itself.
-var hostTools = []string{"/usr/sbin", "/usr/lib", "/usr/lib64", "/lib", "/lib64"}
-
 // Objects are what `meshlab up` applies for ztunnel, in order. The control plane must also run (ztunnel
 // waits for the istio-ca-root-cert ConfigMap it publishes in meshlab-system).
 func Objects(image string) []client.Object {
@@ -65,11 +59,6 @@ func Objects(image string) []client.Object {
 		{Name: "istio-ca-root-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: caservice.RootConfigMapName},
 		}}},
-	}
-	for i, dir := range hostTools {
-		name := "host-tools-" + string(rune('a'+i))
-		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
-		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}})
 	}
 	return []client.Object{
 		&corev1.Namespace{
@@ -119,7 +108,6 @@ func Objects(image string) []client.Object {
 								fieldEnv("NODE_NAME", "spec.nodeName"),
 								fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 								fieldEnv("POD_NAME", "metadata.name"),
-								{Name: "PATH", Value: "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 							},
 							Ports: []corev1.ContainerPort{
 								{Name: "stats", ContainerPort: StatsPort, Protocol: corev1.ProtocolTCP},
