@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -190,7 +191,12 @@ func (g *Generator) PushRequestFor(ev ingest.Event) *xds.PushRequest {
 			return g.endpointPush(ev.Version, key)
 		}
 	case ingest.KindEndpointSlice:
-		if !g.perServiceAccountWaypointIn(ev.Key.Namespace) {
+		oldES, _ := ev.Old.(*discoveryv1.EndpointSlice)
+		newES, _ := ev.New.(*discoveryv1.EndpointSlice)
+		// A pod joining or leaving a service changes more than endpoints: its sidecar's inbound
+		// listener and clusters are built from the services it backs. Only readiness flips and
+		// changes that keep the set of addresses take the endpoint fast path.
+		if !g.perServiceAccountWaypointIn(ev.Key.Namespace) && sameAddresses(oldES, newES) {
 			return g.endpointPush(ev.Version, key)
 		}
 	}
@@ -204,6 +210,22 @@ func (g *Generator) endpointPush(version uint64, key xds.ConfigKey) *xds.PushReq
 	}
 	g.mu.Unlock()
 	return xds.NewPushRequest(false, "endpoint", key)
+}
+
+// sameAddresses reports whether two versions of an EndpointSlice hold the same addresses and ports.
+func sameAddresses(o, n *discoveryv1.EndpointSlice) bool {
+	if o == nil || n == nil {
+		return false
+	}
+	addrs := func(es *discoveryv1.EndpointSlice) []string {
+		var out []string
+		for _, e := range es.Endpoints {
+			out = append(out, e.Addresses...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(addrs(o), addrs(n)) && reflect.DeepEqual(o.Ports, n.Ports)
 }
 
 func hasIP(p *corev1.Pod) bool { return p != nil && (p.Status.PodIP != "" || len(p.Status.PodIPs) > 0) }

@@ -7,6 +7,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/meshlab/meshlab/controlplane/generate"
 	"github.com/meshlab/meshlab/controlplane/generators"
@@ -91,6 +92,19 @@ func TestPushRequestFor(t *testing.T) {
 	pending := &corev1.Pod{}
 	pending.Name, pending.Namespace = "new", "default"
 	podKey := ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: v2.Name}
+	port := int32(9080)
+	portName := "http"
+	notReady := false
+	slice := func(ready *bool, ips ...string) *discoveryv1.EndpointSlice {
+		es := &discoveryv1.EndpointSlice{Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port}}}
+		es.Name, es.Namespace = "reviews-abcde", "default"
+		es.Labels = map[string]string{"kubernetes.io/service-name": "reviews"}
+		for _, ip := range ips {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ready}})
+		}
+		return es
+	}
+	esKey := ingest.Key{Kind: ingest.KindEndpointSlice, Namespace: "default", Name: "reviews-abcde"}
 	for _, tc := range []struct {
 		name     string
 		ev       ingest.Event
@@ -101,6 +115,9 @@ func TestPushRequestFor(t *testing.T) {
 		{"label change is a full push", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: relabelled}, false, true},
 		{"container status noise pushes nothing", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: noise}, true, false},
 		{"a pod without an IP pushes nothing", ingest.Event{Type: ingest.Added, Key: ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: "new"}, New: pending}, true, false},
+		{"an endpoint turning unready is endpoint-only", ingest.Event{Type: ingest.Updated, Key: esKey, Old: slice(nil, "10.244.0.5", "10.244.0.6"), New: slice(&notReady, "10.244.0.5", "10.244.0.6"), Version: 101}, false, false},
+		// A new pod backing a service changes its sidecar's inbound listener: LDS must be rebuilt.
+		{"an endpoint joining a service is a full push", ingest.Event{Type: ingest.Updated, Key: esKey, Old: slice(nil, "10.244.0.5"), New: slice(&notReady, "10.244.0.5", "10.244.0.6")}, false, true},
 		{"a new VirtualService is a full push", ingest.Event{Type: ingest.Added, Key: ingest.Key{Kind: ingest.KindVirtualService, Namespace: "default", Name: "x"}}, false, true},
 	} {
 		req := g.PushRequestFor(tc.ev)
