@@ -210,6 +210,44 @@ func TestSidecar(t *testing.T) {
 		}
 	})
 
+	t.Run("sidecar and ambient workloads call each other over HBONE", func(t *testing.T) {
+		// default is ambient (ztunnel); bookinfo-sidecar is injected. Both directions must work and be
+		// carried over HBONE with each side's identity, which ztunnel logs on the ambient end.
+		since := time.Now().UTC().Add(-time.Second).Format(time.RFC3339)
+		for _, c := range []struct{ from, to, identity string }{
+			{from: sidecarNamespace, to: "http://productpage.default:9080/productpage", identity: "spiffe://cluster.local/ns/" + sidecarNamespace + "/sa/sleep"},
+			{from: "default", to: "http://productpage." + sidecarNamespace + ":9080/productpage", identity: "spiffe://cluster.local/ns/default/sa/sleep"},
+		} {
+			code, err := kc(t, ctx, nil, "-n", c.from, "exec", "deploy/sleep", "-c", "sleep", "--",
+				"meshlab", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", c.to)
+			if err != nil || strings.TrimSpace(code) != "200" {
+				t.Errorf("%s sleep -> %s: %q, %v; want 200", c.from, c.to, code, err)
+			}
+		}
+		// ztunnel logs a connection when it closes; the sidecar keeps its upstream connection open for
+		// reuse until it idles out, so poll the log (bounded) rather than read it once.
+		var fromSidecar, toSidecar bool
+		deadline := time.Now().Add(90 * time.Second)
+		for !(fromSidecar && toSidecar) && time.Now().Before(deadline) {
+			logs := mustKC(t, ctx, nil, "-n", "meshlab-system", "logs", "ds/ztunnel", "--since-time", since)
+			for _, line := range strings.Split(logs, "\n") {
+				if !strings.Contains(line, `protocol="HBONE"`) {
+					continue
+				}
+				fromSidecar = fromSidecar || (strings.Contains(line, `src.identity="spiffe://cluster.local/ns/`+sidecarNamespace+`/sa/sleep"`) &&
+					strings.Contains(line, `dst.workload="default/productpage`) && strings.Contains(line, `direction="inbound"`))
+				toSidecar = toSidecar || (strings.Contains(line, `src.identity="spiffe://cluster.local/ns/default/sa/sleep"`) &&
+					strings.Contains(line, `dst.workload="`+sidecarNamespace+`/productpage`) && strings.Contains(line, `direction="outbound"`))
+			}
+			if !(fromSidecar && toSidecar) {
+				time.Sleep(2 * time.Second)
+			}
+		}
+		if !fromSidecar || !toSidecar {
+			t.Errorf("ztunnel HBONE log lines: sidecar -> ambient %v, ambient -> sidecar %v; want both", fromSidecar, toSidecar)
+		}
+	})
+
 	t.Run("injection matrix through the API server", func(t *testing.T) {
 		rows := inject.Matrix()
 		var objs []any
