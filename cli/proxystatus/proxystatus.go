@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // DefaultControlPlane is where the control plane serves its debug endpoints (istiod's monitoring port).
@@ -43,12 +45,15 @@ NACKED (rejected; the proxy keeps its previous config) or NOT SENT.`,
 			return runE(cmd.Context(), env, flags)
 		},
 	}
-	cmd.Flags().StringVar(&flags.controlPlane, "controlplane", DefaultControlPlane, "base URL of the control plane's debug endpoints")
+	cmd.Flags().StringVar(&flags.controlPlane, "controlplane", "", "base URL of the control plane's debug endpoints (e.g. "+DefaultControlPlane+"); default: the lab's control plane through the API server")
 	cmd.Flags().DurationVar(&flags.timeout, "timeout", 10*time.Second, "how long to wait for the control plane")
 	return cmd
 }
 
 func runE(ctx context.Context, env cliutil.Env, flags *flagpole) error {
+	if flags.controlPlane == "" {
+		return runInLab(ctx, env, flags)
+	}
 	if !strings.HasPrefix(flags.controlPlane, "http://") && !strings.HasPrefix(flags.controlPlane, "https://") {
 		return cliutil.Usagef("--controlplane must be an http:// or https:// URL, got %q", flags.controlPlane)
 	}
@@ -143,4 +148,24 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// runInLab reads syncz from the lab's control plane through the API server's service proxy, so no
+// port-forward is needed.
+func runInLab(ctx context.Context, env cliutil.Env, flags *flagpole) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, flags.timeout)
+	defer cancel()
+	clients, err := cluster.New(env.Globals.Name, env.Globals.Kubeconfig, env.Logger).Clients()
+	if err != nil {
+		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reaching cluster %q: %w", env.Globals.Name, err)}
+	}
+	status, err := kube.Syncz(ctx, clients.Kube)
+	if err != nil {
+		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reading the control plane's sync status: %w", err)}
+	}
+	env.Logger.V(1)("%d proxies connected to %s", len(status.Proxies), status.ControlPlane)
+	return Write(env.Streams.Out, status, time.Now())
 }
