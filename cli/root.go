@@ -3,12 +3,16 @@
 package cli
 
 import (
+	"io"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	clibench "github.com/meshlab/meshlab/cli/bench"
 	clibookinfo "github.com/meshlab/meshlab/cli/bookinfo"
@@ -95,6 +99,7 @@ waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behavi
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			logger.SetVerbosity(globals.Verbosity, globals.Quiet)
+			quietLibraries(globals.Verbosity)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -141,4 +146,17 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cliproxy.NewCommand(env), // proxy sidecar
 		clicheck.NewCommand(env), // check (injection webhook, CA root, control plane)
 	}
+}
+
+// quietLibraries keeps client-go's klog and controller-runtime's logger off the user's terminal unless
+// they asked for a lot of detail (-vvv): their messages (stream copy errors on exec, a logger never
+// set) are noise next to meshlab's own.
+func quietLibraries(verbosity int) {
+	if verbosity >= 3 {
+		ctrllog.SetLogger(klog.NewKlogr())
+		return
+	}
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
+	ctrllog.SetLogger(logr.Discard())
 }

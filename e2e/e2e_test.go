@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 var (
@@ -21,6 +24,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard()) // the scenario helpers use controller-runtime's client in-process
 	if os.Getenv("MESHLAB_E2E") != "1" {
 		// Without the opt-in the package has nothing to run; say so instead of passing silently.
 		os.Stdout.WriteString("e2e: skipped (set MESHLAB_E2E=1, or run `make e2e`)\n")
