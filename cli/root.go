@@ -3,8 +3,8 @@
 package cli
 
 import (
-	"io"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
