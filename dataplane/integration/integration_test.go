@@ -64,7 +64,7 @@ func TestAmbient(t *testing.T) {
 		if strings.Contains(zt0.out.String()[from0:], m.plain.IP.String()) {
 			t.Errorf("node0 ztunnel carried plain's traffic:\n%s", zt0.out.String()[from0:])
 		}
-		// plain -> guarded's VIP is not resolved by anyone (no kube-proxy here): only ztunnel knows VIPs.
+		// Nothing resolves a service VIP for plain (no kube-proxy here): only ztunnel, in enrolled pods, does.
 		if _, _, err := request(m.plain, "GET", "http://"+echoVIP+"/", nil); err == nil {
 			t.Errorf("plain reached a service VIP: something captured it")
 		}

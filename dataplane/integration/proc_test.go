@@ -138,7 +138,7 @@ func runZtunnel(ctx context.Context, specPath string) error {
 	if err != nil {
 		return err
 	}
-	defer z.Close() // the test's pods outlive this process only until cleanup; leave them clean
+	defer z.Close() // un-enrol every pod on exit, so that their capture rules go with this process
 
 	kube, err := fakeAPIServer(spec.ObjectsPath)
 	if err != nil {
