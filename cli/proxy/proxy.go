@@ -12,50 +12,31 @@ package proxy
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cli/proxyboot"
 	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/sidecar"
 	"github.com/meshlab/meshlab/version"
 )
 
-// Files read from --cert-dir (Istio's names).
-const (
-	CertChainFile = "cert-chain.pem"
-	KeyFile       = "key.pem"
-	RootCertFile  = "root-cert.pem"
-)
-
-// Default paths inside an injected pod (the template's mounts).
-const (
-	DefaultTokenPath    = "/var/run/secrets/tokens/istio-token"
-	DefaultRootCertPath = "/var/run/secrets/istio/" + caservice.RootConfigMapKey
-)
-
 type flagpole struct {
-	xdsAddress, caAddress       string
-	xdsPlaintext                bool
-	namespace, pod, podIP, sa   string
-	certDir, tokenPath, rootCrt string
-	outbound, inbound, hbone    string
-	adminAddr, health, stats    string
+	xdsAddress               string
+	xdsPlaintext             bool
+	certs                    proxyboot.CertFlags
+	namespace, pod, podIP    string
+	sa                       string
+	outbound, inbound, hbone string
+	adminAddr, health, stats string
 }
 
 // NewCommand returns `proxy` with `sidecar` under it.
@@ -94,14 +75,11 @@ SERVICE_ACCOUNT, CA_ADDR and DISCOVERY_ADDRESS. Run it as uid 1337: the capture 
 	fl := cmd.Flags()
 	fl.StringVar(&f.xdsAddress, "xds-address", envOr("DISCOVERY_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
-	fl.StringVar(&f.caAddress, "ca-address", envOr("CA_ADDR", caservice.DefaultAddress), "control plane CA address (TLS); unused with --cert-dir")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the pod's namespace")
 	fl.StringVar(&f.pod, "pod", os.Getenv("POD_NAME"), "the pod's name")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the pod's IP")
 	fl.StringVar(&f.sa, "service-account", envOr("SERVICE_ACCOUNT", "default"), "the pod's service account (its identity)")
-	fl.StringVar(&f.certDir, "cert-dir", "", "read "+CertChainFile+", "+KeyFile+" and "+RootCertFile+" from this directory instead of asking the CA")
-	fl.StringVar(&f.tokenPath, "token-path", DefaultTokenPath, "projected service-account token shown to the CA")
-	fl.StringVar(&f.rootCrt, "root-cert", DefaultRootCertPath, "the mesh root certificate (PEM), without --cert-dir")
+	f.certs.AddFlags(cmd, envOr("CA_ADDR", caservice.DefaultAddress))
 	fl.StringVar(&f.outbound, "outbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.OutboundPort), "outbound capture listener")
 	fl.StringVar(&f.inbound, "inbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.InboundPort), "inbound capture listener")
 	fl.StringVar(&f.hbone, "hbone-address", "0.0.0.0:15008", "HBONE listener")
@@ -123,20 +101,12 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 		return cliutil.Usagef("--namespace and --pod are required (or POD_NAMESPACE and POD_NAME)")
 	}
 	logf := func(format string, args ...any) { env.Logger.Infof(format, args...) }
-	svid, roots, closeCerts, err := certificates(ctx, f, logf)
+	svid, roots, closeCerts, err := f.certs.Certificates(ctx, "sidecar", f.namespace, f.sa, logf)
 	if err != nil {
 		return err
 	}
 	defer closeCerts()
-	var dial []grpc.DialOption
-	if f.xdsPlaintext {
-		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	} else {
-		// As ztunnel and waypoints do: the control plane's identity checked against the mesh roots, the
-		// pod's SVID presented.
-		dial = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
-			caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, svid)))}
-	}
+	dial := proxyboot.XDSDialOptions(f.xdsPlaintext, roots, svid)
 	var ips []string
 	if f.podIP != "" {
 		ips = []string{f.podIP}
@@ -158,48 +128,4 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 	logf("sidecar %s/%s (%s) capturing on %s and %s, HBONE on %s, xDS from %s", f.namespace, f.pod, f.podIP, f.outbound, f.inbound, f.hbone, f.xdsAddress)
 	<-ctx.Done()
 	return s.Close()
-}
-
-// certificates returns the pod's SVID source and the trust roots, from --cert-dir or from the CA with the
-// pod's token (retried: the control plane may still be starting).
-func certificates(ctx context.Context, f *flagpole, logf func(string, ...any)) (x509svid.Source, []*x509.Certificate, func(), error) {
-	if f.certDir != "" {
-		svid, err := x509svid.Load(filepath.Join(f.certDir, CertChainFile), filepath.Join(f.certDir, KeyFile))
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("loading the sidecar certificate from %s: %w", f.certDir, err)
-		}
-		roots, err := caservice.LoadRoots(filepath.Join(f.certDir, RootCertFile))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return svid, roots, func() {}, nil
-	}
-	roots, err := caservice.LoadRoots(f.rootCrt)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	conn, err := caservice.Dial(f.caAddress, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, nil))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	id, err := ca.WorkloadID(ca.DefaultTrustDomain, f.namespace, f.sa)
-	if err != nil {
-		conn.Close()
-		return nil, nil, nil, err
-	}
-	var src *svidsource.Source
-	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		src, err = svidsource.New(ctx, caservice.NewClient(conn, f.tokenPath), id, svidsource.WithLogf(logf))
-		if err == nil {
-			break
-		}
-		logf("fetching the certificate for %s from %s: %v; retrying in %v", id, f.caAddress, err, delay)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			conn.Close()
-			return nil, nil, nil, ctx.Err()
-		}
-	}
-	return src, roots, func() { src.Close(); conn.Close() }, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cli/proxyboot"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
@@ -49,7 +50,7 @@ func TestRunWithCertDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for name, b := range map[string][]byte{CertChainFile: certs, KeyFile: key, RootCertFile: authority.RootPEM()} {
+	for name, b := range map[string][]byte{proxyboot.CertChainFile: certs, proxyboot.KeyFile: key, proxyboot.RootCertFile: authority.RootPEM()} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}

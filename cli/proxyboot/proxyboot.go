@@ -1,0 +1,113 @@
+// Package proxyboot is what the proxy commands (`meshlab proxy sidecar`, `meshlab waypoint run`) share
+// before their proxy starts: where the certificate comes from (the control plane's CA with the pod's
+// projected token, or PEM files in --cert-dir), the flags that say so, and the credentials of the xDS
+// connection built from that certificate.
+package proxyboot
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
+)
+
+// Files read from --cert-dir (Istio's names).
+const (
+	CertChainFile = "cert-chain.pem"
+	KeyFile       = "key.pem"
+	RootCertFile  = "root-cert.pem"
+)
+
+// Default paths inside a proxy's pod (the injection template's and the waypoint's mounts, as ztunnel's).
+const (
+	DefaultTokenPath    = "/var/run/secrets/tokens/istio-token"
+	DefaultRootCertPath = "/var/run/secrets/istio/" + caservice.RootConfigMapKey
+)
+
+// CertFlags say where a proxy gets its certificate: from CertDir if set, else from the CA at CAAddress,
+// trusted through RootCert and shown the token at TokenPath.
+type CertFlags struct {
+	CAAddress string
+	CertDir   string
+	TokenPath string
+	RootCert  string
+}
+
+// AddFlags registers --ca-address (defaulting to caAddress), --cert-dir, --token-path and --root-cert on
+// cmd.
+func (c *CertFlags) AddFlags(cmd *cobra.Command, caAddress string) {
+	fl := cmd.Flags()
+	fl.StringVar(&c.CAAddress, "ca-address", caAddress, "control plane CA address (TLS); unused with --cert-dir")
+	fl.StringVar(&c.CertDir, "cert-dir", "", "read "+CertChainFile+", "+KeyFile+" and "+RootCertFile+" from this directory instead of asking the CA")
+	fl.StringVar(&c.TokenPath, "token-path", DefaultTokenPath, "projected service-account token shown to the CA")
+	fl.StringVar(&c.RootCert, "root-cert", DefaultRootCertPath, "the mesh root certificate (PEM), without --cert-dir")
+}
+
+// Certificates returns the proxy's SVID source and the trust roots, and a function that releases them.
+// From --cert-dir the files are read once; from the CA the identity is namespace/serviceAccount in the
+// default trust domain, the source rotates the certificate itself, and the first signing is retried with
+// backoff (the control plane may still be starting) until ctx ends. role ("sidecar", "waypoint") names
+// the proxy in errors and logs.
+func (c *CertFlags) Certificates(ctx context.Context, role, namespace, serviceAccount string, logf func(string, ...any)) (x509svid.Source, []*x509.Certificate, func(), error) {
+	if c.CertDir != "" {
+		svid, err := x509svid.Load(filepath.Join(c.CertDir, CertChainFile), filepath.Join(c.CertDir, KeyFile))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("loading the %s certificate from %s: %w", role, c.CertDir, err)
+		}
+		roots, err := caservice.LoadRoots(filepath.Join(c.CertDir, RootCertFile))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return svid, roots, func() {}, nil
+	}
+	roots, err := caservice.LoadRoots(c.RootCert)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := caservice.Dial(c.CAAddress, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, nil))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	id, err := ca.WorkloadID(ca.DefaultTrustDomain, namespace, serviceAccount)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	var src *svidsource.Source
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		src, err = svidsource.New(ctx, caservice.NewClient(conn, c.TokenPath), id, svidsource.WithLogf(logf))
+		if err == nil {
+			break
+		}
+		logf("fetching the %s certificate for %s from %s: %v; retrying in %v", role, id, c.CAAddress, err, delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			conn.Close()
+			return nil, nil, nil, ctx.Err()
+		}
+	}
+	return src, roots, func() { src.Close(); conn.Close() }, nil
+}
+
+// XDSDialOptions are the gRPC options of a proxy's ADS connection: plaintext (local test servers), or,
+// as ztunnel does, TLS that checks the control plane's identity against the mesh roots and presents the
+// proxy's SVID.
+func XDSDialOptions(plaintext bool, roots []*x509.Certificate, svid x509svid.Source) []grpc.DialOption {
+	if plaintext {
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
+		caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, svid)))}
+}
