@@ -48,7 +48,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +62,7 @@ import (
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/l7"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/xdsclient"
 )
 
@@ -127,7 +127,7 @@ type Sidecar struct {
 	client  *hbone.Client
 	reg     *prometheus.Registry
 	ips     []netip.Addr
-	updated atomic.Pointer[time.Time]
+	applied *l7xds.Applied
 
 	tlsOnce sync.Once
 	tlsCfg  *tls.Config
@@ -203,11 +203,12 @@ func New(opts Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.applied = l7xds.New(s.engine)
 	s.xds, err = xdsclient.New(xdsclient.Options{
 		Address:     opts.XDSAddress,
 		Node:        xdsclient.NewNode("sidecar", opts.Namespace, opts.Pod, opts.IPs, opts.Version),
 		DialOptions: opts.XDSDialOptions,
-		Apply:       s.apply,
+		Apply:       s.applied.Apply,
 		Logf:        opts.Logf,
 	})
 	if err != nil {
@@ -222,18 +223,9 @@ func New(opts Options) (*Sidecar, error) {
 	return s, nil
 }
 
-func (s *Sidecar) apply(snap xdsclient.Snapshot) error {
-	if err := s.engine.Apply(l7.Config{Listeners: snap.Listeners, Routes: snap.Routes, Clusters: snap.Clusters, Endpoints: snap.Endpoints}); err != nil {
-		return err
-	}
-	now := time.Now()
-	s.updated.Store(&now)
-	return nil
-}
-
 // Ready reports whether the first config is applied and the certificate is loaded.
 func (s *Sidecar) Ready() bool {
-	if s.updated.Load() == nil {
+	if !s.applied.Configured() {
 		return false
 	}
 	svid, err := s.opts.SVID.GetX509SVID()

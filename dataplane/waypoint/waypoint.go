@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +28,7 @@ import (
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/l7"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/xdsclient"
 )
 
@@ -83,7 +83,7 @@ type Waypoint struct {
 	client  *hbone.Client
 	upTLS   *tlsConfigs
 	reg     *prometheus.Registry
-	updated atomic.Pointer[time.Time]
+	applied *l7xds.Applied
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -132,11 +132,12 @@ func New(opts Options) (*Waypoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.applied = l7xds.New(w.engine)
 	w.xds, err = xdsclient.New(xdsclient.Options{
 		Address:     opts.XDSAddress,
 		Node:        xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version),
 		DialOptions: opts.XDSDialOptions,
-		Apply:       w.apply,
+		Apply:       w.applied.Apply,
 		Logf:        opts.Logf,
 	})
 	if err != nil {
@@ -151,18 +152,8 @@ func New(opts Options) (*Waypoint, error) {
 	return w, nil
 }
 
-// apply is the xDS client's validation and installation step.
-func (w *Waypoint) apply(s xdsclient.Snapshot) error {
-	if err := w.engine.Apply(l7.Config{Listeners: s.Listeners, Routes: s.Routes, Clusters: s.Clusters, Endpoints: s.Endpoints}); err != nil {
-		return err
-	}
-	now := time.Now()
-	w.updated.Store(&now)
-	return nil
-}
-
 // Ready reports whether a config has been applied.
-func (w *Waypoint) Ready() bool { return w.updated.Load() != nil }
+func (w *Waypoint) Ready() bool { return w.applied.Configured() }
 
 // Engine is the waypoint's L7 engine.
 func (w *Waypoint) Engine() *l7.Engine { return w.engine }
