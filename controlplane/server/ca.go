@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
+	"github.com/meshlab/meshlab/controlplane/ca/caservice"
 )
 
 // Names of the CA objects, Istio's where Istio has one.
@@ -76,33 +75,10 @@ func LoadOrCreateCA(ctx context.Context, kube kubernetes.Interface, namespace st
 	return c, nil
 }
 
-// ServingTLS returns the TLS config of the 15012 listener: an SVID for id issued by c and rotated until ctx
-// ends; client certificates are verified against c's root when presented (proxies may authenticate by
-// token instead).
+// ServingTLS returns the TLS config of the 15012 listener; it is caservice.ServerTLSConfig (an SVID for id
+// issued by c and rotated until ctx ends; client certificates verified against c's root when presented).
 func ServingTLS(ctx context.Context, c *ca.CA, id spiffeid.ID) (*tls.Config, error) {
-	src, err := svidsource.New(ctx, c, id)
-	if err != nil {
-		return nil, fmt.Errorf("issuing the serving certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c.Root())
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2"},
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			svid, err := src.GetX509SVID()
-			if err != nil {
-				return nil, err
-			}
-			cert := &tls.Certificate{PrivateKey: svid.PrivateKey, Leaf: svid.Certificates[0]}
-			for _, c := range svid.Certificates {
-				cert.Certificate = append(cert.Certificate, c.Raw)
-			}
-			return cert, nil
-		},
-		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  pool,
-	}, nil
+	return caservice.ServerTLSConfig(ctx, c, id)
 }
 
 // PublishRoot keeps ConfigMap istio-ca-root-cert (key root-cert.pem) equal to rootPEM in every namespace
