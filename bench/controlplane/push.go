@@ -120,7 +120,7 @@ func MeasurePush(ctx context.Context, opts PushOptions) (PushResult, error) {
 		return PushResult{}, err
 	}
 	gen := generators.New(store)
-	srv := xds.NewServer(gen, xds.WithDebounce(0, 0))
+	srv := xds.NewServer(gen, xds.WithDebounce(0, 0), xds.WithCache(gen.Cache()))
 	store.OnChange(func(ev ingest.Event) {
 		if req := gen.PushRequestFor(ev); req != nil {
 			srv.ConfigUpdate(req)

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,9 +11,11 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
@@ -36,17 +39,84 @@ func OutboundName(svc *model.Service, port uint32, subset string) string {
 func InboundName(port uint32) string { return "inbound|" + strconv.FormatUint(uint64(port), 10) + "||" }
 
 // sidecarGen generates for one pod's sidecar: outbound config for every service it can reach (all of them;
-// meshlab has no Sidecar resource to narrow it) and inbound config for its own ports.
+// meshlab has no Sidecar resource to narrow it) and inbound config for its own ports. The outbound part
+// depends on the pod only through its namespace (short host names in routes), so it is the same for every
+// sidecar of a namespace: SidecarOutbound and SidecarInbound generate the two parts separately.
 type sidecarGen struct {
 	snap *model.Snapshot
-	wl   *model.Workload
+	ns   string          // the namespace outbound names resolve from
+	wl   *model.Workload // nil when only the outbound part is generated
 }
 
 func newSidecarGen(s *model.Snapshot, p model.Proxy) (*sidecarGen, error) {
 	if _, err := s.Resolve(p); err != nil {
 		return nil, err
 	}
-	return &sidecarGen{snap: s, wl: s.Workload(p.Namespace, p.Name)}, nil
+	return &sidecarGen{snap: s, ns: p.Namespace, wl: s.Workload(p.Namespace, p.Name)}, nil
+}
+
+// SidecarOutbound generates the part of a sidecar's config of typeURL that every sidecar in namespace
+// receives: the virtualOutbound listener (LDS), the outbound|PORT|SUBSET|FQDN and infrastructure clusters
+// (CDS), every route configuration (RDS) and every endpoint (EDS). Only RDS depends on the namespace.
+func SidecarOutbound(s *model.Snapshot, namespace, typeURL string) ([]proto.Message, error) {
+	g := &sidecarGen{snap: s, ns: namespace}
+	switch typeURL {
+	case ListenerType:
+		return []proto.Message{g.outbound()}, nil
+	case ClusterType:
+		return messages(g.outboundClusters()), nil
+	case RouteType:
+		return messages(g.routes()), nil
+	case EndpointType:
+		return messages(g.endpoints()), nil
+	}
+	return nil, fmt.Errorf("sidecar outbound: no generator for type %s", typeURL)
+}
+
+// SidecarInbound generates the part of a sidecar's config of typeURL that belongs to its own pod: the
+// virtualInbound listener (LDS) and the inbound|PORT|| clusters (CDS); nothing of RDS and EDS. Together with
+// SidecarOutbound it is exactly what Resources generates for the sidecar.
+func SidecarInbound(s *model.Snapshot, p model.Proxy, typeURL string) ([]proto.Message, error) {
+	g, err := newSidecarGen(s, p)
+	if err != nil {
+		return nil, err
+	}
+	switch typeURL {
+	case ListenerType:
+		return []proto.Message{g.inbound()}, nil
+	case ClusterType:
+		return messages(g.inboundClusters()), nil
+	case RouteType, EndpointType:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("proxy %s: no generator for type %s", p.ID(), typeURL)
+}
+
+// SidecarInboundKey describes every input of a pod's SidecarInbound part: pods with equal keys get equal
+// inbound config. policies are the AuthorizationPolicies it applies (their content is not in the key).
+func SidecarInboundKey(s *model.Snapshot, p model.Proxy) (key string, policies []ingest.Key, err error) {
+	g, err := newSidecarGen(s, p)
+	if err != nil {
+		return "", nil, err
+	}
+	var b strings.Builder
+	for _, ip := range g.inboundPorts() {
+		fmt.Fprintf(&b, "%d/%s,", ip.port, ip.protocol)
+	}
+	b.WriteString("|")
+	for _, pol := range s.PoliciesForWorkload(g.wl) {
+		policies = append(policies, pol.Source)
+		b.WriteString(pol.Source.String() + ",")
+	}
+	return b.String(), policies, nil
+}
+
+func messages[M proto.Message](in []M) []proto.Message {
+	out := make([]proto.Message, len(in))
+	for i, m := range in {
+		out[i] = m
+	}
+	return out
 }
 
 // inboundPort is one port of the sidecar's own workload.
@@ -165,6 +235,21 @@ func originalDstCluster(name string, bind string) *clusterv3.Cluster {
 }
 
 func (g *sidecarGen) clusters() []*clusterv3.Cluster {
+	out := append(g.outboundClusters(), g.inboundClusters()...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (g *sidecarGen) inboundClusters() []*clusterv3.Cluster {
+	var out []*clusterv3.Cluster
+	for _, ip := range g.inboundPorts() {
+		out = append(out, originalDstCluster(InboundName(ip.port), InboundBindAddress))
+	}
+	return out
+}
+
+// outboundClusters are the service clusters and the infrastructure clusters every sidecar has.
+func (g *sidecarGen) outboundClusters() []*clusterv3.Cluster {
 	out := []*clusterv3.Cluster{
 		{
 			Name:                 ClusterBlackHole,
@@ -173,9 +258,6 @@ func (g *sidecarGen) clusters() []*clusterv3.Cluster {
 		},
 		originalDstCluster(ClusterInboundPassthrough, InboundBindAddress),
 		originalDstCluster(ClusterPassthrough, ""),
-	}
-	for _, ip := range g.inboundPorts() {
-		out = append(out, originalDstCluster(InboundName(ip.port), InboundBindAddress))
 	}
 	for _, svc := range g.snap.Services() {
 		dr := g.snap.DestinationRule(svc.FQDN)
@@ -197,7 +279,7 @@ func (g *sidecarGen) clusters() []*clusterv3.Cluster {
 // shorter forms that resolve from that namespace, and the VIPs, each with and without the port.
 func (g *sidecarGen) domains(svc *model.Service, port uint32) []string {
 	hosts := []string{svc.FQDN}
-	if svc.Namespace == g.wl.Namespace {
+	if svc.Namespace == g.ns {
 		hosts = append(hosts, svc.Name)
 	}
 	hosts = append(hosts, svc.Name+"."+svc.Namespace, strings.TrimSuffix(svc.FQDN, "."+model.ClusterDomain))

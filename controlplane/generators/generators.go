@@ -22,8 +22,22 @@
 //	sidecar/NAMESPACE/POD, sidecar~IP~POD.NS~NS.svc.cluster.local
 //	ztunnel/NODE, or any ztunnel ID with metadata NODE_NAME=NODE
 //
-// Encoded resources are memoized per immutable snapshot (the snapshot version is the key of every input),
-// so proxies of the same waypoint, and every ztunnel, share one encoding per push.
+// Encoded resources live in an xds.Cache (Cache; the server must be given it with xds.WithCache so that
+// changes invalidate it), keyed by every generator input and never by the proxy, so that proxies sharing
+// an input share the encoding, across pushes, until an input changes:
+//
+//   - a waypoint's resources per Gateway and type, depending on exactly the configs its scope is built from;
+//     a change that brings a new object into its scope (a new VirtualService for a service it serves)
+//     moves it to a new generation in its keys, decided in Prepare as Affects decides pushes;
+//   - a sidecar's outbound part (listener, clusters and endpoints of every service it can reach, shared by
+//     every sidecar; routes per namespace) depending on every config of the kinds it reads, and its inbound
+//     part (its own listener and clusters) keyed by what it is built from (ports, protocols, policies), so
+//     that pods of one deployment share it;
+//   - ztunnel's addresses (shared) and authorizations (per node).
+//
+// Each type's entries depend only on what that type is built from, so a change regenerates only the types
+// it can affect (an HTTPRoute: sidecar routes, not their listeners, clusters or endpoints); the others are
+// served from the cache and the server's diff finds nothing to send.
 package generators
 
 import (
@@ -32,9 +46,12 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,14 +71,20 @@ type Generator struct {
 	store *ingest.Store
 	logf  func(string, ...any)
 
+	cache *xds.Cache
+
 	mu        sync.Mutex
 	cur, prev *model.Snapshot // the last two full snapshots (Prepare)
 	eps       *model.Snapshot // the newest snapshot EDS and workload addresses are generated from
 	epsDirty  uint64          // store version of the newest endpoint-only change
-	memos     map[*model.Snapshot]*memo
+	states    map[*model.Snapshot]*snapState
+	wpSeq     uint64 // the last waypoint config generation handed out
 	listeners []func(*model.Snapshot)
 	builds    int // full snapshot builds, for tests and metrics
 	epBuilds  int // endpoint snapshot builds
+
+	flightMu sync.Mutex
+	flights  map[flightKey]*flight
 }
 
 var (
@@ -75,14 +98,29 @@ type Option func(*Generator)
 // WithLogf sends log lines to logf.
 func WithLogf(logf func(string, ...any)) Option { return func(g *Generator) { g.logf = logf } }
 
+// WithCache makes the generator keep encoded resources in c (default: a cache of its own, see
+// DefaultCacheOptions).
+func WithCache(c *xds.Cache) Option { return func(g *Generator) { g.cache = c } }
+
+// DefaultCacheOptions configure the cache New creates when WithCache is not given. Tests of packages that
+// build a control plane put xds.WithAssertions here, so that a cache key missing an input fails them.
+var DefaultCacheOptions []xds.CacheOption
+
 // New returns a generator reading store.
 func New(store *ingest.Store, opts ...Option) *Generator {
-	g := &Generator{store: store, logf: func(string, ...any) {}, memos: map[*model.Snapshot]*memo{}}
+	g := &Generator{store: store, logf: func(string, ...any) {}, states: map[*model.Snapshot]*snapState{}, flights: map[flightKey]*flight{}}
 	for _, o := range opts {
 		o(g)
 	}
+	if g.cache == nil {
+		g.cache = xds.NewCache(DefaultCacheOptions...)
+	}
 	return g
 }
+
+// Cache returns the cache of encoded resources; give it to the xds.Server (xds.WithCache), which clears
+// what a change invalidates.
+func (g *Generator) Cache() *xds.Cache { return g.cache }
 
 // OnSnapshot registers fn to be called with every new full snapshot, after it is built and before any
 // proxy is generated from it (the status writer reports its problems). fn must not block for long.
@@ -106,26 +144,95 @@ func (g *Generator) Builds() (full, endpoints int) {
 	return g.builds, g.epBuilds
 }
 
-// Prepare builds the immutable snapshot of a full push from the store.
-func (g *Generator) Prepare(*xds.PushRequest) (any, error) {
+// Prepare builds the immutable snapshot of a full push from the store, and moves the waypoints the push
+// affects to a new config generation (see waypointGens).
+func (g *Generator) Prepare(req *xds.PushRequest) (any, error) {
+	if req != nil && req.Full && len(req.ConfigsUpdated) == 0 {
+		g.cache.ClearAll() // "anything may have changed"; the server does it too when it holds the cache
+	}
+	// The token is taken before the store is read: an entry built from this snapshot is dropped if one of
+	// its inputs is invalidated after that, since the snapshot may not have seen the change.
+	st := &snapState{token: g.cache.Token()}
 	snap := model.Build(g.store.Objects())
+	g.mu.Lock()
+	prev, prevSt := g.cur, g.states[g.cur]
+	g.mu.Unlock()
+	// Prepare runs once at a time (the server serializes it), so prev is still current here.
+	stale := g.waypointGens(prev, prevSt, snap, st, req)
 	g.mu.Lock()
 	g.builds++
 	g.prev, g.cur = g.cur, snap
 	if g.eps == nil || snap.Version >= g.eps.Version {
 		g.eps = snap
 	}
-	for s := range g.memos {
+	g.states[snap] = st
+	for s := range g.states {
 		if s != g.cur && s != g.prev && s != g.eps {
-			delete(g.memos, s)
+			delete(g.states, s)
 		}
 	}
 	listeners := g.listeners
 	g.mu.Unlock()
+	if len(stale) > 0 {
+		g.cache.Clear(stale) // the old generations' entries: nothing will read them again
+	}
 	for _, fn := range listeners {
 		fn(snap)
 	}
 	return snap, nil
+}
+
+// waypointGens sets the config generation of every waypoint in snap. A waypoint keeps its generation
+// unless the push may change its config: a change to a config in its scope before (prev) or after (snap)
+// the push. The scope after matters for objects that join it, whose keys no cached entry could declare
+// (the new VirtualService of a service it serves). It returns the dependency keys of the generations
+// left behind.
+func (g *Generator) waypointGens(prev *model.Snapshot, prevSt *snapState, snap *model.Snapshot, st *snapState, req *xds.PushRequest) map[xds.ConfigKey]struct{} {
+	st.gens = map[string]uint64{}
+	stale := map[xds.ConfigKey]struct{}{}
+	everything := req == nil || (req.Full && len(req.ConfigsUpdated) == 0) || prevSt == nil
+	touches := func(deps map[xds.ConfigKey]struct{}) bool {
+		for k := range req.ConfigsUpdated {
+			if _, ok := deps[k]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, w := range snap.Waypoints() {
+		id := w.Namespace + "/" + w.Name
+		old, known := uint64(0), false
+		if !everything {
+			old, known = prevSt.gens[id]
+		}
+		if known {
+			pw := prev.Waypoint(w.Namespace, w.Name)
+			if pw != nil && !touches(prevSt.waypointDeps(prev, pw)) && !touches(st.waypointDeps(snap, w)) {
+				st.gens[id] = old
+				continue
+			}
+			stale[waypointGenKey(w.Namespace, w.Name, old)] = struct{}{}
+		}
+		g.mu.Lock()
+		g.wpSeq++
+		st.gens[id] = g.wpSeq
+		g.mu.Unlock()
+	}
+	if prevSt != nil {
+		for id, gen := range prevSt.gens {
+			if _, ok := st.gens[id]; !ok { // the waypoint is gone
+				ns, name, _ := strings.Cut(id, "/")
+				stale[waypointGenKey(ns, name, gen)] = struct{}{}
+			}
+		}
+	}
+	return stale
+}
+
+// waypointGenKey is the dependency every cached resource of one generation of a waypoint's config
+// declares, so that moving the waypoint to a new generation evicts them.
+func waypointGenKey(namespace, name string, gen uint64) xds.ConfigKey {
+	return xds.ConfigKey{Kind: "meshlab/WaypointConfig", Namespace: namespace, Name: name + "#" + strconv.FormatUint(gen, 10)}
 }
 
 // endpointSnapshot returns the snapshot endpoint types are generated from: base, unless endpoint-only
@@ -136,7 +243,14 @@ func (g *Generator) endpointSnapshot(base *model.Snapshot) *model.Snapshot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.eps == nil || g.epsDirty > g.eps.Version {
+		// Endpoint-only changes do not move waypoints to a new generation: the endpoints they change are
+		// exact dependencies of the entries, cleared by the server.
+		st := &snapState{token: g.cache.Token()}
+		if cur := g.states[g.cur]; cur != nil {
+			st.gens = cur.gens
+		}
 		g.eps = model.Build(g.store.Objects())
+		g.states[g.eps] = st
 		g.epBuilds++
 	}
 	if base != nil && base.Version > g.eps.Version {
@@ -145,17 +259,12 @@ func (g *Generator) endpointSnapshot(base *model.Snapshot) *model.Snapshot {
 	return g.eps
 }
 
-func (g *Generator) memo(s *model.Snapshot) *memo {
+// state returns what the generator keeps of snapshot s, or nil for a snapshot it no longer tracks (a
+// push that was overtaken): that one is generated without the cache.
+func (g *Generator) state(s *model.Snapshot) *snapState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	m := g.memos[s]
-	if m == nil {
-		m = &memo{entries: map[string]*memoEntry{}}
-		if s == g.cur || s == g.prev || s == g.eps {
-			g.memos[s] = m
-		}
-	}
-	return m
+	return g.states[s]
 }
 
 // ConfigKey is the xDS config key of a store object. EndpointSlices are keyed by the service they belong
@@ -180,6 +289,16 @@ func (g *Generator) PushRequestFor(ev ingest.Event) *xds.PushRequest {
 	if ev.Type == ingest.Updated && !relevantUpdate(ev.Old, ev.New) {
 		return nil
 	}
+	req := g.pushRequestFor(ev, key)
+	// Invalidate now, not only when the server clears at push time: the store has changed, so anything
+	// built from an older snapshot is stale, and a server built without xds.WithCache must not serve it.
+	if req != nil {
+		g.cache.Clear(req.ConfigsUpdated)
+	}
+	return req
+}
+
+func (g *Generator) pushRequestFor(ev ingest.Event, key xds.ConfigKey) *xds.PushRequest {
 	switch ev.Key.Kind {
 	case ingest.KindPod:
 		oldPod, _ := ev.Old.(*corev1.Pod)
@@ -359,7 +478,11 @@ func (g *Generator) Affects(p *xds.Proxy, req *xds.PushRequest) bool {
 				continue
 			}
 			found = true
-			deps := g.memo(s).waypointDeps(s, w)
+			st := g.state(s)
+			if st == nil {
+				return true
+			}
+			deps := st.waypointDeps(s, w)
 			for k := range req.ConfigsUpdated {
 				if _, ok := deps[k]; ok {
 					return true
@@ -466,6 +589,7 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 	if err != nil {
 		return xds.Result{}, err
 	}
+	c := &cached{g: g, snap: snap, st: g.state(snap)}
 	var res xds.Result
 	switch mp.Kind {
 	case model.KindWaypoint, model.KindSidecar:
@@ -473,11 +597,9 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 			return xds.Result{}, nil // nothing of this type for Envoy-style proxies
 		}
 		if mp.Kind == model.KindWaypoint {
-			res.Resources, err = g.memo(snap).get("waypoint|"+mp.Namespace+"/"+mp.Name+"|"+typeURL, func() ([]*discovery.Resource, error) {
-				return envoyResources(snap, mp, typeURL)
-			})
+			res.Resources, err = c.waypoint(mp, typeURL)
 		} else {
-			res.Resources, err = envoyResources(snap, mp, typeURL)
+			res.Resources, err = c.sidecar(mp, typeURL)
 		}
 		// An endpoint-only push only sends what changed of EDS (partial EDS, also in state of the world):
 		// no cluster came or went, so nothing needs removing.
@@ -485,11 +607,11 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 	case model.KindZtunnel:
 		switch typeURL {
 		case xds.AddressType:
-			res.Resources, err = g.memo(snap).get("ztunnel|addresses", func() ([]*discovery.Resource, error) {
+			res.Resources, err = c.get("ztunnel|"+xds.ShortType(typeURL), ztunnelDeps, func() ([]*discovery.Resource, error) {
 				return ztunnelAddresses(snap)
 			})
 		case xds.AuthorizationType:
-			res.Resources, err = g.memo(snap).get("ztunnel|authz|"+mp.Node, func() ([]*discovery.Resource, error) {
+			res.Resources, err = c.get("ztunnel|"+xds.ShortType(typeURL)+"|"+mp.Node, ztunnelDeps, func() ([]*discovery.Resource, error) {
 				return ztunnelAuthorizations(snap, mp.Node)
 			})
 		}
@@ -502,8 +624,132 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 
 var envoyTypes = map[string]bool{xds.ListenerType: true, xds.RouteType: true, xds.ClusterType: true, xds.EndpointType: true}
 
-func envoyResources(s *model.Snapshot, p model.Proxy, typeURL string) ([]*discovery.Resource, error) {
-	msgs, err := generate.Resources(s, p, typeURL)
+// every returns wildcard dependencies on every config of the given kinds.
+func every(kinds ...ingest.Kind) []xds.ConfigKey {
+	out := make([]xds.ConfigKey, len(kinds))
+	for i, k := range kinds {
+		out[i] = xds.ConfigKey{Kind: string(k)}
+	}
+	return out
+}
+
+// sidecarOutboundDeps are what each type of the sidecar's outbound part is built from: every service it
+// can reach, and for each type the kinds that shape that service's resources of the type. Routes do not
+// reach listeners, clusters or endpoints (every service and subset has its cluster whether routed to or
+// not), so a route change regenerates RDS only.
+var sidecarOutboundDeps = map[string][]xds.ConfigKey{
+	xds.ListenerType: every(ingest.KindService),
+	xds.ClusterType:  every(ingest.KindService, ingest.KindDestinationRule),
+	xds.RouteType:    every(ingest.KindService, ingest.KindVirtualService, ingest.KindHTTPRoute, ingest.KindDestinationRule),
+	// Endpoint shapes depend on the pod (labels for subsets, HBONE capability) and its namespace (ambient).
+	xds.EndpointType: every(ingest.KindService, ingest.KindEndpointSlice, ingest.KindPod, ingest.KindDestinationRule, ingest.KindNamespace),
+}
+
+var ztunnelDeps = every(ingest.KindNamespace, ingest.KindService, ingest.KindPod, ingest.KindEndpointSlice, ingest.KindGateway, ingest.KindAuthorizationPolicy)
+
+// cached generates from one snapshot through the cache.
+type cached struct {
+	g    *Generator
+	snap *model.Snapshot
+	st   *snapState // nil: a snapshot no longer tracked, generated without the cache
+}
+
+// get returns the entry under key, building and storing it on a miss. Concurrent misses of one key on
+// one snapshot build it once (a push of a thousand sidecars would otherwise build their shared part a
+// hundred times at once).
+func (c *cached) get(key string, deps []xds.ConfigKey, build func() ([]*discovery.Resource, error)) ([]*discovery.Resource, error) {
+	if c.st == nil {
+		return build()
+	}
+	if res, ok := c.g.cache.GetAll(key); ok {
+		return res, nil
+	}
+	fk := flightKey{c.snap, key}
+	c.g.flightMu.Lock()
+	if f := c.g.flights[fk]; f != nil {
+		c.g.flightMu.Unlock()
+		<-f.done
+		return f.res, f.err
+	}
+	f := &flight{done: make(chan struct{})}
+	c.g.flights[fk] = f
+	c.g.flightMu.Unlock()
+	f.res, f.err = build()
+	if f.err == nil {
+		c.g.cache.AddAll(key, deps, c.st.token, f.res)
+	}
+	c.g.flightMu.Lock()
+	delete(c.g.flights, fk)
+	c.g.flightMu.Unlock()
+	close(f.done)
+	return f.res, f.err
+}
+
+type flightKey struct {
+	snap *model.Snapshot
+	key  string
+}
+
+type flight struct {
+	done chan struct{}
+	res  []*discovery.Resource
+	err  error
+}
+
+// waypoint returns a waypoint's resources of typeURL, shared by its replicas. The key holds the
+// waypoint's config generation, which moves whenever a push may change its config (waypointGens).
+func (c *cached) waypoint(mp model.Proxy, typeURL string) ([]*discovery.Resource, error) {
+	w := c.snap.Waypoint(mp.Namespace, mp.Name)
+	gen, ok := uint64(0), false
+	if w != nil && c.st != nil {
+		gen, ok = c.st.gens[mp.Namespace+"/"+mp.Name]
+	}
+	if !ok { // unknown waypoint (the error says so) or a waypoint newer than the generations
+		return encode(generate.Resources(c.snap, mp, typeURL))
+	}
+	key := "waypoint|" + mp.Namespace + "/" + mp.Name + "#" + strconv.FormatUint(gen, 10) + "|" + xds.ShortType(typeURL)
+	depSet := c.st.waypointDeps(c.snap, w)
+	deps := make([]xds.ConfigKey, 0, len(depSet)+1)
+	for k := range depSet {
+		deps = append(deps, k)
+	}
+	deps = append(deps, waypointGenKey(mp.Namespace, mp.Name, gen))
+	return c.get(key, deps, func() ([]*discovery.Resource, error) {
+		return encode(generate.Resources(c.snap, mp, typeURL))
+	})
+}
+
+// sidecar returns a sidecar's resources of typeURL: the outbound part every sidecar (of its namespace, for
+// routes) shares, and for listeners and clusters its pod's inbound part.
+func (c *cached) sidecar(mp model.Proxy, typeURL string) ([]*discovery.Resource, error) {
+	inKey, policies, err := generate.SidecarInboundKey(c.snap, mp)
+	if err != nil {
+		return nil, err // no such pod
+	}
+	key := "sidecar-outbound|" + xds.ShortType(typeURL)
+	if typeURL == xds.RouteType {
+		key += "|" + mp.Namespace // short host names resolve from the sidecar's namespace
+	}
+	out, err := c.get(key, sidecarOutboundDeps[typeURL], func() ([]*discovery.Resource, error) {
+		return encode(generate.SidecarOutbound(c.snap, mp.Namespace, typeURL))
+	})
+	if err != nil || (typeURL != xds.ListenerType && typeURL != xds.ClusterType) {
+		return out, err
+	}
+	deps := make([]xds.ConfigKey, len(policies))
+	for i, k := range policies {
+		deps[i] = xds.ConfigKey{Kind: string(k.Kind), Namespace: k.Namespace, Name: k.Name}
+	}
+	in, err := c.get("sidecar-inbound|"+xds.ShortType(typeURL)+"|"+inKey, deps, func() ([]*discovery.Resource, error) {
+		return encode(generate.SidecarInbound(c.snap, mp, typeURL))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(out, in), nil // a new slice: both parts are shared
+}
+
+func encode(msgs []proto.Message, err error) ([]*discovery.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -551,42 +797,29 @@ func ztunnelAuthorizations(s *model.Snapshot, node string) ([]*discovery.Resourc
 	return out, nil
 }
 
-// memo holds what was generated from one snapshot; entries are built once, by the first caller.
-type memo struct {
-	mu      sync.Mutex
-	entries map[string]*memoEntry
-	deps    map[string]map[xds.ConfigKey]struct{}
+// snapState is what the generator keeps per snapshot.
+type snapState struct {
+	// token is the cache token taken before the snapshot read the store; entries built from it are added
+	// with it.
+	token xds.CacheToken
+	// gens holds each waypoint's config generation (namespace/name), set before the snapshot is used.
+	gens map[string]uint64
+
+	mu   sync.Mutex
+	deps map[string]map[xds.ConfigKey]struct{} // waypointDeps, computed once
 }
 
-type memoEntry struct {
-	once sync.Once
-	res  []*discovery.Resource
-	err  error
-}
-
-func (m *memo) get(key string, build func() ([]*discovery.Resource, error)) ([]*discovery.Resource, error) {
-	m.mu.Lock()
-	e := m.entries[key]
-	if e == nil {
-		e = &memoEntry{}
-		m.entries[key] = e
-	}
-	m.mu.Unlock()
-	e.once.Do(func() { e.res, e.err = build() })
-	return e.res, e.err
-}
-
-func (m *memo) waypointDeps(s *model.Snapshot, w *model.Waypoint) map[xds.ConfigKey]struct{} {
+func (st *snapState) waypointDeps(s *model.Snapshot, w *model.Waypoint) map[xds.ConfigKey]struct{} {
 	key := w.Namespace + "/" + w.Name
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d, ok := m.deps[key]; ok {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if d, ok := st.deps[key]; ok {
 		return d
 	}
-	if m.deps == nil {
-		m.deps = map[string]map[xds.ConfigKey]struct{}{}
+	if st.deps == nil {
+		st.deps = map[string]map[xds.ConfigKey]struct{}{}
 	}
 	d := waypointDeps(s, w)
-	m.deps[key] = d
+	st.deps[key] = d
 	return d
 }

@@ -24,7 +24,8 @@ func loadGen(t *testing.T) (*generators.Generator, *ingest.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := generators.New(store)
+	cache := xds.NewCache(xds.WithAssertions(func(err error) { t.Error(err) }))
+	g := generators.New(store, generators.WithCache(cache))
 	if _, err := g.Prepare(nil); err != nil {
 		t.Fatal(err)
 	}

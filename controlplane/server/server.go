@@ -129,6 +129,7 @@ func New(clients *kube.Clients, opts Options) *Server {
 	s := &Server{opts: opts, clients: clients, store: ingest.NewStore(), addrs: map[string]net.Addr{}}
 	s.gen = generators.New(s.store, generators.WithLogf(opts.Logf))
 	s.xds = xds.NewServer(s.gen,
+		xds.WithCache(s.gen.Cache()),
 		xds.WithDebounce(opts.DebounceQuiet, opts.DebounceMax),
 		xds.WithConcurrency(opts.PushConcurrency),
 		xds.WithID(opts.ID),

@@ -35,6 +35,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
+	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
@@ -400,6 +401,12 @@ func TestLiveConfigChange(t *testing.T) {
 	if fullAfter != fullBefore || epAfter <= epBefore {
 		t.Errorf("builds: full %d -> %d, endpoint %d -> %d; want no full build and an endpoint build", fullBefore, fullAfter, epBefore, epAfter)
 	}
+	// The pushes above were served through the generators' cache, which the server invalidates.
+	if c := s.XDS().Cache(); c == nil || c != s.Generator().Cache() {
+		t.Error("the xDS server was not given the generators' cache (xds.WithCache)")
+	} else if hits, _ := c.Stats(); hits == 0 {
+		t.Error("no generation was served from the cache")
+	}
 }
 
 // podNamed returns the name of the default-namespace pod whose name starts with prefix.
@@ -538,7 +545,11 @@ func TestCAAndRoot(t *testing.T) {
 
 // TestMain turns off client-go's streaming list (WatchListClient): the Gateway API and Istio fake clientsets
 // do not send the bookmark it waits for. A real API server does; this only concerns the fakes.
+//
+// It also runs the generators' cache in assertion mode: a key written with two different values (a key
+// missing an input) panics, failing the run.
 func TestMain(m *testing.M) {
 	os.Setenv("KUBE_FEATURE_WatchListClient", "false")
+	generators.DefaultCacheOptions = []xds.CacheOption{xds.WithAssertions(nil)}
 	os.Exit(m.Run())
 }

@@ -11,7 +11,13 @@ import (
 // Cache holds encoded resources so that proxies sharing an input share the encoding. A key must be built
 // from every input of the generator that produced the value (for proxy-independent parts: the names and
 // versions of the configs used, never the proxy); each entry declares the configs it depends on, and a
-// change to one of them evicts exactly the entries that declared it.
+// change to one of them evicts exactly the entries that declared it. An entry is one resource (Add) or a
+// list of them (AddAll), such as every cluster of one part of a proxy's config.
+//
+// A dependency may be a wildcard: a ConfigKey with an empty Name stands for every config of its Kind in
+// its Namespace, and one with an empty Namespace and Name for every config of its Kind. Generators use
+// them for inputs that are "all of a kind" (every Service a sidecar can reach), where a new object must
+// evict the entry too.
 //
 // Generation races with invalidation: a value built from inputs that were invalidated while it was being
 // built must not be stored. Take a token before reading inputs (the server puts one in
@@ -30,7 +36,7 @@ type Cache struct {
 }
 
 type cacheEntry struct {
-	res  *discovery.Resource
+	res  []*discovery.Resource
 	deps []ConfigKey
 }
 
@@ -62,8 +68,17 @@ func (c *Cache) Token() CacheToken {
 	return CacheToken(c.epoch)
 }
 
-// Get returns the value stored under key.
+// Get returns the value stored under key with Add.
 func (c *Cache) Get(key string) (*discovery.Resource, bool) {
+	res, ok := c.GetAll(key)
+	if !ok || len(res) != 1 {
+		return nil, false
+	}
+	return res[0], true
+}
+
+// GetAll returns the list stored under key with AddAll. It is shared: callers must not modify it.
+func (c *Cache) GetAll(key string) ([]*discovery.Resource, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
@@ -78,23 +93,28 @@ func (c *Cache) Get(key string) (*discovery.Resource, bool) {
 // Add stores res under key, to be evicted when any of deps changes. It is a no-op when one of deps (or
 // everything) was cleared after token was taken.
 func (c *Cache) Add(key string, deps []ConfigKey, token CacheToken, res *discovery.Resource) {
+	c.AddAll(key, deps, token, []*discovery.Resource{res})
+}
+
+// AddAll is Add for a list of resources (possibly empty), stored and returned as one value.
+func (c *Cache) AddAll(key string, deps []ConfigKey, token CacheToken, res []*discovery.Resource) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.entries[key]; ok && c.assert && !sameResource(old.res, res) {
-		err := fmt.Errorf("xds cache: key %q written with two different values (%s then %s): the key is missing an input", key, old.res.GetVersion(), res.GetVersion())
-		if c.onConflict == nil {
-			panic(err)
-		}
-		c.onConflict(err)
-	}
 	t := uint64(token)
 	if c.clearedAllAt > t {
 		return
 	}
 	for _, d := range deps {
 		if c.clearedAt[d] > t {
-			return
+			return // built from an input that changed since: stale, not a conflict
 		}
+	}
+	if old, ok := c.entries[key]; ok && c.assert && !sameResources(old.res, res) {
+		err := fmt.Errorf("xds cache: key %q written with two different values (%s then %s): the key is missing an input", key, versions(old.res), versions(res))
+		if c.onConflict == nil {
+			panic(err)
+		}
+		c.onConflict(err)
 	}
 	if old, ok := c.entries[key]; ok {
 		c.unindex(key, old.deps)
@@ -108,6 +128,26 @@ func (c *Cache) Add(key string, deps []ConfigKey, token CacheToken, res *discove
 		}
 		set[key] = struct{}{}
 	}
+}
+
+func sameResources(a, b []*discovery.Resource) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameResource(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// versions describes a value in a conflict message.
+func versions(res []*discovery.Resource) string {
+	if len(res) == 1 {
+		return res[0].GetVersion()
+	}
+	return fmt.Sprintf("%d resources", len(res))
 }
 
 func sameResource(a, b *discovery.Resource) bool {
@@ -126,16 +166,19 @@ func (c *Cache) unindex(key string, deps []ConfigKey) {
 	}
 }
 
-// Clear evicts the entries that depend on any of configs.
+// Clear evicts the entries that depend on any of configs, including through a wildcard that covers one
+// of them.
 func (c *Cache) Clear(configs map[ConfigKey]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
-	for d := range configs {
-		c.clearedAt[d] = c.epoch
-		for key := range c.byDep[d] {
-			c.unindex(key, c.entries[key].deps)
-			delete(c.entries, key)
+	for k := range configs {
+		for _, d := range [...]ConfigKey{k, {Kind: k.Kind, Namespace: k.Namespace}, {Kind: k.Kind}} {
+			c.clearedAt[d] = c.epoch
+			for key := range c.byDep[d] {
+				c.unindex(key, c.entries[key].deps)
+				delete(c.entries, key)
+			}
 		}
 	}
 }

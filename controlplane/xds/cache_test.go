@@ -118,3 +118,56 @@ func TestCacheWithoutAssertionsOverwrites(t *testing.T) {
 		t.Errorf("version = %s, want the second write %s", r.Version, want)
 	}
 }
+
+func TestCacheWildcardDependencies(t *testing.T) {
+	tests := []struct {
+		name  string
+		clear ConfigKey
+		want  []string // keys left
+	}{
+		{"a new service evicts what depends on every service", ConfigKey{"Service", "ns-1", "new"}, []string{"exact", "namespace", "other-kind"}},
+		{"a service in the namespace evicts the namespace wildcard", ConfigKey{"Service", "ns-0", "new"}, []string{"exact", "other-kind"}},
+		{"the exact key evicts all three", ConfigKey{"Service", "ns-0", "a"}, []string{"other-kind"}},
+		{"another kind evicts only its own", ConfigKey{"Pod", "ns-0", "p"}, []string{"all-services", "exact", "namespace"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewCache(WithAssertions(nil))
+			tok := c.Token()
+			all := []*discovery.Resource{mustCluster(t, "a", "1"), mustCluster(t, "b", "1")}
+			c.AddAll("all-services", []ConfigKey{{Kind: "Service"}}, tok, all)
+			c.AddAll("namespace", []ConfigKey{{Kind: "Service", Namespace: "ns-0"}}, tok, nil)
+			c.Add("exact", []ConfigKey{{"Service", "ns-0", "a"}}, tok, mustCluster(t, "a", "1"))
+			c.Add("other-kind", []ConfigKey{{Kind: "Pod"}}, tok, mustCluster(t, "p", "1"))
+			c.Clear(map[ConfigKey]struct{}{tt.clear: {}})
+			var got []string
+			for _, k := range []string{"all-services", "exact", "namespace", "other-kind"} {
+				if _, ok := c.GetAll(k); ok {
+					got = append(got, k)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("left %v, want %v", got, tt.want)
+			}
+			// A value built before the clear from "every service" is stale too.
+			c.AddAll("all-services", []ConfigKey{{Kind: "Service"}}, tok, all)
+			if _, ok := c.GetAll("all-services"); ok && tt.clear.Kind == "Service" {
+				t.Error("a stale write through a wildcard dependency was stored")
+			}
+		})
+	}
+}
+
+// TestCacheStaleWriteIsNotAConflict: a late write built from invalidated inputs is dropped before the
+// assertion looks at it (it races with newer generations, it does not reveal a missing input).
+func TestCacheStaleWriteIsNotAConflict(t *testing.T) {
+	svc := ConfigKey{"Service", "default", "a"}
+	c := NewCache(WithAssertions(func(err error) { t.Error(err) }))
+	old := c.Token()
+	c.Clear(map[ConfigKey]struct{}{svc: {}})
+	c.AddAll("k", []ConfigKey{svc}, c.Token(), []*discovery.Resource{mustCluster(t, "a", "new")})
+	c.AddAll("k", []ConfigKey{svc}, old, []*discovery.Resource{mustCluster(t, "a", "old")})
+	if got, _ := c.GetAll("k"); len(got) != 1 || got[0].Version != mustCluster(t, "a", "new").Version {
+		t.Errorf("GetAll() = %v, want the new value kept", got)
+	}
+}
