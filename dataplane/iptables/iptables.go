@@ -301,8 +301,9 @@ func ids(flag string, in []string) ([]string, error) {
 	return out, nil
 }
 
-// ports parses a comma-separated port list; "*" (where allowed) means all.
-func ports(flag, s string, wildcard bool) (all bool, out []int, err error) {
+// listItems splits the value of a list flag: "*" (where wildcard allows it) means all, else
+// comma-separated items, trimmed, blanks skipped.
+func listItems(flag, s string, wildcard bool) (all bool, items []string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "*" {
 		if !wildcard {
@@ -311,10 +312,20 @@ func ports(flag, s string, wildcard bool) (all bool, out []int, err error) {
 		return true, nil, nil
 	}
 	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
+		if f = strings.TrimSpace(f); f != "" {
+			items = append(items, f)
 		}
+	}
+	return false, items, nil
+}
+
+// ports parses a comma-separated port list; "*" (where allowed) means all.
+func ports(flag, s string, wildcard bool) (all bool, out []int, err error) {
+	all, items, err := listItems(flag, s, wildcard)
+	if all || err != nil {
+		return all, nil, err
+	}
+	for _, f := range items {
 		p, err := strconv.Atoi(f)
 		if err != nil || p < 1 || p > 65535 {
 			return false, nil, fmt.Errorf("%s: %q is not a port", flag, f)
@@ -328,18 +339,11 @@ func ports(flag, s string, wildcard bool) (all bool, out []int, err error) {
 
 // cidrs parses a comma-separated list of IPv4 CIDRs; "*" (where allowed) means all.
 func cidrs(flag, s string, wildcard bool) (all bool, out []netip.Prefix, err error) {
-	s = strings.TrimSpace(s)
-	if s == "*" {
-		if !wildcard {
-			return false, nil, fmt.Errorf("%s: \"*\" is not allowed here", flag)
-		}
-		return true, nil, nil
+	all, items, err := listItems(flag, s, wildcard)
+	if all || err != nil {
+		return all, nil, err
 	}
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range items {
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			a, aerr := netip.ParseAddr(f)
