@@ -22,13 +22,12 @@ type RBAC struct {
 
 type rbacPolicy struct {
 	name        string
-	principals  []principal
-	permissions []permission
+	principals  []predicate
+	permissions []predicate
 }
 
-// principal and permission are predicates over one request.
-type principal func(*requestInfo) bool
-type permission func(*requestInfo) bool
+// predicate is a compiled principal or permission: a test of one request.
+type predicate func(*requestInfo) bool
 
 // requestInfo is what RBAC evaluates.
 type requestInfo struct {
@@ -65,22 +64,15 @@ func compileRBAC(f *rbacv3.RBAC) (*RBAC, error) {
 		if err := checkFields(p, "principals", "permissions"); err != nil {
 			return nil, fmt.Errorf("policy %s: %w", name, err)
 		}
-		cp := rbacPolicy{name: name}
-		for i, pr := range p.GetPrincipals() {
-			c, err := compilePrincipal(pr)
-			if err != nil {
-				return nil, fmt.Errorf("policy %s: principals %d: %w", name, i, err)
-			}
-			cp.principals = append(cp.principals, c)
+		principals, err := compileEach(p.GetPrincipals(), compilePrincipal)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: principals %w", name, err)
 		}
-		for i, pm := range p.GetPermissions() {
-			c, err := compilePermission(pm)
-			if err != nil {
-				return nil, fmt.Errorf("policy %s: permissions %d: %w", name, i, err)
-			}
-			cp.permissions = append(cp.permissions, c)
+		permissions, err := compileEach(p.GetPermissions(), compilePermission)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: permissions %w", name, err)
 		}
-		out.policies = append(out.policies, cp)
+		out.policies = append(out.policies, rbacPolicy{name: name, principals: principals, permissions: permissions})
 	}
 	return out, nil
 }
@@ -91,7 +83,7 @@ func (f *RBAC) allowed(ri *requestInfo) (ok bool, policy string) {
 		return true, ""
 	}
 	for _, p := range f.policies {
-		if anyTrue(p.principals, ri) && anyPerm(p.permissions, ri) {
+		if anyOf(p.principals, ri) && anyOf(p.permissions, ri) {
 			return !f.Deny, p.name
 		}
 	}
@@ -99,7 +91,8 @@ func (f *RBAC) allowed(ri *requestInfo) (ok bool, policy string) {
 	return f.Deny, ""
 }
 
-func anyTrue(ps []principal, ri *requestInfo) bool {
+// anyOf reports whether one of ps matches (Envoy's or_ids, or_rules, and a policy's lists).
+func anyOf(ps []predicate, ri *requestInfo) bool {
 	for _, p := range ps {
 		if p(ri) {
 			return true
@@ -108,16 +101,30 @@ func anyTrue(ps []principal, ri *requestInfo) bool {
 	return false
 }
 
-func anyPerm(ps []permission, ri *requestInfo) bool {
+// allOf reports whether every one of ps matches (Envoy's and_ids, and_rules).
+func allOf(ps []predicate, ri *requestInfo) bool {
 	for _, p := range ps {
-		if p(ri) {
-			return true
+		if !p(ri) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
-func compilePrincipal(p *rbacconfigv3.Principal) (principal, error) {
+// compileEach compiles a list of principals or permissions; an error names the failing index.
+func compileEach[T any](items []T, compile func(T) (predicate, error)) ([]predicate, error) {
+	var out []predicate
+	for i, it := range items {
+		c, err := compile(it)
+		if err != nil {
+			return nil, fmt.Errorf("%d: %w", i, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func compilePrincipal(p *rbacconfigv3.Principal) (predicate, error) {
 	switch id := p.GetIdentifier().(type) {
 	case *rbacconfigv3.Principal_Any:
 		return func(*requestInfo) bool { return true }, nil
@@ -135,24 +142,17 @@ func compilePrincipal(p *rbacconfigv3.Principal) (principal, error) {
 		}
 		return func(ri *requestInfo) bool { return ri.down.Peer != "" && m.match(ri.down.Peer) }, nil
 	case *rbacconfigv3.Principal_OrIds:
-		set, err := compilePrincipals(id.OrIds.GetIds())
+		set, err := compileEach(id.OrIds.GetIds(), compilePrincipal)
 		if err != nil {
 			return nil, fmt.Errorf("or_ids: %w", err)
 		}
-		return func(ri *requestInfo) bool { return anyTrue(set, ri) }, nil
+		return func(ri *requestInfo) bool { return anyOf(set, ri) }, nil
 	case *rbacconfigv3.Principal_AndIds:
-		set, err := compilePrincipals(id.AndIds.GetIds())
+		set, err := compileEach(id.AndIds.GetIds(), compilePrincipal)
 		if err != nil {
 			return nil, fmt.Errorf("and_ids: %w", err)
 		}
-		return func(ri *requestInfo) bool {
-			for _, p := range set {
-				if !p(ri) {
-					return false
-				}
-			}
-			return true
-		}, nil
+		return func(ri *requestInfo) bool { return allOf(set, ri) }, nil
 	case *rbacconfigv3.Principal_NotId:
 		inner, err := compilePrincipal(id.NotId)
 		if err != nil {
@@ -190,19 +190,7 @@ func compilePrincipal(p *rbacconfigv3.Principal) (principal, error) {
 	}
 }
 
-func compilePrincipals(ps []*rbacconfigv3.Principal) ([]principal, error) {
-	var out []principal
-	for i, p := range ps {
-		c, err := compilePrincipal(p)
-		if err != nil {
-			return nil, fmt.Errorf("%d: %w", i, err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-func compilePermission(p *rbacconfigv3.Permission) (permission, error) {
+func compilePermission(p *rbacconfigv3.Permission) (predicate, error) {
 	switch r := p.GetRule().(type) {
 	case *rbacconfigv3.Permission_Any:
 		return func(*requestInfo) bool { return true }, nil
@@ -238,24 +226,17 @@ func compilePermission(p *rbacconfigv3.Permission) (permission, error) {
 		}
 		return func(ri *requestInfo) bool { return pfx.Contains(ri.down.Destination.Addr()) }, nil
 	case *rbacconfigv3.Permission_AndRules:
-		set, err := compilePermissions(r.AndRules.GetRules())
+		set, err := compileEach(r.AndRules.GetRules(), compilePermission)
 		if err != nil {
 			return nil, fmt.Errorf("and_rules: %w", err)
 		}
-		return func(ri *requestInfo) bool {
-			for _, p := range set {
-				if !p(ri) {
-					return false
-				}
-			}
-			return true
-		}, nil
+		return func(ri *requestInfo) bool { return allOf(set, ri) }, nil
 	case *rbacconfigv3.Permission_OrRules:
-		set, err := compilePermissions(r.OrRules.GetRules())
+		set, err := compileEach(r.OrRules.GetRules(), compilePermission)
 		if err != nil {
 			return nil, fmt.Errorf("or_rules: %w", err)
 		}
-		return func(ri *requestInfo) bool { return anyPerm(set, ri) }, nil
+		return func(ri *requestInfo) bool { return anyOf(set, ri) }, nil
 	case *rbacconfigv3.Permission_NotRule:
 		inner, err := compilePermission(r.NotRule)
 		if err != nil {
@@ -267,18 +248,6 @@ func compilePermission(p *rbacconfigv3.Permission) (permission, error) {
 	default:
 		return nil, fmt.Errorf("unsupported permission %s", oneofName(p))
 	}
-}
-
-func compilePermissions(ps []*rbacconfigv3.Permission) ([]permission, error) {
-	var out []permission
-	for i, p := range ps {
-		c, err := compilePermission(p)
-		if err != nil {
-			return nil, fmt.Errorf("%d: %w", i, err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 func cidrPrefix(c *corev3.CidrRange) (netip.Prefix, error) {
