@@ -56,6 +56,9 @@ type PushResult struct {
 	Max      time.Duration
 	// Samples holds one duration per change, in order.
 	Samples []time.Duration
+	// CacheHits and CacheMisses count the generators' cache lookups during the changes (not the initial
+	// sync): how much of each push was served from encodings shared across proxies and pushes.
+	CacheHits, CacheMisses uint64
 }
 
 // PushMesh is the mesh MeasurePush runs on for n proxies: the 2 namespaces x 25 services, with
@@ -216,6 +219,7 @@ func MeasurePush(ctx context.Context, opts PushOptions) (PushResult, error) {
 	}
 
 	res := PushResult{Model: opts.Model, Proxies: opts.Proxies, Affected: len(affected), Changes: opts.Changes, Services: mesh.Services()}
+	hits0, misses0 := gen.Cache().Stats()
 	for n := range opts.Changes {
 		generation++
 		w := int32(10 + (n*37)%80) // a different split each time, never 90 twice in a row
@@ -235,6 +239,9 @@ func MeasurePush(ctx context.Context, opts PushOptions) (PushResult, error) {
 			return PushResult{}, ctx.Err()
 		}
 	}
+	hits, misses := gen.Cache().Stats()
+	res.CacheHits, res.CacheMisses = hits-hits0, misses-misses0
+	logf("generators' cache during the changes: %d hits, %d misses", res.CacheHits, res.CacheMisses)
 	res.P50, res.P99 = Percentile(res.Samples, 50), Percentile(res.Samples, 99)
 	res.Max = slices.Max(res.Samples)
 	return res, nil

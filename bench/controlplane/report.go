@@ -42,6 +42,8 @@ type Report struct {
 	PushAffected               int     `json:"push_affected"`
 	PushChanges                int     `json:"push_changes"`
 	PushMaxMs                  float64 `json:"push_max_ms"`
+	PushCacheHits              uint64  `json:"push_cache_hits"`
+	PushCacheMisses            uint64  `json:"push_cache_misses"`
 	ScaleServices              int     `json:"scale_services"`
 	ScalePods                  int     `json:"scale_pods"`
 	ScaleProxies               int     `json:"scale_proxies"`
@@ -91,6 +93,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	r.Proxies, r.PushChanges, r.PushModel, r.PushAffected = p.Proxies, p.Changes, p.Model, p.Affected
 	r.PushP50Ms, r.PushP99Ms, r.PushMaxMs = ms(p.P50), ms(p.P99), ms(p.Max)
+	r.PushCacheHits, r.PushCacheMisses = p.CacheHits, p.CacheMisses
 	return r, nil
 }
 
