@@ -116,12 +116,14 @@ func Write(w io.Writer, status xds.SyncStatus, now time.Time) error {
 	return tw.Flush()
 }
 
-// Cell is one type's state: NOT SENT (never sent or not subscribed), NACKED (the proxy rejected the last
+// Cell is one type's state: IGNORED (the proxy does not watch the type), NOT SENT (nothing sent yet), NACKED (the proxy rejected the last
 // response), SYNCED (age) (it acknowledged the last response; age since the ACK), or STALE (sent, not
 // acknowledged yet).
 func Cell(t xds.TypeStatus, subscribed bool, now time.Time) string {
 	switch {
-	case !subscribed || t.SentNonce == "":
+	case !subscribed:
+		return "IGNORED" // as istioctl shows types a proxy does not watch (ztunnel's Envoy types)
+	case t.SentNonce == "":
 		return "NOT SENT"
 	case t.NackError != "":
 		return "NACKED"

@@ -181,7 +181,7 @@ func TestCell(t *testing.T) {
 		subscribed bool
 		want       string
 	}{
-		{"not subscribed", xds.TypeStatus{}, false, "NOT SENT"},
+		{"not subscribed", xds.TypeStatus{}, false, "IGNORED"},
 		{"subscribed, nothing sent", xds.TypeStatus{}, true, "NOT SENT"},
 		{"acked", xds.TypeStatus{SentNonce: "a", AckedNonce: "a", LastAck: now.Add(-95 * time.Second)}, true, "SYNCED (95s)"},
 		{"acked long ago", xds.TypeStatus{SentNonce: "a", AckedNonce: "a", LastAck: now.Add(-3*time.Minute - 4*time.Second)}, true, "SYNCED (3m4s)"},
