@@ -6,8 +6,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"testing"
 )
+
+// CPUProfileEnv names a directory: when it is set, every proxy process writes a CPU profile of its whole
+// life there, as NAME-PID.pprof, and its allocations as NAME-PID.allocs.pprof (for `go tool pprof`). The proxies inherit the benchmark's environment, so
+// `MESHLAB_BENCH_CPUPROFILE=/tmp/prof meshlab bench dataplane ...` profiles every proxy of every run.
+const CPUProfileEnv = "MESHLAB_BENCH_CPUPROFILE"
 
 // Harness lets `meshlab bench dataplane`, outside `go test`, use dataplane/netnstest, which takes a
 // testing.TB: it records cleanups and turns a fatal failure into an error returned by Do. Only the methods
@@ -70,6 +77,13 @@ func ServeProxy(specPath string, stdin io.Reader, ready io.Writer, logf func(str
 	if err != nil {
 		return err
 	}
+	if dir := os.Getenv(CPUProfileEnv); dir != "" {
+		stop, err := startProfiles(filepath.Join(dir, fmt.Sprintf("%s-%d", spec.Name, os.Getpid())))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -77,4 +91,25 @@ func ServeProxy(specPath string, stdin io.Reader, ready io.Writer, logf func(str
 		cancel()
 	}()
 	return RunProxy(ctx, spec, ready, logf)
+}
+
+// startProfiles starts a CPU profile into prefix.pprof; stop ends it and writes the allocation profile
+// into prefix.allocs.pprof.
+func startProfiles(prefix string) (stop func(), err error) {
+	f, err := os.Create(prefix + ".pprof")
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		if af, err := os.Create(prefix + ".allocs.pprof"); err == nil {
+			pprof.Lookup("allocs").WriteTo(af, 0)
+			af.Close()
+		}
+	}, nil
 }
