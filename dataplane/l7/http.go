@@ -391,12 +391,16 @@ func copyResponse(w *countingWriter, resp *http.Response, suppress bool, elapsed
 		hdr.Add("Trailer", k)
 	}
 	w.WriteHeader(resp.StatusCode)
+	// A pooled buffer: io.Copy would allocate 32 KB for every response (countingWriter has no ReadFrom),
+	// most of the waypoint's allocation and so of its GC work.
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	if resp.ContentLength >= 0 {
-		io.Copy(w, resp.Body)
+		io.CopyBuffer(w, resp.Body, buf)
 	} else {
 		// Unknown length: maybe a stream; flush as it arrives.
 		rc := http.NewResponseController(w)
-		buf := make([]byte, 32<<10)
 		for {
 			n, err := resp.Body.Read(buf)
 			if n > 0 {
