@@ -1,0 +1,265 @@
+package labs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/meshlab/meshlab/cluster/nodeimage"
+)
+
+// Defaults for the lab commands' bounds.
+const (
+	DefaultCommandTimeout = 3 * time.Minute // one meshlab/kubectl invocation
+	DefaultWaitTimeout    = 2 * time.Minute // one waitfor
+	pollInterval          = 2 * time.Second
+	curlMaxTime           = "10" // seconds, for every request from the sleep pod
+)
+
+// Namespace and workload the sleep client runs as in the lab.
+const (
+	sleepNamespace = "default"
+	sleepTarget    = "deploy/sleep"
+)
+
+// commands are the lab's own testscript commands. Each turns its arguments into a process to run
+// (argv), so waitfor and cleanup can run any of them too.
+type commands struct {
+	cfg      Config
+	kubectl  string
+	progress *progress
+}
+
+// argv returns the process a lab command stands for: meshlab with the lab's --name, kubectl with the
+// lab's context, sleepcurl as meshlab curl in the sleep pod. Any other name is a program on PATH.
+func (c *commands) argv(name string, args []string) []string {
+	switch name {
+	case "meshlab":
+		pre := []string{c.cfg.Meshlab, "--name", c.cfg.Name}
+		if c.cfg.Kubeconfig != "" {
+			pre = append(pre, "--kubeconfig", c.cfg.Kubeconfig)
+		}
+		return append(pre, args...)
+	case "kubectl":
+		pre := []string{c.kubectl, "--context", "kind-" + c.cfg.Name}
+		if c.cfg.Kubeconfig != "" {
+			pre = append(pre, "--kubeconfig", c.cfg.Kubeconfig)
+		}
+		return append(pre, args...)
+	case "sleepcurl":
+		curl := []string{"-n", sleepNamespace, "exec", sleepTarget, "--", "meshlab", "curl", "-sS", "--max-time", curlMaxTime}
+		return c.argv("kubectl", append(curl, args...))
+	}
+	return append([]string{name}, args...)
+}
+
+// cmds returns the custom commands for testscript.Params.Cmds.
+func (c *commands) cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	run := func(name string) func(ts *testscript.TestScript, neg bool, args []string) {
+		return func(ts *testscript.TestScript, neg bool, args []string) {
+			c.progress.reach(name)
+			c.runOnce(ts, neg, name, args)
+		}
+	}
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"meshlab":   run("meshlab"),
+		"kubectl":   run("kubectl"),
+		"sleepcurl": c.sleepcurl,
+		"waitfor":   c.waitfor,
+		"capture":   c.capture,
+		"cleanup":   c.cleanup,
+	}
+}
+
+// exec runs one process within the command timeout and returns its output.
+func (c *commands) exec(ts *testscript.TestScript, argv []string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.commandTimeout())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if ts != nil {
+		cmd.Dir = ts.MkAbs(".") // $WORK, where the txtar files are
+	}
+	// The process's own environment, not the script's: kubectl and kind need the real HOME for the
+	// kubeconfig, and meshlab its cache.
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("timed out after %s", c.cfg.commandTimeout())
+	}
+	return out.String(), errOut.String(), err
+}
+
+// runOnce runs a command once and records its output for stdout/stderr assertions, failing the script
+// as exec does: on failure, or on success when negated.
+func (c *commands) runOnce(ts *testscript.TestScript, neg bool, name string, args []string) {
+	stdout, stderr, err := c.exec(ts, c.argv(name, args))
+	fmt.Fprint(ts.Stdout(), stdout)
+	fmt.Fprint(ts.Stderr(), stderr)
+	c.progress.output(stdout, stderr)
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("%s failed: %v", name, err)
+	case err == nil && neg:
+		ts.Fatalf("%s succeeded unexpectedly", name)
+	}
+}
+
+// sleepcurl [-count N] CURL-ARGS... sends requests from the sleep pod with `meshlab curl` (-sS and a
+// 10 s --max-time added), N times one after the other (default 1), stopping at the first that fails;
+// stdout holds every answer.
+func (c *commands) sleepcurl(ts *testscript.TestScript, neg bool, args []string) {
+	c.progress.reach("sleepcurl")
+	count := 1
+	if len(args) >= 2 && args[0] == "-count" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 1 {
+			ts.Fatalf("sleepcurl -count: want a positive number, got %q", args[1])
+		}
+		count, args = n, args[2:]
+	}
+	if len(args) == 0 {
+		ts.Fatalf("usage: sleepcurl [-count N] [CURL-FLAGS] URL")
+	}
+	argv := c.argv("sleepcurl", args)
+	var stdout, stderr strings.Builder
+	var err error
+	for i := 0; i < count && err == nil; i++ {
+		var o, e string
+		o, e, err = c.exec(ts, argv)
+		stdout.WriteString(o)
+		stderr.WriteString(e)
+		if err != nil && count > 1 {
+			err = fmt.Errorf("request %d of %d: %w", i+1, count, err)
+		}
+	}
+	fmt.Fprint(ts.Stdout(), stdout.String())
+	fmt.Fprint(ts.Stderr(), stderr.String())
+	c.progress.output(stdout.String(), stderr.String())
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("sleepcurl failed: %v", err)
+	case err == nil && neg:
+		ts.Fatalf("sleepcurl succeeded unexpectedly")
+	}
+}
+
+// waitfor [-timeout D] REGEXP COMMAND ARGS... runs COMMAND every two seconds until its standard output
+// matches REGEXP (its exit status is not required to be 0 meanwhile), for changes that converge: a
+// proxy receiving config, a pod becoming ready. It fails at the deadline with the last output; after a
+// match, stdout holds the matching output for further assertions.
+func (c *commands) waitfor(ts *testscript.TestScript, neg bool, args []string) {
+	c.progress.reach("waitfor")
+	if neg {
+		ts.Fatalf("waitfor cannot be negated; wait for the output that shows the change instead")
+	}
+	timeout := DefaultWaitTimeout
+	if len(args) >= 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		if err != nil {
+			ts.Fatalf("waitfor -timeout: %v", err)
+		}
+		timeout, args = d, args[2:]
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: waitfor [-timeout DURATION] REGEXP COMMAND ARGS...")
+	}
+	re, err := regexp.Compile(`(?m)` + args[0])
+	if err != nil {
+		ts.Fatalf("waitfor: %v", err)
+	}
+	argv := c.argv(args[1], args[2:])
+	deadline := time.Now().Add(timeout)
+	for attempt := 1; ; attempt++ {
+		stdout, stderr, err := c.exec(ts, argv)
+		if re.MatchString(stdout) {
+			fmt.Fprint(ts.Stdout(), stdout)
+			c.progress.output(stdout, "")
+			ts.Logf("matched after %d attempt(s)", attempt)
+			return
+		}
+		if time.Now().Add(pollInterval).After(deadline) {
+			fmt.Fprint(ts.Stdout(), stdout)
+			fmt.Fprint(ts.Stderr(), stderr)
+			c.progress.output(stdout, stderr)
+			ts.Fatalf("waitfor: no match for `%s` in the output of %s within %s (%d attempts, last exit: %v)",
+				args[0], args[1], timeout, attempt, errOrOK(err))
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// capture VAR sets the script variable VAR to the last command's standard output, trimmed, so later
+// lines can use $VAR (for example an image name read from a Deployment).
+func (c *commands) capture(ts *testscript.TestScript, neg bool, args []string) {
+	c.progress.reach("capture")
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: capture VAR")
+	}
+	v := strings.TrimSpace(ts.ReadFile("stdout"))
+	if v == "" {
+		ts.Fatalf("capture %s: the last command printed nothing", args[0])
+	}
+	ts.Setenv(args[0], v)
+}
+
+// cleanup COMMAND ARGS... runs COMMAND when the script ends, passed or failed, like Go's defer: labs
+// register the undo of each change right after making it, so the lab returns to its baseline. Cleanups
+// run last-registered first; one that fails is reported and fails the lab, and the others still run.
+func (c *commands) cleanup(ts *testscript.TestScript, neg bool, args []string) {
+	c.progress.reach("cleanup")
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: cleanup COMMAND ARGS...")
+	}
+	line := strings.Join(args, " ")
+	argv := c.argv(args[0], args[1:])
+	t := c.progress.t
+	ts.Defer(func() {
+		c.progress.cleanup(line)
+		stdout, stderr, err := c.exec(ts, argv)
+		c.progress.output(stdout, stderr)
+		if err != nil {
+			msg := fmt.Sprintf("cleanup %s failed: %v\n%s%s", line, err, stdout, stderr)
+			if e, ok := t.(interface{ Error(...any) }); ok {
+				e.Error(msg)
+			} else {
+				t.Log(msg)
+			}
+		}
+	})
+}
+
+// findKubectl returns kubectl from PATH, or the one `meshlab node-image build` compiled into meshlab's
+// cache (the node image carries Kubernetes built from source, kubectl included).
+func findKubectl() (string, error) {
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		return p, nil
+	}
+	cache, err := nodeimage.CacheDir()
+	if err != nil {
+		return "", err
+	}
+	matches, _ := filepath.Glob(filepath.Join(cache, "nodeimage", "kube-*", "bin", "kubectl"))
+	if len(matches) == 0 {
+		return "", errors.New("no kubectl on PATH and none built by `meshlab node-image build` under " + cache)
+	}
+	return matches[len(matches)-1], nil
+}

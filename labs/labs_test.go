@@ -1,0 +1,221 @@
+package labs
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+// knownCommands are testscript's builtins the labs may use plus the labs' own commands.
+var knownCommands = map[string]bool{
+	"stdout": true, "stderr": true, "cmp": true, "exists": true, "env": true, "skip": true, "stop": true,
+	"meshlab": true, "kubectl": true, "sleepcurl": true, "waitfor": true, "capture": true, "cleanup": true,
+}
+
+func TestScriptsAreTutorials(t *testing.T) {
+	all := All()
+	want := []string{"ambient-basics", "sidecar-injection", "traffic-shifting"}
+	var got []string
+	for _, l := range all {
+		got = append(got, l.Name)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("labs = %v, want %v", got, want)
+	}
+	for _, l := range all {
+		t.Run(l.Name, func(t *testing.T) {
+			a := txtar.Parse(l.Script)
+			lines := strings.Split(string(a.Comment), "\n")
+			// The tutorial opens with a paragraph of text before the first command.
+			text := 0
+			for _, line := range lines {
+				if commandName(line) != "" {
+					break
+				}
+				if _, ok := commentText(line); ok {
+					text++
+				}
+			}
+			if !strings.HasPrefix(lines[0], "# ") || text < 4 {
+				t.Errorf("script opens with %d comment lines (first %q); want a title line and a paragraph", text, lines[0])
+			}
+			if l.Title == "" || !strings.Contains(l.Title, ":") {
+				t.Errorf("title %q: want `Topic: what the lab shows`", l.Title)
+			}
+			if len(l.Text()) < 400 {
+				t.Errorf("tutorial text is %d bytes; want the steps explained", len(l.Text()))
+			}
+
+			files := map[string]bool{}
+			for _, f := range a.Files {
+				if files[f.Name] {
+					t.Errorf("file %s twice in the archive", f.Name)
+				}
+				files[f.Name] = true
+			}
+			creates, cleanups := false, false
+			for i, line := range lines {
+				name := commandName(line)
+				if name == "" {
+					continue
+				}
+				if !knownCommands[name] {
+					t.Errorf("line %d: unknown command %q", i+1, name)
+				}
+				if name == "cleanup" {
+					cleanups = true
+				}
+				if regexp.MustCompile(`^kubectl .*\b(apply|create|run|label)\b`).MatchString(line) {
+					creates = true
+				}
+				for _, m := range regexp.MustCompile(`-f (\S+\.yaml)`).FindAllStringSubmatch(line, -1) {
+					if !files[m[1]] {
+						t.Errorf("line %d uses %s, which the archive does not hold", i+1, m[1])
+					}
+				}
+				if strings.Contains(line, "sleep ") && !strings.Contains(line, "--") && name != "kubectl" && name != "stdout" {
+					t.Errorf("line %d: fixed sleeps are not allowed; use waitfor", i+1)
+				}
+			}
+			if creates && !cleanups {
+				t.Errorf("the lab changes the cluster but registers no cleanup")
+			}
+		})
+	}
+}
+
+func TestSelect(t *testing.T) {
+	ls, err := Select("traffic-shifting", "ambient-basics")
+	if err != nil || len(ls) != 2 || ls[0].Name != "traffic-shifting" {
+		t.Fatalf("Select() = %v, %v", ls, err)
+	}
+	if _, err := Select("nope"); err == nil || !strings.Contains(err.Error(), "ambient-basics") {
+		t.Errorf("Select(nope) error = %v, want one listing the labs", err)
+	}
+}
+
+// fakeBin writes a shell script that records its arguments in calls and prints what its first
+// argument after --name NAME selects.
+func fakeBin(t *testing.T, dir, name string) string {
+	t.Helper()
+	script := `#!/bin/sh
+echo "$@" >> "` + dir + `/calls"
+case "$3" in
+ztunnel-config) printf 'NAMESPACE POD NAME ADDRESS NODE WAYPOINT PROTOCOL\ndefault productpage-v1-abc 10.244.0.5 n1 None TCP\n' ;;
+slow) n=$(cat "` + dir + `/slow" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "` + dir + `/slow"; [ $n -ge 2 ] && echo converged || echo pending ;;
+fail) echo "boom" >&2; exit 1 ;;
+*) echo "ok $*" ;;
+esac
+`
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runLab(t *testing.T, script string) (Result, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := Config{Meshlab: fakeBin(t, dir, "meshlab"), Kubectl: fakeBin(t, dir, "kubectl"), Name: "test"}
+	var out bytes.Buffer
+	cfg.Out = &out
+	rs, err := Run(cfg, []Lab{{Name: "tiny", Title: "Tiny: a test", Script: []byte(script)}})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("Run() = %v, %v", rs, err)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	return rs[0], out.String(), string(calls)
+}
+
+func TestRunReportsTheFailedAssertion(t *testing.T) {
+	r, out, calls := runLab(t, `# Tiny: a test.
+# ztunnel should carry productpage over HBONE.
+meshlab ztunnel-config workloads
+stdout 'NAMESPACE'
+cleanup meshlab undo-it
+stdout 'productpage-v1-\S+ .* HBONE$'
+# never reached
+meshlab after-failure
+`)
+	if r.Passed || r.Skipped {
+		t.Fatalf("result = %+v, want a failure", r)
+	}
+	for _, want := range []string{
+		"no match for `productpage-v1-\\S+ .* HBONE$` found in stdout", // the expected regexp
+		"default productpage-v1-abc 10.244.0.5 n1 None TCP",            // the actual output
+		"labs/scripts/tiny.txtar:6",                                    // where, in the lab's own name
+	} {
+		if !strings.Contains(r.Failure, want) {
+			t.Errorf("Failure lacks %q:\n%s", want, r.Failure)
+		}
+	}
+	for _, want := range []string{"=== tiny: Tiny: a test", "  ztunnel should carry productpage over HBONE.",
+		"    $ meshlab ztunnel-config workloads", "    ↺ meshlab undo-it", "--- FAIL tiny", "no match for"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "never reached") || strings.Contains(calls, "after-failure") {
+		t.Errorf("the script went on after the failure:\n%s", out)
+	}
+	// The lab's --name is passed on, and the cleanup ran although the script failed.
+	if want := "--name test ztunnel-config workloads\n--name test undo-it\n"; calls != want {
+		t.Errorf("calls = %q, want %q", calls, want)
+	}
+}
+
+func TestRunPassesAndWaits(t *testing.T) {
+	r, out, calls := runLab(t, `# Tiny: a test.
+# Convergence is polled, not slept for.
+waitfor '^converged$' meshlab slow
+stdout converged
+! meshlab fail
+stderr boom
+kubectl get pods
+stdout '^ok --context kind-test get pods$'
+sleepcurl -count 3 http://productpage:9080/
+stdout -count=3 'exec deploy/sleep -- meshlab curl -sS --max-time 10 http://productpage:9080/'
+`)
+	if !r.Passed {
+		t.Fatalf("result = %+v, want passed\n%s", r, out)
+	}
+	if n := strings.Count(calls, "slow"); n != 2 {
+		t.Errorf("waitfor ran the command %d times, want 2 (until it matched)", n)
+	}
+	for _, want := range []string{"    $ stdout -count=3", "--- PASS tiny"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestWaitforGivesUp(t *testing.T) {
+	r, _, _ := runLab(t, `# Tiny: a test.
+waitfor -timeout 1s '^never$' meshlab fail
+`)
+	if r.Passed || !strings.Contains(r.Failure, "no match for `^never$` in the output of meshlab within 1s") ||
+		!strings.Contains(r.Failure, "boom") {
+		t.Errorf("result = %+v, want the waitfor timeout with the last output", r)
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	for line, want := range map[string]string{
+		"meshlab check":             "meshlab",
+		"! stdout x":                "stdout",
+		"[linux] ! kubectl get x":   "kubectl",
+		"# comment":                 "",
+		"   ":                       "",
+		"[!exec:kubectl] skip 'no'": "skip",
+	} {
+		if got := commandName(line); got != want {
+			t.Errorf("commandName(%q) = %q, want %q", line, got, want)
+		}
+	}
+}

@@ -1,0 +1,288 @@
+package labs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// Config says where labs run and how they report.
+type Config struct {
+	Meshlab    string // the meshlab binary the `meshlab` command runs (the CLI: itself)
+	Name       string // kind cluster name; kubectl uses context kind-NAME
+	Kubeconfig string // explicit kubeconfig; empty: kind's default one
+	Kubectl    string // kubectl binary; empty: from PATH or meshlab's node-image cache
+
+	Out     io.Writer // live progress: each step's tutorial text and command; nil prints nothing
+	Verbose bool      // also print every command's output
+
+	CommandTimeout time.Duration // one meshlab/kubectl invocation (default DefaultCommandTimeout)
+	LabTimeout     time.Duration // a whole lab, cleanups included (default 10 minutes)
+}
+
+func (c Config) commandTimeout() time.Duration {
+	if c.CommandTimeout > 0 {
+		return c.CommandTimeout
+	}
+	return DefaultCommandTimeout
+}
+
+func (c Config) labTimeout() time.Duration {
+	if c.LabTimeout > 0 {
+		return c.LabTimeout
+	}
+	return 10 * time.Minute
+}
+
+// Params returns the testscript parameters that run lab l against the lab cluster, its script written
+// into dir. `go test` passes them to testscript.Run; Run passes them to its own T adapter.
+func (c Config) Params(l Lab, dir string) (testscript.Params, error) {
+	p, _, err := c.params(l, dir, newProgress(c.Out, c.Verbose, l.Script))
+	return p, err
+}
+
+func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, *commands, error) {
+	if c.Meshlab == "" || c.Name == "" {
+		return testscript.Params{}, nil, errors.New("labs: Config needs the meshlab binary and the cluster name")
+	}
+	if c.Kubectl == "" {
+		k, err := findKubectl()
+		if err != nil {
+			return testscript.Params{}, nil, err
+		}
+		c.Kubectl = k
+	}
+	file := filepath.Join(dir, l.Name+".txtar")
+	if err := os.WriteFile(file, l.Script, 0o644); err != nil {
+		return testscript.Params{}, nil, fmt.Errorf("writing lab %s: %w", l.Name, err)
+	}
+	cmds := &commands{cfg: c, kubectl: c.Kubectl, progress: prog}
+	return testscript.Params{
+		Files:               []string{file},
+		Cmds:                cmds.cmds(),
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Deadline:            time.Now().Add(c.labTimeout()),
+		Setup: func(env *testscript.Env) error {
+			prog.t = env.T()
+			// testscript hides HOME; `exec` lines need the real one for kubeconfig and caches.
+			env.Setenv("HOME", os.Getenv("HOME"))
+			env.Setenv("CLUSTER", c.Name)
+			env.Setenv("CONTEXT", "kind-"+c.Name)
+			return nil
+		},
+	}, cmds, nil
+}
+
+// Result is the outcome of one lab.
+type Result struct {
+	Name     string        `json:"name"`
+	Passed   bool          `json:"passed"`
+	Skipped  bool          `json:"skipped,omitempty"`
+	Duration time.Duration `json:"duration"`
+	// Failure is testscript's log of the failing section: its tutorial text, the commands with their
+	// output, and the FAIL line with the assertion (for example the regexp stdout did not match).
+	Failure string `json:"failure,omitempty"`
+}
+
+// Run runs labs one after the other (they share the cluster) and returns their results.
+func Run(c Config, ls []Lab) ([]Result, error) {
+	dir, err := os.MkdirTemp("", "meshlab-labs-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the labs' work directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	var results []Result
+	for _, l := range ls {
+		r, err := runOne(c, l, dir)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+func runOne(c Config, l Lab, dir string) (Result, error) {
+	prog := newProgress(c.Out, c.Verbose, l.Script)
+	p, _, err := c.params(l, dir, prog)
+	if err != nil {
+		return Result{}, err
+	}
+	p.WorkdirRoot = filepath.Join(dir, "work-"+l.Name) // kept by testscript; removed with dir
+	if err := os.MkdirAll(p.WorkdirRoot, 0o755); err != nil {
+		return Result{}, fmt.Errorf("creating %s: %w", p.WorkdirRoot, err)
+	}
+	if c.Out != nil {
+		fmt.Fprintf(c.Out, "=== %s: %s\n", l.Name, l.Title)
+	}
+	start := time.Now()
+	root := &scriptT{name: l.Name}
+	root.run(func(t *scriptT) { testscript.RunT(t, p) })
+	r := Result{Name: l.Name, Duration: time.Since(start).Round(100 * time.Millisecond)}
+	switch {
+	case root.failed():
+		r.Failure = failureLog(root.logs(), dir)
+	case root.skipped():
+		r.Skipped, r.Failure = true, root.logs()
+	default:
+		r.Passed = true
+		prog.finish()
+	}
+	if c.Out != nil {
+		switch {
+		case r.Passed:
+			fmt.Fprintf(c.Out, "--- PASS %s (%s)\n\n", l.Name, r.Duration)
+		case r.Skipped:
+			fmt.Fprintf(c.Out, "--- SKIP %s (%s)\n%s\n", l.Name, r.Duration, indent(r.Failure))
+		default:
+			fmt.Fprintf(c.Out, "--- FAIL %s (%s)\n%s\n", l.Name, r.Duration, indent(r.Failure))
+		}
+	}
+	return r, nil
+}
+
+// failureLog is testscript's log without the work directory line, the script named as in the source tree.
+func failureLog(log, dir string) string {
+	var keep []string
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.HasPrefix(line, "WORK=") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.ReplaceAll(strings.Join(keep, "\n"), dir+string(os.PathSeparator), "labs/scripts/")
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "    " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// scriptT is testscript's T for the CLI: it runs each script in its own goroutine (FailNow and Skip end
+// that goroutine, as testing.T's do), collects the log testscript writes when a script ends, and records
+// the outcome. Verbose is false, so testscript keeps only the failing section in the log.
+type scriptT struct {
+	name     string
+	parent   *scriptT
+	mu       sync.Mutex
+	log      []string
+	fail     bool
+	skip     bool
+	children []*scriptT
+}
+
+var _ testscript.T = (*scriptT)(nil)
+
+// run calls f(t) in a new goroutine and waits for it, so runtime.Goexit in FailNow ends only f.
+func (t *scriptT) run(f func(*scriptT)) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				t.Error(fmt.Sprintf("panic: %v", r))
+			}
+		}()
+		f(t)
+	}()
+	<-done
+}
+
+func (t *scriptT) Run(name string, f func(testscript.T)) {
+	child := &scriptT{name: name, parent: t}
+	t.mu.Lock()
+	t.children = append(t.children, child)
+	t.mu.Unlock()
+	child.run(func(c *scriptT) { f(c) })
+}
+
+func (t *scriptT) Log(args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.log = append(t.log, fmt.Sprint(args...))
+}
+
+// Error records a failure without stopping (cleanups use it).
+func (t *scriptT) Error(args ...any) {
+	t.Log(args...)
+	t.mu.Lock()
+	t.fail = true
+	t.mu.Unlock()
+}
+
+func (t *scriptT) Fatal(args ...any) {
+	t.Error(args...)
+	runtime.Goexit()
+}
+
+func (t *scriptT) FailNow() {
+	t.mu.Lock()
+	t.fail = true
+	t.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (t *scriptT) Skip(args ...any) {
+	t.Log(args...)
+	t.mu.Lock()
+	t.skip = true
+	t.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (t *scriptT) Parallel()     {} // labs share one cluster: always one at a time
+func (t *scriptT) Verbose() bool { return false }
+
+func (t *scriptT) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fail {
+		return true
+	}
+	for _, c := range t.children {
+		if c.failed() {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *scriptT) skipped() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.skip {
+		return true
+	}
+	for _, c := range t.children {
+		if c.skipped() {
+			return true
+		}
+	}
+	return false
+}
+
+// logs is everything logged by t and its children, in order.
+func (t *scriptT) logs() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	for _, l := range t.log {
+		b.WriteString(strings.TrimRight(l, "\n"))
+		b.WriteByte('\n')
+	}
+	for _, c := range t.children {
+		b.WriteString(c.logs())
+	}
+	return b.String()
+}
