@@ -27,6 +27,7 @@ import (
 	cliinject "github.com/meshlab/meshlab/cli/inject"
 	cliiptables "github.com/meshlab/meshlab/cli/iptables"
 	clikubeinject "github.com/meshlab/meshlab/cli/kubeinject"
+	clilab "github.com/meshlab/meshlab/cli/lab"
 	"github.com/meshlab/meshlab/cli/nodeimage"
 	cliproxy "github.com/meshlab/meshlab/cli/proxy"
 	"github.com/meshlab/meshlab/cli/proxyconfig"
@@ -141,6 +142,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cliinject.NewCommand(env), clikubeinject.NewCommand(env), cliiptables.NewCommand(env), // sidecar injection
 		clibench.NewCommand(env),
 		cliscenario.NewCommand(env), // scenario list|run
+		clilab.NewCommand(env),      // lab list|show|run (tutorials, package labs)
 		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypoint.NewCommand(env), clicontrolplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
 		cliproxy.NewCommand(env), // proxy sidecar

@@ -7,6 +7,7 @@ package labs
 import (
 	"embed"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -94,4 +95,26 @@ func Select(names ...string) ([]Lab, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// Format writes the lab as a learner reads it: the tutorial text, each command as `$ command`, and the
+// files the lab applies.
+func (l Lab) Format(w io.Writer) error {
+	newProgress(w, false, l.Script).finish()
+	for _, f := range txtar.Parse(l.Script).Files {
+		if _, err := fmt.Fprintf(w, "\n  --- %s ---\n%s", f.Name, indentLines(string(f.Data), "  ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func indentLines(s, prefix string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if line != "" {
+			b.WriteString(prefix + line)
+		}
+	}
+	return b.String()
 }

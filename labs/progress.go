@@ -60,7 +60,11 @@ func (p *progress) print(lines []string) {
 			if !p.inText {
 				fmt.Fprintln(p.out)
 			}
-			fmt.Fprintf(p.out, "  %s\n", text)
+			if text == "" {
+				fmt.Fprintln(p.out)
+			} else {
+				fmt.Fprintf(p.out, "  %s\n", text)
+			}
 			p.inText = true
 			continue
 		}
