@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/rogpeppe/go-internal/txtar"
 )
 
@@ -66,6 +67,11 @@ func TestScriptsAreTutorials(t *testing.T) {
 				}
 				if !knownCommands[name] {
 					t.Errorf("line %d: unknown command %q", i+1, name)
+				}
+				if pat, ok := pattern(line); ok {
+					if _, err := regexp.Compile(pat); err != nil {
+						t.Errorf("line %d: %v", i+1, err)
+					}
 				}
 				if name == "cleanup" {
 					cleanups = true
@@ -216,6 +222,83 @@ func TestCommandName(t *testing.T) {
 	} {
 		if got := commandName(line); got != want {
 			t.Errorf("commandName(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+// TestParamsWithGoTest runs a lab through testscript.Run, as labs_e2e_test.go does on a cluster.
+func TestParamsWithGoTest(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Meshlab: fakeBin(t, dir, "meshlab"), Kubectl: fakeBin(t, dir, "kubectl"), Name: "test"}
+	p, err := cfg.Params(Lab{Name: "tiny", Script: []byte("# Tiny: a test.\nmeshlab status\nstdout '^ok --name test status$'\ncleanup kubectl delete ns x\n")}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("script", func(t *testing.T) { testscript.Run(t, p) })
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	if want := "--name test status\n--context kind-test delete ns x\n"; string(calls) != want {
+		t.Errorf("calls = %q, want %q", calls, want)
+	}
+}
+
+// pattern returns the regexp argument of a stdout, stderr or waitfor line, unquoted as testscript does.
+func pattern(line string) (string, bool) {
+	var args []string
+	var cur strings.Builder
+	quoted, inArg := false, false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '\'' && quoted && i+1 < len(line) && line[i+1] == '\'':
+			cur.WriteByte(c)
+			i++
+		case c == '\'':
+			quoted, inArg = !quoted, true
+		case (c == ' ' || c == '\t') && !quoted:
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	for len(args) > 0 && (args[0] == "!" || strings.HasPrefix(args[0], "[")) {
+		args = args[1:]
+	}
+	if len(args) < 2 {
+		return "", false
+	}
+	switch args[0] {
+	case "stdout", "stderr":
+		rest := args[1:]
+		if strings.HasPrefix(rest[0], "-count=") && len(rest) > 1 {
+			rest = rest[1:]
+		}
+		return rest[0], true
+	case "waitfor":
+		rest := args[1:]
+		if rest[0] == "-timeout" && len(rest) > 2 {
+			rest = rest[2:]
+		}
+		return rest[0], true
+	}
+	return "", false
+}
+
+func TestPattern(t *testing.T) {
+	for line, want := range map[string]string{
+		`stdout 'a b'`:                         "a b",
+		`! stdout -count=3 'x''y'`:             "x'y",
+		`waitfor -timeout 1m '^ok$' meshlab x`: "^ok$",
+		`stderr .`:                             ".",
+	} {
+		if got, ok := pattern(line); !ok || got != want {
+			t.Errorf("pattern(%q) = %q, %v; want %q", line, got, ok, want)
 		}
 	}
 }
