@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,27 @@ type Result struct {
 	Requests  int                `json:"requests"`
 	Errors    int                `json:"errors"`
 	Error     string             `json:"error,omitempty"`
+	// ProxyGOMAXPROCS is the GOMAXPROCS the proxies ran with when ProxyGOMAXPROCSEnv set it; 0 means the
+	// Go default (the CPUs the process may use).
+	ProxyGOMAXPROCS int `json:"proxy_gomaxprocs,omitempty"`
+}
+
+// ProxyGOMAXPROCSEnv, when set to N, runs every proxy process with GOMAXPROCS=N (the load generator and
+// the server keep the default). At a low request rate a Go proxy with idle Ps wakes a second OS thread for
+// nearly every goroutine hand-off; this measures what that costs.
+const ProxyGOMAXPROCSEnv = "MESHLAB_BENCH_PROXY_GOMAXPROCS"
+
+// proxyGOMAXPROCS reads ProxyGOMAXPROCSEnv: 0 when unset.
+func proxyGOMAXPROCS() (int, error) {
+	v := os.Getenv(ProxyGOMAXPROCSEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a positive integer", ProxyGOMAXPROCSEnv, v)
+	}
+	return n, nil
 }
 
 // proc is one running proxy process.
@@ -218,6 +240,9 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 	res := Result{Path: path, Connections: conns, Requests: lr.Requests, Errors: lr.Errors,
 		RPS: round(lr.RPS(), 1), P50Ms: msOf(lr.Percentile(50)), P90Ms: msOf(lr.Percentile(90)), P99Ms: msOf(lr.Percentile(99)),
 		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}, RSSIdleMB: idle}
+	if len(procs) > 0 {
+		res.ProxyGOMAXPROCS, _ = proxyGOMAXPROCS() // already validated by startProxy
+	}
 	for _, p := range procs {
 		st, err := readProcStats(p.cmd.Process.Pid)
 		if err != nil {
@@ -268,6 +293,13 @@ func startProxy(ctx context.Context, ns *netnstest.Namespace, spec ProxySpec, co
 		return nil, fmt.Errorf("writing the spec of %s: %w", spec.Name, err)
 	}
 	argv, env := command(specPath)
+	procs, err := proxyGOMAXPROCS()
+	if err != nil {
+		return nil, err
+	}
+	if procs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	cmd := ns.Command(context.WithoutCancel(ctx), argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr

@@ -123,3 +123,27 @@ func BenchmarkPaths(b *testing.B) {
 		}
 	}
 }
+
+func TestProxyGOMAXPROCS(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    int
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"1", 1, false},
+		{"4", 4, false},
+		{"0", 0, true},
+		{"-1", 0, true},
+		{"two", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Setenv(ProxyGOMAXPROCSEnv, tt.value)
+			got, err := proxyGOMAXPROCS()
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Fatalf("proxyGOMAXPROCS() with %q = %d, %v; want %d, error %v", tt.value, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
