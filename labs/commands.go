@@ -36,6 +36,7 @@ const (
 // (argv), so waitfor and cleanup can run any of them too.
 type commands struct {
 	cfg      Config
+	ctx      context.Context // the lab's: cancelled at its deadline or on interrupt (cleanups do not use it)
 	kubectl  string
 	progress *progress
 }
@@ -81,9 +82,16 @@ func (c *commands) cmds() map[string]func(ts *testscript.TestScript, neg bool, a
 	}
 }
 
-// exec runs one process within the command timeout and returns its output.
+// exec runs one process within the command timeout and the lab's context and returns its output.
 func (c *commands) exec(ts *testscript.TestScript, argv []string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.commandTimeout())
+	return c.execIn(c.ctx, ts, argv)
+}
+
+func (c *commands) execIn(parent context.Context, ts *testscript.TestScript, argv []string) (stdout, stderr string, err error) {
+	if err := parent.Err(); err != nil {
+		return "", "", fmt.Errorf("not run: %w", context.Cause(parent))
+	}
+	ctx, cancel := context.WithTimeout(parent, c.cfg.commandTimeout())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	if ts != nil {
@@ -95,7 +103,10 @@ func (c *commands) exec(ts *testscript.TestScript, argv []string) (stdout, stder
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
-	if ctx.Err() != nil {
+	switch {
+	case parent.Err() != nil:
+		err = fmt.Errorf("stopped: %w", context.Cause(parent))
+	case ctx.Err() != nil:
 		err = fmt.Errorf("timed out after %s", c.cfg.commandTimeout())
 	}
 	return out.String(), errOut.String(), err
@@ -109,7 +120,7 @@ func (c *commands) runOnce(ts *testscript.TestScript, neg bool, name string, arg
 	fmt.Fprint(ts.Stderr(), stderr)
 	c.progress.output(stdout, stderr)
 	switch {
-	case err != nil && !neg:
+	case err != nil && (!neg || c.ctx.Err() != nil): // a stopped command fails even when negated
 		ts.Fatalf("%s failed: %v", name, err)
 	case err == nil && neg:
 		ts.Fatalf("%s succeeded unexpectedly", name)
@@ -148,7 +159,7 @@ func (c *commands) sleepcurl(ts *testscript.TestScript, neg bool, args []string)
 	fmt.Fprint(ts.Stderr(), stderr.String())
 	c.progress.output(stdout.String(), stderr.String())
 	switch {
-	case err != nil && !neg:
+	case err != nil && (!neg || c.ctx.Err() != nil):
 		ts.Fatalf("sleepcurl failed: %v", err)
 	case err == nil && neg:
 		ts.Fatalf("sleepcurl succeeded unexpectedly")
@@ -189,14 +200,17 @@ func (c *commands) waitfor(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Logf("matched after %d attempt(s)", attempt)
 			return
 		}
-		if time.Now().Add(pollInterval).After(deadline) {
+		if time.Now().Add(pollInterval).After(deadline) || c.ctx.Err() != nil {
 			fmt.Fprint(ts.Stdout(), stdout)
 			fmt.Fprint(ts.Stderr(), stderr)
 			c.progress.output(stdout, stderr)
 			ts.Fatalf("waitfor: no match for `%s` in the output of %s within %s (%d attempts, last exit: %v)",
 				args[0], args[1], timeout, attempt, errOrOK(err))
 		}
-		time.Sleep(pollInterval)
+		select {
+		case <-time.After(pollInterval):
+		case <-c.ctx.Done():
+		}
 	}
 }
 
@@ -234,7 +248,7 @@ func (c *commands) cleanup(ts *testscript.TestScript, neg bool, args []string) {
 	t := c.progress.t
 	ts.Defer(func() {
 		c.progress.cleanup(line)
-		stdout, stderr, err := c.exec(ts, argv)
+		stdout, stderr, err := c.execIn(context.Background(), ts, argv) // also after an interrupt
 		c.progress.output(stdout, stderr)
 		if err != nil {
 			msg := fmt.Sprintf("cleanup %s failed: %v\n%s%s", line, err, stdout, stderr)

@@ -2,11 +2,13 @@ package labs
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/rogpeppe/go-internal/txtar"
@@ -300,5 +302,33 @@ func TestPattern(t *testing.T) {
 		if got, ok := pattern(line); !ok || got != want {
 			t.Errorf("pattern(%q) = %q, %v; want %q", line, got, ok, want)
 		}
+	}
+}
+
+// TestInterrupt: cancelling the Context stops the running command, still runs the lab's cleanups, and
+// starts no further lab.
+func TestInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	cfg := Config{Meshlab: fakeBin(t, dir, "meshlab"), Kubectl: fakeBin(t, dir, "kubectl"), Name: "test", Context: ctx}
+	start := time.Now()
+	rs, err := Run(cfg, []Lab{
+		{Name: "first", Script: []byte("# First: a test.\ncleanup meshlab undo\nwaitfor -timeout 1m '^never$' meshlab fail\n")},
+		{Name: "second", Script: []byte("# Second: a test.\nmeshlab second\n")},
+	})
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Run took %s after the interrupt", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "stopped before lab second") {
+		t.Errorf("Run() error = %v, want it stopped before the second lab", err)
+	}
+	if len(rs) != 1 || rs[0].Passed {
+		t.Fatalf("results = %+v, want the first lab failed", rs)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	if !strings.Contains(string(calls), "undo") || strings.Contains(string(calls), "second") {
+		t.Errorf("calls = %q, want the cleanup run and the second lab not started", calls)
 	}
 }

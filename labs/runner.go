@@ -1,6 +1,7 @@
 package labs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,10 @@ type Config struct {
 	Kubeconfig string // explicit kubeconfig; empty: kind's default one
 	Kubectl    string // kubectl binary; empty: from PATH or meshlab's node-image cache
 
+	// Context stops the labs (an interrupt): the running command is killed, the lab fails, its cleanups
+	// still run, and no further lab starts. nil: never.
+	Context context.Context
+
 	Out     io.Writer // live progress: each step's tutorial text and command; nil prints nothing
 	Verbose bool      // also print every command's output
 
@@ -33,6 +38,13 @@ func (c Config) commandTimeout() time.Duration {
 		return c.CommandTimeout
 	}
 	return DefaultCommandTimeout
+}
+
+func (c Config) context() context.Context {
+	if c.Context != nil {
+		return c.Context
+	}
+	return context.Background()
 }
 
 func (c Config) labTimeout() time.Duration {
@@ -49,7 +61,8 @@ func (c Config) Params(l Lab, dir string) (testscript.Params, error) {
 	return p, err
 }
 
-func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, *commands, error) {
+// params builds the testscript parameters; the returned cancel ends the lab's context.
+func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, context.CancelFunc, error) {
 	if c.Meshlab == "" || c.Name == "" {
 		return testscript.Params{}, nil, errors.New("labs: Config needs the meshlab binary and the cluster name")
 	}
@@ -64,7 +77,9 @@ func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, *c
 	if err := os.WriteFile(file, l.Script, 0o644); err != nil {
 		return testscript.Params{}, nil, fmt.Errorf("writing lab %s: %w", l.Name, err)
 	}
-	cmds := &commands{cfg: c, kubectl: c.Kubectl, progress: prog}
+	ctx, cancel := context.WithTimeoutCause(c.context(), c.labTimeout(),
+		fmt.Errorf("lab %s exceeded its time limit of %s", l.Name, c.labTimeout()))
+	cmds := &commands{cfg: c, ctx: ctx, kubectl: c.Kubectl, progress: prog}
 	return testscript.Params{
 		Files:               []string{file},
 		Cmds:                cmds.cmds(),
@@ -79,7 +94,7 @@ func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, *c
 			env.Setenv("CONTEXT", "kind-"+c.Name)
 			return nil
 		},
-	}, cmds, nil
+	}, cancel, nil
 }
 
 // Result is the outcome of one lab.
@@ -102,6 +117,9 @@ func Run(c Config, ls []Lab) ([]Result, error) {
 	defer os.RemoveAll(dir)
 	var results []Result
 	for _, l := range ls {
+		if err := c.context().Err(); err != nil {
+			return results, fmt.Errorf("stopped before lab %s: %w", l.Name, context.Cause(c.context()))
+		}
 		r, err := runOne(c, l, dir)
 		if err != nil {
 			return results, err
@@ -113,10 +131,11 @@ func Run(c Config, ls []Lab) ([]Result, error) {
 
 func runOne(c Config, l Lab, dir string) (Result, error) {
 	prog := newProgress(c.Out, c.Verbose, l.Script)
-	p, _, err := c.params(l, dir, prog)
+	p, cancel, err := c.params(l, dir, prog)
 	if err != nil {
 		return Result{}, err
 	}
+	defer cancel()
 	p.WorkdirRoot = filepath.Join(dir, "work-"+l.Name) // kept by testscript; removed with dir
 	if err := os.MkdirAll(p.WorkdirRoot, 0o755); err != nil {
 		return Result{}, fmt.Errorf("creating %s: %w", p.WorkdirRoot, err)

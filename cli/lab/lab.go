@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -154,12 +156,15 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("finding the meshlab binary: %w", err)}
 	}
 
+	// On Ctrl-C the running command stops, the lab fails and its cleanups still run before meshlab exits.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cfg := labs.Config{
-		Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig,
+		Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, Context: ctx,
 		Out: env.Streams.Out, Verbose: env.Globals.Verbosity > 0, LabTimeout: flags.timeout,
 	}
 	results, err := runLabs(cfg, list)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		return &cliutil.ExitError{Code: 2, Err: err}
 	}
 	passed, failed := 0, 0
@@ -171,6 +176,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 		}
 	}
 	fmt.Fprintf(env.Streams.Out, "%d passed, %d failed, %d skipped\n", passed, failed, len(results)-passed-failed)
+	if ctx.Err() != nil {
+		return &cliutil.ExitError{Code: 1, Err: errors.New("interrupted")}
+	}
 	if failed > 0 {
 		return &cliutil.ExitError{Code: 1, Err: errors.New(plural(failed) + " failed")}
 	}
