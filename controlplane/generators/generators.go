@@ -306,7 +306,9 @@ func (g *Generator) pushRequestFor(ev ingest.Event, key xds.ConfigKey) *xds.Push
 		if !hasIP(oldPod) && !hasIP(newPod) {
 			return nil // not in the model before or after
 		}
-		if ev.Type == ingest.Updated && g.endpointOnlyPod(oldPod, newPod) {
+		// A pod that just got (or lost) its IP enters (or leaves) the model as a workload: its own
+		// sidecar, if any, can only be generated from then on, so that is a full push.
+		if ev.Type == ingest.Updated && hasIP(oldPod) && hasIP(newPod) && g.endpointOnlyPod(oldPod, newPod) {
 			return g.endpointPush(ev.Version, key)
 		}
 	case ingest.KindEndpointSlice:

@@ -90,6 +90,8 @@ func TestPushRequestFor(t *testing.T) {
 	relabelled.Labels = map[string]string{"app": "reviews", "version": "v9"}
 	noise := v2.DeepCopy()
 	noise.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "x", RestartCount: 3}}
+	noIP := v2.DeepCopy()
+	noIP.Status.PodIP, noIP.Status.PodIPs = "", nil
 	pending := &corev1.Pod{}
 	pending.Name, pending.Namespace = "new", "default"
 	podKey := ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: v2.Name}
@@ -115,6 +117,7 @@ func TestPushRequestFor(t *testing.T) {
 		{"readiness change is endpoint-only", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: unready, Version: 100}, false, false},
 		{"label change is a full push", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: relabelled}, false, true},
 		{"container status noise pushes nothing", ingest.Event{Type: ingest.Updated, Key: podKey, Old: v2, New: noise}, true, false},
+		{"a pod getting its IP is a full push", ingest.Event{Type: ingest.Updated, Key: podKey, Old: noIP, New: v2}, false, true},
 		{"a pod without an IP pushes nothing", ingest.Event{Type: ingest.Added, Key: ingest.Key{Kind: ingest.KindPod, Namespace: "default", Name: "new"}, New: pending}, true, false},
 		{"an endpoint turning unready is endpoint-only", ingest.Event{Type: ingest.Updated, Key: esKey, Old: slice(nil, "10.244.0.5", "10.244.0.6"), New: slice(&notReady, "10.244.0.5", "10.244.0.6"), Version: 101}, false, false},
 		// A new pod backing a service changes its sidecar's inbound listener: LDS must be rebuilt.
