@@ -1,5 +1,14 @@
 package cluster
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 const pollInterval = 500 * time.Millisecond
+
+// Poll calls check every half second until it reports done, returns an error, or ctx ends; the last
+// reason is in the timeout error.
+func Poll(ctx context.Context, check func() (done bool, reason string, err error)) error {
+	return poll(ctx, pollInterval, check)
+}

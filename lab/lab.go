@@ -24,6 +24,7 @@ import (
 	"github.com/meshlab/meshlab/cluster/host"
 	"github.com/meshlab/meshlab/cluster/nodeimage"
 	cpdeploy "github.com/meshlab/meshlab/controlplane/deploy"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 	ztdeploy "github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 	"github.com/meshlab/meshlab/image"
 )
@@ -167,7 +168,15 @@ func Up(ctx context.Context, opts UpOptions, logger *ui.Logger) (*Result, error)
 		if err := cluster.Apply(waitCtx, clients.Client, deploy.Objects(res.Image, Namespace)); err != nil {
 			return err
 		}
-		return cluster.WaitReady(waitCtx, clients.Client, Components())
+		if err := cluster.WaitReady(waitCtx, clients.Client, Components()); err != nil {
+			return err
+		}
+		if !opts.Ambient {
+			return nil
+		}
+		// Ready pods are not yet mesh pods: wait until ztunnel has captured each one, so the first
+		// request after `up` already travels over HBONE.
+		return waitEnrolled(waitCtx, clients.Client, Namespace)
 	}); err != nil {
 		return res, err
 	}
@@ -368,4 +377,24 @@ func setAmbient(ctx context.Context, c client.Client, namespace string, on bool)
 		delete(ns.Labels, AmbientLabel)
 	}
 	return c.Patch(ctx, &ns, patch)
+}
+
+// waitEnrolled waits until every running pod in namespace carries ztunnel's redirection annotation.
+func waitEnrolled(ctx context.Context, c client.Client, namespace string) error {
+	return cluster.Poll(ctx, func() (bool, string, error) {
+		var pods corev1.PodList
+		if err := c.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
+			return false, "", err
+		}
+		var waiting []string
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			if p.Annotations[agent.RedirectionAnnotation] != "enabled" {
+				waiting = append(waiting, p.Name)
+			}
+		}
+		return len(waiting) == 0, fmt.Sprintf("pods not yet captured by ztunnel: %v", waiting), nil
+	})
 }
