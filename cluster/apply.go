@@ -55,13 +55,16 @@ func (w Workload) String() string { return fmt.Sprintf("%s %s/%s", w.Kind, w.Nam
 // WorkloadStatus is the readiness of one workload.
 type WorkloadStatus struct {
 	Workload
-	Ready   int32 `json:"ready"`
-	Desired int32 `json:"desired"`
-	Found   bool  `json:"found"`
+	Ready    int32 `json:"ready"`
+	Desired  int32 `json:"desired"`
+	Found    bool  `json:"found"`
+	Updating bool  `json:"updating"` // a rollout is still in progress
 }
 
 // IsReady reports whether every desired replica is ready and up to date.
-func (s WorkloadStatus) IsReady() bool { return s.Found && s.Desired > 0 && s.Ready >= s.Desired }
+func (s WorkloadStatus) IsReady() bool {
+	return s.Found && s.Desired > 0 && s.Ready >= s.Desired && !s.Updating
+}
 
 // GetStatus reads one workload's readiness.
 func GetStatus(ctx context.Context, c client.Client, w Workload) (WorkloadStatus, error) {
@@ -78,10 +81,11 @@ func GetStatus(ctx context.Context, c client.Client, w Workload) (WorkloadStatus
 		if d.Spec.Replicas != nil {
 			st.Desired = *d.Spec.Replicas
 		}
-		st.Ready = d.Status.ReadyReplicas
-		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas < st.Desired {
-			st.Ready = min(st.Ready, d.Status.UpdatedReplicas)
-		}
+		// Like `kubectl rollout status`: ready means the new template is fully rolled out and no
+		// old pods are left, not merely that enough pods (old and new) pass readiness.
+		st.Ready = min(d.Status.ReadyReplicas, d.Status.UpdatedReplicas, st.Desired)
+		st.Updating = d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas < st.Desired ||
+			d.Status.Replicas > d.Status.UpdatedReplicas || d.Status.AvailableReplicas < st.Desired
 	case "DaemonSet":
 		var ds appsv1.DaemonSet
 		if err := c.Get(ctx, key, &ds); err != nil {
@@ -90,6 +94,7 @@ func GetStatus(ctx context.Context, c client.Client, w Workload) (WorkloadStatus
 		st.Found = true
 		st.Desired = ds.Status.DesiredNumberScheduled
 		st.Ready = min(ds.Status.NumberReady, ds.Status.UpdatedNumberScheduled)
+		st.Updating = ds.Status.ObservedGeneration < ds.Generation || ds.Status.UpdatedNumberScheduled < st.Desired
 	default:
 		return st, fmt.Errorf("unknown workload kind %q", w.Kind)
 	}

@@ -63,8 +63,11 @@ func printTable(env cliutil.Env, st *lab.Status) {
 	fmt.Fprintln(w, "\nKIND\tNAMESPACE\tNAME\tREADY")
 	for _, c := range st.Components {
 		ready := fmt.Sprintf("%d/%d", c.Ready, c.Desired)
-		if !c.Found {
+		switch {
+		case !c.Found:
 			ready = "missing"
+		case c.Updating:
+			ready += " (rolling out)"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Kind, c.Namespace, c.Name, ready)
 	}
