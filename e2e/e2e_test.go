@@ -193,6 +193,15 @@ func TestWalkingSkeleton(t *testing.T) {
 	})
 
 	t.Run("every scenario passes", func(t *testing.T) { scenarios(t, ctx) })
+
+	t.Run("every lab tutorial passes", func(t *testing.T) {
+		start := time.Now()
+		out, err := meshlab(t, ctx, "lab", "run", "--all")
+		t.Logf("lab run --all took %s:\n%s", time.Since(start).Round(time.Second), lastLines(out, 8))
+		if err != nil {
+			t.Fatalf("meshlab lab run --all: %v\n%s", err, out)
+		}
+	})
 }
 
 // scenarios is the CI gate of issue 6: every scenario passes on the lab, none skipped.
