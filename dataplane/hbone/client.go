@@ -1,6 +1,7 @@
 package hbone
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -210,13 +211,33 @@ func (c *Client) dialConn(ctx context.Context, addr string, cfg *tls.Config) (*h
 		tc.Close()
 		return nil, fmt.Errorf("HBONE %s negotiated %q, want h2", addr, p)
 	}
-	cc, err := c.t.NewClientConn(tc)
+	// TLS 1.3: the server verifies our certificate only after our side of the handshake is done, and
+	// then answers with its HTTP/2 SETTINGS or with an alert. Wait for that first record, so that a
+	// rejection surfaces here as the TLS error it is (for example "certificate required"), rather than
+	// as a broken HTTP/2 connection at some later write.
+	br := bufio.NewReader(tc)
+	deadline, _ := hctx.Deadline()
+	tc.SetReadDeadline(deadline)
+	if _, err := br.Peek(1); err != nil {
+		tc.Close()
+		return nil, fmt.Errorf("HBONE %s did not accept the connection: %w", addr, err)
+	}
+	tc.SetReadDeadline(time.Time{})
+	cc, err := c.t.NewClientConn(&peekedConn{Conn: tc, r: br})
 	if err != nil {
 		tc.Close()
 		return nil, fmt.Errorf("starting HTTP/2 with %s: %w", addr, err)
 	}
 	return cc, nil
 }
+
+// peekedConn is a TLS connection whose first bytes were read ahead into r.
+type peekedConn struct {
+	*tls.Conn
+	r *bufio.Reader
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 // PoolSize reports how many live connections the client holds to proxyAddr, for tests and admin output.
 func (c *Client) PoolSize(proxyAddr string) int {
