@@ -117,6 +117,9 @@ waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behavi
 	pf.CountVarP(&globals.Verbosity, "verbose", "v", "more output (repeat for more)")
 	pf.BoolVarP(&globals.Quiet, "quiet", "q", false, "print only errors and results")
 	pf.StringVar(&globals.Name, "name", "meshlab", "kind cluster name")
+	// `meshlab waypoint ... --name` names the waypoint, as in istioctl, and hides the flag above there;
+	// --cluster names the cluster everywhere.
+	pf.StringVar(&globals.Name, "cluster", "meshlab", "kind cluster name (same as --name; use it with commands whose own --name means something else)")
 	pf.StringVar(&globals.Kubeconfig, "kubeconfig", "", "kubeconfig to use (default: the cluster's own, from kind)")
 
 	for _, sub := range commands(env) {

@@ -51,3 +51,23 @@ func TestResultsOnStdoutLogsOnStderr(t *testing.T) {
 		t.Errorf("stderr = %q, want nothing on success", stderr)
 	}
 }
+
+func TestClusterFlagReachesCommandsThatShadowName(t *testing.T) {
+	// waypoint generate has its own --name (the waypoint's); --cluster must still name the cluster and
+	// must not change the waypoint's name.
+	code, stdout, stderr := run("--cluster", "other", "waypoint", "generate", "--name", "wp", "-n", "ns1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "name: wp") || !strings.Contains(stdout, "namespace: ns1") {
+		t.Errorf("generate output:\n%s", stdout)
+	}
+	root := NewRootCommand(ui.NewLogger(&bytes.Buffer{}, 0, false), ui.Streams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	root.SetArgs([]string{"--cluster", "other", "version"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got := root.PersistentFlags().Lookup("name").Value.String(); got != "other" {
+		t.Errorf("--cluster other: cluster name = %q, want other", got)
+	}
+}
