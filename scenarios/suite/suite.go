@@ -5,6 +5,7 @@
 package suite
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"time"
 
 	"fmt"
@@ -60,6 +61,44 @@ func requireMesh(t *scenarios.T) {
 	t.RequireControlPlane()
 	t.RequireZtunnel()
 	t.RequireAmbient(bookinfoNS)
+	requireBaseline(t)
+}
+
+// requireBaseline skips when the bookinfo namespace is bound to a waypoint: every scenario assumes the
+// lab as `meshlab up` leaves it, where reviews, details and the others are L4-only until a scenario
+// adds its own waypoint.
+func requireBaseline(t *scenarios.T) {
+	var ns corev1.Namespace
+	t.Must(t.Env.Client.Get(t.Context(), client.ObjectKey{Name: bookinfoNS}, &ns), "reading namespace "+bookinfoNS)
+	if wp := ns.Labels["istio.io/use-waypoint"]; wp != "" {
+		t.Skipf("requires the lab's baseline: namespace %s uses waypoint %q (remove it with `meshlab waypoint delete %s -n %s` and `kubectl label namespace %s istio.io/use-waypoint-`)",
+			bookinfoNS, wp, wp, bookinfoNS, bookinfoNS)
+	}
+	// A scenario compares the proxies' config after its teardown with the config before it; pods still
+	// terminating from an earlier change would make "before" a moving target, so let them go first.
+	deadline := time.Now().Add(scenarios.DefaultConvergeTimeout)
+	for {
+		var pods corev1.PodList
+		t.Must(t.Env.Client.List(t.Context(), &pods, client.InNamespace(bookinfoNS)), "listing pods in "+bookinfoNS)
+		var terminating []string
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				terminating = append(terminating, p.Name)
+			}
+		}
+		if len(terminating) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pods in %s still terminating after %s: %v", bookinfoNS, scenarios.DefaultConvergeTimeout, terminating)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("waiting for terminating pods: %v", t.Context().Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	t.WaitSynced()
 }
 
 // requireWaypoints adds what waypoints need: the Gateway API and the istio-waypoint GatewayClass.
