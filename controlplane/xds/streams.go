@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,45 +14,24 @@ import (
 
 // StreamAggregatedResources serves one state-of-the-world ADS stream.
 func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[discovery.DiscoveryRequest, discovery.DiscoveryResponse]) error {
-	reqs, errs := receive(stream.Context(), stream.Recv)
-	var c *connection
-	defer func() {
-		if c != nil {
-			s.disconnect(c)
-		}
-	}()
-	for {
-		var pushCh chan *pushEvent
-		if c != nil {
-			pushCh = c.pushCh
-		}
-		select {
-		case req := <-reqs:
-			if c == nil {
-				var err error
-				if c, err = s.connect(req.GetNode(), false); err != nil {
-					return status.Error(codes.InvalidArgument, err.Error())
-				}
-				c.sendSotW = stream.Send
-			}
-			if err := c.handleSotW(req); err != nil {
-				return err
-			}
-		case ev := <-pushCh:
-			err := c.pushAll(ev.req)
-			ev.done()
-			if err != nil {
-				return err
-			}
-		case err := <-errs:
-			return streamEnd(err)
-		}
-	}
+	return serveStream(s, stream.Context(), stream.Recv, false,
+		func(c *connection) { c.sendSotW = stream.Send },
+		(*connection).handleSotW)
 }
 
 // DeltaAggregatedResources serves one incremental (delta) ADS stream.
 func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]) error {
-	reqs, errs := receive(stream.Context(), stream.Recv)
+	return serveStream(s, stream.Context(), stream.Recv, true,
+		func(c *connection) { c.sendDelta = stream.Send },
+		(*connection).handleDelta)
+}
+
+// serveStream is the loop both ADS flavours share: the first request's node makes the connection
+// (attach gives it the stream's send function), then requests and pushes are handled as they come,
+// until the client goes away.
+func serveStream[Req interface{ GetNode() *core.Node }](s *Server, ctx context.Context, recv func() (Req, error), delta bool,
+	attach func(*connection), handle func(*connection, Req) error) error {
+	reqs, errs := receive(ctx, recv)
 	var c *connection
 	defer func() {
 		if c != nil {
@@ -67,12 +47,12 @@ func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discov
 		case req := <-reqs:
 			if c == nil {
 				var err error
-				if c, err = s.connect(req.GetNode(), true); err != nil {
+				if c, err = s.connect(req.GetNode(), delta); err != nil {
 					return status.Error(codes.InvalidArgument, err.Error())
 				}
-				c.sendDelta = stream.Send
+				attach(c)
 			}
-			if err := c.handleDelta(req); err != nil {
+			if err := handle(c, req); err != nil {
 				return err
 			}
 		case ev := <-pushCh:
@@ -89,8 +69,8 @@ func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discov
 
 // receive reads a stream on its own goroutine so that the stream goroutine can wait for requests and
 // pushes at once.
-func receive[T any](ctx context.Context, recv func() (*T, error)) (<-chan *T, <-chan error) {
-	reqs := make(chan *T)
+func receive[T any](ctx context.Context, recv func() (T, error)) (<-chan T, <-chan error) {
+	reqs := make(chan T)
 	errs := make(chan error, 1)
 	go func() {
 		for {
