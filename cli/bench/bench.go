@@ -5,7 +5,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -91,15 +90,9 @@ func runControlPlane(ctx context.Context, env cliutil.Env, flags *controlPlaneFl
 		return err
 	}
 	if flags.output == "json" {
-		return writeJSON(env.Streams.Out, r)
+		return cliutil.WriteJSON(env.Streams.Out, r)
 	}
 	return writeControlPlaneTable(env.Streams.Out, r)
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func writeControlPlaneTable(w io.Writer, r controlplane.Report) error {

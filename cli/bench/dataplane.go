@@ -105,7 +105,7 @@ func runDataPlane(ctx context.Context, env cliutil.Env, flags *dataPlaneFlags) e
 		}
 	}
 	if flags.output == "json" {
-		return writeJSON(env.Streams.Out, results)
+		return cliutil.WriteJSON(env.Streams.Out, results)
 	}
 	return writeDataPlaneTable(env.Streams.Out, results)
 }

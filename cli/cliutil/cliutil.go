@@ -3,8 +3,11 @@
 package cliutil
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -78,4 +81,20 @@ func (e *ExitError) Error() string {
 		return fmt.Sprintf("exit %d", e.Code)
 	}
 	return e.Err.Error()
+}
+
+// WriteJSON writes v as indented JSON and a newline: every command's -o json.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// EnvOr returns the environment variable key, or def when it is unset or empty: how the component
+// commands take their Kubernetes-injected settings.
+func EnvOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

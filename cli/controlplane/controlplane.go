@@ -67,8 +67,8 @@ no leader election.`,
 	fl.StringVar(&f.plainAddr, "plaintext-grpc-address", server.DefaultPlainGRPCAddr, `plaintext gRPC listener, xDS only ("" disables it)`)
 	fl.StringVar(&f.httpAddr, "http-address", server.DefaultHTTPAddr, "debug, metrics and readiness listener")
 	fl.StringVar(&f.webhookAddr, "webhook-address", server.DefaultWebhookAddr, `sidecar injection webhook (HTTPS; "" disables it, as does an empty --image)`)
-	fl.StringVar(&f.namespace, "namespace", envOr("POD_NAMESPACE", server.DefaultNamespace), "the control plane's namespace (CA Secret)")
-	fl.StringVar(&f.id, "id", envOr("POD_NAME", server.ServiceAccount), "instance name shown by proxy-status")
+	fl.StringVar(&f.namespace, "namespace", cliutil.EnvOr("POD_NAMESPACE", server.DefaultNamespace), "the control plane's namespace (CA Secret)")
+	fl.StringVar(&f.id, "id", cliutil.EnvOr("POD_NAME", server.ServiceAccount), "instance name shown by proxy-status")
 	fl.StringVar(&f.image, "image", os.Getenv("MESHLAB_IMAGE"), `meshlab image for waypoint Deployments ("" disables the waypoint controller)`)
 	fl.StringVar(&f.controlPlaneAddr, "controlplane-address", caservice.DefaultAddress, "address waypoint pods dial for xDS and the CA")
 	fl.StringVar(&f.kubeconfig, "controlplane-kubeconfig", "", "kubeconfig (default: in-cluster, else the global --kubeconfig)")
@@ -77,13 +77,6 @@ no leader election.`,
 	fl.IntVar(&f.concurrency, "push-concurrency", xds.DefaultConcurrency, "proxies pushed at once")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Minute, "how long the informers may take to list the cluster")
 	return cmd
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -2,7 +2,6 @@
 package host
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -55,9 +54,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 func print(env cliutil.Env, r host.Report, output string) error {
 	switch output {
 	case "json":
-		enc := json.NewEncoder(env.Streams.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return cliutil.WriteJSON(env.Streams.Out, r)
 	case "table", "":
 	default:
 		return cliutil.Usagef("unknown output format %q (want table or json)", output)

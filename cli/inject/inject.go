@@ -5,9 +5,7 @@ package inject
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -51,7 +49,7 @@ annotation disagreeing both ways).`,
 			rows := cpinject.Matrix()
 			switch output {
 			case "json":
-				return writeJSON(env.Streams.Out, rows)
+				return cliutil.WriteJSON(env.Streams.Out, rows)
 			case "table":
 				tw := tabwriter.NewWriter(env.Streams.Out, 0, 8, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAMESPACE LABELS\tPOD LABELS\tPOD ANNOTATIONS\tINJECTED\tRULE\tREASON")
@@ -131,7 +129,7 @@ func runCheck(ctx context.Context, env cliutil.Env, flags *checkFlags, args []st
 		decisions = append(decisions, d)
 	}
 	if flags.output == "json" {
-		return writeJSON(env.Streams.Out, decisions)
+		return cliutil.WriteJSON(env.Streams.Out, decisions)
 	}
 	tw := tabwriter.NewWriter(env.Streams.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tINJECTED\tRULE\tREASON")
@@ -182,15 +180,6 @@ func restConfig(env cliutil.Env) (*rest.Config, error) {
 		return cfg, nil
 	}
 	return cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
-}
-
-func writeJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
 }
 
 // kv prints a map as k=v,... in key order, or "-" when empty.

@@ -5,7 +5,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -80,9 +79,7 @@ func newList(env cliutil.Env) *cobra.Command {
 				for _, l := range all {
 					items = append(items, item{l.Name, l.Title})
 				}
-				enc := json.NewEncoder(env.Streams.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(items)
+				return cliutil.WriteJSON(env.Streams.Out, items)
 			}
 			return cliutil.Usagef("unknown output format %q; want json", output)
 		},

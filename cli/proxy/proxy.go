@@ -73,13 +73,13 @@ SERVICE_ACCOUNT, CA_ADDR and DISCOVERY_ADDRESS. Run it as uid 1337: the capture 
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.xdsAddress, "xds-address", envOr("DISCOVERY_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
+	fl.StringVar(&f.xdsAddress, "xds-address", cliutil.EnvOr("DISCOVERY_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the pod's namespace")
 	fl.StringVar(&f.pod, "pod", os.Getenv("POD_NAME"), "the pod's name")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the pod's IP")
-	fl.StringVar(&f.sa, "service-account", envOr("SERVICE_ACCOUNT", "default"), "the pod's service account (its identity)")
-	f.certs.AddFlags(cmd, envOr("CA_ADDR", caservice.DefaultAddress))
+	fl.StringVar(&f.sa, "service-account", cliutil.EnvOr("SERVICE_ACCOUNT", "default"), "the pod's service account (its identity)")
+	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDR", caservice.DefaultAddress))
 	fl.StringVar(&f.outbound, "outbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.OutboundPort), "outbound capture listener")
 	fl.StringVar(&f.inbound, "inbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.InboundPort), "inbound capture listener")
 	fl.StringVar(&f.hbone, "hbone-address", "0.0.0.0:15008", "HBONE listener")
@@ -87,13 +87,6 @@ SERVICE_ACCOUNT, CA_ADDR and DISCOVERY_ADDRESS. Run it as uid 1337: the capture 
 	fl.StringVar(&f.health, "health-address", admin.DefaultHealthAddress, `readiness listener ("off" disables it)`)
 	fl.StringVar(&f.stats, "stats-address", sidecar.StatsAddress, `Prometheus listener ("off" disables it)`)
 	return cmd
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {

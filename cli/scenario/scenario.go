@@ -6,7 +6,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -83,7 +82,7 @@ func newList(env cliutil.Env) *cobra.Command {
 				for _, s := range list {
 					items = append(items, item{s.Name, s.Description})
 				}
-				return writeJSON(env, items)
+				return cliutil.WriteJSON(env.Streams.Out, items)
 			}
 			return cliutil.Usagef("unknown output format %q; want json", output)
 		},
@@ -196,10 +195,4 @@ func writeJUnit(path string, rep *scenarios.Report) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
-}
-
-func writeJSON(env cliutil.Env, v any) error {
-	enc := json.NewEncoder(env.Streams.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

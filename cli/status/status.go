@@ -2,7 +2,6 @@
 package status
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -28,9 +27,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(env.Streams.Out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
+				if err := cliutil.WriteJSON(env.Streams.Out, st); err != nil {
 					return err
 				}
 			} else {

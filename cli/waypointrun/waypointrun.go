@@ -75,24 +75,17 @@ INSTANCE_IP (--pod-ip), XDS_ADDRESS (--xds-address), CA_ADDRESS (--ca-address).`
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.xdsAddress, "xds-address", envOr("XDS_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
+	fl.StringVar(&f.xdsAddress, "xds-address", cliutil.EnvOr("XDS_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the waypoint's namespace")
 	fl.StringVar(&f.name, "name", os.Getenv("WAYPOINT_NAME"), "the waypoint's name (its Gateway)")
 	fl.StringVar(&f.serviceAccount, "service-account", "", "the waypoint's service account (default: --name)")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the waypoint pod's IP, sent as node metadata")
-	f.certs.AddFlags(cmd, envOr("CA_ADDRESS", caservice.DefaultAddress))
+	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDRESS", caservice.DefaultAddress))
 	fl.StringVar(&f.hboneAddr, "hbone-address", ":15008", "HBONE listener")
 	fl.StringVar(&f.adminAddr, "admin-address", admin.DefaultAddress, `admin listener ("off" disables it)`)
 	fl.StringVar(&f.healthAddr, "health-address", admin.DefaultHealthAddress, `readiness listener ("off" disables it)`)
 	return cmd
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {

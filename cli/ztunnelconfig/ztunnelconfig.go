@@ -128,9 +128,7 @@ func Print(w io.Writer, d dump.Dump, kind, format string) error {
 	}
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return cliutil.WriteJSON(w, v)
 	case "yaml":
 		b, err := yaml.Marshal(v)
 		if err != nil {
