@@ -21,17 +21,16 @@ import (
 
 // Report is what Check finds.
 type Report struct {
-	DockerCLI           bool   // a docker client is on PATH
-	DockerEngine        string // server version, empty when unreachable
-	DockerdInstalled    bool   // a dockerd binary exists on this machine
-	DefaultRuntime      string // dockerd's default OCI runtime
-	MissingSysResource  bool   // CAP_SYS_RESOURCE is not in the bounding set
-	CgroupV2            bool
-	Root                bool
-	Debian              bool
-	Systemd             bool // systemd is PID 1 (so services are started with systemctl)
-	EngineErr           string
-	shimNeededButAbsent bool
+	DockerCLI          bool   // a docker client is on PATH
+	DockerEngine       string // server version, empty when unreachable
+	DockerdInstalled   bool   // a dockerd binary exists on this machine
+	DefaultRuntime     string // dockerd's default OCI runtime
+	MissingSysResource bool   // CAP_SYS_RESOURCE is not in the bounding set
+	CgroupV2           bool
+	Root               bool
+	Debian             bool
+	Systemd            bool // systemd is PID 1 (so services are started with systemctl)
+	EngineErr          string
 }
 
 // Problems lists what stops kind from working here, each with what to do about it.

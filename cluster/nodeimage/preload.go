@@ -3,7 +3,6 @@ package nodeimage
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -84,6 +83,5 @@ func importAndPreload(ctx context.Context, rootfs, imagesTar, image string, logf
 		container, image); err != nil {
 		return err
 	}
-	_ = os.Remove(imagesTar + ".partial")
 	return nil
 }
