@@ -144,23 +144,7 @@ func TestWalkingSkeleton(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kubectl exec curl: %v\n%s", err, page)
 			}
-			body := string(page)
-			for _, want := range []string{"The Comedy of Errors", "Reviewer1", "Reviewer2", "An extremely entertaining play by Shakespeare"} {
-				if !strings.Contains(body, want) {
-					t.Fatalf("productpage is missing %q:\n%s", want, body)
-				}
-			}
-			if strings.Contains(body, "currently unavailable") {
-				t.Fatalf("productpage shows a fallback:\n%s", body)
-			}
-			switch {
-			case strings.Contains(body, `<font color="black">`):
-				seen["v2 (black stars)"]++
-			case strings.Contains(body, `<font color="red">`):
-				seen["v3 (red stars)"]++
-			default:
-				seen["v1 (no stars)"]++
-			}
+			seen[reviewsVersion(t, string(page))]++
 		}
 		t.Logf("reviews versions seen over %d requests: %v", requests, seen)
 		if len(seen) != 3 {
@@ -220,6 +204,27 @@ func scenarios(t *testing.T, ctx context.Context) {
 	if err != nil || !bytes.Contains(raw, []byte("<testsuite")) {
 		t.Errorf("JUnit report %s: %v\n%s", junit, err, raw)
 	}
+}
+
+// reviewsVersion checks that a productpage shows the book and its reviews, with no fallback, and says
+// which reviews version served them: v1 has no stars, v2 black ones, v3 red ones.
+func reviewsVersion(t *testing.T, page string) string {
+	t.Helper()
+	for _, want := range []string{"The Comedy of Errors", "Reviewer1", "Reviewer2", "An extremely entertaining play by Shakespeare"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("productpage is missing %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "currently unavailable") {
+		t.Fatalf("productpage shows a fallback:\n%s", page)
+	}
+	switch {
+	case strings.Contains(page, `<font color="black">`):
+		return "v2"
+	case strings.Contains(page, `<font color="red">`):
+		return "v3"
+	}
+	return "v1"
 }
 
 func lastLines(s string, n int) string {
