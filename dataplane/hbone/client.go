@@ -9,12 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"golang.org/x/net/http2"
 )
 
 // DefaultClient is used by the package-level Dial.
@@ -50,27 +48,26 @@ type Client struct {
 	// HandshakeTimeout bounds the TLS handshake (default 10s).
 	HandshakeTimeout time.Duration
 
-	once sync.Once
-	t    *http2.Transport
-
 	mu      sync.Mutex
-	pool    map[poolKey][]*http2.ClientConn
+	pool    map[poolKey][]*h2conn
 	dialing map[poolKey]chan struct{}
 }
 
 type poolKey struct{ addr, identity string }
 
+// Pooled connections are closed after this long without streams, and pinged after this long without
+// hearing from the peer.
+const (
+	idleTimeout     = 5 * time.Minute
+	readIdleTimeout = 30 * time.Second
+	pingTimeout     = 10 * time.Second
+)
+
 func (c *Client) init() {
-	c.once.Do(func() {
-		// The transport is only a frame engine here: connections come from NewClientConn, never its pool.
-		c.t = &http2.Transport{
-			ReadIdleTimeout: 30 * time.Second,
-			PingTimeout:     10 * time.Second,
-			IdleConnTimeout: 5 * time.Minute,
-		}
-		c.pool = map[poolKey][]*http2.ClientConn{}
+	if c.pool == nil {
+		c.pool = map[poolKey][]*h2conn{}
 		c.dialing = map[poolKey]chan struct{}{}
-	})
+	}
 }
 
 // Dial opens a stream to target through proxyAddr. The returned net.Conn is a *Conn: CloseWrite half-closes
@@ -86,7 +83,6 @@ func (c *Client) Dial(ctx context.Context, proxyAddr, target string, cfg *tls.Co
 // Connect opens a stream described by r and waits for the server's answer. ctx bounds the dial and the
 // CONNECT exchange only; the stream lives until closed.
 func (c *Client) Connect(ctx context.Context, r Request) (*Conn, error) {
-	c.init()
 	if _, err := netip.ParseAddrPort(r.Target); err != nil {
 		return nil, fmt.Errorf("HBONE target %q is not IP:PORT: %w", r.Target, err)
 	}
@@ -97,63 +93,64 @@ func (c *Client) Connect(ctx context.Context, r Request) (*Conn, error) {
 	if key.identity == "" {
 		key.identity = poolIdentity(r.TLS)
 	}
-	cc, err := c.clientConn(ctx, key, r.TLS)
+	hc, err := c.clientConn(ctx, key, r.TLS)
 	if err != nil {
 		return nil, err
 	}
-
-	pr, pw := io.Pipe()
-	// The stream must outlive ctx, so the request gets its own context, cancelled by Close.
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	req := (&http.Request{
-		Method:        http.MethodConnect,
-		Host:          r.Target,
-		URL:           &url.URL{Host: r.Target},
-		Header:        r.Header.Clone(),
-		Body:          pr,
-		ContentLength: -1,
-		Proto:         "HTTP/2.0", ProtoMajor: 2,
-	}).WithContext(sctx)
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	stop := context.AfterFunc(ctx, cancel)
-	resp, err := cc.RoundTrip(req)
-	stop()
+	s, err := hc.openStream(r.Target, r.Header)
 	if err != nil {
-		cancel()
-		pw.Close()
 		return nil, fmt.Errorf("HBONE CONNECT %s via %s: %w", r.Target, r.ProxyAddr, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		reason, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		cancel()
-		pw.Close()
-		return nil, &StatusError{Code: resp.StatusCode, Target: r.Target, Reason: string(trimSpace(reason))}
+	status, err := s.awaitResponse(ctx)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("HBONE CONNECT %s via %s: %w", r.Target, r.ProxyAddr, err)
 	}
-	conn := &Conn{pw: pw, body: resp.Body, cancel: cancel, target: r.Target, proxy: r.ProxyAddr}
-	if id, err := PeerID(resp.TLS); err == nil {
-		conn.peer = id
+	if status < 200 || status > 299 {
+		// The refusal's body says why; the server ends the stream right after it.
+		s.SetReadDeadline(time.Now().Add(time.Second))
+		reason, _ := io.ReadAll(io.LimitReader(s, 512))
+		s.Close()
+		return nil, &StatusError{Code: status, Target: r.Target, Reason: string(trimSpace(reason))}
 	}
-	return conn, nil
+	return &Conn{stream: s, target: r.Target, proxy: r.ProxyAddr, peer: hc.peer}, nil
+}
+
+// awaitResponse waits for the response HEADERS, the stream's failure, or ctx.
+func (s *stream) awaitResponse(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.status == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return 0, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	return s.status, nil
 }
 
 // clientConn returns a pooled connection with a reserved stream slot, dialling one if none can take a
 // stream. Concurrent callers for the same key wait for a single dial rather than each opening a connection.
-func (c *Client) clientConn(ctx context.Context, key poolKey, cfg *tls.Config) (*http2.ClientConn, error) {
+func (c *Client) clientConn(ctx context.Context, key poolKey, cfg *tls.Config) (*h2conn, error) {
 	for {
 		c.mu.Lock()
+		c.init()
 		live := c.pool[key][:0]
-		var found *http2.ClientConn
-		for _, cc := range c.pool[key] {
-			st := cc.State()
-			if st.Closed || st.Closing {
+		var found *h2conn
+		for _, hc := range c.pool[key] {
+			if !hc.usable() {
 				continue
 			}
-			live = append(live, cc)
-			if found == nil && cc.ReserveNewRequest() {
-				found = cc
+			live = append(live, hc)
+			if found == nil && hc.reserve() {
+				found = hc
 			}
 		}
 		c.pool[key] = live
@@ -174,7 +171,7 @@ func (c *Client) clientConn(ctx context.Context, key poolKey, cfg *tls.Config) (
 		c.dialing[key] = done
 		c.mu.Unlock()
 
-		cc, err := c.dialConn(ctx, key.addr, cfg)
+		hc, err := c.dialConn(ctx, key.addr, cfg)
 		c.mu.Lock()
 		delete(c.dialing, key)
 		close(done)
@@ -182,12 +179,12 @@ func (c *Client) clientConn(ctx context.Context, key poolKey, cfg *tls.Config) (
 			c.mu.Unlock()
 			return nil, err
 		}
-		c.pool[key] = append(c.pool[key], cc)
+		c.pool[key] = append(c.pool[key], hc)
 		c.mu.Unlock()
 	}
 }
 
-func (c *Client) dialConn(ctx context.Context, addr string, cfg *tls.Config) (*http2.ClientConn, error) {
+func (c *Client) dialConn(ctx context.Context, addr string, cfg *tls.Config) (*h2conn, error) {
 	dial := c.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
@@ -207,50 +204,48 @@ func (c *Client) dialConn(ctx context.Context, addr string, cfg *tls.Config) (*h
 		raw.Close()
 		return nil, fmt.Errorf("TLS handshake with HBONE %s: %w", addr, err)
 	}
-	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+	cs := tc.ConnectionState()
+	if p := cs.NegotiatedProtocol; p != "h2" {
 		tc.Close()
 		return nil, fmt.Errorf("HBONE %s negotiated %q, want h2", addr, p)
+	}
+	hc := newH2Conn(tc, bufio.NewReaderSize(tc, readBufferSize), true)
+	hc.peer, _ = PeerID(&cs)
+	if err := hc.writePreface(); err != nil {
+		tc.Close()
+		return nil, fmt.Errorf("starting HTTP/2 with %s: %w", addr, err)
 	}
 	// TLS 1.3: the server verifies our certificate only after our side of the handshake is done, and
 	// then answers with its HTTP/2 SETTINGS or with an alert. Wait for that first record, so that a
 	// rejection surfaces here as the TLS error it is (for example "certificate required"), rather than
-	// as a broken HTTP/2 connection at some later write.
-	br := bufio.NewReader(tc)
+	// as a broken connection at some later write.
 	deadline, _ := hctx.Deadline()
 	tc.SetReadDeadline(deadline)
-	if _, err := br.Peek(1); err != nil {
+	if err := hc.readPeerSettings(); err != nil {
 		tc.Close()
 		return nil, fmt.Errorf("HBONE %s did not accept the connection: %w", addr, err)
 	}
 	tc.SetReadDeadline(time.Time{})
-	cc, err := c.t.NewClientConn(&peekedConn{Conn: tc, r: br})
-	if err != nil {
-		tc.Close()
-		return nil, fmt.Errorf("starting HTTP/2 with %s: %w", addr, err)
-	}
-	return cc, nil
+	hc.idleTimeout = idleTimeout
+	hc.idle = time.AfterFunc(idleTimeout, hc.close)
+	hc.start(readIdleTimeout, pingTimeout)
+	return hc, nil
 }
 
-// peekedConn is a TLS connection whose first bytes were read ahead into r.
-type peekedConn struct {
-	*tls.Conn
-	r *bufio.Reader
-}
-
-func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+// readBufferSize is the buffered reader between TLS and the frame reader: a few frames' worth.
+const readBufferSize = 4 * (maxFrameSize + 9)
 
 // PoolSize reports how many live connections the client holds to proxyAddr, for tests and admin output.
 func (c *Client) PoolSize(proxyAddr string) int {
-	c.init()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for k, ccs := range c.pool {
+	for k, hcs := range c.pool {
 		if k.addr != proxyAddr {
 			continue
 		}
-		for _, cc := range ccs {
-			if st := cc.State(); !st.Closed && !st.Closing {
+		for _, hc := range hcs {
+			if hc.usable() {
 				n++
 			}
 		}
@@ -260,12 +255,11 @@ func (c *Client) PoolSize(proxyAddr string) int {
 
 // Close closes every pooled connection (and with them their streams).
 func (c *Client) Close() error {
-	c.init()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, ccs := range c.pool {
-		for _, cc := range ccs {
-			cc.Close()
+	for k, hcs := range c.pool {
+		for _, hc := range hcs {
+			hc.close()
 		}
 		delete(c.pool, k)
 	}
@@ -290,35 +284,16 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// Conn is the client end of one HBONE stream.
+// Conn is the client end of one HBONE stream. Read, Write, WriteTo, CloseWrite (END_STREAM), Close (resets
+// an unfinished stream) and the deadlines come from the stream.
 type Conn struct {
-	pw     *io.PipeWriter
-	body   io.ReadCloser
-	cancel context.CancelFunc
+	*stream
 	target string
 	proxy  string
 	peer   spiffeid.ID
-
-	closeOnce sync.Once
 }
 
 var _ net.Conn = (*Conn)(nil)
-
-func (c *Conn) Read(p []byte) (int, error)  { return c.body.Read(p) }
-func (c *Conn) Write(p []byte) (int, error) { return c.pw.Write(p) }
-
-// CloseWrite ends the sending direction (END_STREAM); the server reads EOF and may keep replying.
-func (c *Conn) CloseWrite() error { return c.pw.Close() }
-
-// Close ends both directions; an unfinished stream is reset.
-func (c *Conn) Close() error {
-	c.closeOnce.Do(func() {
-		c.pw.Close()
-		c.body.Close()
-		c.cancel()
-	})
-	return nil
-}
 
 // PeerID is the verified SPIFFE ID of the HBONE server (a waypoint or the destination's node proxy).
 func (c *Conn) PeerID() spiffeid.ID { return c.peer }
@@ -331,18 +306,6 @@ func (c *Conn) LocalAddr() net.Addr { return tunnelAddr(c.proxy) }
 
 // RemoteAddr is the stream's target.
 func (c *Conn) RemoteAddr() net.Addr { return tunnelAddr(c.target) }
-
-// SetDeadline accepts only the zero time: a stream cannot interrupt a blocked read without resetting it.
-func (c *Conn) SetDeadline(t time.Time) error      { return zeroOnly(t) }
-func (c *Conn) SetReadDeadline(t time.Time) error  { return zeroOnly(t) }
-func (c *Conn) SetWriteDeadline(t time.Time) error { return zeroOnly(t) }
-
-func zeroOnly(t time.Time) error {
-	if t.IsZero() {
-		return nil
-	}
-	return ErrUnsupported
-}
 
 // tunnelAddr is a net.Addr for an "IP:PORT" string.
 type tunnelAddr string

@@ -1,6 +1,7 @@
 package hbone
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -41,8 +41,6 @@ type Server struct {
 	HandshakeTimeout time.Duration
 	// Logf reports refused handshakes and streams; nil discards.
 	Logf func(format string, args ...any)
-
-	h2 http2.Server
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -114,15 +112,37 @@ func (s *Server) ServeConn(c net.Conn) {
 		s.logf("HBONE handshake from %s refused: %v", c.RemoteAddr(), err)
 		return
 	}
-	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+	cs := tc.ConnectionState()
+	if p := cs.NegotiatedProtocol; p != "h2" {
 		s.logf("HBONE connection from %s refused: ALPN %q, want h2", c.RemoteAddr(), p)
 		return
 	}
-	// CONNECT requests carry no :scheme, so net/http leaves r.TLS nil: the handler gets the state itself.
-	cs := tc.ConnectionState()
-	s.h2.ServeConn(tc, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.serveHTTP(w, r, &cs)
-	})})
+	peer, err := PeerID(&cs)
+	if err != nil {
+		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
+		return
+	}
+	br := bufio.NewReaderSize(tc, readBufferSize)
+	tc.SetReadDeadline(time.Now().Add(timeout))
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(br, preface); err != nil || string(preface) != http2.ClientPreface {
+		s.logf("HBONE connection from %s refused: no HTTP/2 client preface", c.RemoteAddr())
+		return
+	}
+	hc := newH2Conn(tc, br, false)
+	hc.peer, hc.logf = peer, s.Logf
+	remote := c.RemoteAddr()
+	hc.onStream = func(st *stream) { s.serveStream(hc, st, remote) }
+	if err := hc.writePreface(); err != nil {
+		return
+	}
+	if err := hc.readPeerSettings(); err != nil {
+		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
+		return
+	}
+	tc.SetReadDeadline(time.Time{})
+	hc.watchHealth(readIdleTimeout, pingTimeout)
+	hc.readLoop() // until the connection ends; streams are served in their own goroutines
 }
 
 func (s *Server) track(c net.Conn, add bool) bool {
@@ -164,57 +184,62 @@ func (s *Server) logf(format string, args ...any) {
 	}
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, cs *tls.ConnectionState) {
-	if r.Method != http.MethodConnect {
-		w.Header().Set("Allow", http.MethodConnect)
-		http.Error(w, "HBONE accepts only CONNECT", http.StatusMethodNotAllowed)
+// serveStream answers one CONNECT and runs the handler on it.
+func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
+	defer st.Close()
+	st.mu.Lock()
+	method, authority, protocol, header := st.method, st.authority, st.protocol, st.header
+	st.mu.Unlock()
+	refuse := func(code int, msg string, h http.Header) {
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		if hc.respond(st, code, h, false) == nil {
+			st.Write([]byte(msg + "\n"))
+		}
+	}
+	if method != http.MethodConnect {
+		refuse(http.StatusMethodNotAllowed, "HBONE accepts only CONNECT", http.Header{"Allow": {http.MethodConnect}})
 		return
 	}
-	if r.Header.Get(":protocol") != "" || r.Proto != "HTTP/2.0" {
-		http.Error(w, "HBONE accepts only plain HTTP/2 CONNECT", http.StatusBadRequest)
+	if protocol != "" {
+		refuse(http.StatusBadRequest, "HBONE accepts only plain HTTP/2 CONNECT", nil)
 		return
 	}
-	target, err := netip.ParseAddrPort(r.Host)
+	target, err := netip.ParseAddrPort(authority)
 	if err != nil {
-		http.Error(w, fmt.Sprintf("CONNECT target %q is not IP:PORT", r.Host), http.StatusBadRequest)
-		return
-	}
-	peer, err := PeerID(cs)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusForbidden)
+		refuse(http.StatusBadRequest, fmt.Sprintf("CONNECT target %q is not IP:PORT", authority), nil)
 		return
 	}
 	if s.Authorize != nil {
-		if err := s.Authorize(peer, target, r.Header); err != nil {
-			s.logf("HBONE stream %s -> %s refused: %v", peer, target, err)
-			http.Error(w, err.Error(), http.StatusForbidden)
+		if err := s.Authorize(hc.peer, target, header); err != nil {
+			s.logf("HBONE stream %s -> %s refused: %v", hc.peer, target, err)
+			refuse(http.StatusForbidden, err.Error(), nil)
 			return
 		}
 	}
-	rc := http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	if err := hc.respond(st, http.StatusOK, nil, false); err != nil {
 		return
 	}
-	st := &Stream{
-		Peer: peer, Target: target, Header: r.Header,
-		ctx: r.Context(), body: r.Body, w: w, rc: rc,
-		remote: remoteAddr(r.RemoteAddr),
-	}
-	s.Handler.ServeHBONE(st)
-	st.Close()
+	s.Handler.ServeHBONE(&Stream{stream: st, Peer: hc.peer, Target: target, Header: header, remote: remoteAddr(remote)})
 }
 
-func remoteAddr(s string) net.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
+func remoteAddr(a net.Addr) net.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		return net.TCPAddrFromAddrPort(ap)
 	}
-	return tunnelAddr(s)
+	return tunnelAddr(a.String())
 }
 
 // Stream is the server end of one HBONE stream. It is a net.Conn whose LocalAddr is the target and whose
-// RemoteAddr is the peer of the tunnel's TCP connection.
+// RemoteAddr is the peer of the tunnel's TCP connection. Read, Write, WriteTo, CloseWrite (END_STREAM),
+// Close and the deadlines come from the stream.
 type Stream struct {
+	*stream
 	// Peer is the verified SPIFFE ID of the client.
 	Peer spiffeid.ID
 	// Target is the CONNECT :authority.
@@ -222,14 +247,7 @@ type Stream struct {
 	// Header holds the CONNECT request headers (Forwarded, Baggage, ...).
 	Header http.Header
 
-	ctx    context.Context
-	body   io.ReadCloser
-	w      http.ResponseWriter
-	rc     *http.ResponseController
 	remote net.Addr
-
-	wmu         sync.Mutex // ResponseWriter is not safe for concurrent writes
-	writeClosed atomic.Bool
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -237,42 +255,5 @@ var _ net.Conn = (*Stream)(nil)
 // Context is cancelled when the stream or its connection goes away.
 func (s *Stream) Context() context.Context { return s.ctx }
 
-func (s *Stream) Read(p []byte) (int, error) { return s.body.Read(p) }
-
-func (s *Stream) Write(p []byte) (int, error) {
-	if s.writeClosed.Load() {
-		return 0, net.ErrClosed
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	n, err := s.w.Write(p)
-	if err != nil {
-		return n, err
-	}
-	return n, s.rc.Flush()
-}
-
-// CloseWrite refuses further writes. HTTP/2 servers in Go send END_STREAM only when the handler returns,
-// so the peer sees EOF then; reading continues until it.
-func (s *Stream) CloseWrite() error {
-	s.writeClosed.Store(true)
-	return nil
-}
-
-// Close ends both directions; the handler should return soon after.
-func (s *Stream) Close() error {
-	s.CloseWrite()
-	return s.body.Close()
-}
-
 func (s *Stream) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(s.Target) }
 func (s *Stream) RemoteAddr() net.Addr { return s.remote }
-
-func (s *Stream) SetDeadline(t time.Time) error {
-	if err := s.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return s.SetWriteDeadline(t)
-}
-func (s *Stream) SetReadDeadline(t time.Time) error  { return s.rc.SetReadDeadline(t) }
-func (s *Stream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }

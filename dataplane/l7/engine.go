@@ -168,7 +168,9 @@ func (e *Engine) ServeConn(ctx context.Context, conn net.Conn, d Downstream) err
 		e.serveTCP(ctx, conn, d, chain)
 		return nil
 	}
-	dc := &downstreamConn{deadlineConn: newDeadlineConn(conn), d: d, done: make(chan struct{})}
+	// net/http relies on read deadlines to stop its background read between requests: conn must honour
+	// them (TCP connections and HBONE streams do).
+	dc := &downstreamConn{Conn: conn, d: d, done: make(chan struct{})}
 	if !e.lis.push(dc) {
 		return net.ErrClosed
 	}
@@ -177,7 +179,7 @@ func (e *Engine) ServeConn(ctx context.Context, conn net.Conn, d Downstream) err
 	case <-ctx.Done():
 		// Interrupt the server's reads, then wait until it lets go of the connection: the caller may
 		// free the stream as soon as ServeConn returns, so nothing may write to it after that.
-		dc.deadlineConn.Close()
+		dc.Conn.Close()
 		<-dc.done
 	}
 	return nil
@@ -189,14 +191,14 @@ type downstreamKey struct{}
 // downstreamConn carries a connection's Downstream into the HTTP server; done closes when the server
 // closes it (and so is finished with it).
 type downstreamConn struct {
-	*deadlineConn
+	net.Conn
 	d        Downstream
 	done     chan struct{}
 	doneOnce sync.Once
 }
 
 func (c *downstreamConn) Close() error {
-	err := c.deadlineConn.Close()
+	err := c.Conn.Close()
 	c.doneOnce.Do(func() { close(c.done) })
 	return err
 }

@@ -34,7 +34,17 @@ func splice(down, up net.Conn, c *tracked) {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
 
+// countingWriterTo is an HBONE stream: it delivers into dst itself, straight from its connection's read
+// loop when dst is a socket, which saves a goroutine wake-up per chunk.
+type countingWriterTo interface {
+	WriteToCounting(dst io.Writer, count *atomic.Int64) (int64, error)
+}
+
 func copyCounting(dst io.Writer, src io.Reader, n *atomic.Int64) {
+	if s, ok := src.(countingWriterTo); ok {
+		s.WriteToCounting(dst, n)
+		return
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
