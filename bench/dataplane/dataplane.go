@@ -9,10 +9,12 @@ package dataplane
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/netip"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
+	"github.com/meshlab/meshlab/dataplane/proxyenv"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 )
 
@@ -77,12 +80,25 @@ type Result struct {
 	// ProxyGOMAXPROCS is the GOMAXPROCS the proxies ran with when ProxyGOMAXPROCSEnv set it; 0 means the
 	// Go default (the CPUs the process may use).
 	ProxyGOMAXPROCS int `json:"proxy_gomaxprocs,omitempty"`
+	// ProxyGODEBUG is the GODEBUG the proxies ran with (see ProxyGODEBUGEnv).
+	ProxyGODEBUG string `json:"proxy_godebug"`
 }
 
 // ProxyGOMAXPROCSEnv, when set to N, runs every proxy process with GOMAXPROCS=N (the load generator and
 // the server keep the default). At a low request rate a Go proxy with idle Ps wakes a second OS thread for
 // nearly every goroutine hand-off; this measures what that costs.
 const ProxyGOMAXPROCSEnv = "MESHLAB_BENCH_PROXY_GOMAXPROCS"
+
+// ProxyGODEBUGEnv, when set (even empty), replaces the GODEBUG the proxies run with, which is otherwise
+// proxyenv.GODEBUG, what meshlab deploys. MESHLAB_BENCH_PROXY_GODEBUG= measures the runtime's defaults.
+const ProxyGODEBUGEnv = "MESHLAB_BENCH_PROXY_GODEBUG"
+
+func proxyGODEBUG() string {
+	if v, ok := os.LookupEnv(ProxyGODEBUGEnv); ok {
+		return v
+	}
+	return proxyenv.GODEBUG
+}
 
 // proxyGOMAXPROCS reads ProxyGOMAXPROCSEnv: 0 when unset.
 func proxyGOMAXPROCS() (int, error) {
@@ -242,6 +258,7 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}, RSSIdleMB: idle}
 	if len(procs) > 0 {
 		res.ProxyGOMAXPROCS, _ = proxyGOMAXPROCS() // already validated by startProxy
+		res.ProxyGODEBUG = proxyGODEBUG()
 	}
 	for _, p := range procs {
 		st, err := readProcStats(p.cmd.Process.Pid)
@@ -300,9 +317,10 @@ func startProxy(ctx context.Context, ns *netnstest.Namespace, spec ProxySpec, co
 	if procs > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(procs))
 	}
+	env = append(env, "GODEBUG="+proxyGODEBUG())
 	cmd := ns.Command(context.WithoutCancel(ctx), argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = dropSchedTrace{os.Stderr}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -354,4 +372,23 @@ func msOf(d time.Duration) float64 { return round(float64(d.Nanoseconds())/1e6, 
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
+}
+
+// dropSchedTrace passes a proxy's stderr through without the runtime's "SCHED" line, which proxyenv.GODEBUG
+// makes every proxy print once when it starts.
+type dropSchedTrace struct{ w io.Writer }
+
+func (d dropSchedTrace) Write(p []byte) (int, error) {
+	var out []byte
+	for line := range bytes.Lines(p) {
+		if !bytes.HasPrefix(line, []byte("SCHED ")) {
+			out = append(out, line...)
+		}
+	}
+	if len(out) > 0 {
+		if _, err := d.w.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/dataplane/proxyenv"
 	"github.com/meshlab/meshlab/image"
 )
 
@@ -51,11 +52,16 @@ type Values struct {
 	Revision          string
 	CanonicalName     string
 	CanonicalRevision string
+	// ProxyGODEBUG is the sidecar's GODEBUG (default proxyenv.GODEBUG).
+	ProxyGODEBUG string
 }
 
 func (v Values) withDefaults() Values {
 	if v.InitImage == "" {
 		v.InitImage = v.ProxyImage
+	}
+	if v.ProxyGODEBUG == "" {
+		v.ProxyGODEBUG = proxyenv.GODEBUG
 	}
 	if v.ImagePullPolicy == "" {
 		v.ImagePullPolicy = corev1.PullIfNotPresent

@@ -40,6 +40,7 @@ import (
 
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model"
+	"github.com/meshlab/meshlab/dataplane/proxyenv"
 )
 
 // Names and labels of what the controller creates.
@@ -303,6 +304,7 @@ func Objects(gw *gwv1.Gateway, opts Options) (*corev1.ServiceAccount, *appsv1.De
 							fieldEnv("NODE_NAME", "spec.nodeName"),
 							fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 							{Name: "WAYPOINT_NAME", Value: gw.Name},
+							{Name: "GODEBUG", Value: proxyenv.GODEBUG},
 							{Name: "CA_ADDRESS", Value: opts.ControlPlaneAddress},
 							{Name: "XDS_ADDRESS", Value: opts.ControlPlaneAddress},
 						},

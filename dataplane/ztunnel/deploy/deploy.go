@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/dataplane/proxyenv"
 )
 
 // Names and paths of the deployment.
@@ -108,6 +109,7 @@ func Objects(image string) []client.Object {
 								fieldEnv("NODE_NAME", "spec.nodeName"),
 								fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 								fieldEnv("POD_NAME", "metadata.name"),
+								{Name: "GODEBUG", Value: proxyenv.GODEBUG},
 							},
 							Ports: []corev1.ContainerPort{
 								{Name: "stats", ContainerPort: StatsPort, Protocol: corev1.ProtocolTCP},
