@@ -74,6 +74,10 @@ type Result struct {
 	// RSSIdleMB is each proxy's resident memory before the run, configured but carrying no traffic: the
 	// baseline of the binary it runs.
 	RSSIdleMB map[string]float64 `json:"rss_idle_mb"`
+	// RSSAnonMB is each proxy's anonymous resident memory at the end of the run (RssAnon): its heap and
+	// stacks, without the pages of the meshlab binary it maps, which make up most of RSS and are shared
+	// with every other meshlab process on the machine.
+	RSSAnonMB map[string]float64 `json:"rss_anon_mb"`
 	Requests  int                `json:"requests"`
 	Errors    int                `json:"errors"`
 	Error     string             `json:"error,omitempty"`
@@ -255,7 +259,7 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 	lr := run(ctx, lo, workers)
 	res := Result{Path: path, Connections: conns, Requests: lr.Requests, Errors: lr.Errors,
 		RPS: round(lr.RPS(), 1), P50Ms: msOf(lr.Percentile(50)), P90Ms: msOf(lr.Percentile(90)), P99Ms: msOf(lr.Percentile(99)),
-		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}, RSSIdleMB: idle}
+		CPUPer1000: map[string]float64{}, RSSMB: map[string]float64{}, RSSIdleMB: idle, RSSAnonMB: map[string]float64{}}
 	if len(procs) > 0 {
 		res.ProxyGOMAXPROCS, _ = proxyGOMAXPROCS() // already validated by startProxy
 		res.ProxyGODEBUG = proxyGODEBUG()
@@ -269,6 +273,7 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 			res.CPUPer1000[p.name] = round((st.cpu-before[p.name].cpu).Seconds()*1000/float64(lr.Requests), 4)
 		}
 		res.RSSMB[p.name] = round(float64(st.hwmKB)/1024, 1)
+		res.RSSAnonMB[p.name] = round(float64(st.anonKB)/1024, 1)
 	}
 	if lr.Requests == 0 {
 		return res, fmt.Errorf("no request succeeded (%d errors; first: %v)", lr.Errors, lr.FirstErr)

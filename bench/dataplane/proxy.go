@@ -140,8 +140,9 @@ func runWaypoint(ctx context.Context, root *ca.CA, spec ProxySpec, ready io.Writ
 
 // procStats are the CPU and peak memory of one process, read from /proc.
 type procStats struct {
-	cpu   time.Duration // utime + stime
-	hwmKB int64         // VmHWM
+	cpu    time.Duration // utime + stime
+	hwmKB  int64         // VmHWM
+	anonKB int64         // RssAnon
 }
 
 // clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100 on every Linux architecture
@@ -170,7 +171,10 @@ func readProcStats(pid int) (procStats, error) {
 		return st, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
 	}
 	st.cpu = time.Duration(utime+stime) * clockTick
-	st.hwmKB, err = statusKB(pid, "VmHWM")
+	if st.hwmKB, err = statusKB(pid, "VmHWM"); err != nil {
+		return st, err
+	}
+	st.anonKB, err = statusKB(pid, "RssAnon")
 	return st, err
 }
 

@@ -42,7 +42,8 @@ runs each proxy as its own process, and drives 1 KB HTTP GETs from the client po
 
 For each path and connection count it reports requests/s, p50/p90/p99 latency, each proxy's CPU seconds
 per 1,000 requests (utime+stime from /proc/PID/stat), its peak RSS during the run (VmHWM) and its RSS
-before the run (VmRSS, what the binary costs idle). It needs root.`,
+before the run (VmRSS, what the binary costs idle), and its anonymous memory at the end (RssAnon: heap and
+stacks, without the shared pages of the binary). It needs root.`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDataPlane(cmd.Context(), env, flags) },
 	}
@@ -112,14 +113,14 @@ func runDataPlane(ctx context.Context, env cliutil.Env, flags *dataPlaneFlags) e
 
 func writeDataPlaneTable(w io.Writer, results []dataplane.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tCONNS\tREQ/S\tP50\tP90\tP99\tCPU S/1000 REQ\tPEAK RSS")
+	fmt.Fprintln(tw, "PATH\tCONNS\tREQ/S\tP50\tP90\tP99\tCPU S/1000 REQ\tPEAK RSS\tANON RSS")
 	for _, r := range results {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\n", r.Path, r.Connections, r.Error)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\n", r.Path, r.Connections, r.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f ms\t%.3f ms\t%.3f ms\t%s\t%s\n", r.Path, r.Connections, r.RPS,
-			r.P50Ms, r.P90Ms, r.P99Ms, perProxy(r.CPUPer1000, "%.4f"), perProxy(r.RSSMB, "%.1f MB"))
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f ms\t%.3f ms\t%.3f ms\t%s\t%s\t%s\n", r.Path, r.Connections, r.RPS,
+			r.P50Ms, r.P90Ms, r.P99Ms, perProxy(r.CPUPer1000, "%.4f"), perProxy(r.RSSMB, "%.1f MB"), perProxy(r.RSSAnonMB, "%.1f MB"))
 	}
 	return tw.Flush()
 }
