@@ -540,7 +540,10 @@ func (c *h2conn) writeData(s *stream, p []byte, end bool) (int, error) {
 			c.mu.Unlock()
 			return written, err
 		}
-		n := min(int64(len(p)), s.sendWindow, c.sendWindow, int64(c.peerMaxFrame))
+		n := int64(0)
+		if len(p) > 0 { // an empty END_STREAM frame needs no window, even when a SETTINGS change made it negative
+			n = min(int64(len(p)), s.sendWindow, c.sendWindow, int64(c.peerMaxFrame))
+		}
 		s.sendWindow -= n
 		c.sendWindow -= n
 		c.mu.Unlock()
@@ -638,7 +641,7 @@ func (c *h2conn) credit(s *stream, n int64) {
 	}
 	if s != nil {
 		s.recvUnacked += n
-		if s.recvUnacked >= streamWindow/2 && !s.recvEnd && s.err == nil {
+		if s.recvUnacked >= streamWindow/2 && s.receiving() {
 			streamInc, s.recvUnacked = s.recvUnacked, 0
 			s.recvWindow += streamInc
 		}
@@ -709,7 +712,7 @@ func (c *h2conn) goAwayAndClose(code http2.ErrCode, err error) {
 		c.bw.Flush()
 		c.wmu.Unlock()
 	}
-	if c.logf != nil {
+	if c.logf != nil && code != http2.ErrCodeNo {
 		c.logf("HBONE connection with %s closed: %v", c.nc.RemoteAddr(), err)
 	}
 	c.fail(err)

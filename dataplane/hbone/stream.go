@@ -291,6 +291,13 @@ func (s *stream) CloseWrite() error {
 	return nil
 }
 
+// receiving says whether the peer may still send on s (so that crediting window back is worth a frame).
+func (s *stream) receiving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.recvEnd && s.err == nil
+}
+
 // writeErrLocked says why s cannot send (c.mu is held).
 func (s *stream) writeErrLocked() error {
 	if s.c.err != nil {
