@@ -339,12 +339,7 @@ func (c *h2conn) handleHeaders(f *http2.MetaHeadersFrame) error {
 		return connError{http2.ErrCodeStreamClosed, fmt.Sprintf("HEADERS reopening closed stream %d", id)}
 	}
 	c.lastPeerID = id
-	if c.goAway || c.err != nil {
-		c.mu.Unlock()
-		c.queueControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
-		return nil
-	}
-	if len(c.streams) >= serverMaxStreams {
+	if c.goAway || c.err != nil || len(c.streams) >= serverMaxStreams {
 		c.mu.Unlock()
 		c.queueControl(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
 		return nil
@@ -416,16 +411,6 @@ func (c *h2conn) reserve() bool {
 	return true
 }
 
-func (c *h2conn) unreserve() {
-	c.mu.Lock()
-	c.reserved--
-	empty := len(c.streams) == 0 && c.reserved == 0
-	if empty && c.idle != nil && !c.goAway {
-		c.idle.Reset(c.idleTimeout)
-	}
-	c.mu.Unlock()
-}
-
 // usable says whether new streams can be opened (it does not reserve one).
 func (c *h2conn) usable() bool {
 	c.mu.Lock()
@@ -452,15 +437,7 @@ func (c *h2conn) openStream(authority string, h http.Header) (*stream, error) {
 	c.hbuf.Reset()
 	c.encode(":method", http.MethodConnect)
 	c.encode(":authority", authority)
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if !validHeaderName(lk) {
-			continue
-		}
-		for _, v := range vs {
-			c.encode(lk, v)
-		}
-	}
+	c.encodeFields(h)
 	if err := c.writeHeaderBlockLocked(id, false); err != nil {
 		c.fail(err)
 		return nil, err
@@ -474,6 +451,16 @@ func (c *h2conn) respond(s *stream, status int, h http.Header, endStream bool) e
 	defer c.unlockWrite()
 	c.hbuf.Reset()
 	c.encode(":status", fmt.Sprint(status))
+	c.encodeFields(h)
+	return c.writeHeaderBlockLocked(s.id, endStream)
+}
+
+func (c *h2conn) encode(name, value string) {
+	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// encodeFields adds h's fields, lower-cased as HTTP/2 requires, leaving out what it forbids.
+func (c *h2conn) encodeFields(h http.Header) {
 	for k, vs := range h {
 		lk := strings.ToLower(k)
 		if !validHeaderName(lk) {
@@ -483,11 +470,6 @@ func (c *h2conn) respond(s *stream, status int, h http.Header, endStream bool) e
 			c.encode(lk, v)
 		}
 	}
-	return c.writeHeaderBlockLocked(s.id, endStream)
-}
-
-func (c *h2conn) encode(name, value string) {
-	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
 }
 
 // validHeaderName drops what HTTP/2 forbids (connection-specific headers) and anything malformed.
@@ -728,14 +710,6 @@ func (c *h2conn) close() {
 	c.goAwayAndClose(http2.ErrCodeNo, errors.New("HBONE connection closed"))
 }
 
-// shutdown stops new streams and closes the connection once the current ones finish.
-func (c *h2conn) shutdown() {
-	c.mu.Lock()
-	c.goAway = true
-	c.mu.Unlock()
-	c.closeIfIdle()
-}
-
 func (c *h2conn) closeIfIdle() {
 	c.mu.Lock()
 	idle := len(c.streams) == 0 && c.reserved == 0
@@ -770,11 +744,4 @@ func (c *h2conn) watchHealth(every, timeout time.Duration) {
 			t.Reset(timeout)
 		}
 	})
-}
-
-// activeStreams counts open streams, for tests and admin output.
-func (c *h2conn) activeStreams() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.streams)
 }

@@ -13,6 +13,3 @@ package proxyenv
 // whatever the load. The trace interval is the largest the runtime accepts (2^31-1 ms, 24.8 days), so the
 // only visible effect is one "SCHED" line on stderr when the proxy starts.
 const GODEBUG = "schedtrace=2147483647"
-
-// Env is the environment to add to a proxy process, as NAME=VALUE pairs.
-func Env() []string { return []string{"GODEBUG=" + GODEBUG} }

@@ -12,7 +12,7 @@ type closeWriter interface{ CloseWrite() error }
 
 // splice copies both ways between the downstream (source side) and upstream (destination side),
 // propagating half-closes, counting bytes into c, and closes both when done. When the destination side
-// finishes first, the whole exchange ends (an HBONE server can only send END_STREAM by ending the stream).
+// finishes first, the whole exchange ends.
 func splice(down, up net.Conn, c *tracked) {
 	var wg sync.WaitGroup
 	wg.Add(1)
