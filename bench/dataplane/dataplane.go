@@ -1,6 +1,7 @@
 // Package dataplane measures meshlab's data plane in network namespaces, with no cluster: requests per
 // second, latency percentiles, and CPU and peak memory of each proxy for three paths — direct (no proxy),
-// ztunnel to ztunnel over HBONE, and ztunnel to waypoint to ztunnel. Pods and nodes are network namespaces
+// ztunnel to ztunnel over HBONE, and ztunnel to waypoint to ztunnel — and for a floor to read them against:
+// two plain TCP forwarders in ztunnel's place, with its capture and no TLS or HTTP/2. Pods and nodes are network namespaces
 // (dataplane/netnstest); every proxy runs as its own process so that its CPU (utime+stime) and peak RSS
 // (VmHWM) can be read from /proc. The load generator and the 1 KB HTTP server run in the benchmark's
 // process, from inside the client and server pods' namespaces. `meshlab bench dataplane` prints the
@@ -34,13 +35,14 @@ import (
 
 // Paths.
 const (
-	PathDirect   = "direct"
-	PathZtunnel  = "ztunnel-ztunnel"
-	PathWaypoint = "ztunnel-waypoint-ztunnel"
+	PathDirect    = "direct"
+	PathForwarder = "forwarder-forwarder"
+	PathZtunnel   = "ztunnel-ztunnel"
+	PathWaypoint  = "ztunnel-waypoint-ztunnel"
 )
 
 // AllPaths lists every path in report order.
-var AllPaths = []string{PathDirect, PathZtunnel, PathWaypoint}
+var AllPaths = []string{PathDirect, PathForwarder, PathZtunnel, PathWaypoint}
 
 // ServerPort is where the benchmark's HTTP server listens in its pod.
 const ServerPort = 8080
@@ -187,6 +189,13 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 		stopXDS() // after the waypoint, which would otherwise log the stream's end
 	}()
 	target := server.Addr(ServerPort)
+	if path == PathForwarder {
+		ps, err := m.startNodeProxies(ctx, opts, "forwarder", ztunnel.Config{}, client, server)
+		procs = append(procs, ps...)
+		if err != nil {
+			return Result{}, err
+		}
+	}
 	if path == PathZtunnel || path == PathWaypoint {
 		cfg := ztunnel.Config{Workloads: []ztunnel.Workload{
 			meshWorkload(client, "client", "node0"), meshWorkload(server, "server", "node1"),
@@ -213,17 +222,10 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 				VIPs: []netip.Addr{serviceVIP}, Ports: map[uint16]uint16{ServerPort: ServerPort}, Endpoints: []string{server.PodName}, Waypoint: gw}}
 			target = netip.AddrPortFrom(serviceVIP, ServerPort).String()
 		}
-		for i, e := range []struct {
-			node *netnstest.Node
-			pod  *netnstest.Pod
-		}{{m.node0, client}, {m.node1, server}} {
-			spec := ProxySpec{Role: "ztunnel", Name: fmt.Sprintf("ztunnel-node%d", i), CADir: m.caDir, Node: fmt.Sprintf("node%d", i),
-				Ztunnel: cfg, Pods: []PodRef{{UID: e.pod.PodName, Netns: e.pod.Path()}}}
-			p, err := startProxy(ctx, &e.node.Namespace, spec, opts.ProxyCommand)
-			if err != nil {
-				return Result{}, err
-			}
-			procs = append(procs, p)
+		ps, err := m.startNodeProxies(ctx, opts, "ztunnel", cfg, client, server)
+		procs = append(procs, ps...)
+		if err != nil {
+			return Result{}, err
 		}
 	}
 
@@ -282,6 +284,25 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 		logf("%s, %d connections: %d errors, first: %v", path, conns, lr.Errors, lr.FirstErr)
 	}
 	return res, nil
+}
+
+// startNodeProxies starts one proxy of role on each node, as a DaemonSet would, enrolling that node's pod
+// (client on node0, server on node1). It returns the proxies it started, also on error, for stopping.
+func (m *mesh) startNodeProxies(ctx context.Context, opts Options, role string, cfg ztunnel.Config, client, server *netnstest.Pod) ([]*proc, error) {
+	var procs []*proc
+	for i, e := range []struct {
+		node *netnstest.Node
+		pod  *netnstest.Pod
+	}{{m.node0, client}, {m.node1, server}} {
+		spec := ProxySpec{Role: role, Name: fmt.Sprintf("%s-node%d", role, i), CADir: m.caDir, Node: fmt.Sprintf("node%d", i),
+			Ztunnel: cfg, Pods: []PodRef{{UID: e.pod.PodName, Netns: e.pod.Path()}}}
+		p, err := startProxy(ctx, &e.node.Namespace, spec, opts.ProxyCommand)
+		if err != nil {
+			return procs, err
+		}
+		procs = append(procs, p)
+	}
+	return procs, nil
 }
 
 func meshWorkload(p *netnstest.Pod, sa, node string) ztunnel.Workload {

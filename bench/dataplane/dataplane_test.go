@@ -40,8 +40,8 @@ func TestRunSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run() = %v", err)
 	}
-	if len(results) != 6 {
-		t.Fatalf("Run() returned %d results, want 6: %+v", len(results), results)
+	if want := 2 * len(AllPaths); len(results) != want {
+		t.Fatalf("Run() returned %d results, want %d: %+v", len(results), want, results)
 	}
 	for _, r := range results {
 		t.Logf("%+v", r)
@@ -51,7 +51,7 @@ func TestRunSmoke(t *testing.T) {
 		if !(r.P50Ms > 0 && r.P50Ms <= r.P90Ms && r.P90Ms <= r.P99Ms) {
 			t.Errorf("%s/%d: percentiles out of order: %v %v %v", r.Path, r.Connections, r.P50Ms, r.P90Ms, r.P99Ms)
 		}
-		wantProxies := map[string]int{PathDirect: 0, PathZtunnel: 2, PathWaypoint: 3}[r.Path]
+		wantProxies := map[string]int{PathDirect: 0, PathForwarder: 2, PathZtunnel: 2, PathWaypoint: 3}[r.Path]
 		if len(r.RSSMB) != wantProxies || len(r.CPUPer1000) != wantProxies {
 			t.Errorf("%s/%d: proxies measured: rss %v, cpu %v; want %d each", r.Path, r.Connections, r.RSSMB, r.CPUPer1000, wantProxies)
 		}

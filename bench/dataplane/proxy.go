@@ -22,7 +22,7 @@ import (
 // ProxySpec is what one proxy process runs: written as JSON by the benchmark, read by RunProxy in the
 // child process (`meshlab bench proxy --spec FILE`, or the test binary re-executed).
 type ProxySpec struct {
-	// Role is "ztunnel" or "waypoint".
+	// Role is "ztunnel", "waypoint" or "forwarder" (the floor: see runForwarder).
 	Role string `json:"role"`
 	// Name names the proxy in results, e.g. ztunnel-node0.
 	Name string `json:"name"`
@@ -31,7 +31,7 @@ type ProxySpec struct {
 	Node  string `json:"node"`
 	// Ztunnel is the mesh configuration a ztunnel receives.
 	Ztunnel ztunnel.Config `json:"ztunnel"`
-	// Pods are the pods a ztunnel enrols: workload UID and network namespace path.
+	// Pods are the pods a ztunnel (or forwarder) enrols: workload UID and network namespace path.
 	Pods []PodRef `json:"pods"`
 	// Waypoint: the Gateway it runs for, its pod IP, and its ADS server (reachable from its namespace).
 	Namespace  string `json:"namespace,omitempty"`
@@ -73,6 +73,8 @@ func RunProxy(ctx context.Context, spec ProxySpec, ready io.Writer, logf func(st
 		return runZtunnel(ctx, root, spec, ready, logf)
 	case "waypoint":
 		return runWaypoint(ctx, root, spec, ready, logf)
+	case "forwarder":
+		return runForwarder(ctx, spec, ready, logf)
 	}
 	return fmt.Errorf("proxy %s: unknown role %q", spec.Name, spec.Role)
 }
