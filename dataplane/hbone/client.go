@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -63,6 +64,9 @@ const (
 	pingTimeout     = 10 * time.Second
 )
 
+// maxConnectAttempts bounds how often Connect opens a stream the peer did not process.
+const maxConnectAttempts = 3
+
 func (c *Client) init() {
 	if c.pool == nil {
 		c.pool = map[poolKey][]*h2conn{}
@@ -93,18 +97,30 @@ func (c *Client) Connect(ctx context.Context, r Request) (*Conn, error) {
 	if key.identity == "" {
 		key.identity = poolIdentity(r.TLS)
 	}
-	hc, err := c.clientConn(ctx, key, r.TLS)
-	if err != nil {
-		return nil, err
-	}
-	s, err := hc.openStream(r.Target, r.Header)
-	if err != nil {
-		return nil, fmt.Errorf("HBONE CONNECT %s via %s: %w", r.Target, r.ProxyAddr, err)
-	}
-	status, err := s.awaitResponse(ctx)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("HBONE CONNECT %s via %s: %w", r.Target, r.ProxyAddr, err)
+	var (
+		hc     *h2conn
+		s      *stream
+		status int
+	)
+	for attempt := 1; ; attempt++ {
+		var err error
+		if hc, err = c.clientConn(ctx, key, r.TLS); err != nil {
+			return nil, err
+		}
+		if s, err = hc.openStream(r.Target, r.Header); err == nil {
+			if status, err = s.awaitResponse(ctx); err != nil {
+				s.Close()
+			}
+		}
+		if err == nil {
+			break
+		}
+		// A stream the peer did not process is opened again (on another connection: a refusing or
+		// departing one takes no new streams), as an HTTP/2 client retries an unprocessed request.
+		var unprocessed *unprocessedError
+		if !errors.As(err, &unprocessed) || attempt == maxConnectAttempts {
+			return nil, fmt.Errorf("HBONE CONNECT %s via %s: %w", r.Target, r.ProxyAddr, err)
+		}
 	}
 	if status < 200 || status > 299 {
 		// The refusal's body says why; the server ends the stream right after it.

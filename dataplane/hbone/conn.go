@@ -362,10 +362,26 @@ func (c *h2conn) handleGoAway(f *http2.GoAwayFrame) {
 	}
 	c.mu.Unlock()
 	for _, s := range refused {
-		s.fail(fmt.Errorf("HBONE stream refused: peer is going away (%v)", f.ErrCode))
+		s.fail(&unprocessedError{fmt.Errorf("HBONE stream refused: peer is going away (%v)", f.ErrCode)})
 	}
 	c.closeIfIdle()
 }
+
+// stopNewStreams keeps new streams off the connection, which closes once its last stream ends: the
+// client's answer to a REFUSED_STREAM.
+func (c *h2conn) stopNewStreams() {
+	c.mu.Lock()
+	c.goAway = true
+	c.mu.Unlock()
+}
+
+// unprocessedError is why a client stream failed when the peer provably did not process it (RFC 9113,
+// section 8.7): it was never sent, it was refused with REFUSED_STREAM, or its ID is above a GOAWAY's last
+// stream ID. Nothing reached the target, so Connect opens it again.
+type unprocessedError struct{ err error }
+
+func (e *unprocessedError) Error() string { return e.err.Error() }
+func (e *unprocessedError) Unwrap() error { return e.err }
 
 // newStreamLocked registers a stream; c.mu is held.
 func (c *h2conn) newStreamLocked(id uint32) *stream {
@@ -428,7 +444,7 @@ func (c *h2conn) openStream(authority string, h http.Header) (*stream, error) {
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return nil, err
+		return nil, &unprocessedError{err} // the connection failed before the stream was sent
 	}
 	id := c.nextID
 	c.nextID += 2

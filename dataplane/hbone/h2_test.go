@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -320,4 +321,125 @@ func TestNetConnConformance(t *testing.T) {
 			client.Close()
 		}, nil
 	})
+}
+
+// TestConnectReopensUnprocessedStreams: a stream the server refuses without processing it — above the last
+// stream ID of its GOAWAY, or reset with REFUSED_STREAM — is opened again on a new connection, and the
+// application gets a working stream instead of an error.
+func TestConnectReopensUnprocessedStreams(t *testing.T) {
+	for name, refuse := range map[string]func(fr *http2.Framer, streamID uint32) error{
+		"GOAWAY": func(fr *http2.Framer, _ uint32) error { return fr.WriteGoAway(0, http2.ErrCodeNo, nil) },
+		"REFUSED_STREAM": func(fr *http2.Framer, id uint32) error {
+			return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newServer(t, func(s *hbone.Stream) { io.Copy(s, s) }, nil)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var accepted, refused atomic.Int32
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					if accepted.Add(1) > 1 {
+						go f.server.ServeConn(c) // later connections get the real server
+						continue
+					}
+					go func() {
+						defer c.Close()
+						if refuseAll(c, f.server.TLSConfig, refuse) {
+							refused.Add(1)
+						}
+					}()
+				}
+			}()
+			client := &hbone.Client{}
+			defer client.Close()
+			conn, err := client.Dial(ctx(t), l.Addr().String(), "10.244.0.9:9080", f.clientTLS(t, clientID))
+			if err != nil {
+				t.Fatalf("Dial() = %v, want the stream opened again on a new connection", err)
+			}
+			defer conn.Close()
+			io.WriteString(conn, "hello")
+			conn.(*hbone.Conn).CloseWrite()
+			got, err := io.ReadAll(conn)
+			if err != nil || string(got) != "hello" {
+				t.Fatalf("echo = %q, %v; want hello", got, err)
+			}
+			if refused.Load() != 1 || accepted.Load() != 2 {
+				t.Errorf("refusing server refused %d streams, %d connections accepted; want 1 and 2", refused.Load(), accepted.Load())
+			}
+		})
+	}
+}
+
+// refuseAll is an HTTP/2 server that answers the first CONNECT on c with refuse and then waits for the
+// client to go. It reports whether it refused a stream.
+func refuseAll(c net.Conn, cfg *tls.Config, refuse func(fr *http2.Framer, streamID uint32) error) bool {
+	tc := tls.Server(c, cfg)
+	if _, err := io.ReadFull(tc, make([]byte, len(http2.ClientPreface))); err != nil {
+		return false
+	}
+	fr := http2.NewFramer(tc, tc)
+	if fr.WriteSettings() != nil {
+		return false
+	}
+	refused := false
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return refused
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.HeadersFrame:
+			if !refused && refuse(fr, f.StreamID) == nil {
+				refused = true
+			}
+		}
+	}
+}
+
+// TestConnectGivesUpOnAPeerThatRefusesEverything: reopening is bounded; the refusal reaches the caller.
+func TestConnectGivesUpOnAPeerThatRefusesEverything(t *testing.T) {
+	f := newServer(t, echo, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				refuseAll(c, f.server.TLSConfig, func(fr *http2.Framer, id uint32) error {
+					return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+				})
+			}()
+		}
+	}()
+	client := &hbone.Client{}
+	defer client.Close()
+	_, err = client.Dial(ctx(t), l.Addr().String(), "10.244.0.9:9080", f.clientTLS(t, clientID))
+	if err == nil || !strings.Contains(err.Error(), "REFUSED_STREAM") {
+		t.Fatalf("Dial() = %v, want the peer's REFUSED_STREAM", err)
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("client opened %d connections, want 3 attempts", n)
+	}
 }

@@ -355,7 +355,10 @@ func (s *stream) Close() error {
 
 // peerReset handles the peer's RST_STREAM.
 func (s *stream) peerReset(code http2.ErrCode) {
-	if code == http2.ErrCodeNo {
+	if code == http2.ErrCodeRefusedStream && s.c.isClient {
+		s.c.stopNewStreams()
+		s.fail(&unprocessedError{errors.New("HBONE stream refused by peer (REFUSED_STREAM)")})
+	} else if code == http2.ErrCodeNo {
 		s.fail(errors.New("HBONE stream closed by peer"))
 	} else {
 		s.fail(fmt.Errorf("HBONE stream reset by peer: %v", code))
