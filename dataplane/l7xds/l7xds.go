@@ -1,7 +1,8 @@
 // Package l7xds runs xDS config on an l7.Engine the way both of meshlab's L7 proxies (dataplane/sidecar
 // and dataplane/waypoint) do: each snapshot the xDS client accepts is installed in the engine and the time
 // remembered, and the admin interface (dataplane/admin) shows that state: the accepted config, the
-// engine's clusters and hosts, and the proxy's metrics.
+// engine's clusters and hosts, and the proxy's metrics. NewProxy wires the parts both proxies share: the
+// engine, the xDS client that feeds it and the HBONE server in front of it.
 package l7xds
 
 import (

@@ -4,4 +4,6 @@ import "net/http"
 
 // AdminHandler serves the sidecar's admin endpoints (see dataplane/admin and dataplane/l7xds): what
 // `meshlab proxy-config` reads through a port-forward to 127.0.0.1:15000.
-func (s *Sidecar) AdminHandler() http.Handler { return s.applied.AdminHandler(s.xds, s.reg, s.Ready) }
+func (s *Sidecar) AdminHandler() http.Handler {
+	return s.proxy.Applied.AdminHandler(s.proxy.XDS, s.reg, s.Ready)
+}

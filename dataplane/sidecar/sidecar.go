@@ -120,14 +120,11 @@ type Options struct {
 
 // Sidecar is a running sidecar proxy.
 type Sidecar struct {
-	opts    Options
-	engine  *l7.Engine
-	xds     *xdsclient.Client
-	hbone   *hbone.Server
-	client  *hbone.Client
-	reg     *prometheus.Registry
-	ips     []netip.Addr
-	applied *l7xds.Applied
+	proxy  *l7xds.Proxy
+	opts   Options
+	client *hbone.Client
+	reg    *prometheus.Registry
+	ips    []netip.Addr
 
 	tlsOnce sync.Once
 	tlsCfg  *tls.Config
@@ -194,38 +191,26 @@ func New(opts Options) (*Sidecar, error) {
 	}
 	s.client.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) { return opts.Dial(ctx, src, addr) }
 	var err error
-	s.engine, err = l7.NewEngine(l7.Options{
-		Dial:      s.dialUpstream,
-		Metrics:   l7.NewMetrics(s.reg),
-		AccessLog: opts.AccessLog,
-		Logf:      opts.Logf,
+	s.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
+		Engine: l7.Options{Dial: s.dialUpstream, Metrics: l7.NewMetrics(s.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
+		XDS: xdsclient.Options{
+			Address:     opts.XDSAddress,
+			Node:        xdsclient.NewNode("sidecar", opts.Namespace, opts.Pod, opts.IPs, opts.Version),
+			DialOptions: opts.XDSDialOptions,
+			Logf:        opts.Logf,
+		},
+		SVID: opts.SVID, Bundle: opts.Bundle, TrustDomain: opts.TrustDomain,
+		Serve: s.serveStream, Authorize: s.authorize, Logf: opts.Logf,
 	})
 	if err != nil {
 		return nil, err
-	}
-	s.applied = l7xds.New(s.engine)
-	s.xds, err = xdsclient.New(xdsclient.Options{
-		Address:     opts.XDSAddress,
-		Node:        xdsclient.NewNode("sidecar", opts.Namespace, opts.Pod, opts.IPs, opts.Version),
-		DialOptions: opts.XDSDialOptions,
-		Apply:       s.applied.Apply,
-		Logf:        opts.Logf,
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.hbone = &hbone.Server{
-		TLSConfig: hbone.ServerTLSConfig(opts.SVID, opts.Bundle, tlsconfig.AuthorizeMemberOf(opts.TrustDomain)),
-		Handler:   hbone.HandlerFunc(s.serveStream),
-		Authorize: s.authorize,
-		Logf:      opts.Logf,
 	}
 	return s, nil
 }
 
 // Ready reports whether the first config is applied and the certificate is loaded.
 func (s *Sidecar) Ready() bool {
-	if !s.applied.Configured() {
+	if !s.proxy.Applied.Configured() {
 		return false
 	}
 	svid, err := s.opts.SVID.GetX509SVID()
@@ -233,10 +218,10 @@ func (s *Sidecar) Ready() bool {
 }
 
 // Engine is the sidecar's L7 engine.
-func (s *Sidecar) Engine() *l7.Engine { return s.engine }
+func (s *Sidecar) Engine() *l7.Engine { return s.proxy.Engine }
 
 // XDS is the sidecar's xDS client.
-func (s *Sidecar) XDS() *xdsclient.Client { return s.xds }
+func (s *Sidecar) XDS() *xdsclient.Client { return s.proxy.XDS }
 
 // Addr returns the bound address of a listener: "outbound", "inbound", "hbone", "admin", "health" or
 // "stats"; nil if it is not open.
@@ -268,7 +253,7 @@ func (s *Sidecar) Start(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := s.hbone.Serve(l); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
+			if err := s.proxy.HBONE.Serve(l); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
 				s.opts.Logf("HBONE server: %v", err)
 			}
 		}()
@@ -290,7 +275,7 @@ func (s *Sidecar) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.xds.Run(s.ctx)
+		s.proxy.XDS.Run(s.ctx)
 	}()
 	return nil
 }
@@ -309,7 +294,7 @@ func (s *Sidecar) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.hbone.Close()
+	s.proxy.HBONE.Close()
 	s.mu.Lock()
 	for _, l := range s.listeners {
 		l.Close()
@@ -318,7 +303,7 @@ func (s *Sidecar) Close() error {
 		srv.Close()
 	}
 	s.mu.Unlock()
-	s.engine.Close()
+	s.proxy.Engine.Close()
 	s.client.Close()
 	s.wg.Wait()
 	s.conns.Wait()
@@ -403,7 +388,7 @@ func (s *Sidecar) serveConn(c net.Conn, listener string, port uint16) {
 		return
 	}
 	d := l7.Downstream{Listener: listener, Source: unmap(src), Destination: unmap(dst)}
-	if err := s.engine.ServeConn(s.ctx, c, d); err != nil {
+	if err := s.proxy.Engine.ServeConn(s.ctx, c, d); err != nil {
 		s.opts.Logf("%s %s -> %s: %v", listener, src, dst, err)
 		c.Close()
 	}
@@ -435,7 +420,7 @@ func (s *Sidecar) authorize(peer spiffeid.ID, target netip.AddrPort, _ http.Head
 
 func (s *Sidecar) serveStream(st *hbone.Stream) {
 	d := l7.Downstream{Listener: VirtualInbound, Peer: st.Peer.String(), Source: sourceOf(st), Destination: unmap(st.Target)}
-	if err := s.engine.ServeConn(st.Context(), st, d); err != nil {
+	if err := s.proxy.Engine.ServeConn(st.Context(), st, d); err != nil {
 		s.opts.Logf("HBONE %s -> %s: %v", st.Peer, st.Target, err)
 	}
 }

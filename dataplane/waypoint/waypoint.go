@@ -76,14 +76,11 @@ type Options struct {
 
 // Waypoint is a running waypoint proxy.
 type Waypoint struct {
-	opts    Options
-	engine  *l7.Engine
-	xds     *xdsclient.Client
-	hbone   *hbone.Server
-	client  *hbone.Client
-	upTLS   *tlsConfigs
-	reg     *prometheus.Registry
-	applied *l7xds.Applied
+	proxy  *l7xds.Proxy
+	opts   Options
+	client *hbone.Client
+	upTLS  *tlsConfigs
+	reg    *prometheus.Registry
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -122,44 +119,31 @@ func New(opts Options) (*Waypoint, error) {
 	}
 	w.upTLS = &tlsConfigs{svid: opts.SVID, bundle: opts.Bundle, td: opts.TrustDomain}
 	var err error
-	w.engine, err = l7.NewEngine(l7.Options{
-		Dial:      w.dialUpstream,
-		Rand:      opts.Rand,
-		Metrics:   l7.NewMetrics(w.reg),
-		AccessLog: opts.AccessLog,
-		Logf:      opts.Logf,
+	w.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
+		Engine: l7.Options{Dial: w.dialUpstream, Rand: opts.Rand, Metrics: l7.NewMetrics(w.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
+		XDS: xdsclient.Options{
+			Address:     opts.XDSAddress,
+			Node:        xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version),
+			DialOptions: opts.XDSDialOptions,
+			Logf:        opts.Logf,
+		},
+		SVID: opts.SVID, Bundle: opts.Bundle, TrustDomain: opts.TrustDomain,
+		Serve: w.serveStream, Authorize: w.authorize, Logf: opts.Logf,
 	})
 	if err != nil {
 		return nil, err
-	}
-	w.applied = l7xds.New(w.engine)
-	w.xds, err = xdsclient.New(xdsclient.Options{
-		Address:     opts.XDSAddress,
-		Node:        xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version),
-		DialOptions: opts.XDSDialOptions,
-		Apply:       w.applied.Apply,
-		Logf:        opts.Logf,
-	})
-	if err != nil {
-		return nil, err
-	}
-	w.hbone = &hbone.Server{
-		TLSConfig: hbone.ServerTLSConfig(opts.SVID, opts.Bundle, tlsconfig.AuthorizeMemberOf(opts.TrustDomain)),
-		Handler:   hbone.HandlerFunc(w.serveStream),
-		Authorize: w.authorize,
-		Logf:      opts.Logf,
 	}
 	return w, nil
 }
 
 // Ready reports whether a config has been applied.
-func (w *Waypoint) Ready() bool { return w.applied.Configured() }
+func (w *Waypoint) Ready() bool { return w.proxy.Applied.Configured() }
 
 // Engine is the waypoint's L7 engine.
-func (w *Waypoint) Engine() *l7.Engine { return w.engine }
+func (w *Waypoint) Engine() *l7.Engine { return w.proxy.Engine }
 
 // XDS is the waypoint's xDS client.
-func (w *Waypoint) XDS() *xdsclient.Client { return w.xds }
+func (w *Waypoint) XDS() *xdsclient.Client { return w.proxy.XDS }
 
 // Start opens the listeners and the xDS stream, then returns; Close stops everything.
 func (w *Waypoint) Start(ctx context.Context) error {
@@ -174,7 +158,7 @@ func (w *Waypoint) Start(ctx context.Context) error {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		if err := w.hbone.Serve(hl); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
+		if err := w.proxy.HBONE.Serve(hl); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
 			w.opts.Logf("HBONE server: %v", err)
 		}
 	}()
@@ -189,7 +173,7 @@ func (w *Waypoint) Start(ctx context.Context) error {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		w.xds.Run(ctx)
+		w.proxy.XDS.Run(ctx)
 	}()
 	return nil
 }
@@ -246,13 +230,13 @@ func (w *Waypoint) Close() error {
 	if w.cancel != nil {
 		w.cancel()
 	}
-	w.hbone.Close()
+	w.proxy.HBONE.Close()
 	w.mu.Lock()
 	for _, s := range w.servers {
 		s.Close()
 	}
 	w.mu.Unlock()
-	w.engine.Close()
+	w.proxy.Engine.Close()
 	w.client.Close()
 	w.wg.Wait()
 	return nil
@@ -260,7 +244,7 @@ func (w *Waypoint) Close() error {
 
 // authorize refuses CONNECTs whose target no filter chain serves (Envoy would close them).
 func (w *Waypoint) authorize(peer spiffeid.ID, target netip.AddrPort, _ http.Header) error {
-	if w.engine.Table().Chain(MainInternal, target) == nil {
+	if w.proxy.Engine.Table().Chain(MainInternal, target) == nil {
 		if !w.Ready() {
 			return fmt.Errorf("waypoint has no configuration yet")
 		}
@@ -271,7 +255,7 @@ func (w *Waypoint) authorize(peer spiffeid.ID, target netip.AddrPort, _ http.Hea
 
 func (w *Waypoint) serveStream(s *hbone.Stream) {
 	d := l7.Downstream{Listener: MainInternal, Peer: s.Peer.String(), Destination: s.Target, Source: sourceOf(s)}
-	if err := w.engine.ServeConn(s.Context(), s, d); err != nil {
+	if err := w.proxy.Engine.ServeConn(s.Context(), s, d); err != nil {
 		w.opts.Logf("stream %s -> %s: %v", s.Peer, s.Target, err)
 	}
 }
