@@ -353,9 +353,11 @@ func TestConnectReopensUnprocessedStreams(t *testing.T) {
 					}
 					go func() {
 						defer c.Close()
-						if refuseAll(c, f.server.TLSConfig, refuse) {
+						// Counted before the refusal is sent, so before the client can react to it.
+						refuseAll(c, f.server.TLSConfig, func(fr *http2.Framer, id uint32) error {
 							refused.Add(1)
-						}
+							return refuse(fr, id)
+						})
 					}()
 				}
 			}()
@@ -380,21 +382,21 @@ func TestConnectReopensUnprocessedStreams(t *testing.T) {
 }
 
 // refuseAll is an HTTP/2 server that answers the first CONNECT on c with refuse and then waits for the
-// client to go. It reports whether it refused a stream.
-func refuseAll(c net.Conn, cfg *tls.Config, refuse func(fr *http2.Framer, streamID uint32) error) bool {
+// client to go.
+func refuseAll(c net.Conn, cfg *tls.Config, refuse func(fr *http2.Framer, streamID uint32) error) {
 	tc := tls.Server(c, cfg)
 	if _, err := io.ReadFull(tc, make([]byte, len(http2.ClientPreface))); err != nil {
-		return false
+		return
 	}
 	fr := http2.NewFramer(tc, tc)
 	if fr.WriteSettings() != nil {
-		return false
+		return
 	}
 	refused := false
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
-			return refused
+			return
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
@@ -402,8 +404,9 @@ func refuseAll(c net.Conn, cfg *tls.Config, refuse func(fr *http2.Framer, stream
 				fr.WriteSettingsAck()
 			}
 		case *http2.HeadersFrame:
-			if !refused && refuse(fr, f.StreamID) == nil {
+			if !refused {
 				refused = true
+				refuse(fr, f.StreamID)
 			}
 		}
 	}
