@@ -58,7 +58,7 @@ type Engine struct {
 	metrics *Metrics
 	rndMu   sync.Mutex
 
-	h1   *http.Transport
+	h1   *h1Client
 	h2   *http2.Transport
 	srv  *http.Server
 	lis  *chanListener
@@ -93,12 +93,7 @@ func NewEngine(opts Options) (*Engine, error) {
 	}
 	empty, _ := Build(Config{})
 	e.table.Store(empty)
-	e.h1 = &http.Transport{
-		DialContext:         e.dialHTTP,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
+	e.h1 = newH1Client(e.dialHTTP, 256, 90*time.Second)
 	e.h2 = &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
@@ -145,7 +140,7 @@ func (e *Engine) Metrics() *Metrics { return e.metrics }
 // Close stops serving and drops pooled upstream connections.
 func (e *Engine) Close() error {
 	err := e.srv.Close()
-	e.h1.CloseIdleConnections()
+	e.h1.closeIdle()
 	e.h2.CloseIdleConnections()
 	return err
 }
