@@ -85,9 +85,10 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// A kept-alive connection that the server closed while it was idle fails before anything comes
 		// back. Like net/http, send again on a new connection when that cannot run the request twice:
-		// nothing of it was written, or it is idempotent. (A body that streams is never replayable, so
-		// its writer goroutine's count is not read here.)
-		if !replayable(req) || !reused || hc.read != read || ctx.Err() != nil || (hc.written != written && !idempotent(req)) {
+		// nothing of it was written, or it is idempotent. (A streaming body is not sent again, and its
+		// writer goroutine may still be counting.)
+		if streamsBody(req) || !replayable(req) || !reused || hc.read != read || ctx.Err() != nil ||
+			(hc.written != written && !idempotent(req)) {
 			return nil, err
 		}
 		if req.GetBody != nil {
@@ -96,6 +97,11 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
+}
+
+// streamsBody says whether req's body has no known length, so that it is written while the answer is read.
+func streamsBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody && req.ContentLength < 0
 }
 
 func replayable(req *http.Request) bool {
@@ -229,7 +235,7 @@ func (hc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	var writeErr chan error
-	if req.Body != nil && req.Body != http.NoBody && req.ContentLength < 0 {
+	if streamsBody(req) {
 		writeErr = make(chan error, 1)
 		go func() { writeErr <- hc.writeRequest(req) }()
 	} else if err := hc.writeRequest(req); err != nil {
@@ -271,11 +277,15 @@ type h1Body struct {
 	writeErr chan error  // the streaming request body's writer, if any
 	reusable bool
 	done     bool
+	eof      bool
 }
 
 var errBodyClosed = errors.New("l7: read on a closed upstream response body")
 
 func (b *h1Body) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
 	if b.done {
 		return 0, errBodyClosed
 	}
@@ -298,7 +308,7 @@ func (b *h1Body) Close() error {
 // finish releases the connection: back to the pool after a whole response on a connection that may be
 // kept, else closed.
 func (b *h1Body) finish(eof bool) {
-	b.done = true
+	b.done, b.eof = true, eof
 	reuse := b.stop() && eof && b.reusable
 	if b.writeErr != nil {
 		select {
