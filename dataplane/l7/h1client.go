@@ -245,7 +245,9 @@ func (hc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return fail(err)
 	}
-	resp.Body = &h1Body{hc: hc, body: resp.Body, stop: stop, writeErr: writeErr, reusable: !resp.Close && !req.Close}
+	// After a 101 the connection speaks another protocol: never hand it to the next request.
+	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	resp.Body = &h1Body{hc: hc, body: resp.Body, stop: stop, writeErr: writeErr, reusable: reusable}
 	return resp, nil
 }
 
