@@ -69,6 +69,9 @@ type Result struct {
 	P50Ms       float64 `json:"p50_ms"`
 	P90Ms       float64 `json:"p90_ms"`
 	P99Ms       float64 `json:"p99_ms"`
+	// AddedP50Ms is P50Ms minus the direct path's at the same connection count, when the same run measured
+	// it: the latency the proxies add, which the goals are stated in.
+	AddedP50Ms *float64 `json:"added_p50_ms,omitempty"`
 	// CPUPer1000 is each proxy's CPU seconds per 1,000 requests (numerically, vCPU at 1,000 rps).
 	CPUPer1000 map[string]float64 `json:"cpu_s_per_1000_req"`
 	// RSSMB is each proxy's peak resident memory during the run.
@@ -165,7 +168,24 @@ func Run(ctx context.Context, tb testing.TB, opts Options) ([]Result, error) {
 			out = append(out, r)
 		}
 	}
+	setAddedP50(out)
 	return out, nil
+}
+
+// setAddedP50 fills AddedP50Ms of every proxied result that has a direct result at its connection count.
+func setAddedP50(results []Result) {
+	direct := map[int]float64{}
+	for _, r := range results {
+		if r.Path == PathDirect {
+			direct[r.Connections] = r.P50Ms
+		}
+	}
+	for i, r := range results {
+		if d, ok := direct[r.Connections]; ok && r.Path != PathDirect {
+			added := round(r.P50Ms-d, 3)
+			results[i].AddedP50Ms = &added
+		}
+	}
 }
 
 func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path string, conns int, logf func(string, ...any)) (Result, error) {

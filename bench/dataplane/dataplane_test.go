@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -43,8 +44,20 @@ func TestRunSmoke(t *testing.T) {
 	if want := 2 * len(AllPaths); len(results) != want {
 		t.Fatalf("Run() returned %d results, want %d: %+v", len(results), want, results)
 	}
+	directP50 := map[int]float64{}
+	for _, r := range results {
+		if r.Path == PathDirect {
+			directP50[r.Connections] = r.P50Ms
+		}
+	}
 	for _, r := range results {
 		t.Logf("%+v", r)
+		switch {
+		case r.Path == PathDirect && r.AddedP50Ms != nil:
+			t.Errorf("direct/%d: added p50 %v, want none", r.Connections, *r.AddedP50Ms)
+		case r.Path != PathDirect && (r.AddedP50Ms == nil || math.Abs(*r.AddedP50Ms-(r.P50Ms-directP50[r.Connections])) > 0.0011):
+			t.Errorf("%s/%d: added p50 %v, want p50 %v minus direct's %v", r.Path, r.Connections, r.AddedP50Ms, r.P50Ms, directP50[r.Connections])
+		}
 		if r.Requests == 0 || r.RPS <= 0 || r.Errors != 0 {
 			t.Errorf("%s/%d: %d requests, %.0f rps, %d errors", r.Path, r.Connections, r.Requests, r.RPS, r.Errors)
 		}

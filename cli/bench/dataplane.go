@@ -113,14 +113,18 @@ func runDataPlane(ctx context.Context, env cliutil.Env, flags *dataPlaneFlags) e
 
 func writeDataPlaneTable(w io.Writer, results []dataplane.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tCONNS\tREQ/S\tP50\tP90\tP99\tCPU S/1000 REQ\tPEAK RSS\tANON RSS")
+	fmt.Fprintln(tw, "PATH\tCONNS\tREQ/S\tP50\tADDED P50\tP90\tP99\tCPU S/1000 REQ\tPEAK RSS\tANON RSS")
 	for _, r := range results {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\n", r.Path, r.Connections, r.Error)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\t\n", r.Path, r.Connections, r.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f ms\t%.3f ms\t%.3f ms\t%s\t%s\t%s\n", r.Path, r.Connections, r.RPS,
-			r.P50Ms, r.P90Ms, r.P99Ms, perProxy(r.CPUPer1000, "%.4f"), perProxy(r.RSSMB, "%.1f MB"), perProxy(r.RSSAnonMB, "%.1f MB"))
+		added := "-"
+		if r.AddedP50Ms != nil {
+			added = fmt.Sprintf("%+.3f ms", *r.AddedP50Ms)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f ms\t%s\t%.3f ms\t%.3f ms\t%s\t%s\t%s\n", r.Path, r.Connections, r.RPS,
+			r.P50Ms, added, r.P90Ms, r.P99Ms, perProxy(r.CPUPer1000, "%.4f"), perProxy(r.RSSMB, "%.1f MB"), perProxy(r.RSSAnonMB, "%.1f MB"))
 	}
 	return tw.Flush()
 }
