@@ -1,11 +1,11 @@
 // Package dataplane measures meshlab's data plane in network namespaces, with no cluster: requests per
-// second, latency percentiles, and CPU and peak memory of each proxy for three paths — direct (no proxy),
-// ztunnel to ztunnel over HBONE, and ztunnel to waypoint to ztunnel — and for a floor to read them against:
-// two plain TCP forwarders in ztunnel's place, with its capture and no TLS or HTTP/2. Pods and nodes are network namespaces
-// (dataplane/netnstest); every proxy runs as its own process so that its CPU (utime+stime) and peak RSS
-// (VmHWM) can be read from /proc. The load generator and the 1 KB HTTP server run in the benchmark's
-// process, from inside the client and server pods' namespaces. `meshlab bench dataplane` prints the
-// results; docs/benchmarks.md explains them.
+// second, latency percentiles, and CPU and peak memory of each proxy for the three paths of a mesh —
+// direct (no proxy), ztunnel to ztunnel over HBONE, and ztunnel to waypoint to ztunnel — and for a floor
+// to read them against: two plain TCP forwarders in ztunnel's place, with its capture and no TLS or
+// HTTP/2. Pods and nodes are network namespaces (dataplane/netnstest); every proxy runs as its own
+// process so that its CPU (utime+stime) and peak RSS (VmHWM) can be read from /proc. The load generator
+// and the 1 KB HTTP server run in the benchmark's process, from inside the client and server pods'
+// namespaces. `meshlab bench dataplane` prints the results; docs/benchmarks.md explains them.
 package dataplane
 
 import (

@@ -35,12 +35,16 @@ func newDataPlaneCommand(env cliutil.Env) *cobra.Command {
 runs each proxy as its own process, and drives 1 KB HTTP GETs from the client pod to the server pod over:
 
   direct                     client pod -> server pod, no proxy
+  forwarder-forwarder        the floor: ztunnel's capture, with a plain TCP forwarder per node in its
+                             place (no TLS, no HTTP/2); MESHLAB_BENCH_FORWARDER_IO=epoll runs them as a
+                             raw epoll loop instead of Go's net package
   ztunnel-ztunnel            both pods enrolled, one ztunnel per node, HBONE (HTTP/2 CONNECT over mTLS)
   ztunnel-waypoint-ztunnel   client -> ztunnel -> waypoint (HBONE, L7 route) -> ztunnel -> server, by
                              the server Service's VIP; the waypoint gets its config from the real xDS
                              server and generators
 
-For each path and connection count it reports requests/s, p50/p90/p99 latency, each proxy's CPU seconds
+For each path and connection count it reports requests/s, p50/p90/p99 latency, the p50 added over direct
+at the same connection count (when direct is measured too), each proxy's CPU seconds
 per 1,000 requests (utime+stime from /proc/PID/stat), its peak RSS during the run (VmHWM) and its RSS
 before the run (VmRSS, what the binary costs idle), and its anonymous memory at the end (RssAnon: heap and
 stacks, without the shared pages of the binary). It needs root.`,
