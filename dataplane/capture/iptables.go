@@ -1,26 +1,18 @@
 package capture
 
 import (
-	"bytes"
 	"fmt"
-	"os/exec"
 	"strings"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/meshlab/meshlab/dataplane/iptables"
 )
 
 // installIPTables sets up capture with iptables-restore: our chains (replaced wholesale, so running it
 // again converges), the jumps into them (added once), and the policy route for replies.
 func installIPTables(ns netns.NsHandle, cfg Config) error {
-	bin, err := binaries(cfg.Backend)
-	if err != nil {
-		return err
-	}
-	return Do(ns, func() error {
-		saved, err := run(nil, bin.save)
-		if err != nil {
-			return err
-		}
+	return withIPTables(ns, cfg, func(b iptables.Backend, saved string) error {
 		input := Rules(cfg)
 		// Declaring a chain in iptables-restore --noflush empties it, so our chains are rewritten each time;
 		// the jumps are appended only if missing.
@@ -30,7 +22,7 @@ func installIPTables(ns netns.NsHandle, cfg Config) error {
 				fmt.Fprintf(&extra, "*%s\n-A %s -j %s\nCOMMIT\n", j.table, j.chain, j.target)
 			}
 		}
-		if _, err := run([]byte(input+extra.String()), bin.restore, "--noflush", "--wait"); err != nil {
+		if err := iptables.Restore(b, input+extra.String()); err != nil {
 			return err
 		}
 		return addPolicyRoute(cfg)
@@ -39,15 +31,7 @@ func installIPTables(ns netns.NsHandle, cfg Config) error {
 
 // removeIPTables undoes installIPTables.
 func removeIPTables(ns netns.NsHandle, cfg Config) error {
-	bin, err := binaries(cfg.Backend)
-	if err != nil {
-		return err
-	}
-	return Do(ns, func() error {
-		saved, err := run(nil, bin.save)
-		if err != nil {
-			return err
-		}
+	return withIPTables(ns, cfg, func(b iptables.Backend, saved string) error {
 		var in strings.Builder
 		for _, table := range []string{"mangle", "nat"} {
 			var lines []string
@@ -66,7 +50,7 @@ func removeIPTables(ns netns.NsHandle, cfg Config) error {
 			}
 		}
 		if in.Len() > 0 {
-			if _, err := run([]byte(in.String()), bin.restore, "--noflush", "--wait"); err != nil {
+			if err := iptables.Restore(b, in.String()); err != nil {
 				return err
 			}
 		}
@@ -76,110 +60,45 @@ func removeIPTables(ns netns.NsHandle, cfg Config) error {
 
 // installedIPTables reports whether ns has our chains hooked in.
 func installedIPTables(ns netns.NsHandle, cfg Config) (bool, error) {
-	bin, err := binaries(cfg.Backend)
-	if err != nil {
-		return false, err
-	}
 	var ok bool
-	err = Do(ns, func() error {
-		saved, err := run(nil, bin.save)
+	err := withIPTables(ns, cfg, func(_ iptables.Backend, saved string) error {
 		ok = hasJump(saved, "nat", "OUTPUT", chainOutput)
-		return err
+		return nil
 	})
 	return ok, err
 }
 
 // saveIPTables returns iptables-save output of ns.
 func saveIPTables(ns netns.NsHandle, cfg Config) (string, error) {
-	bin, err := binaries(cfg.Backend)
-	if err != nil {
-		return "", err
-	}
 	var out string
-	err = Do(ns, func() error {
-		var err error
-		out, err = run(nil, bin.save)
-		return err
+	err := withIPTables(ns, cfg, func(_ iptables.Backend, saved string) error {
+		out = saved
+		return nil
 	})
 	return out, err
 }
 
-type iptablesBinaries struct{ restore, save string }
-
-// binaries picks iptables-nft-restore/-save (or the legacy pair). Each pod netns is fresh, so nothing else
-// has chosen a backend there; nft is preferred because legacy iptables is being removed from distributions.
-func binaries(backend string) (iptablesBinaries, error) {
-	switch backend {
-	case BackendIPTables:
-		backend = ""
-	case BackendIPTablesNFT:
-		backend = "nft"
-	case BackendIPTablesLegacy:
-		backend = "legacy"
-	}
-	candidates := map[string]iptablesBinaries{
-		"nft":    {"iptables-nft-restore", "iptables-nft-save"},
-		"legacy": {"iptables-legacy-restore", "iptables-legacy-save"},
-	}
-	order := []string{"nft", "legacy"}
-	if backend != "" {
-		if _, ok := candidates[backend]; !ok {
-			return iptablesBinaries{}, fmt.Errorf("unknown capture backend %q (want nft-native, iptables, iptables-nft or iptables-legacy)", backend)
+// withIPTables runs fn inside ns with the iptables binaries of cfg.Backend (detected there, so a pod whose
+// namespace already holds rules of one kind is joined in that kind; a fresh one gets nft) and what
+// iptables-save prints.
+func withIPTables(ns netns.NsHandle, cfg Config, fn func(b iptables.Backend, saved string) error) error {
+	return Do(ns, func() error {
+		b, err := iptables.DetectBackend(cfg.Backend)
+		if err != nil {
+			return err
 		}
-		order = []string{backend}
-	}
-	for _, b := range order {
-		c := candidates[b]
-		if _, err := exec.LookPath(c.restore); err == nil {
-			return c, nil
+		saved, err := iptables.Save(b)
+		if err != nil {
+			return err
 		}
-	}
-	// A distribution may ship only the generic names; `iptables --version` says which backend they are.
-	out, err := exec.Command("iptables", "--version").Output()
-	if err != nil {
-		return iptablesBinaries{}, fmt.Errorf("no iptables found: %w", err)
-	}
-	got := "legacy"
-	if bytes.Contains(out, []byte("nf_tables")) {
-		got = "nft"
-	}
-	if backend != "" && backend != got {
-		return iptablesBinaries{}, fmt.Errorf("iptables backend %s requested, only %s available", backend, got)
-	}
-	return iptablesBinaries{"iptables-restore", "iptables-save"}, nil
+		return fn(b, saved)
+	})
 }
 
 // DetectBackend reports which iptables binaries the iptables backend would use: "nft" or "legacy".
 func DetectBackend() (string, error) {
-	b, err := binaries("")
-	if err != nil {
-		return "", err
-	}
-	if strings.Contains(b.restore, "legacy") {
-		return "legacy", nil
-	}
-	if strings.Contains(b.restore, "nft") {
-		return "nft", nil
-	}
-	out, _ := exec.Command("iptables", "--version").Output()
-	if bytes.Contains(out, []byte("nf_tables")) {
-		return "nft", nil
-	}
-	return "legacy", nil
-}
-
-func run(stdin []byte, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("running %s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
+	b, err := iptables.DetectBackend(BackendIPTables)
+	return b.Name, err
 }
 
 // hasJump looks for "-A CHAIN -j TARGET" in the given table of iptables-save output.

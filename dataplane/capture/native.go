@@ -3,18 +3,20 @@ package capture
 import (
 	"fmt"
 
+	"github.com/meshlab/meshlab/dataplane/iptables"
 	"github.com/meshlab/meshlab/dataplane/nft"
 )
 
-// Backends: how Install programs the rules.
+// Backends: how Install programs the rules. They are dataplane/iptables' backends, which the iptables
+// ones run through.
 const (
 	// BackendNFT programs nf_tables directly over netlink (dataplane/nft): no binary needed. The default.
-	BackendNFT = "nft-native"
+	BackendNFT = iptables.BackendNFT
 	// BackendIPTables runs iptables-restore, of whichever kind is installed (nft preferred).
-	BackendIPTables = "iptables"
+	BackendIPTables = iptables.BackendIPTables
 	// BackendIPTablesNFT and BackendIPTablesLegacy run iptables-nft-restore or iptables-legacy-restore.
-	BackendIPTablesNFT    = "iptables-nft"
-	BackendIPTablesLegacy = "iptables-legacy"
+	BackendIPTablesNFT    = iptables.BackendIPTablesNFT
+	BackendIPTablesLegacy = iptables.BackendIPTablesLegacy
 )
 
 // TablePrefix names capture's nftables tables: meshlab-ambient-mangle and meshlab-ambient-nat, after

@@ -134,7 +134,7 @@ func Apply(rs *Ruleset, b Backend) error {
 	if b.Native() {
 		return applyNative(rs)
 	}
-	if _, err := run([]byte(rs.RestoreInput()), b.Restore, "--noflush", "--wait"); err != nil {
+	if err := Restore(b, rs.RestoreInput()); err != nil {
 		return err
 	}
 	var missing strings.Builder
@@ -158,7 +158,7 @@ func Apply(rs *Ruleset, b Backend) error {
 		}
 	}
 	if missing.Len() > 0 {
-		if _, err := run([]byte(missing.String()), b.Restore, "--noflush", "--wait"); err != nil {
+		if err := Restore(b, missing.String()); err != nil {
 			return err
 		}
 	}
@@ -166,6 +166,13 @@ func Apply(rs *Ruleset, b Backend) error {
 		return addPolicyRoute(*pr)
 	}
 	return nil
+}
+
+// Restore feeds input to b's iptables-restore with --noflush: chains it declares are emptied and rewritten,
+// everything else stays. (Not for nft-native, which has no iptables-restore.)
+func Restore(b Backend, input string) error {
+	_, err := run([]byte(input), b.Restore, "--noflush", "--wait")
+	return err
 }
 
 // Save returns the capture rules of the current network namespace: meshlab's nftables tables as the
