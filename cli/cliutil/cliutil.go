@@ -1,5 +1,5 @@
 // Package cliutil holds what every meshlab command shares: global flags, usage errors (exit 2) and
-// argument validators that produce them.
+// argument validators that produce them, and the lab cluster's client configuration.
 package cliutil
 
 import (
@@ -10,8 +10,11 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cluster"
 )
 
 // Globals are the persistent flags of the root command.
@@ -97,4 +100,17 @@ func EnvOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// RESTConfig is the client configuration of the lab's cluster: from the global --kubeconfig when given,
+// else from kind's own kubeconfig for the cluster named by --name.
+func RESTConfig(env Env) (*rest.Config, error) {
+	if env.Globals.Kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", env.Globals.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("reading kubeconfig %s: %w", env.Globals.Kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	return cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
 }

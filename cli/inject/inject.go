@@ -15,11 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cluster"
 	cpinject "github.com/meshlab/meshlab/controlplane/inject"
 )
 
@@ -144,7 +141,7 @@ func checkPod(ctx context.Context, env cliutil.Env, namespace, name string, over
 	if ns, n, ok := strings.Cut(name, "/"); ok {
 		namespace, name = ns, n
 	}
-	cfg, err := restConfig(env)
+	cfg, err := cliutil.RESTConfig(env)
 	if err != nil {
 		return cpinject.ManifestDecision{}, err
 	}
@@ -169,17 +166,6 @@ func checkPod(ctx context.Context, env cliutil.Env, namespace, name string, over
 		HostNetwork: pod.Spec.HostNetwork,
 	})
 	return cpinject.ManifestDecision{Kind: "Pod", Namespace: namespace, Name: name, Decision: d}, nil
-}
-
-func restConfig(env cliutil.Env) (*rest.Config, error) {
-	if env.Globals.Kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", env.Globals.Kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("reading kubeconfig %s: %w", env.Globals.Kubeconfig, err)
-		}
-		return cfg, nil
-	}
-	return cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
 }
 
 // kv prints a map as k=v,... in key order, or "-" when empty.

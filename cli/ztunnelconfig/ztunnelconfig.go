@@ -18,15 +18,12 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ztunnel/dump"
-	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 )
 
@@ -228,7 +225,7 @@ func certificateTable(w io.Writer, cs []dump.Certificate) {
 
 // fetch port-forwards to the ztunnel pod's loopback admin port and GETs /config_dump.
 func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (dump.Dump, error) {
-	cfg, err := restConfig(env)
+	cfg, err := cliutil.RESTConfig(env)
 	if err != nil {
 		return dump.Dump{}, err
 	}
@@ -285,15 +282,4 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (dump.Du
 		return dump.Dump{}, fmt.Errorf("reading %s/%s's config dump: %s %v", namespace, pod, resp.Status, err)
 	}
 	return decode(b, namespace+"/"+pod)
-}
-
-func restConfig(env cliutil.Env) (*rest.Config, error) {
-	if env.Globals.Kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", env.Globals.Kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("reading kubeconfig %s: %w", env.Globals.Kubeconfig, err)
-		}
-		return cfg, nil
-	}
-	return cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
 }
