@@ -69,12 +69,13 @@ func (s *stream) deliver(data []byte, end bool) {
 	direct := 0
 	wake := end
 	if len(data) > 0 && s.sink != nil && !s.flushing && s.off == len(s.buf) && s.sinkErr == nil {
+		// Count before writing (and take back what the socket refused): the destination may answer, and
+		// its peer look at the counter, before this goroutine runs again.
+		s.count.Add(int64(len(data)))
 		n, err := tryWrite(s.sink, data)
+		s.count.Add(int64(n - len(data)))
 		direct = n
 		s.delivered += int64(n)
-		if s.count != nil && n > 0 {
-			s.count.Add(int64(n))
-		}
 		data = data[n:]
 		if err != nil {
 			s.sinkErr, wake = err, true
@@ -204,6 +205,9 @@ func (s *stream) WriteTo(w io.Writer) (int64, error) { return s.WriteToCounting(
 // WriteToCounting is WriteTo that also adds every byte written to w to count as it goes, for live
 // connection tables.
 func (s *stream) WriteToCounting(w io.Writer, count *atomic.Int64) (int64, error) {
+	if count == nil {
+		count = new(atomic.Int64)
+	}
 	var rc syscall.RawConn
 	if sc, ok := w.(syscall.Conn); ok && directDelivery {
 		rc, _ = sc.SyscallConn()
@@ -225,10 +229,9 @@ func (s *stream) WriteToCounting(w io.Writer, count *atomic.Int64) (int64, error
 			chunk := s.buf[s.off:]
 			s.flushing = true
 			s.mu.Unlock()
+			count.Add(int64(len(chunk))) // before writing, as in deliver
 			n, err := w.Write(chunk)
-			if count != nil && n > 0 {
-				count.Add(int64(n))
-			}
+			count.Add(int64(n - len(chunk)))
 			s.c.credit(s, int64(n))
 			s.mu.Lock()
 			s.flushing = false
