@@ -1,17 +1,14 @@
 package controlplane
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/meshlab/meshlab/controlplane/generate"
 	"github.com/meshlab/meshlab/controlplane/model"
+	"github.com/meshlab/meshlab/internal/procstat"
 )
 
 // ScaleResult is the cost of holding and generating a large mesh in one process.
@@ -81,7 +78,7 @@ func MeasureScale(services, pods int) (ScaleResult, error) {
 	runtime.KeepAlive(store)
 	runtime.KeepAlive(snap)
 	runtime.KeepAlive(kept)
-	if kb, err := ProcStatusKB("self", "VmHWM"); err == nil {
+	if kb, err := procstat.StatusKB("self", "VmHWM"); err == nil {
 		res.RSSMB = float64(kb) / 1024
 	}
 	return res, nil
@@ -102,26 +99,4 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// ProcStatusKB reads a "Name:  N kB" field of /proc/PID/status (pid "self" for this process).
-func ProcStatusKB(pid, field string) (int64, error) {
-	f, err := os.Open("/proc/" + pid + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("reading process status: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parsing %s of /proc/%s/status: %w", field, pid, err)
-		}
-		return v, nil
-	}
-	return 0, fmt.Errorf("no %s in /proc/%s/status", field, pid)
 }

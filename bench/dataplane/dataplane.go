@@ -31,6 +31,7 @@ import (
 	"github.com/meshlab/meshlab/dataplane/netnstest"
 	"github.com/meshlab/meshlab/dataplane/proxyenv"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/internal/procstat"
 )
 
 // Paths.
@@ -258,7 +259,7 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 	}
 	idle := map[string]float64{}
 	for _, p := range procs {
-		kb, err := statusKB(p.cmd.Process.Pid, "VmRSS")
+		kb, err := procstat.StatusKB(strconv.Itoa(p.cmd.Process.Pid), "VmRSS")
 		if err != nil {
 			return Result{}, err
 		}

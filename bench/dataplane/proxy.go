@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/internal/procstat"
 )
 
 // ProxySpec is what one proxy process runs: written as JSON by the benchmark, read by RunProxy in the
@@ -173,27 +173,11 @@ func readProcStats(pid int) (procStats, error) {
 		return st, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
 	}
 	st.cpu = time.Duration(utime+stime) * clockTick
-	if st.hwmKB, err = statusKB(pid, "VmHWM"); err != nil {
+	if st.hwmKB, err = procstat.StatusKB(strconv.Itoa(pid), "VmHWM"); err != nil {
 		return st, err
 	}
-	st.anonKB, err = statusKB(pid, "RssAnon")
+	st.anonKB, err = procstat.StatusKB(strconv.Itoa(pid), "RssAnon")
 	return st, err
-}
-
-func statusKB(pid int, field string) (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("reading process status: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if ok && name == field {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // resetPeak resets the process's VmHWM to its current RSS (Linux 4.0+), so that the next read is the peak
