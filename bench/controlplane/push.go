@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/bench/xdssim"
 	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
@@ -161,8 +162,8 @@ func MeasurePush(ctx context.Context, opts PushOptions) (PushResult, error) {
 			c.Close()
 		}
 	}()
-	envoyTypes := []string{xds.ClusterType, xds.EndpointType, xds.ListenerType, xds.RouteType}
-	ztunnelTypes := []string{xds.AddressType, xds.AuthorizationType}
+	envoyTypes := []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route}
+	ztunnelTypes := []string{xdstype.Address, xdstype.Authorization}
 	var ids []string
 	affected := map[int]bool{}
 	switch opts.Model {
@@ -192,7 +193,7 @@ func MeasurePush(ctx context.Context, opts PushOptions) (PushResult, error) {
 			types = ztunnelTypes
 		}
 		c, err := xdssim.Dial(ctx, lis.Addr().String(), xdssim.Options{ID: id, Types: types, OnResponse: func(r xdssim.Response) {
-			if r.Resp.GetTypeUrl() != xds.RouteType || !affected[i] {
+			if r.Resp.GetTypeUrl() != xdstype.Route || !affected[i] {
 				return
 			}
 			mu.Lock()

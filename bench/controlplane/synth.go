@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
@@ -109,7 +110,7 @@ func (m Mesh) Objects() ([]ingest.Object, error) {
 				TypeMeta:   metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"},
 				ObjectMeta: metav1.ObjectMeta{Name: WaypointName, Namespace: ns, Labels: map[string]string{model.LabelWaypointFor: "service"}},
 				Spec: gwv1.GatewaySpec{GatewayClassName: model.WaypointGatewayClass, Listeners: []gwv1.Listener{{
-					Name: "mesh", Port: model.HBONEPort, Protocol: "HBONE",
+					Name: "mesh", Port: mesh.HBONEPort, Protocol: "HBONE",
 				}}},
 				Status: gwv1.GatewayStatus{Addresses: []gwv1.GatewayStatusAddress{{Type: &addrType, Value: addrFrom(vips, vipN)}}},
 			}, &corev1.ServiceAccount{

@@ -27,10 +27,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
-	"github.com/meshlab/meshlab/dataplane/proxyenv"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/identity/ca"
 	"github.com/meshlab/meshlab/internal/procstat"
 )
 
@@ -100,14 +100,14 @@ type Result struct {
 const ProxyGOMAXPROCSEnv = "MESHLAB_BENCH_PROXY_GOMAXPROCS"
 
 // ProxyGODEBUGEnv, when set (even empty), replaces the GODEBUG the proxies run with, which is otherwise
-// proxyenv.GODEBUG, what meshlab deploys. MESHLAB_BENCH_PROXY_GODEBUG= measures the runtime's defaults.
+// mesh.ProxyGODEBUG, what meshlab deploys. MESHLAB_BENCH_PROXY_GODEBUG= measures the runtime's defaults.
 const ProxyGODEBUGEnv = "MESHLAB_BENCH_PROXY_GODEBUG"
 
 func proxyGODEBUG() string {
 	if v, ok := os.LookupEnv(ProxyGODEBUGEnv); ok {
 		return v
 	}
-	return proxyenv.GODEBUG
+	return mesh.ProxyGODEBUG
 }
 
 // proxyGOMAXPROCS reads ProxyGOMAXPROCSEnv: 0 when unset.
@@ -131,7 +131,7 @@ type proc struct {
 }
 
 // mesh is the benchmark's network: node0 holds the clients, node1 the servers.
-type mesh struct {
+type testbed struct {
 	net          *netnstest.Network
 	node0, node1 *netnstest.Node
 	caDir        string
@@ -156,7 +156,7 @@ func Run(ctx context.Context, tb testing.TB, opts Options) ([]Result, error) {
 		return nil, fmt.Errorf("creating the benchmark CA: %w", err)
 	}
 	n := netnstest.New(tb)
-	m := &mesh{net: n, node0: n.AddNode("client"), node1: n.AddNode("server"), caDir: caDir}
+	m := &testbed{net: n, node0: n.AddNode("client"), node1: n.AddNode("server"), caDir: caDir}
 
 	var out []Result
 	for _, path := range opts.Paths {
@@ -189,7 +189,7 @@ func setAddedP50(results []Result) {
 	}
 }
 
-func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path string, conns int, logf func(string, ...any)) (Result, error) {
+func (m *testbed) runPath(ctx context.Context, tb testing.TB, opts Options, path string, conns int, logf func(string, ...any)) (Result, error) {
 	// Fresh pods for every run, so that no connection, pool or capture rule carries over.
 	tag := fmt.Sprintf("%s-%d", path[:2], conns)
 	client, server := m.node0.AddPod("c"+tag), m.node1.AddPod("s"+tag)
@@ -309,7 +309,7 @@ func (m *mesh) runPath(ctx context.Context, tb testing.TB, opts Options, path st
 
 // startNodeProxies starts one proxy of role on each node, as a DaemonSet would, enrolling that node's pod
 // (client on node0, server on node1). It returns the proxies it started, also on error, for stopping.
-func (m *mesh) startNodeProxies(ctx context.Context, opts Options, role string, cfg ztunnel.Config, client, server *netnstest.Pod) ([]*proc, error) {
+func (m *testbed) startNodeProxies(ctx context.Context, opts Options, role string, cfg ztunnel.Config, client, server *netnstest.Pod) ([]*proc, error) {
 	var procs []*proc
 	for i, e := range []struct {
 		node *netnstest.Node
@@ -421,7 +421,7 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// dropSchedTrace passes a proxy's stderr through without the runtime's "SCHED" line, which proxyenv.GODEBUG
+// dropSchedTrace passes a proxy's stderr through without the runtime's "SCHED" line, which mesh.ProxyGODEBUG
 // makes every proxy print once when it starts.
 type dropSchedTrace struct{ w io.Writer }
 

@@ -13,9 +13,9 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/identity/ca"
 	"github.com/meshlab/meshlab/internal/procstat"
 )
 

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -49,7 +50,7 @@ func serveWaypointConfig(ctx context.Context, client, server, wp *netnstest.Pod)
 		&gwv1.Gateway{
 			ObjectMeta: metav1.ObjectMeta{Name: waypointName, Namespace: benchNamespace},
 			Spec: gwv1.GatewaySpec{GatewayClassName: model.WaypointGatewayClass,
-				Listeners: []gwv1.Listener{{Name: "mesh", Port: model.HBONEPort, Protocol: "HBONE"}}},
+				Listeners: []gwv1.Listener{{Name: "mesh", Port: mesh.HBONEPort, Protocol: "HBONE"}}},
 			Status: gwv1.GatewayStatus{Addresses: []gwv1.GatewayStatusAddress{{Type: &addrType, Value: wp.IP.String()}}},
 		},
 		&corev1.Service{

@@ -24,21 +24,22 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
 	"github.com/meshlab/meshlab/controlplane/inject"
+	"github.com/meshlab/meshlab/identity"
 	"github.com/meshlab/meshlab/scenarios"
 )
 
 // Where the control plane lives.
 const (
-	Namespace  = caservice.Namespace
-	Deployment = caservice.ServiceName
-	Service    = caservice.ServiceName
+	Namespace  = mesh.Namespace
+	Deployment = mesh.ServiceName
+	Service    = mesh.ServiceName
 	// ServerName is what the API server verifies the webhook's certificate against.
-	ServerName = caservice.ServerName
+	ServerName = mesh.ServerName
 	rootCM     = "istio-ca-root-cert"
-	rootKey    = caservice.RootConfigMapKey
+	rootKey    = mesh.RootConfigMapKey
 )
 
 // Result is one check.
@@ -125,7 +126,7 @@ func (c *Checker) root(ctx context.Context) ([]byte, Result) {
 		return nil, r
 	}
 	root := []byte(cm.Data[rootKey])
-	if _, err := caservice.ParseCertificates(root); err != nil || !bytes.Contains(root, []byte("BEGIN CERTIFICATE")) {
+	if _, err := identity.ParseCertificates(root); err != nil || !bytes.Contains(root, []byte("BEGIN CERTIFICATE")) {
 		r.Detail, r.Fix = fmt.Sprintf("%s/%s key %s holds no certificate", Namespace, rootCM, rootKey), "delete the ConfigMap; the control plane writes it again within a minute"
 		return nil, r
 	}

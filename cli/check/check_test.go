@@ -17,9 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/inject"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // lab is a cluster as the control plane leaves it, with a real TLS webhook on loopback standing in for
@@ -55,7 +55,7 @@ func newLab(t *testing.T, dnsNames ...string) *lab {
 	if len(dnsNames) == 0 {
 		dnsNames = []string{ServerName}
 	}
-	svid, err := authority.IssueServing(caservice.ControlPlaneID, dnsNames, time.Hour)
+	svid, err := authority.IssueServing(mesh.ControlPlaneID, dnsNames, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

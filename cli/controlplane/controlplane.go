@@ -17,13 +17,14 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/controlplane/caserver"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/server"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 type flagpole struct {
@@ -70,7 +71,7 @@ no leader election.`,
 	fl.StringVar(&f.namespace, "namespace", cliutil.EnvOr("POD_NAMESPACE", server.DefaultNamespace), "the control plane's namespace (CA Secret)")
 	fl.StringVar(&f.id, "id", cliutil.EnvOr("POD_NAME", server.ServiceAccount), "instance name shown by proxy-status")
 	fl.StringVar(&f.image, "image", os.Getenv("MESHLAB_IMAGE"), `meshlab image for waypoint Deployments ("" disables the waypoint controller)`)
-	fl.StringVar(&f.controlPlaneAddr, "controlplane-address", caservice.DefaultAddress, "address waypoint pods dial for xDS and the CA")
+	fl.StringVar(&f.controlPlaneAddr, "controlplane-address", mesh.XDSAddress, "address waypoint pods dial for xDS and the CA")
 	fl.StringVar(&f.kubeconfig, "controlplane-kubeconfig", "", "kubeconfig (default: in-cluster, else the global --kubeconfig)")
 	fl.DurationVar(&f.quiet, "debounce-after", xds.DefaultDebounceQuiet, "push once no change arrived for this long")
 	fl.DurationVar(&f.max, "debounce-max", xds.DefaultDebounceMax, "push at the latest this long after the first pending change")
@@ -116,13 +117,13 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 		DebounceQuiet: f.quiet, DebounceMax: f.max, PushConcurrency: f.concurrency, SyncTimeout: f.syncTimeout,
 		Logf: logf,
 		TLSConfig: func(ctx context.Context, c *ca.CA) (*tls.Config, error) {
-			return caservice.ServerTLSConfig(ctx, c, caservice.ControlPlaneID)
+			return caserver.ServerTLSConfig(ctx, c, mesh.ControlPlaneID)
 		},
 		RegisterGRPC: []func(*grpc.Server, *ca.CA){func(g *grpc.Server, c *ca.CA) {
-			svc, err := caservice.NewServer(caservice.Options{
+			svc, err := caserver.NewServer(caserver.Options{
 				CA:            c,
-				Authenticator: caservice.TokenReviewer{Client: clients.Kube},
-				Locator:       caservice.PodLocator{Client: clients.Kube},
+				Authenticator: caserver.TokenReviewer{Client: clients.Kube},
+				Locator:       caserver.PodLocator{Client: clients.Kube},
 				Logf:          logf,
 			})
 			if err != nil {

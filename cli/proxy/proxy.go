@@ -20,10 +20,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/proxyboot"
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/sidecar"
 	"github.com/meshlab/meshlab/version"
@@ -73,13 +72,13 @@ SERVICE_ACCOUNT, CA_ADDR and DISCOVERY_ADDRESS. Run it as uid 1337: the capture 
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.xdsAddress, "xds-address", cliutil.EnvOr("DISCOVERY_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
+	fl.StringVar(&f.xdsAddress, "xds-address", cliutil.EnvOr("DISCOVERY_ADDRESS", mesh.XDSAddress), "control plane ADS address")
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the pod's namespace")
 	fl.StringVar(&f.pod, "pod", os.Getenv("POD_NAME"), "the pod's name")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the pod's IP")
 	fl.StringVar(&f.sa, "service-account", cliutil.EnvOr("SERVICE_ACCOUNT", "default"), "the pod's service account (its identity)")
-	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDR", caservice.DefaultAddress))
+	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDR", mesh.XDSAddress))
 	fl.StringVar(&f.outbound, "outbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.OutboundPort), "outbound capture listener")
 	fl.StringVar(&f.inbound, "inbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.InboundPort), "inbound capture listener")
 	fl.StringVar(&f.hbone, "hbone-address", "0.0.0.0:15008", "HBONE listener")
@@ -107,7 +106,7 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 	s, err := sidecar.New(sidecar.Options{
 		XDSAddress: f.xdsAddress, XDSDialOptions: dial,
 		Namespace: f.namespace, Pod: f.pod, IPs: ips, Version: version.Version,
-		SVID: svid, Bundle: x509bundle.FromX509Authorities(ca.DefaultTrustDomain, roots),
+		SVID: svid, Bundle: x509bundle.FromX509Authorities(mesh.TrustDomain, roots),
 		OutboundAddress: f.outbound, InboundAddress: f.inbound, HBONEAddress: f.hbone,
 		AdminAddress: f.adminAddr, HealthAddress: f.health, StatsAddress: f.stats,
 		AccessLog: env.Streams.Out, Logf: logf,

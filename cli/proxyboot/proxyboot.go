@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/identity"
+	"github.com/meshlab/meshlab/identity/ca"
+	"github.com/meshlab/meshlab/identity/caclient"
+	"github.com/meshlab/meshlab/identity/svidsource"
 )
 
 // Files read from --cert-dir (Istio's names).
@@ -32,7 +34,7 @@ const (
 // Default paths inside a proxy's pod (the injection template's and the waypoint's mounts, as ztunnel's).
 const (
 	DefaultTokenPath    = "/var/run/secrets/tokens/istio-token"
-	DefaultRootCertPath = "/var/run/secrets/istio/" + caservice.RootConfigMapKey
+	DefaultRootCertPath = "/var/run/secrets/istio/" + mesh.RootConfigMapKey
 )
 
 // CertFlags say where a proxy gets its certificate: from CertDir if set, else from the CA at CAAddress,
@@ -65,28 +67,28 @@ func (c *CertFlags) Certificates(ctx context.Context, role, namespace, serviceAc
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("loading the %s certificate from %s: %w", role, c.CertDir, err)
 		}
-		roots, err := caservice.LoadRoots(filepath.Join(c.CertDir, RootCertFile))
+		roots, err := identity.LoadRoots(filepath.Join(c.CertDir, RootCertFile))
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return svid, roots, func() {}, nil
 	}
-	roots, err := caservice.LoadRoots(c.RootCert)
+	roots, err := identity.LoadRoots(c.RootCert)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	conn, err := caservice.Dial(c.CAAddress, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, nil))
+	conn, err := caclient.Dial(c.CAAddress, caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, nil))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	id, err := ca.WorkloadID(ca.DefaultTrustDomain, namespace, serviceAccount)
+	id, err := ca.WorkloadID(mesh.TrustDomain, namespace, serviceAccount)
 	if err != nil {
 		conn.Close()
 		return nil, nil, nil, err
 	}
 	var src *svidsource.Source
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		src, err = svidsource.New(ctx, caservice.NewClient(conn, c.TokenPath), id, svidsource.WithLogf(logf))
+		src, err = svidsource.New(ctx, caclient.NewClient(conn, c.TokenPath), id, svidsource.WithLogf(logf))
 		if err == nil {
 			break
 		}
@@ -109,5 +111,5 @@ func XDSDialOptions(plaintext bool, roots []*x509.Certificate, svid x509svid.Sou
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
 	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
-		caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, svid)))}
+		caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, svid)))}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 func TestCertificatesFromCertDir(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/controlplane/xds"
@@ -94,7 +95,7 @@ func Fetch(ctx context.Context, client *http.Client, baseURL string) (xds.SyncSt
 }
 
 // columns are the xDS types shown, in istioctl's order.
-var columns = []string{xds.ClusterType, xds.ListenerType, xds.EndpointType, xds.RouteType}
+var columns = []string{xdstype.Cluster, xdstype.Listener, xdstype.Endpoint, xdstype.Route}
 
 // Write prints status as istioctl's proxy-status table, ages relative to now.
 func Write(w io.Writer, status xds.SyncStatus, now time.Time) error {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/controlplane/xds"
@@ -34,9 +35,9 @@ var generator = xds.GeneratorFuncs{GenerateFunc: func(_ *xds.Proxy, typeURL stri
 	var r *discovery.Resource
 	var err error
 	switch typeURL {
-	case xds.ClusterType:
+	case xdstype.Cluster:
 		r, err = xds.Marshal("reviews", &cluster.Cluster{Name: "reviews"})
-	case xds.ListenerType:
+	case xdstype.Listener:
 		r, err = xds.Marshal("main_internal", &listener.Listener{Name: "main_internal"})
 	default:
 		return xds.Result{}, nil
@@ -120,14 +121,14 @@ func TestProxyStatusAgainstRealServer(t *testing.T) {
 	addr, url, s := startControlPlane(t)
 
 	w := connect(t, addr, "waypoint/bookinfo/waypoint", "0.1.0")
-	w.subscribe(xds.ClusterType, "ack")
-	w.subscribe(xds.ListenerType, "nack")
-	w.subscribe(xds.EndpointType, "none") // answered with an empty response, never acknowledged
+	w.subscribe(xdstype.Cluster, "ack")
+	w.subscribe(xdstype.Listener, "nack")
+	w.subscribe(xdstype.Endpoint, "none") // answered with an empty response, never acknowledged
 	z := connect(t, addr, "ztunnel/meshlab-worker", "0.1.0")
-	z.subscribe(xds.AddressType, "ack")
+	z.subscribe(xdstype.Address, "ack")
 	sc := connect(t, addr, "sidecar/default/productpage-v1-abc", "0.1.0")
-	sc.subscribe(xds.ClusterType, "ack")
-	sc.subscribe(xds.ListenerType, "ack")
+	sc.subscribe(xdstype.Cluster, "ack")
+	sc.subscribe(xdstype.Listener, "ack")
 
 	// Wait until the server has processed every answer.
 	deadline := time.Now().Add(5 * time.Second)

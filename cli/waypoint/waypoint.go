@@ -22,6 +22,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/waypointrun"
 	"github.com/meshlab/meshlab/cluster"
@@ -90,7 +91,7 @@ func Gateway(namespace, name, trafficType string) *gwv1.Gateway {
 			Labels: map[string]string{model.LabelWaypointFor: trafficType}},
 		Spec: gwv1.GatewaySpec{
 			GatewayClassName: model.WaypointGatewayClass,
-			Listeners:        []gwv1.Listener{{Name: "mesh", Port: model.HBONEPort, Protocol: "HBONE"}},
+			Listeners:        []gwv1.Listener{{Name: "mesh", Port: mesh.HBONEPort, Protocol: "HBONE"}},
 		},
 	}
 }

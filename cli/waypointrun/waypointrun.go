@@ -19,10 +19,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/proxyboot"
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/version"
@@ -75,13 +74,13 @@ INSTANCE_IP (--pod-ip), XDS_ADDRESS (--xds-address), CA_ADDRESS (--ca-address).`
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.xdsAddress, "xds-address", cliutil.EnvOr("XDS_ADDRESS", caservice.DefaultAddress), "control plane ADS address")
+	fl.StringVar(&f.xdsAddress, "xds-address", cliutil.EnvOr("XDS_ADDRESS", mesh.XDSAddress), "control plane ADS address")
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the waypoint's namespace")
 	fl.StringVar(&f.name, "name", os.Getenv("WAYPOINT_NAME"), "the waypoint's name (its Gateway)")
 	fl.StringVar(&f.serviceAccount, "service-account", "", "the waypoint's service account (default: --name)")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the waypoint pod's IP, sent as node metadata")
-	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDRESS", caservice.DefaultAddress))
+	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDRESS", mesh.XDSAddress))
 	fl.StringVar(&f.hboneAddr, "hbone-address", ":15008", "HBONE listener")
 	fl.StringVar(&f.adminAddr, "admin-address", admin.DefaultAddress, `admin listener ("off" disables it)`)
 	fl.StringVar(&f.healthAddr, "health-address", admin.DefaultHealthAddress, `readiness listener ("off" disables it)`)
@@ -101,7 +100,7 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 		return err
 	}
 	defer closeCerts()
-	bundle := x509bundle.FromX509Authorities(ca.DefaultTrustDomain, roots)
+	bundle := x509bundle.FromX509Authorities(mesh.TrustDomain, roots)
 	dial := proxyboot.XDSDialOptions(f.xdsPlaintext, roots, svid)
 	var ips []string
 	if f.podIP != "" {

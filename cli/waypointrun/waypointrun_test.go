@@ -15,9 +15,9 @@ import (
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/proxyboot"
 	"github.com/meshlab/meshlab/cli/ui"
-	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 func freePort(t *testing.T) string {

@@ -28,16 +28,18 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ztunnel/dump"
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 	ztxds "github.com/meshlab/meshlab/dataplane/ztunnel/xds"
+	"github.com/meshlab/meshlab/identity"
+	"github.com/meshlab/meshlab/identity/ca"
+	"github.com/meshlab/meshlab/identity/caclient"
+	"github.com/meshlab/meshlab/identity/svidsource"
 	"github.com/meshlab/meshlab/version"
 )
 
@@ -72,8 +74,8 @@ Reads NODE_NAME and POD_NAMESPACE from the environment (the DaemonSet sets them)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.xdsAddress, "xds-address", caservice.DefaultAddress, "control plane xDS address (TLS)")
-	fl.StringVar(&f.caAddress, "ca-address", caservice.DefaultAddress, "control plane CA address (TLS); the same listener as xDS by default")
+	fl.StringVar(&f.xdsAddress, "xds-address", mesh.XDSAddress, "control plane xDS address (TLS)")
+	fl.StringVar(&f.caAddress, "ca-address", mesh.XDSAddress, "control plane CA address (TLS); the same listener as xDS by default")
 	fl.StringVar(&f.tokenPath, "token-path", deploy.TokenPath, "projected service-account token (audience istio-ca)")
 	fl.StringVar(&f.rootCert, "root-cert", deploy.RootCertPath, "the mesh root certificate (PEM)")
 	fl.StringVar(&f.netnsDir, "netns-dir", deploy.NetnsDir, "where the node's pod network namespaces are")
@@ -95,21 +97,21 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 	if podNS == "" {
 		podNS = deploy.Namespace
 	}
-	roots, err := caservice.LoadRoots(f.rootCert)
+	roots, err := identity.LoadRoots(f.rootCert)
 	if err != nil {
 		return err
 	}
-	bundle := x509bundle.FromX509Authorities(ca.DefaultTrustDomain, roots)
+	bundle := x509bundle.FromX509Authorities(mesh.TrustDomain, roots)
 	logf := func(format string, args ...any) { log.Infof(format, args...) }
 
 	// The CA first (token only), then ztunnel's own SVID, which the xDS connection presents.
-	caConn, err := caservice.Dial(f.caAddress, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, nil))
+	caConn, err := caclient.Dial(f.caAddress, caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, nil))
 	if err != nil {
 		return err
 	}
 	defer caConn.Close()
-	caClient := caservice.NewClient(caConn, f.tokenPath)
-	ownID, err := ca.WorkloadID(ca.DefaultTrustDomain, podNS, f.serviceAccount)
+	caClient := caclient.NewClient(caConn, f.tokenPath)
+	ownID, err := ca.WorkloadID(mesh.TrustDomain, podNS, f.serviceAccount)
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 		return err
 	}
 	defer own.Close()
-	xdsConn, err := caservice.Dial(f.xdsAddress, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, own))
+	xdsConn, err := caclient.Dial(f.xdsAddress, caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, own))
 	if err != nil {
 		return err
 	}

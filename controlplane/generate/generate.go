@@ -13,15 +13,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/model"
-)
-
-// xDS type URLs of the Envoy resources generated here.
-const (
-	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 )
 
 // Config is everything an Envoy-style proxy receives, each list sorted by name.
@@ -62,8 +55,8 @@ func Envoy(s *model.Snapshot, p model.Proxy) (*Config, error) {
 	return &Config{Listeners: g.listeners(), Routes: g.routes(), Clusters: g.clusters(), Endpoints: g.endpoints()}, nil
 }
 
-// Resources generates one xDS type for a waypoint or sidecar proxy (typeURL is one of ListenerType,
-// RouteType, ClusterType, EndpointType), for servers that push types separately (for example EDS alone).
+// Resources generates one xDS type for a waypoint or sidecar proxy (typeURL is one of xdstype.Listener,
+// xdstype.Route, xdstype.Cluster, xdstype.Endpoint), for servers that push types separately (for example EDS alone).
 func Resources(s *model.Snapshot, p model.Proxy, typeURL string) ([]proto.Message, error) {
 	g, err := newGen(s, p)
 	if err != nil {
@@ -71,19 +64,19 @@ func Resources(s *model.Snapshot, p model.Proxy, typeURL string) ([]proto.Messag
 	}
 	var out []proto.Message
 	switch typeURL {
-	case ListenerType:
+	case xdstype.Listener:
 		for _, r := range g.listeners() {
 			out = append(out, r)
 		}
-	case RouteType:
+	case xdstype.Route:
 		for _, r := range g.routes() {
 			out = append(out, r)
 		}
-	case ClusterType:
+	case xdstype.Cluster:
 		for _, r := range g.clusters() {
 			out = append(out, r)
 		}
-	case EndpointType:
+	case xdstype.Endpoint:
 		for _, r := range g.endpoints() {
 			out = append(out, r)
 		}

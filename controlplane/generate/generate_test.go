@@ -16,6 +16,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/generate"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
@@ -274,7 +275,7 @@ spec:
 
 func TestResourcesAndErrors(t *testing.T) {
 	snap := modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS)
-	res, err := generate.Resources(snap, reviewsWaypoint, generate.RouteType)
+	res, err := generate.Resources(snap, reviewsWaypoint, xdstype.Route)
 	if err != nil || len(res) != 1 {
 		t.Errorf("Resources(routes) = %d, %v", len(res), err)
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
@@ -61,13 +62,13 @@ func newSidecarGen(s *model.Snapshot, p model.Proxy) (*sidecarGen, error) {
 func SidecarOutbound(s *model.Snapshot, namespace, typeURL string) ([]proto.Message, error) {
 	g := &sidecarGen{snap: s, ns: namespace}
 	switch typeURL {
-	case ListenerType:
+	case xdstype.Listener:
 		return []proto.Message{g.outbound()}, nil
-	case ClusterType:
+	case xdstype.Cluster:
 		return messages(g.outboundClusters()), nil
-	case RouteType:
+	case xdstype.Route:
 		return messages(g.routes()), nil
-	case EndpointType:
+	case xdstype.Endpoint:
 		return messages(g.endpoints()), nil
 	}
 	return nil, fmt.Errorf("sidecar outbound: no generator for type %s", typeURL)
@@ -82,11 +83,11 @@ func SidecarInbound(s *model.Snapshot, p model.Proxy, typeURL string) ([]proto.M
 		return nil, err
 	}
 	switch typeURL {
-	case ListenerType:
+	case xdstype.Listener:
 		return []proto.Message{g.inbound()}, nil
-	case ClusterType:
+	case xdstype.Cluster:
 		return messages(g.inboundClusters()), nil
-	case RouteType, EndpointType:
+	case xdstype.Route, xdstype.Endpoint:
 		return nil, nil
 	}
 	return nil, fmt.Errorf("proxy %s: no generator for type %s", p.ID(), typeURL)

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/generate"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
@@ -17,7 +18,7 @@ import (
 // parts separately and serves their union).
 func TestSidecarPartsMakeTheWhole(t *testing.T) {
 	snap := modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS)
-	types := []string{generate.ListenerType, generate.ClusterType, generate.RouteType, generate.EndpointType}
+	types := []string{xdstype.Listener, xdstype.Cluster, xdstype.Route, xdstype.Endpoint}
 	for _, wl := range snap.Workloads() {
 		p := model.Proxy{Kind: model.KindSidecar, Namespace: wl.Namespace, Name: wl.Name}
 		for _, typeURL := range types {
@@ -74,7 +75,7 @@ spec:
 		if wl.Labels["app"] == "reviews" && (len(policies) != 1 || policies[0].Name != "reviews-viewer") {
 			t.Errorf("%s: policies = %v, want reviews-viewer", p.ID(), policies)
 		}
-		lds, err := generate.SidecarInbound(snap, p, generate.ListenerType)
+		lds, err := generate.SidecarInbound(snap, p, xdstype.Listener)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
@@ -97,7 +98,7 @@ func (g *waypointGen) connectTerminate() *listenerv3.Listener {
 	m.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "CONNECT"}}
 	return &listenerv3.Listener{
 		Name:    ListenerConnectTerminate,
-		Address: socketAddress("0.0.0.0", model.HBONEPort),
+		Address: socketAddress("0.0.0.0", mesh.HBONEPort),
 		FilterChains: []*listenerv3.FilterChain{{
 			Name:            ListenerConnectTerminate,
 			TransportSocket: downstreamMTLS(),
@@ -228,7 +229,7 @@ func (g *waypointGen) clusters() []*clusterv3.Cluster {
 			LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 			ConnectTimeout:       durationpb.New(connectTimeout),
 			LbConfig: &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
-				UpstreamPortOverride: wrapperspb.UInt32(model.HBONEPort),
+				UpstreamPortOverride: wrapperspb.UInt32(mesh.HBONEPort),
 			}},
 			TransportSocket:               upstreamMTLS(),
 			TypedExtensionProtocolOptions: http2Options(),
@@ -303,7 +304,7 @@ func waypointEndpoint(ep model.Endpoint) *endpointv3.LbEndpoint {
 			nameOriginalDst: {Fields: map[string]*structpb.Value{"local": structpb.NewStringValue(dest)}},
 			metadataTunnel: {Fields: map[string]*structpb.Value{
 				"destination": structpb.NewStringValue(dest),
-				"address":     structpb.NewStringValue(hostPort(ep.IP, model.HBONEPort)),
+				"address":     structpb.NewStringValue(hostPort(ep.IP, mesh.HBONEPort)),
 			}},
 		}},
 		LoadBalancingWeight: wrapperspb.UInt32(1),

@@ -7,6 +7,7 @@ import (
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
@@ -188,7 +189,7 @@ func gatewayAddress(w *model.Waypoint) *ZtunnelGatewayAddress {
 	if w == nil {
 		return nil
 	}
-	ga := &ZtunnelGatewayAddress{HBONEMTLSPort: model.HBONEPort}
+	ga := &ZtunnelGatewayAddress{HBONEMTLSPort: mesh.HBONEPort}
 	if len(w.Addresses) > 0 {
 		ga.Address = w.Addresses[0]
 	} else {

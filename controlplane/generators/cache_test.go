@@ -8,6 +8,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/generate"
 	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
@@ -88,7 +89,7 @@ func (p *pusher) proxies() []*xds.Proxy {
 	return out
 }
 
-var allTypes = []string{xds.ClusterType, xds.EndpointType, xds.ListenerType, xds.RouteType, xds.AddressType, xds.AuthorizationType}
+var allTypes = []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route, xdstype.Address, xdstype.Authorization}
 
 func byName(rs []*discovery.Resource) map[string]string {
 	out := map[string]string{}
@@ -112,7 +113,7 @@ func (p *pusher) check(step string) {
 		for _, typeURL := range allTypes {
 			got, err := p.g.Generate(px, typeURL, req)
 			if err != nil {
-				p.t.Fatalf("%s: Generate(%s, %s) = %v", step, px.ID, xds.ShortType(typeURL), err)
+				p.t.Fatalf("%s: Generate(%s, %s) = %v", step, px.ID, xdstype.Short(typeURL), err)
 			}
 			fresh := generators.New(p.store)
 			snap, err := fresh.Prepare(nil)
@@ -128,7 +129,7 @@ func (p *pusher) check(step string) {
 			g, w := byName(got.Resources), byName(want.Resources)
 			if !maps.Equal(g, w) {
 				p.t.Errorf("%s: %s %s from the cache differs from a fresh generation: names %v, want %v",
-					step, px.ID, xds.ShortType(typeURL), slices.Sorted(maps.Keys(g)), slices.Sorted(maps.Keys(w)))
+					step, px.ID, xdstype.Short(typeURL), slices.Sorted(maps.Keys(g)), slices.Sorted(maps.Keys(w)))
 			}
 		}
 	}
@@ -272,7 +273,7 @@ func TestRouteChangeRegeneratesOnlyRoutes(t *testing.T) {
 	}
 	p.last = xds.NewPushRequest(true, "test")
 	p.last.Snapshot = p.g.Snapshot()
-	envoy := []string{xds.ClusterType, xds.EndpointType, xds.ListenerType, xds.RouteType}
+	envoy := []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route}
 	generateAll(envoy...)
 	if _, misses := generateAll(envoy...); misses != 0 {
 		t.Fatalf("a second generation with no change missed the cache %d times", misses)
@@ -286,18 +287,18 @@ spec:
   http: [{route: [{destination: {host: reviews, subset: v2}}]}]
 `)
 	p.apply(vs...)
-	if hits, misses := generateAll(xds.ListenerType, xds.ClusterType, xds.EndpointType); misses != 0 || hits == 0 {
+	if hits, misses := generateAll(xdstype.Listener, xdstype.Cluster, xdstype.Endpoint); misses != 0 || hits == 0 {
 		t.Errorf("after a route change, LDS/CDS/EDS: %d hits, %d misses; want only hits", hits, misses)
 	}
-	if _, misses := generateAll(xds.RouteType); misses != 1 {
+	if _, misses := generateAll(xdstype.Route); misses != 1 {
 		t.Errorf("after a route change, RDS missed %d times; want once (one namespace)", misses)
 	}
 	// The new routes are served: reviews now goes to v2 only.
-	res, err := p.g.Generate(sidecars[0], xds.RouteType, p.last)
+	res, err := p.g.Generate(sidecars[0], xdstype.Route, p.last)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := generate.Resources(p.g.Snapshot(), model.Proxy{Kind: model.KindSidecar, Namespace: sidecars[0].Namespace, Name: sidecars[0].Name}, generate.RouteType)
+	want, err := generate.Resources(p.g.Snapshot(), model.Proxy{Kind: model.KindSidecar, Namespace: sidecars[0].Namespace, Name: sidecars[0].Name}, xdstype.Route)
 	if err != nil || len(want) != len(res.Resources) {
 		t.Fatalf("Resources() = %d, %v; cached %d", len(want), err, len(res.Resources))
 	}

@@ -57,6 +57,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/generate"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -580,7 +581,7 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 	if snap == nil {
 		snap = g.Snapshot()
 	}
-	endpointType := typeURL == xds.EndpointType || typeURL == xds.AddressType
+	endpointType := typeURL == xdstype.Endpoint || typeURL == xdstype.Address
 	if endpointType {
 		snap = g.endpointSnapshot(snap)
 	}
@@ -605,15 +606,15 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 		}
 		// An endpoint-only push only sends what changed of EDS (partial EDS, also in state of the world):
 		// no cluster came or went, so nothing needs removing.
-		res.Incremental = typeURL == xds.EndpointType && !req.Full
+		res.Incremental = typeURL == xdstype.Endpoint && !req.Full
 	case model.KindZtunnel:
 		switch typeURL {
-		case xds.AddressType:
-			res.Resources, err = c.get("ztunnel|"+xds.ShortType(typeURL), ztunnelDeps, func() ([]*discovery.Resource, error) {
+		case xdstype.Address:
+			res.Resources, err = c.get("ztunnel|"+xdstype.Short(typeURL), ztunnelDeps, func() ([]*discovery.Resource, error) {
 				return ztunnelAddresses(snap)
 			})
-		case xds.AuthorizationType:
-			res.Resources, err = c.get("ztunnel|"+xds.ShortType(typeURL)+"|"+mp.Node, ztunnelDeps, func() ([]*discovery.Resource, error) {
+		case xdstype.Authorization:
+			res.Resources, err = c.get("ztunnel|"+xdstype.Short(typeURL)+"|"+mp.Node, ztunnelDeps, func() ([]*discovery.Resource, error) {
 				return ztunnelAuthorizations(snap, mp.Node)
 			})
 		}
@@ -624,7 +625,7 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 	return res, nil
 }
 
-var envoyTypes = map[string]bool{xds.ListenerType: true, xds.RouteType: true, xds.ClusterType: true, xds.EndpointType: true}
+var envoyTypes = map[string]bool{xdstype.Listener: true, xdstype.Route: true, xdstype.Cluster: true, xdstype.Endpoint: true}
 
 // every returns wildcard dependencies on every config of the given kinds.
 func every(kinds ...ingest.Kind) []xds.ConfigKey {
@@ -640,11 +641,11 @@ func every(kinds ...ingest.Kind) []xds.ConfigKey {
 // reach listeners, clusters or endpoints (every service and subset has its cluster whether routed to or
 // not), so a route change regenerates RDS only.
 var sidecarOutboundDeps = map[string][]xds.ConfigKey{
-	xds.ListenerType: every(ingest.KindService),
-	xds.ClusterType:  every(ingest.KindService, ingest.KindDestinationRule),
-	xds.RouteType:    every(ingest.KindService, ingest.KindVirtualService, ingest.KindHTTPRoute, ingest.KindDestinationRule),
+	xdstype.Listener: every(ingest.KindService),
+	xdstype.Cluster:  every(ingest.KindService, ingest.KindDestinationRule),
+	xdstype.Route:    every(ingest.KindService, ingest.KindVirtualService, ingest.KindHTTPRoute, ingest.KindDestinationRule),
 	// Endpoint shapes depend on the pod (labels for subsets, HBONE capability) and its namespace (ambient).
-	xds.EndpointType: every(ingest.KindService, ingest.KindEndpointSlice, ingest.KindPod, ingest.KindDestinationRule, ingest.KindNamespace),
+	xdstype.Endpoint: every(ingest.KindService, ingest.KindEndpointSlice, ingest.KindPod, ingest.KindDestinationRule, ingest.KindNamespace),
 }
 
 var ztunnelDeps = every(ingest.KindNamespace, ingest.KindService, ingest.KindPod, ingest.KindEndpointSlice, ingest.KindGateway, ingest.KindAuthorizationPolicy)
@@ -709,7 +710,7 @@ func (c *cached) waypoint(mp model.Proxy, typeURL string) ([]*discovery.Resource
 	if !ok { // unknown waypoint (the error says so) or a waypoint newer than the generations
 		return encode(generate.Resources(c.snap, mp, typeURL))
 	}
-	key := "waypoint|" + mp.Namespace + "/" + mp.Name + "#" + strconv.FormatUint(gen, 10) + "|" + xds.ShortType(typeURL)
+	key := "waypoint|" + mp.Namespace + "/" + mp.Name + "#" + strconv.FormatUint(gen, 10) + "|" + xdstype.Short(typeURL)
 	depSet := c.st.waypointDeps(c.snap, w)
 	deps := make([]xds.ConfigKey, 0, len(depSet)+1)
 	for k := range depSet {
@@ -728,21 +729,21 @@ func (c *cached) sidecar(mp model.Proxy, typeURL string) ([]*discovery.Resource,
 	if err != nil {
 		return nil, err // no such pod
 	}
-	key := "sidecar-outbound|" + xds.ShortType(typeURL)
-	if typeURL == xds.RouteType {
+	key := "sidecar-outbound|" + xdstype.Short(typeURL)
+	if typeURL == xdstype.Route {
 		key += "|" + mp.Namespace // short host names resolve from the sidecar's namespace
 	}
 	out, err := c.get(key, sidecarOutboundDeps[typeURL], func() ([]*discovery.Resource, error) {
 		return encode(generate.SidecarOutbound(c.snap, mp.Namespace, typeURL))
 	})
-	if err != nil || (typeURL != xds.ListenerType && typeURL != xds.ClusterType) {
+	if err != nil || (typeURL != xdstype.Listener && typeURL != xdstype.Cluster) {
 		return out, err
 	}
 	deps := make([]xds.ConfigKey, len(policies))
 	for i, k := range policies {
 		deps[i] = xds.ConfigKey{Kind: string(k.Kind), Namespace: k.Namespace, Name: k.Name}
 	}
-	in, err := c.get("sidecar-inbound|"+xds.ShortType(typeURL)+"|"+inKey, deps, func() ([]*discovery.Resource, error) {
+	in, err := c.get("sidecar-inbound|"+xdstype.Short(typeURL)+"|"+inKey, deps, func() ([]*discovery.Resource, error) {
 		return encode(generate.SidecarInbound(c.snap, mp, typeURL))
 	})
 	if err != nil {

@@ -6,9 +6,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
 	"github.com/meshlab/meshlab/controlplane/generate"
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
 )
 
 // The workload API conversion: generate's plain ztunnel structs become the protos ztunnel receives.

@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/caserver"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 const webhookDNS = "meshlab-controlplane.meshlab-system.svc"
@@ -70,7 +71,7 @@ func TestProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsCfg, err := caservice.ServerTLSConfig(ctx, c, caservice.ControlPlaneID)
+	tlsCfg, err := caserver.ServerTLSConfig(ctx, c, mesh.ControlPlaneID)
 	if err != nil {
 		t.Fatal(err)
 	}

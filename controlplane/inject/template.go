@@ -12,8 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/dataplane/proxyenv"
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/image"
 )
 
@@ -21,7 +20,7 @@ import (
 // overridden without a rebuild.
 const (
 	ConfigMapName      = "meshlab-sidecar-injector"
-	ConfigMapNamespace = caservice.Namespace
+	ConfigMapNamespace = mesh.Namespace
 	ConfigMapKey       = "template"
 )
 
@@ -46,13 +45,13 @@ type Values struct {
 	ImagePullPolicy corev1.PullPolicy // default IfNotPresent: meshlab images are loaded, never pulled
 	ProxyUID        int64             // default image.ProxyUID
 	ProxyGID        int64             // default ProxyUID
-	// DiscoveryAddress is the control plane's xDS and CA address (default caservice.DefaultAddress).
+	// DiscoveryAddress is the control plane's xDS and CA address (default mesh.XDSAddress).
 	DiscoveryAddress string
 
 	Revision          string
 	CanonicalName     string
 	CanonicalRevision string
-	// ProxyGODEBUG is the sidecar's GODEBUG (default proxyenv.GODEBUG).
+	// ProxyGODEBUG is the sidecar's GODEBUG (default mesh.ProxyGODEBUG).
 	ProxyGODEBUG string
 }
 
@@ -61,7 +60,7 @@ func (v Values) withDefaults() Values {
 		v.InitImage = v.ProxyImage
 	}
 	if v.ProxyGODEBUG == "" {
-		v.ProxyGODEBUG = proxyenv.GODEBUG
+		v.ProxyGODEBUG = mesh.ProxyGODEBUG
 	}
 	if v.ImagePullPolicy == "" {
 		v.ImagePullPolicy = corev1.PullIfNotPresent
@@ -73,7 +72,7 @@ func (v Values) withDefaults() Values {
 		v.ProxyGID = v.ProxyUID
 	}
 	if v.DiscoveryAddress == "" {
-		v.DiscoveryAddress = caservice.DefaultAddress
+		v.DiscoveryAddress = mesh.XDSAddress
 	}
 	if v.Revision == "" {
 		v.Revision = DefaultRevision

@@ -18,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/caserver"
+	"github.com/meshlab/meshlab/identity/ca"
+	"github.com/meshlab/meshlab/identity/caclient"
 )
 
 // tlsServer serves h over HTTPS with a serving certificate from a fresh meshlab CA, and returns a client
@@ -32,7 +34,7 @@ func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, *http.Client) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	serverTLS, err := caservice.ServerTLSConfig(ctx, c, caservice.ControlPlaneID)
+	serverTLS, err := caserver.ServerTLSConfig(ctx, c, mesh.ControlPlaneID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, *http.Client) {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig: caservice.ClientTLSConfig([]*x509.Certificate{c.Root()}, caservice.ServerName, caservice.ControlPlaneID, nil),
+		TLSClientConfig: caclient.ClientTLSConfig([]*x509.Certificate{c.Root()}, mesh.ServerName, mesh.ControlPlaneID, nil),
 	}}
 	return srv, client
 }

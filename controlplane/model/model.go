@@ -28,8 +28,6 @@ const (
 	LabelGatewayName           = "gateway.networking.k8s.io/gateway-name"
 	LabelServiceName           = "kubernetes.io/service-name" // on EndpointSlices
 
-	// HBONEPort is where waypoints and ztunnels accept HBONE.
-	HBONEPort = 15008
 )
 
 // Problem is invalid or unresolvable config found while building a snapshot. The live control plane turns

@@ -5,6 +5,7 @@ import (
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 )
 
@@ -25,7 +26,7 @@ func (b *builder) buildWaypoints() {
 			}
 		}
 		if !hasHBONEListener(gw) {
-			b.problem(key, "a waypoint needs a listener with protocol HBONE on port %d", HBONEPort)
+			b.problem(key, "a waypoint needs a listener with protocol HBONE on port %d", mesh.HBONEPort)
 		}
 		for _, a := range gw.Status.Addresses {
 			if a.Type == nil || *a.Type == gwv1.IPAddressType {
@@ -51,7 +52,7 @@ func (b *builder) buildWaypoints() {
 
 func hasHBONEListener(gw *gwv1.Gateway) bool {
 	for _, l := range gw.Spec.Listeners {
-		if l.Protocol == "HBONE" && l.Port == HBONEPort {
+		if l.Protocol == "HBONE" && l.Port == mesh.HBONEPort {
 			return true
 		}
 	}

@@ -8,11 +8,10 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/meshlab/meshlab/controlplane/xds"
 )
 
 // push is one response a test client received: which type, which resources (by name for delta, all of
@@ -132,7 +131,7 @@ func (c *adsClient) next(typeURL string, within time.Duration) (push, []push) {
 			}
 			others = append(others, p)
 		case <-deadline:
-			c.t.Fatalf("%s: no %s push within %s (got %d others)", c.id, xds.ShortType(typeURL), within, len(others))
+			c.t.Fatalf("%s: no %s push within %s (got %d others)", c.id, xdstype.Short(typeURL), within, len(others))
 		}
 	}
 }
@@ -157,7 +156,7 @@ func (c *adsClient) drain(wait time.Duration) []push {
 func types(ps []push) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, xds.ShortType(p.typeURL))
+		out = append(out, xdstype.Short(p.typeURL))
 	}
 	return out
 }

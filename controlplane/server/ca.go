@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/controlplane/caserver"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // Names of the CA objects, Istio's where Istio has one.
@@ -75,10 +75,10 @@ func LoadOrCreateCA(ctx context.Context, kube kubernetes.Interface, namespace st
 	return c, nil
 }
 
-// ServingTLS returns the TLS config of the 15012 listener; it is caservice.ServerTLSConfig (an SVID for id
+// ServingTLS returns the TLS config of the 15012 listener; it is caserver.ServerTLSConfig (an SVID for id
 // issued by c and rotated until ctx ends; client certificates verified against c's root when presented).
 func ServingTLS(ctx context.Context, c *ca.CA, id spiffeid.ID) (*tls.Config, error) {
-	return caservice.ServerTLSConfig(ctx, c, id)
+	return caserver.ServerTLSConfig(ctx, c, id)
 }
 
 // PublishRoot keeps ConfigMap istio-ca-root-cert (key root-cert.pem) equal to rootPEM in every namespace

@@ -35,11 +35,12 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
 	"github.com/meshlab/meshlab/controlplane/xds"
 )
 
@@ -287,29 +288,29 @@ func TestLiveConfigChange(t *testing.T) {
 	plain := dialPlain(t, s)
 
 	reviewsWP := newADSClient(t, plain, "waypoint/default/reviews-waypoint", true, nil)
-	reviewsWP.subscribe(xds.ClusterType, xds.EndpointType, xds.ListenerType, xds.RouteType)
+	reviewsWP.subscribe(xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route)
 	otherWP := newADSClient(t, plain, "waypoint~10.244.1.60~other-waypoint-abc.other~other.svc.cluster.local", false,
 		map[string]any{"NAME": "other-waypoint"})
-	otherWP.subscribe(xds.ClusterType, xds.EndpointType, xds.ListenerType, xds.RouteType)
+	otherWP.subscribe(xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route)
 	ztunnel := newADSClient(t, dialTLS(t, s), "ztunnel~10.244.1.2~ztunnel-x.meshlab-system~meshlab-system.svc.cluster.local", true,
 		map[string]any{"NODE_NAME": "meshlab-worker"})
-	ztunnel.subscribe(xds.AddressType, xds.AuthorizationType)
+	ztunnel.subscribe(xdstype.Address, xdstype.Authorization)
 	// A sidecar applies VirtualServices itself (generate/sidecar.go is not waypoint-aware), so it is
 	// affected by the reviews change too — but only its RDS.
 	sidecar := newADSClient(t, plain, "sidecar/default/"+podNamed(t, f, "productpage"), false, nil)
-	sidecar.subscribe(xds.ClusterType, xds.EndpointType, xds.ListenerType, xds.RouteType)
+	sidecar.subscribe(xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route)
 
-	first, _ := reviewsWP.next(xds.RouteType, 5*time.Second)
+	first, _ := reviewsWP.next(xdstype.Route, 5*time.Second)
 	if got, want := weights(t, first), map[string]uint32{
 		"inbound-vip|9080|http/v1|reviews.default.svc.cluster.local": 90,
 		"inbound-vip|9080|http/v2|reviews.default.svc.cluster.local": 10,
 	}; !mapsEqual(got, want) {
 		t.Fatalf("initial reviews route weights = %v, want %v", got, want)
 	}
-	if p, _ := otherWP.next(xds.RouteType, 5*time.Second); len(p.resources) == 0 {
+	if p, _ := otherWP.next(xdstype.Route, 5*time.Second); len(p.resources) == 0 {
 		t.Fatalf("other waypoint got no routes")
 	}
-	addrs, _ := ztunnel.next(xds.AddressType, 5*time.Second)
+	addrs, _ := ztunnel.next(xdstype.Address, 5*time.Second)
 	v2 := podNamed(t, f, "reviews-v2")
 	if !slices.Contains(addrs.names, "default/reviews.default.svc.cluster.local") || !slices.Contains(addrs.names, "Kubernetes//Pod/default/"+v2) {
 		t.Fatalf("ztunnel addresses %v lack the reviews service or reviews-v2", addrs.names)
@@ -324,7 +325,7 @@ func TestLiveConfigChange(t *testing.T) {
 	// 90/10 -> 50/50.
 	start := time.Now()
 	setReviewsWeights(t, f, 50, 50)
-	rds, others := reviewsWP.next(xds.RouteType, 5*time.Second)
+	rds, others := reviewsWP.next(xdstype.Route, 5*time.Second)
 	converged := rds.at.Sub(start)
 	if got := weights(t, rds); got["inbound-vip|9080|http/v1|reviews.default.svc.cluster.local"] != 50 || got["inbound-vip|9080|http/v2|reviews.default.svc.cluster.local"] != 50 {
 		t.Fatalf("reviews route weights after the change = %v, want 50/50", got)
@@ -341,14 +342,14 @@ func TestLiveConfigChange(t *testing.T) {
 	if got := ztunnel.drain(100 * time.Millisecond); len(got) > 0 {
 		t.Errorf("ztunnel got %v for a VirtualService change; want nothing", types(got))
 	}
-	if got := sidecar.drain(100 * time.Millisecond); len(got) != 1 || got[0].typeURL != xds.RouteType {
+	if got := sidecar.drain(100 * time.Millisecond); len(got) != 1 || got[0].typeURL != xdstype.Route {
 		t.Errorf("productpage sidecar got %v; want RDS alone", types(got))
 	}
 	var acked time.Time
 	waitFor(t, "RDS ACK in syncz", 2*time.Second, func() bool {
 		for _, p := range s.XDS().SyncStatus().Proxies {
 			if p.ID == "waypoint/default/reviews-waypoint" {
-				ts, ok := p.Type(xds.RouteType)
+				ts, ok := p.Type(xdstype.Route)
 				acked = ts.LastAck
 				return ok && ts.Synced() && ts.LastAck.After(start)
 			}
@@ -369,7 +370,7 @@ func TestLiveConfigChange(t *testing.T) {
 	if _, err := f.kube.CoreV1().Pods("default").UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eds, others := reviewsWP.next(xds.EndpointType, 5*time.Second)
+	eds, others := reviewsWP.next(xdstype.Endpoint, 5*time.Second)
 	if len(others) > 0 {
 		t.Errorf("reviews waypoint got %v with the endpoint change; want EDS only", types(others))
 	}
@@ -382,7 +383,7 @@ func TestLiveConfigChange(t *testing.T) {
 	if extra := reviewsWP.drain(300 * time.Millisecond); len(extra) > 0 {
 		t.Errorf("reviews waypoint got %v after EDS; want EDS only", types(extra))
 	}
-	zt, others := ztunnel.next(xds.AddressType, 5*time.Second)
+	zt, others := ztunnel.next(xdstype.Address, 5*time.Second)
 	if len(others) > 0 || len(zt.names) != 1 || zt.names[0] != "Kubernetes//Pod/default/"+v2 {
 		t.Errorf("ztunnel got %v then addresses %v; want only the reviews-v2 workload", types(others), zt.names)
 	} else {
@@ -444,8 +445,8 @@ func TestProblemsBecomeStatus(t *testing.T) {
 	f := newFakeCluster(t, "", "bookinfo.yaml", "reviews-vs.yaml")
 	s := startServer(t, f)
 	wp := newADSClient(t, dialPlain(t, s), "waypoint/default/reviews-waypoint", true, nil)
-	wp.subscribe(xds.RouteType)
-	wp.next(xds.RouteType, 5*time.Second)
+	wp.subscribe(xdstype.Route)
+	wp.next(xdstype.Route, 5*time.Second)
 
 	ctx := context.Background()
 	bad := &networkingv1.VirtualService{

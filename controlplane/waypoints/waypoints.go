@@ -38,9 +38,9 @@ import (
 	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
 	gwlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model"
-	"github.com/meshlab/meshlab/dataplane/proxyenv"
 )
 
 // Names and labels of what the controller creates.
@@ -55,7 +55,7 @@ const (
 	// DefaultControlPlaneAddress is where waypoints find xDS and the CA.
 	DefaultControlPlaneAddress = "meshlab-controlplane.meshlab-system.svc:15012"
 
-	HBONEPort  = model.HBONEPort
+	HBONEPort  = mesh.HBONEPort
 	StatusPort = 15021
 	StatsPort  = 15090
 	// ProxyUID runs the proxy (Istio's 1337, excluded from capture).
@@ -304,7 +304,7 @@ func Objects(gw *gwv1.Gateway, opts Options) (*corev1.ServiceAccount, *appsv1.De
 							fieldEnv("NODE_NAME", "spec.nodeName"),
 							fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 							{Name: "WAYPOINT_NAME", Value: gw.Name},
-							{Name: "GODEBUG", Value: proxyenv.GODEBUG},
+							{Name: "GODEBUG", Value: mesh.ProxyGODEBUG},
 							{Name: "CA_ADDRESS", Value: opts.ControlPlaneAddress},
 							{Name: "XDS_ADDRESS", Value: opts.ControlPlaneAddress},
 						},

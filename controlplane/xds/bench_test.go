@@ -9,6 +9,7 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 )
 
 // BenchmarkConvergence measures issue (a): from a config change to every affected proxy having ACKed
@@ -62,7 +63,7 @@ func benchConvergence(b *testing.B, proxies int) {
 		if err != nil {
 			b.Fatalf("DeltaAggregatedResources() = %v", err)
 		}
-		err = stream.Send(&discovery.DeltaDiscoveryRequest{Node: node(fmt.Sprintf("sidecar/default/p%d", i)), TypeUrl: ClusterType})
+		err = stream.Send(&discovery.DeltaDiscoveryRequest{Node: node(fmt.Sprintf("sidecar/default/p%d", i)), TypeUrl: xdstype.Cluster})
 		if err != nil {
 			b.Fatalf("Send() = %v", err)
 		}
@@ -84,7 +85,7 @@ func benchConvergence(b *testing.B, proxies int) {
 			return false
 		}
 		for _, p := range st.Proxies {
-			if t, ok := p.Type(ClusterType); !ok || !t.Synced() {
+			if t, ok := p.Type(xdstype.Cluster); !ok || !t.Synced() {
 				return false
 			}
 		}
@@ -106,7 +107,7 @@ func benchConvergence(b *testing.B, proxies int) {
 			b.StopTimer()
 			var last time.Time
 			for _, p := range s.SyncStatus().Proxies {
-				if t, _ := p.Type(ClusterType); t.LastPush.After(last) {
+				if t, _ := p.Type(xdstype.Cluster); t.LastPush.After(last) {
 					last = t.LastPush
 				}
 			}

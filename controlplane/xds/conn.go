@@ -11,6 +11,7 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -89,7 +90,7 @@ func (c *connection) pushType(typeURL string, req *PushRequest, force bool) erro
 	mt := metricType(typeURL)
 	if err != nil {
 		c.s.metrics.genErrors.WithLabelValues(mt).Inc()
-		c.s.logf("xds: generating %s for %s: %v", ShortType(typeURL), c.proxy.ID, err)
+		c.s.logf("xds: generating %s for %s: %v", xdstype.Short(typeURL), c.proxy.ID, err)
 		return nil
 	}
 
@@ -172,7 +173,7 @@ func (c *connection) pushType(typeURL string, req *PushRequest, force bool) erro
 		err = c.sendSotW(&discovery.DiscoveryResponse{TypeUrl: typeURL, VersionInfo: version, Nonce: nonce, Resources: anys})
 	}
 	if err != nil {
-		return fmt.Errorf("sending %s to %s: %w", ShortType(typeURL), c.proxy.ID, err)
+		return fmt.Errorf("sending %s to %s: %w", xdstype.Short(typeURL), c.proxy.ID, err)
 	}
 	c.s.metrics.pushes.WithLabelValues(mt).Inc()
 	c.s.metrics.configSize.WithLabelValues(mt).Observe(float64(size))
@@ -226,7 +227,7 @@ func (c *connection) nack(typeURL, nonce, msg string) {
 	}
 	c.mu.Unlock()
 	c.s.metrics.rejects.WithLabelValues(metricType(typeURL)).Inc()
-	c.s.logf("xds: %s rejected %s (nonce %s, stale=%t): %s", c.proxy.ID, ShortType(typeURL), nonce, stale, msg)
+	c.s.logf("xds: %s rejected %s (nonce %s, stale=%t): %s", c.proxy.ID, xdstype.Short(typeURL), nonce, stale, msg)
 }
 
 // forgetUnwanted drops resources the proxy no longer subscribes to: the client forgets them itself, and

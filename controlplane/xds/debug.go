@@ -10,6 +10,7 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -77,7 +78,7 @@ func (s *Server) SyncStatus() SyncStatus {
 		for _, t := range types {
 			st := c.types[t]
 			ps.Types = append(ps.Types, TypeStatus{
-				TypeURL: t, Type: ShortType(t),
+				TypeURL: t, Type: xdstype.Short(t),
 				SentVersion: st.SentVersion, SentNonce: st.SentNonce,
 				AckedVersion: st.AckedVersion, AckedNonce: st.AckedNonce,
 				NackVersion: st.NackVersion, NackError: st.NackError,

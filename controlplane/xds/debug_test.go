@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/genproto/googleapis/rpc/status"
 )
 
@@ -38,12 +39,12 @@ func TestDebugHandlers(t *testing.T) {
 
 	const id = "waypoint/default/waypoint"
 	d := newDeltaClient(t, cc, id)
-	d.subscribe(ClusterType)
+	d.subscribe(xdstype.Cluster)
 	d.ack(d.recv())
-	d.subscribe(ListenerType)
+	d.subscribe(xdstype.Listener)
 	r := d.recv()
-	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: ListenerType, ResponseNonce: r.Nonce, ErrorDetail: &status.Status{Code: 3, Message: "listener main_internal: bad filter chain"}})
-	waitFor(t, "NACK", func() bool { st, _ := typeStatus(s, id, ListenerType); return st.NackError != "" })
+	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.Listener, ResponseNonce: r.Nonce, ErrorDetail: &status.Status{Code: 3, Message: "listener main_internal: bad filter chain"}})
+	waitFor(t, "NACK", func() bool { st, _ := typeStatus(s, id, xdstype.Listener); return st.NackError != "" })
 
 	code, body := get(t, web.URL+"/debug/syncz")
 	if code != http.StatusOK {
@@ -60,11 +61,11 @@ func TestDebugHandlers(t *testing.T) {
 	if p.ID != id || p.Kind != KindWaypoint || p.Namespace != "default" || p.Version != "test" || !p.Delta {
 		t.Errorf("proxy = %+v", p)
 	}
-	cds, _ := p.Type(ClusterType)
+	cds, _ := p.Type(xdstype.Cluster)
 	if !cds.Synced() || cds.Type != "CDS" || cds.Resources != 1 || cds.LastAck.IsZero() {
 		t.Errorf("CDS status = %+v, want synced with 1 resource", cds)
 	}
-	lds, _ := p.Type(ListenerType)
+	lds, _ := p.Type(xdstype.Listener)
 	if lds.Synced() || lds.NackError != "listener main_internal: bad filter chain" || lds.NackVersion != lds.SentVersion {
 		t.Errorf("LDS status = %+v, want the NACK recorded", lds)
 	}

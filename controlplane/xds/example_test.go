@@ -10,6 +10,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/controlplane/xds"
 )
 
@@ -22,7 +23,7 @@ func Example() {
 			return req.IsUpdated(xds.ConfigKey{Kind: "Service", Namespace: p.Namespace, Name: "reviews"})
 		},
 		GenerateFunc: func(p *xds.Proxy, typeURL string, req *xds.PushRequest) (xds.Result, error) {
-			if typeURL != xds.ClusterType {
+			if typeURL != xdstype.Cluster {
 				return xds.Result{}, nil
 			}
 			key := "cds/" + p.Namespace + "/reviews" // plus the versions of every input, in real generators

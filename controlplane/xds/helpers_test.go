@@ -15,6 +15,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -126,7 +127,7 @@ func (g *testGen) Generate(p *Proxy, typeURL string, req *PushRequest) (Result, 
 	slices.SortFunc(names, func(a, b ConfigKey) int { return strings.Compare(a.Name, b.Name) })
 	var res Result
 	switch typeURL {
-	case ClusterType:
+	case xdstype.Cluster:
 		for _, k := range names {
 			in := g.keys[k]
 			r, err := g.cached(in.key, in.deps, req, k, clusters[k])
@@ -135,7 +136,7 @@ func (g *testGen) Generate(p *Proxy, typeURL string, req *PushRequest) (Result, 
 			}
 			res.Resources = append(res.Resources, r)
 		}
-	case EndpointType:
+	case xdstype.Endpoint:
 		// An endpoint-only push sends just the clusters whose endpoints changed (partial EDS).
 		res.Incremental = !req.Full
 		for _, k := range names {
@@ -154,7 +155,7 @@ func (g *testGen) Generate(p *Proxy, typeURL string, req *PushRequest) (Result, 
 			}
 			res.Resources = append(res.Resources, r)
 		}
-	case ListenerType:
+	case xdstype.Listener:
 		r, err := Marshal("main_internal", &listener.Listener{Name: "main_internal", StatPrefix: fmt.Sprint(len(names))})
 		if err != nil {
 			return Result{}, err
@@ -286,7 +287,7 @@ func (d *deltaClient) expectNone(wait time.Duration) {
 	d.t.Helper()
 	select {
 	case r := <-d.resps:
-		d.t.Fatalf("unexpected response %s: %d resources, removed %v", ShortType(r.GetTypeUrl()), len(r.GetResources()), r.GetRemovedResources())
+		d.t.Fatalf("unexpected response %s: %d resources, removed %v", xdstype.Short(r.GetTypeUrl()), len(r.GetResources()), r.GetRemovedResources())
 	case <-time.After(wait):
 	}
 }
@@ -352,7 +353,7 @@ func (c *sotwClient) expectNone(wait time.Duration) {
 	c.t.Helper()
 	select {
 	case r := <-c.resps:
-		c.t.Fatalf("unexpected response %s with %d resources", ShortType(r.GetTypeUrl()), len(r.GetResources()))
+		c.t.Fatalf("unexpected response %s with %d resources", xdstype.Short(r.GetTypeUrl()), len(r.GetResources()))
 	case <-time.After(wait):
 	}
 }

@@ -3,6 +3,7 @@ package xds
 import (
 	"strings"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -72,4 +73,4 @@ func newMetrics(reg prometheus.Registerer, pending func() float64) *metrics {
 	return m
 }
 
-func metricType(typeURL string) string { return strings.ToLower(ShortType(typeURL)) }
+func metricType(typeURL string) string { return strings.ToLower(xdstype.Short(typeURL)) }

@@ -7,8 +7,8 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
 )
 
 // ResourceName returns the xDS name of a resource message: the name of a Listener, Cluster or

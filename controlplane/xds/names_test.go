@@ -10,8 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
+	"github.com/meshlab/meshlab/api/xdstype"
 )
 
 func TestMarshalNamed(t *testing.T) {
@@ -22,13 +23,13 @@ func TestMarshalNamed(t *testing.T) {
 		typeURL  string
 		wantFail bool
 	}{
-		{&cluster.Cluster{Name: "inbound-vip|9080|http|" + fqdn}, "inbound-vip|9080|http|" + fqdn, ClusterType, false},
-		{&listener.Listener{Name: "main_internal"}, "main_internal", ListenerType, false},
-		{&route.RouteConfiguration{Name: "inbound-vip|9080|http|" + fqdn}, "inbound-vip|9080|http|" + fqdn, RouteType, false},
-		{&endpoint.ClusterLoadAssignment{ClusterName: "inbound-vip|9080|http|" + fqdn}, "inbound-vip|9080|http|" + fqdn, EndpointType, false},
-		{&workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: &workloadapi.Workload{Uid: "Kubernetes//Pod/default/r-1"}}}, "Kubernetes//Pod/default/r-1", AddressType, false},
-		{&workloadapi.Address{Type: &workloadapi.Address_Service{Service: &workloadapi.Service{Namespace: "default", Hostname: fqdn}}}, "default/" + fqdn, AddressType, false},
-		{&security.Authorization{Namespace: "default", Name: "allow-sleep"}, "default/allow-sleep", AuthorizationType, false},
+		{&cluster.Cluster{Name: "inbound-vip|9080|http|" + fqdn}, "inbound-vip|9080|http|" + fqdn, xdstype.Cluster, false},
+		{&listener.Listener{Name: "main_internal"}, "main_internal", xdstype.Listener, false},
+		{&route.RouteConfiguration{Name: "inbound-vip|9080|http|" + fqdn}, "inbound-vip|9080|http|" + fqdn, xdstype.Route, false},
+		{&endpoint.ClusterLoadAssignment{ClusterName: "inbound-vip|9080|http|" + fqdn}, "inbound-vip|9080|http|" + fqdn, xdstype.Endpoint, false},
+		{&workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: &workloadapi.Workload{Uid: "Kubernetes//Pod/default/r-1"}}}, "Kubernetes//Pod/default/r-1", xdstype.Address, false},
+		{&workloadapi.Address{Type: &workloadapi.Address_Service{Service: &workloadapi.Service{Namespace: "default", Hostname: fqdn}}}, "default/" + fqdn, xdstype.Address, false},
+		{&security.Authorization{Namespace: "default", Name: "allow-sleep"}, "default/allow-sleep", xdstype.Authorization, false},
 		{&workloadapi.Address{}, "", "", true},
 		{&structpb.Value{}, "", "", true},
 	}

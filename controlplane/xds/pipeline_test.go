@@ -8,6 +8,7 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -170,25 +171,25 @@ func TestNewProxy(t *testing.T) {
 
 func TestProxyWatch(t *testing.T) {
 	p := NewProxy(&core.Node{Id: "sidecar/default/x"})
-	if !p.setWatch(EndpointType, []string{"b", "a"}) {
+	if !p.setWatch(xdstype.Endpoint, []string{"b", "a"}) {
 		t.Error("first setWatch reported no change")
 	}
-	if p.setWatch(EndpointType, []string{"a", "b"}) {
+	if p.setWatch(xdstype.Endpoint, []string{"a", "b"}) {
 		t.Error("same names reported as a change")
 	}
-	names, wildcard, ok := p.Watched(EndpointType)
+	names, wildcard, ok := p.Watched(xdstype.Endpoint)
 	if !ok || wildcard || !slices.Equal(names, []string{"a", "b"}) {
 		t.Errorf("Watched() = %v %t %t", names, wildcard, ok)
 	}
-	p.setWatch(ClusterType, nil)
-	if !p.Wants(ClusterType, "anything") {
+	p.setWatch(xdstype.Cluster, nil)
+	if !p.Wants(xdstype.Cluster, "anything") {
 		t.Error("an empty SotW subscription is not a wildcard")
 	}
-	if got := p.WatchedTypes(); !slices.Equal(got, []string{ClusterType, EndpointType}) {
+	if got := p.WatchedTypes(); !slices.Equal(got, []string{xdstype.Cluster, xdstype.Endpoint}) {
 		t.Errorf("WatchedTypes() = %v, want CDS then EDS", got)
 	}
-	added, first := p.updateWatch(AddressType, []string{"ns/a"}, nil)
-	if !first || !slices.Equal(added, []string{"ns/a"}) || p.Wants(AddressType, "ns/b") {
+	added, first := p.updateWatch(xdstype.Address, []string{"ns/a"}, nil)
+	if !first || !slices.Equal(added, []string{"ns/a"}) || p.Wants(xdstype.Address, "ns/b") {
 		t.Errorf("delta subscribe: added %v first %t", added, first)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
@@ -104,7 +105,7 @@ func NewServer(gen Generator, opts ...Option) *Server {
 		quiet:       DefaultDebounceQuiet,
 		max:         DefaultDebounceMax,
 		concurrency: DefaultConcurrency,
-		incremental: map[string]bool{EndpointType: true, AddressType: true},
+		incremental: map[string]bool{xdstype.Endpoint: true, xdstype.Address: true},
 		updates:     make(chan *PushRequest, 1024),
 		queue:       newPushQueue(),
 		conns:       map[*connection]struct{}{},

@@ -14,6 +14,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	sotw "github.com/envoyproxy/go-control-plane/pkg/client/sotw/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -62,7 +63,7 @@ func TestSotWSubscribeAndAck(t *testing.T) {
 	cc := dial(t, startServer(t, s))
 
 	const id = "waypoint/default/waypoint"
-	client := sotw.NewADSClient(context.Background(), node(id), ClusterType)
+	client := sotw.NewADSClient(context.Background(), node(id), xdstype.Cluster)
 	if err := client.InitConnect(cc); err != nil {
 		t.Fatalf("InitConnect() = %v", err)
 	}
@@ -77,7 +78,7 @@ func TestSotWSubscribeAndAck(t *testing.T) {
 		t.Fatalf("Ack() = %v", err)
 	}
 	waitFor(t, "CDS acked in syncz", func() bool {
-		st, ok := typeStatus(s, id, ClusterType)
+		st, ok := typeStatus(s, id, xdstype.Cluster)
 		return ok && st.Synced() && st.AckedVersion == st.SentVersion && st.Resources == 2
 	})
 
@@ -100,13 +101,13 @@ func TestDeltaSubscribeAckAddRemove(t *testing.T) {
 	s := NewServer(gen, WithDebounce(0, 0))
 	d := newDeltaClient(t, dial(t, startServer(t, s)), "ztunnel/default/node1")
 
-	d.subscribe(ClusterType)
+	d.subscribe(xdstype.Cluster)
 	r := d.recv()
 	if got, want := resourceNames(r.Resources), []string{"ratings", "reviews"}; !slices.Equal(got, want) {
 		t.Fatalf("initial resources = %v, want %v", got, want)
 	}
 	d.ack(r)
-	waitFor(t, "ack", func() bool { st, _ := typeStatus(s, "ztunnel/default/node1", ClusterType); return st.Synced() })
+	waitFor(t, "ack", func() bool { st, _ := typeStatus(s, "ztunnel/default/node1", xdstype.Cluster); return st.Synced() })
 
 	// Add details, remove ratings, leave reviews alone: the response carries only the difference.
 	gen.setCluster("default", "details", "v1", "10.0.0.3")
@@ -121,7 +122,7 @@ func TestDeltaSubscribeAckAddRemove(t *testing.T) {
 	}
 	d.ack(r)
 	waitFor(t, "second ack", func() bool {
-		st, _ := typeStatus(s, "ztunnel/default/node1", ClusterType)
+		st, _ := typeStatus(s, "ztunnel/default/node1", xdstype.Cluster)
 		return st.Synced() && st.AckedNonce == r.Nonce && st.Resources == 2
 	})
 
@@ -130,9 +131,9 @@ func TestDeltaSubscribeAckAddRemove(t *testing.T) {
 	d.expectNone(200 * time.Millisecond)
 
 	// Unsubscribing and subscribing again to one name sends it again.
-	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: ClusterType, ResourceNamesUnsubscribe: []string{"*"}, ResourceNamesSubscribe: []string{"reviews"}})
-	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: ClusterType, ResourceNamesUnsubscribe: []string{"reviews"}})
-	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: ClusterType, ResourceNamesSubscribe: []string{"reviews"}})
+	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.Cluster, ResourceNamesUnsubscribe: []string{"*"}, ResourceNamesSubscribe: []string{"reviews"}})
+	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.Cluster, ResourceNamesUnsubscribe: []string{"reviews"}})
+	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.Cluster, ResourceNamesSubscribe: []string{"reviews"}})
 	r = d.recv()
 	if got, want := resourceNames(r.Resources), []string{"reviews"}; !slices.Equal(got, want) {
 		t.Errorf("resubscribed resources = %v, want %v", got, want)
@@ -145,7 +146,7 @@ func TestNackIsRecordedAndServingContinues(t *testing.T) {
 	s := NewServer(gen, WithDebounce(0, 0))
 	cc := dial(t, startServer(t, s))
 	const id = "sidecar/default/productpage-1"
-	client := sotw.NewADSClient(context.Background(), node(id), ClusterType)
+	client := sotw.NewADSClient(context.Background(), node(id), xdstype.Cluster)
 	if err := client.InitConnect(cc); err != nil {
 		t.Fatalf("InitConnect() = %v", err)
 	}
@@ -155,8 +156,8 @@ func TestNackIsRecordedAndServingContinues(t *testing.T) {
 	if err := client.Ack(); err != nil {
 		t.Fatalf("Ack() = %v", err)
 	}
-	waitFor(t, "ack", func() bool { st, _ := typeStatus(s, id, ClusterType); return st.Synced() })
-	good, _ := typeStatus(s, id, ClusterType)
+	waitFor(t, "ack", func() bool { st, _ := typeStatus(s, id, xdstype.Cluster); return st.Synced() })
+	good, _ := typeStatus(s, id, xdstype.Cluster)
 
 	gen.setCluster("default", "reviews", "v2-bad", "10.0.0.1")
 	s.ConfigUpdate(NewPushRequest(true, "config", ConfigKey{"Cluster", "default", "reviews"}))
@@ -167,8 +168,8 @@ func TestNackIsRecordedAndServingContinues(t *testing.T) {
 	if err := client.Nack(reason); err != nil {
 		t.Fatalf("Nack() = %v", err)
 	}
-	waitFor(t, "NACK in syncz", func() bool { st, _ := typeStatus(s, id, ClusterType); return st.NackError == reason })
-	st, _ := typeStatus(s, id, ClusterType)
+	waitFor(t, "NACK in syncz", func() bool { st, _ := typeStatus(s, id, xdstype.Cluster); return st.NackError == reason })
+	st, _ := typeStatus(s, id, xdstype.Cluster)
 	if st.AckedVersion != good.AckedVersion || st.Synced() {
 		t.Errorf("after NACK: acked %q synced=%t, want acked %q (the last good version) and not synced", st.AckedVersion, st.Synced(), good.AckedVersion)
 	}
@@ -180,12 +181,12 @@ func TestNackIsRecordedAndServingContinues(t *testing.T) {
 	gen.setCluster("default", "reviews", "v3", "10.0.0.1")
 	s.ConfigUpdate(NewPushRequest(true, "config", ConfigKey{"Cluster", "default", "reviews"}))
 	// The client has one Fetch still running from the timeout above; it receives this push.
-	waitFor(t, "push after NACK", func() bool { st, _ := typeStatus(s, id, ClusterType); return st.SentVersion != st.NackVersion })
+	waitFor(t, "push after NACK", func() bool { st, _ := typeStatus(s, id, xdstype.Cluster); return st.SentVersion != st.NackVersion })
 	if err := client.Ack(); err != nil {
 		t.Fatalf("Ack() = %v", err)
 	}
 	waitFor(t, "ACK clears the NACK", func() bool {
-		st, _ := typeStatus(s, id, ClusterType)
+		st, _ := typeStatus(s, id, xdstype.Cluster)
 		return st.Synced() && st.NackError == ""
 	})
 	if got := testutilCounter(t, s, "pilot_total_xds_rejects"); got != 1 {
@@ -198,7 +199,7 @@ func TestDebounceMergesBurst(t *testing.T) {
 	gen.setCluster("default", "reviews", "v0", "10.0.0.1")
 	s := NewServer(gen, WithDebounce(200*time.Millisecond, 5*time.Second)) // wide enough for a loaded machine
 	d := newDeltaClient(t, dial(t, startServer(t, s)), "waypoint/default/waypoint")
-	d.subscribe(ClusterType)
+	d.subscribe(xdstype.Cluster)
 	d.ack(d.recv())
 
 	var want []ConfigKey
@@ -214,7 +215,7 @@ func TestDebounceMergesBurst(t *testing.T) {
 	}
 	d.ack(r)
 	d.expectNone(300 * time.Millisecond)
-	calls := gen.callsFor("waypoint/default/waypoint", ClusterType)
+	calls := gen.callsFor("waypoint/default/waypoint", xdstype.Cluster)
 	if len(calls) != 1 {
 		t.Fatalf("generations after the burst = %d, want 1 (one merged push)", len(calls))
 	}
@@ -246,7 +247,7 @@ func TestQueueMergesPushesForBusyProxy(t *testing.T) {
 	s := NewServer(gen, WithDebounce(0, 0))
 	const id = "waypoint/default/waypoint"
 	d := newDeltaClient(t, dial(t, startServer(t, s)), id)
-	d.subscribe(ClusterType)
+	d.subscribe(xdstype.Cluster)
 	d.ack(d.recv())
 
 	update := func(i int) ConfigKey {
@@ -282,7 +283,7 @@ func TestQueueMergesPushesForBusyProxy(t *testing.T) {
 	d.ack(r)
 	d.expectNone(200 * time.Millisecond)
 
-	calls := gen.callsFor(id, ClusterType)
+	calls := gen.callsFor(id, xdstype.Cluster)
 	if len(calls) != 2 {
 		t.Fatalf("generations = %d, want 2 (the busy one and one merged)", len(calls))
 	}
@@ -302,7 +303,7 @@ func TestOnlyAffectedProxiesArePushed(t *testing.T) {
 	p1 := newDeltaClient(t, cc, "waypoint/ns1/waypoint")
 	p2 := newDeltaClient(t, cc, "waypoint/ns2/waypoint")
 	for _, p := range []*deltaClient{p1, p2} {
-		p.subscribe(ClusterType)
+		p.subscribe(xdstype.Cluster)
 		p.ack(p.recv())
 	}
 	gen.setCluster("ns1", "a", "v2", "10.0.0.1")
@@ -312,7 +313,7 @@ func TestOnlyAffectedProxiesArePushed(t *testing.T) {
 		t.Errorf("ns1 waypoint got %v, want [a]", got)
 	}
 	p2.expectNone(200 * time.Millisecond)
-	if n := len(gen.callsFor("waypoint/ns2/waypoint", ClusterType)); n != 0 {
+	if n := len(gen.callsFor("waypoint/ns2/waypoint", xdstype.Cluster)); n != 0 {
 		t.Errorf("the unaffected proxy was generated for %d times, want 0", n)
 	}
 }
@@ -339,11 +340,11 @@ func TestEndpointOnlyUpdateSendsOnlyEDS(t *testing.T) {
 
 	t.Run("sotw", func(t *testing.T) {
 		c := newSotwClient(t, cc, "sidecar/default/sotw")
-		for _, typ := range []string{ClusterType, ListenerType} {
+		for _, typ := range []string{xdstype.Cluster, xdstype.Listener} {
 			c.send(&discovery.DiscoveryRequest{TypeUrl: typ})
 			c.ack(c.recv())
 		}
-		c.send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{"ratings", "reviews"}})
+		c.send(&discovery.DiscoveryRequest{TypeUrl: xdstype.Endpoint, ResourceNames: []string{"ratings", "reviews"}})
 		r := c.recv()
 		if len(r.Resources) != 2 {
 			t.Fatalf("initial EDS has %d resources, want 2", len(r.Resources))
@@ -351,22 +352,22 @@ func TestEndpointOnlyUpdateSendsOnlyEDS(t *testing.T) {
 		c.ack(r, "ratings", "reviews")
 		change("10.0.9.1")
 		r = c.recv()
-		if r.TypeUrl != EndpointType || len(r.Resources) != 1 || claAddr(t, r.Resources[0].Value) != "reviews=10.0.9.1" {
-			t.Fatalf("got %s with %d resources, want EDS with reviews=10.0.9.1 alone", ShortType(r.TypeUrl), len(r.Resources))
+		if r.TypeUrl != xdstype.Endpoint || len(r.Resources) != 1 || claAddr(t, r.Resources[0].Value) != "reviews=10.0.9.1" {
+			t.Fatalf("got %s with %d resources, want EDS with reviews=10.0.9.1 alone", xdstype.Short(r.TypeUrl), len(r.Resources))
 		}
 		c.ack(r, "ratings", "reviews")
 		c.expectNone(200 * time.Millisecond) // no CDS or LDS
 	})
 	t.Run("delta", func(t *testing.T) {
 		d := newDeltaClient(t, cc, "sidecar/default/delta")
-		for _, typ := range []string{ClusterType, EndpointType, ListenerType} {
+		for _, typ := range []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener} {
 			d.subscribe(typ)
 			d.ack(d.recv())
 		}
 		change("10.0.9.2")
 		r := d.recv()
-		if r.TypeUrl != EndpointType || len(r.Resources) != 1 || claAddr(t, r.Resources[0].Resource.Value) != "reviews=10.0.9.2" {
-			t.Fatalf("got %s %v, want EDS with reviews=10.0.9.2 alone", ShortType(r.TypeUrl), resourceNames(r.Resources))
+		if r.TypeUrl != xdstype.Endpoint || len(r.Resources) != 1 || claAddr(t, r.Resources[0].Resource.Value) != "reviews=10.0.9.2" {
+			t.Fatalf("got %s %v, want EDS with reviews=10.0.9.2 alone", xdstype.Short(r.TypeUrl), resourceNames(r.Resources))
 		}
 		if len(r.RemovedResources) != 0 {
 			t.Errorf("partial EDS removed %v, want nothing", r.RemovedResources)
@@ -374,7 +375,7 @@ func TestEndpointOnlyUpdateSendsOnlyEDS(t *testing.T) {
 		d.ack(r)
 		d.expectNone(200 * time.Millisecond)
 	})
-	if n := len(gen.callsFor("sidecar/default/delta", ClusterType)); n != 0 {
+	if n := len(gen.callsFor("sidecar/default/delta", xdstype.Cluster)); n != 0 {
 		t.Errorf("CDS generated %d times on endpoint updates, want 0", n)
 	}
 }
@@ -391,7 +392,7 @@ func TestCacheInvalidationThroughServer(t *testing.T) {
 	var clients []*deltaClient
 	for i := range 3 {
 		d := newDeltaClient(t, cc, fmt.Sprintf("sidecar/default/p%d", i))
-		d.subscribe(ClusterType)
+		d.subscribe(xdstype.Cluster)
 		d.ack(d.recv())
 		clients = append(clients, d)
 	}
@@ -451,13 +452,13 @@ func TestGeneratorErrorKeepsLastConfig(t *testing.T) {
 	}}
 	s := NewServer(g, WithDebounce(0, 0))
 	d := newDeltaClient(t, dial(t, startServer(t, s)), "waypoint/default/w")
-	d.subscribe(ClusterType)
+	d.subscribe(xdstype.Cluster)
 	d.ack(d.recv())
 	fail.Store(true)
 	s.ConfigUpdate(NewPushRequest(true, "config"))
 	d.expectNone(200 * time.Millisecond)
 	waitFor(t, "error counted", func() bool { return testutilCounter(t, s, "pilot_xds_generate_errors_total") == 1 })
-	st, _ := typeStatus(s, "waypoint/default/w", ClusterType)
+	st, _ := typeStatus(s, "waypoint/default/w", xdstype.Cluster)
 	if !st.Synced() || st.Resources != 1 {
 		t.Errorf("status after a failed generation = %+v, want synced with 1 resource", st)
 	}
@@ -471,7 +472,7 @@ func TestSotWSubscriptionChangeOnAck(t *testing.T) {
 	gen.setCluster("default", "ratings", "v1", "10.0.0.2")
 	s := NewServer(gen, WithDebounce(0, 0))
 	c := newSotwClient(t, dial(t, startServer(t, s)), "sidecar/default/p")
-	c.send(&discovery.DiscoveryRequest{TypeUrl: EndpointType, ResourceNames: []string{"reviews"}})
+	c.send(&discovery.DiscoveryRequest{TypeUrl: xdstype.Endpoint, ResourceNames: []string{"reviews"}})
 	r := c.recv()
 	if len(r.Resources) != 1 {
 		t.Fatalf("EDS for [reviews] has %d resources, want 1", len(r.Resources))
@@ -485,7 +486,7 @@ func TestSotWSubscriptionChangeOnAck(t *testing.T) {
 	}
 	c.ack(r, "ratings", "reviews")
 	waitFor(t, "ack", func() bool {
-		st, _ := typeStatus(s, "sidecar/default/p", EndpointType)
+		st, _ := typeStatus(s, "sidecar/default/p", xdstype.Endpoint)
 		return st.Synced() && st.Resources == 2
 	})
 }
@@ -514,7 +515,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	var clients []*deltaClient
 	for i := range 4 {
 		d := newDeltaClient(t, cc, fmt.Sprintf("sidecar/default/p%d", i))
-		d.subscribe(ClusterType)
+		d.subscribe(xdstype.Cluster)
 		d.ack(d.recv())
 		clients = append(clients, d)
 	}

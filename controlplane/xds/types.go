@@ -13,27 +13,14 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-)
-
-// Type URLs the server knows how to order and treat. Any other type URL is served as a state-of-the-world
-// type after these.
-const (
-	ClusterType       = resourcev3.ClusterType
-	EndpointType      = resourcev3.EndpointType
-	ListenerType      = resourcev3.ListenerType
-	RouteType         = resourcev3.RouteType
-	SecretType        = resourcev3.SecretType
-	AddressType       = workloadapi.AddressTypeURL
-	AuthorizationType = workloadapi.AuthorizationTypeURL
 )
 
 // pushOrder is the order types are sent in one push: clusters before their endpoints, listeners before
 // their routes, so Envoy never points at something it does not have yet (Envoy's recommended ADS order).
-var pushOrder = []string{ClusterType, EndpointType, ListenerType, RouteType, SecretType, AddressType, AuthorizationType}
+var pushOrder = []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route, xdstype.Secret, xdstype.Address, xdstype.Authorization}
 
 // sortTypes orders type URLs in push order, unknown types last, alphabetically.
 func sortTypes(types []string) {
@@ -55,29 +42,7 @@ func sortTypes(types []string) {
 // (the client keeps the others): true for RDS and EDS, which the client asks for by name. Listeners,
 // clusters and unknown types must always be sent whole.
 func partialInSotW(typeURL string) bool {
-	return typeURL == RouteType || typeURL == EndpointType
-}
-
-// ShortType returns the short xDS name of a type URL (CDS, LDS, EDS, RDS, SDS, WDS, ADS for workload
-// addresses, AUTHZ), or the message name for others.
-func ShortType(typeURL string) string {
-	switch typeURL {
-	case ClusterType:
-		return "CDS"
-	case ListenerType:
-		return "LDS"
-	case EndpointType:
-		return "EDS"
-	case RouteType:
-		return "RDS"
-	case SecretType:
-		return "SDS"
-	case AddressType:
-		return "WDS"
-	case AuthorizationType:
-		return "AUTHZ"
-	}
-	return typeURL[strings.LastIndex(typeURL, "/")+1:]
+	return typeURL == xdstype.Route || typeURL == xdstype.Endpoint
 }
 
 // ConfigKey names one piece of input config: a Kubernetes object kind, namespace and name

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/xdstype"
 )
 
 // snapshotGen serves ztunnel one workload Address per pod in its snapshot; Prepare builds the snapshot
@@ -43,10 +44,10 @@ func TestWorkloadAPIOverDeltaWithSnapshots(t *testing.T) {
 	g.pods.Store(&map[string]string{"reviews-v1": "10.244.1.5"})
 	s := NewServer(g, WithDebounce(0, 0))
 	d := newDeltaClient(t, dial(t, startServer(t, s)), "ztunnel/meshlab-worker")
-	d.subscribe(AddressType)
+	d.subscribe(xdstype.Address)
 	r := d.recv()
-	if r.TypeUrl != workloadapi.AddressTypeURL || len(r.Resources) != 1 {
-		t.Fatalf("got %s with %d resources, want one %s", r.TypeUrl, len(r.Resources), workloadapi.AddressTypeURL)
+	if r.TypeUrl != xdstype.Address || len(r.Resources) != 1 {
+		t.Fatalf("got %s with %d resources, want one %s", r.TypeUrl, len(r.Resources), xdstype.Address)
 	}
 	addr := &workloadapi.Address{}
 	if err := r.Resources[0].Resource.UnmarshalTo(addr); err != nil {

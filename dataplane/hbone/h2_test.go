@@ -19,8 +19,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/hbone"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // pattern is n bytes that differ by position, so that reordering or loss changes the digest.

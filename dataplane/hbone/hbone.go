@@ -17,9 +17,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
-// Port is the HBONE port every captured pod and every waypoint listens on.
-const Port = 15008
-
 // Headers meshlab sets on CONNECT requests so that the far end can show where a stream came from.
 const (
 	// HeaderForwarded carries the original source address, as `for=IP` (RFC 7239).

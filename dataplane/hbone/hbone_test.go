@@ -21,8 +21,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"golang.org/x/net/http2"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/hbone"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 var (

@@ -14,9 +14,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
+	"github.com/meshlab/meshlab/identity/ca"
 	"github.com/meshlab/meshlab/internal/stats"
 )
 
@@ -74,7 +75,7 @@ func TestAmbient(t *testing.T) {
 			pod    *netnstest.Pod
 			listen bool
 		}{{m.sleep, true}, {m.echo, true}, {m.plain, false}, {m.waypoint, true /* the waypoint's own 15008 */}} {
-			conn, err := m.node0.DialContext(context.Background(), "tcp4", c.pod.Addr(hbone.Port))
+			conn, err := m.node0.DialContext(context.Background(), "tcp4", c.pod.Addr(mesh.HBONEPort))
 			if conn != nil {
 				conn.Close()
 			}
@@ -124,9 +125,9 @@ func TestAmbient(t *testing.T) {
 		for _, c := range out.Connections {
 			if c.Workload == meshNS+"/sleep" && c.Direction == "outbound" {
 				found = true
-				if c.Protocol != "HBONE" || c.Remote != m.echo.Addr(hbone.Port) || c.RemoteTarget != m.echo.Addr(appPort) ||
+				if c.Protocol != "HBONE" || c.Remote != m.echo.Addr(mesh.HBONEPort) || c.RemoteTarget != m.echo.Addr(appPort) ||
 					c.SrcIdentity != sleepID || c.DstIdentity != echoID {
-					t.Errorf("node0 connection = %+v; want HBONE to %s carrying %s, %s -> %s", c, m.echo.Addr(hbone.Port), m.echo.Addr(appPort), sleepID, echoID)
+					t.Errorf("node0 connection = %+v; want HBONE to %s carrying %s, %s -> %s", c, m.echo.Addr(mesh.HBONEPort), m.echo.Addr(appPort), sleepID, echoID)
 				}
 			}
 		}
@@ -137,8 +138,8 @@ func TestAmbient(t *testing.T) {
 		for _, c := range in.Connections {
 			if c.Workload == meshNS+"/echo" && c.Direction == "inbound" {
 				found = true
-				if c.Protocol != "HBONE" || c.Local != m.echo.Addr(hbone.Port) || c.SrcIdentity != sleepID || c.DstIdentity != echoID {
-					t.Errorf("node1 connection = %+v; want HBONE on %s from %s", c, m.echo.Addr(hbone.Port), sleepID)
+				if c.Protocol != "HBONE" || c.Local != m.echo.Addr(mesh.HBONEPort) || c.SrcIdentity != sleepID || c.DstIdentity != echoID {
+					t.Errorf("node1 connection = %+v; want HBONE on %s from %s", c, m.echo.Addr(mesh.HBONEPort), sleepID)
 				}
 			}
 		}
@@ -173,7 +174,7 @@ func TestAmbient(t *testing.T) {
 		} {
 			client := &hbone.Client{DialContext: m.plain.DialContext, HandshakeTimeout: 3 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			body, err := hboneGet(ctx, client, m.echo.Addr(hbone.Port), m.echo.Addr(appPort), c.cfg)
+			body, err := hboneGet(ctx, client, m.echo.Addr(mesh.HBONEPort), m.echo.Addr(appPort), c.cfg)
 			cancel()
 			client.Close()
 			if c.ok && (err != nil || !strings.HasPrefix(body, "HTTP/1.1 200")) {
@@ -240,7 +241,7 @@ func TestAmbient(t *testing.T) {
 		}
 		// Every hop is mTLS with its own identity: sleep -> waypoint (logged when the client's connections
 		// closed), then waypoint -> web-v1 (the waypoint pools that stream: open in node1's table, or logged).
-		if !m.carried(t, m.node1, from1, meshNS+"/web-v1", wpID, spiffe(meshNS, "web"), m.webV1.Addr(hbone.Port)) {
+		if !m.carried(t, m.node1, from1, meshNS+"/web-v1", wpID, spiffe(meshNS, "web"), m.webV1.Addr(mesh.HBONEPort)) {
 			t.Errorf("node1 ztunnel shows no inbound HBONE from the waypoint to web-v1")
 		}
 		for _, c := range []struct {
@@ -248,7 +249,7 @@ func TestAmbient(t *testing.T) {
 			from  int
 			parts []string
 		}{
-			{zt0.out, from0, []string{`src.identity="` + sleepID + `"`, `dst.addr="` + m.waypoint.Addr(hbone.Port) + `"`,
+			{zt0.out, from0, []string{`src.identity="` + sleepID + `"`, `dst.addr="` + m.waypoint.Addr(mesh.HBONEPort) + `"`,
 				`dst.hbone_addr="` + webVIP + `:80"`, `dst.identity="` + wpID + `"`, `protocol="HBONE"`}},
 			{m.wp.out, fromW, []string{`"GET /split HTTP/1.1" 200`, "source_identity=" + sleepID, "upstream_host=envoy://connect_originate/" + m.webV1.Addr(appPort)}},
 		} {
@@ -343,7 +344,7 @@ func TestAmbient(t *testing.T) {
 
 // carried reports whether node's ztunnel carried (or is carrying) an inbound HBONE connection into
 // workload from src to dst identity on local: its connection table, or its access log after from.
-func (m *mesh) carried(t *testing.T, node *netnstest.Node, from int, workload, src, dst, local string) bool {
+func (m *testbed) carried(t *testing.T, node *netnstest.Node, from int, workload, src, dst, local string) bool {
 	t.Helper()
 	d, err := m.configDump(node)
 	if err != nil {

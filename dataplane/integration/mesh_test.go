@@ -39,7 +39,7 @@ const (
 func spiffe(ns, sa string) string { return "spiffe://cluster.local/ns/" + ns + "/sa/" + sa }
 
 // mesh is the running harness: two nodes, their pods, the control plane and the proxy processes.
-type mesh struct {
+type testbed struct {
 	node0, node1 *netnstest.Node
 	// node0: the clients. sleep and other are enrolled; plain is in a namespace outside the mesh.
 	sleep, other, plain *netnstest.Pod
@@ -118,10 +118,10 @@ spec:
 
 // newMesh builds the network, serves the control plane from node0 and starts every proxy process, then
 // waits until the ztunnels have enrolled their pods and the waypoint has its config.
-func newMesh(t *testing.T) *mesh {
+func newMesh(t *testing.T) *testbed {
 	t.Helper()
 	network := netnstest.New(t)
-	m := &mesh{node0: network.AddNode("zt0"), node1: network.AddNode("zt1"), ztunnel: map[*netnstest.Node]*proc{}, flakyHits: &tokens{seen: map[string]int{}}}
+	m := &testbed{node0: network.AddNode("zt0"), node1: network.AddNode("zt1"), ztunnel: map[*netnstest.Node]*proc{}, flakyHits: &tokens{seen: map[string]int{}}}
 	m.sleep, m.other, m.plain = m.node0.AddPod("sleep"), m.node0.AddPod("other"), m.node0.AddPod("plain")
 	m.echo, m.guarded = m.node1.AddPod("echo"), m.node1.AddPod("guarded")
 	m.webV1, m.webV2, m.flaky, m.waypoint = m.node1.AddPod("web-v1"), m.node1.AddPod("web-v2"), m.node1.AddPod("flaky"), m.node1.AddPod("waypoint")
@@ -214,7 +214,7 @@ spec:
 }
 
 // waitReady waits until each ztunnel has enrolled exactly the wanted pods and the waypoint is ready.
-func (m *mesh) waitReady(t *testing.T, want map[*netnstest.Node][]string) {
+func (m *testbed) waitReady(t *testing.T, want map[*netnstest.Node][]string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for node, names := range want {
@@ -249,7 +249,7 @@ func (m *mesh) waitReady(t *testing.T, want map[*netnstest.Node][]string) {
 }
 
 // configDump reads the ztunnel admin dump of a node (its loopback, from inside the node namespace).
-func (m *mesh) configDump(node *netnstest.Node) (dump.Dump, error) {
+func (m *testbed) configDump(node *netnstest.Node) (dump.Dump, error) {
 	var d dump.Dump
 	st, body, err := request(node, "GET", "http://"+adminAddr+"/config_dump", nil)
 	if err != nil {

@@ -21,18 +21,20 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/waypointrun"
 	"github.com/meshlab/meshlab/cli/ztunnel/dump"
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 	ztxds "github.com/meshlab/meshlab/dataplane/ztunnel/xds"
+	"github.com/meshlab/meshlab/identity"
+	"github.com/meshlab/meshlab/identity/ca"
+	"github.com/meshlab/meshlab/identity/caclient"
+	"github.com/meshlab/meshlab/identity/svidsource"
 )
 
 // The test binary is re-executed as a proxy process when roleEnv is set: "ztunnel" reads its spec from
@@ -106,18 +108,18 @@ func runZtunnel(ctx context.Context, specPath string) error {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 	}
-	roots, err := caservice.LoadRoots(spec.RootCert)
+	roots, err := identity.LoadRoots(spec.RootCert)
 	if err != nil {
 		return err
 	}
-	bundle := x509bundle.FromX509Authorities(ca.DefaultTrustDomain, roots)
-	caConn, err := caservice.Dial(spec.ControlPlane, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, nil))
+	bundle := x509bundle.FromX509Authorities(mesh.TrustDomain, roots)
+	caConn, err := caclient.Dial(spec.ControlPlane, caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, nil))
 	if err != nil {
 		return err
 	}
 	defer caConn.Close()
-	caClient := caservice.NewClient(caConn, spec.TokenPath)
-	ownID, err := ca.WorkloadID(ca.DefaultTrustDomain, caservice.Namespace, caservice.NodeProxyServiceAccount)
+	caClient := caclient.NewClient(caConn, spec.TokenPath)
+	ownID, err := ca.WorkloadID(mesh.TrustDomain, mesh.Namespace, mesh.NodeProxyServiceAccount)
 	if err != nil {
 		return err
 	}
@@ -126,7 +128,7 @@ func runZtunnel(ctx context.Context, specPath string) error {
 		return fmt.Errorf("fetching ztunnel's own certificate: %w", err)
 	}
 	defer own.Close()
-	xdsConn, err := caservice.Dial(spec.ControlPlane, caservice.ClientTLSConfig(roots, caservice.ServerName, caservice.ControlPlaneID, own))
+	xdsConn, err := caclient.Dial(spec.ControlPlane, caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, own))
 	if err != nil {
 		return err
 	}
@@ -157,7 +159,7 @@ func runZtunnel(ctx context.Context, specPath string) error {
 		return err
 	}
 	xc, err = ztxds.New(ztxds.Options{
-		Conn: xdsConn, Node: spec.Node, Metadata: map[string]string{"NAMESPACE": caservice.Namespace},
+		Conn: xdsConn, Node: spec.Node, Metadata: map[string]string{"NAMESPACE": mesh.Namespace},
 		Apply: z.SetConfig, OnApplied: func(ztunnel.Config) { ag.Resync() }, Logf: logf,
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/meshlab/meshlab/api/mesh"
 )
 
 // ConnectOriginate is the internal listener that tunnels a connection to its destination over HBONE; an
@@ -23,9 +24,6 @@ const ConnectOriginate = "connect_originate"
 
 // MainInternal is the internal listener that receives HBONE-terminated streams.
 const MainInternal = "main_internal"
-
-// DefaultTunnelPort is the HBONE port when the config names none.
-const DefaultTunnelPort = 15008
 
 // Endpoint is one upstream host.
 type Endpoint struct {
@@ -288,7 +286,7 @@ func compileEndpoint(lb *endpointv3.LbEndpoint) (*Endpoint, error) {
 			if err != nil {
 				return nil, fmt.Errorf("endpoint.address.endpoint_id: %q is not IP:PORT", ep.Address)
 			}
-			ep.TunnelAddress = netip.AddrPortFrom(ap.Addr(), DefaultTunnelPort).String()
+			ep.TunnelAddress = netip.AddrPortFrom(ap.Addr(), mesh.HBONEPort).String()
 		}
 		if t := tunnel["address"].GetStringValue(); t != "" {
 			if _, err := netip.ParseAddrPort(t); err != nil {
@@ -325,7 +323,7 @@ func (c *Cluster) pick(dst netip.AddrPort, avoid map[string]bool, reselect int, 
 		}
 		ep := &Endpoint{Address: netip.AddrPortFrom(dst.Addr(), port).String(), InternalListener: c.internalListener, Healthy: true, BindAddress: c.BindAddress}
 		if ep.InternalListener != "" {
-			ep.TunnelAddress = net.JoinHostPort(dst.Addr().String(), strconv.Itoa(DefaultTunnelPort))
+			ep.TunnelAddress = net.JoinHostPort(dst.Addr().String(), strconv.Itoa(mesh.HBONEPort))
 		}
 		return ep
 	}

@@ -58,6 +58,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/hbone"
@@ -153,7 +154,7 @@ func New(opts Options) (*Sidecar, error) {
 	}
 	def(&opts.OutboundAddress, fmt.Sprintf("0.0.0.0:%d", OutboundPort))
 	def(&opts.InboundAddress, fmt.Sprintf("0.0.0.0:%d", InboundPort))
-	def(&opts.HBONEAddress, fmt.Sprintf("0.0.0.0:%d", hbone.Port))
+	def(&opts.HBONEAddress, fmt.Sprintf("0.0.0.0:%d", mesh.HBONEPort))
 	def(&opts.AdminAddress, admin.DefaultAddress)
 	def(&opts.HealthAddress, admin.DefaultHealthAddress)
 	def(&opts.StatsAddress, StatsAddress)
@@ -409,7 +410,7 @@ func (s *Sidecar) authorize(peer spiffeid.ID, target netip.AddrPort, _ http.Head
 		return fmt.Errorf("%s is not an address of pod %s/%s", t.Addr(), s.opts.Namespace, s.opts.Pod)
 	}
 	switch t.Port() {
-	case OutboundPort, InboundPort, hbone.Port, 15000, 15021, 15090:
+	case OutboundPort, InboundPort, mesh.HBONEPort, 15000, 15021, 15090:
 		return fmt.Errorf("port %d is the proxy's own", t.Port())
 	}
 	if !s.Ready() {

@@ -16,10 +16,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/sidecar"
 	"github.com/meshlab/meshlab/dataplane/sidecar/sidecartest"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // The mesh of these tests lives on loopback addresses: pods a and b are injected (label

@@ -25,6 +25,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/l7"
@@ -98,7 +99,7 @@ func New(opts Options) (*Waypoint, error) {
 		opts.Logf = func(string, ...any) {}
 	}
 	if opts.HBONEAddress == "" {
-		opts.HBONEAddress = fmt.Sprintf(":%d", hbone.Port)
+		opts.HBONEAddress = fmt.Sprintf(":%d", mesh.HBONEPort)
 	}
 	if opts.AdminAddress == "" {
 		opts.AdminAddress = admin.DefaultAddress

@@ -22,11 +22,11 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
-	"github.com/meshlab/meshlab/dataplane/xdsclient"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
+	"github.com/meshlab/meshlab/identity/ca"
 	"github.com/meshlab/meshlab/internal/stats"
 )
 
@@ -330,7 +330,7 @@ func TestWaypoint(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		nack, err := f.xds.WaitFor(ctx, func(r *discoveryv3.DiscoveryRequest) bool {
-			return r.GetTypeUrl() == xdsclient.ListenerType && r.GetErrorDetail() != nil
+			return r.GetTypeUrl() == xdstype.Listener && r.GetErrorDetail() != nil
 		})
 		if err != nil {
 			t.Fatalf("no NACK: %v", err)

@@ -24,6 +24,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshlab/meshlab/api/xdstype"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -32,15 +33,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// xDS type URLs, in the order Envoy subscribes.
-const (
-	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-)
-
-var allTypes = []string{ClusterType, ListenerType, EndpointType, RouteType}
+var allTypes = []string{xdstype.Cluster, xdstype.Listener, xdstype.Endpoint, xdstype.Route}
 
 // Snapshot is a complete config: the resources of every type, sorted by name, and the versions accepted.
 type Snapshot struct {
@@ -119,8 +112,8 @@ func New(opts Options) (*Client, error) {
 		c.state[t] = &typeState{resources: map[string]proto.Message{}}
 	}
 	// Routes and endpoints are asked for by name once listeners and clusters name them.
-	c.state[RouteType].names = []string{}
-	c.state[EndpointType].names = []string{}
+	c.state[xdstype.Route].names = []string{}
+	c.state[xdstype.Endpoint].names = []string{}
 	return c, nil
 }
 
@@ -209,7 +202,7 @@ func (c *Client) session(ctx context.Context) (progressed bool, err error) {
 			first = false
 		}
 		if err := stream.Send(req); err != nil {
-			return false, fmt.Errorf("subscribing to %s: %w", shortType(t), err)
+			return false, fmt.Errorf("subscribing to %s: %w", xdstype.Short(t), err)
 		}
 	}
 	for {
@@ -220,7 +213,7 @@ func (c *Client) session(ctx context.Context) (progressed bool, err error) {
 		progressed = true
 		for _, req := range c.handle(resp) {
 			if err := stream.Send(req); err != nil {
-				return progressed, fmt.Errorf("sending %s request: %w", shortType(req.TypeUrl), err)
+				return progressed, fmt.Errorf("sending %s request: %w", xdstype.Short(req.TypeUrl), err)
 			}
 		}
 	}
@@ -240,7 +233,7 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse) []*discoveryv3.Disc
 	nack := func(err error) []*discoveryv3.DiscoveryRequest {
 		st.nonce = resp.GetNonce()
 		st.lastErr = err.Error()
-		c.opts.Logf("xDS: rejecting %s version %s: %v", shortType(t), resp.GetVersionInfo(), err)
+		c.opts.Logf("xDS: rejecting %s version %s: %v", xdstype.Short(t), resp.GetVersionInfo(), err)
 		return []*discoveryv3.DiscoveryRequest{{TypeUrl: t, VersionInfo: st.version, ResponseNonce: resp.GetNonce(),
 			ResourceNames: slices.Clone(st.names), ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}}}
 	}
@@ -257,7 +250,7 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse) []*discoveryv3.Disc
 		}
 		msg, err := a.UnmarshalNew()
 		if err != nil {
-			return nack(fmt.Errorf("decoding %s: %w", shortType(t), err))
+			return nack(fmt.Errorf("decoding %s: %w", xdstype.Short(t), err))
 		}
 		name := resourceName(msg)
 		if st.names != nil && !slices.Contains(st.names, name) {
@@ -275,10 +268,10 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse) []*discoveryv3.Disc
 	c.applied = true
 	out := []*discoveryv3.DiscoveryRequest{{TypeUrl: t, VersionInfo: st.version, ResponseNonce: st.nonce, ResourceNames: slices.Clone(st.names)}}
 	switch t {
-	case ListenerType:
-		out = append(out, c.resubscribe(RouteType, routeNames(candidate))...)
-	case ClusterType:
-		out = append(out, c.resubscribe(EndpointType, edsNames(candidate))...)
+	case xdstype.Listener:
+		out = append(out, c.resubscribe(xdstype.Route, routeNames(candidate))...)
+	case xdstype.Cluster:
+		out = append(out, c.resubscribe(xdstype.Endpoint, edsNames(candidate))...)
 	}
 	return out
 }
@@ -378,22 +371,22 @@ func setType(s *Snapshot, t string, res map[string]proto.Message) {
 	}
 	sort.Strings(names)
 	switch t {
-	case ListenerType:
+	case xdstype.Listener:
 		s.Listeners = nil
 		for _, n := range names {
 			s.Listeners = append(s.Listeners, res[n].(*listenerv3.Listener))
 		}
-	case RouteType:
+	case xdstype.Route:
 		s.Routes = nil
 		for _, n := range names {
 			s.Routes = append(s.Routes, res[n].(*routev3.RouteConfiguration))
 		}
-	case ClusterType:
+	case xdstype.Cluster:
 		s.Clusters = nil
 		for _, n := range names {
 			s.Clusters = append(s.Clusters, res[n].(*clusterv3.Cluster))
 		}
-	case EndpointType:
+	case xdstype.Endpoint:
 		s.Endpoints = nil
 		for _, n := range names {
 			s.Endpoints = append(s.Endpoints, res[n].(*endpointv3.ClusterLoadAssignment))
@@ -408,22 +401,8 @@ func (c *Client) Status() map[string]TypeStatus {
 	out := map[string]TypeStatus{}
 	for _, t := range allTypes {
 		st := c.state[t]
-		out[shortType(t)] = TypeStatus{Version: st.version, Nonce: st.nonce, Names: slices.Clone(st.names),
+		out[strings.ToLower(xdstype.Short(t))] = TypeStatus{Version: st.version, Nonce: st.nonce, Names: slices.Clone(st.names),
 			Resources: len(st.resources), LastError: st.lastErr, LastUpdated: st.updated}
 	}
 	return out
-}
-
-func shortType(t string) string {
-	switch t {
-	case ClusterType:
-		return "cds"
-	case ListenerType:
-		return "lds"
-	case EndpointType:
-		return "eds"
-	case RouteType:
-		return "rds"
-	}
-	return t
 }

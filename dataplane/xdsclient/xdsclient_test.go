@@ -10,6 +10,7 @@ import (
 	mongov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/mongo_proxy/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/l7"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
@@ -56,7 +57,7 @@ func TestSubscribeAckNackReconnect(t *testing.T) {
 	waitFor(t, "all four types at v1", func() bool {
 		s := c.Snapshot()
 		return len(s.Listeners) == 3 && len(s.Routes) == 1 && len(s.Clusters) == 1 && len(s.Endpoints) == 1 &&
-			s.Versions[RouteType] == "v1" && s.Versions[EndpointType] == "v1"
+			s.Versions[xdstype.Route] == "v1" && s.Versions[xdstype.Endpoint] == "v1"
 	})
 	st := c.Status()
 	if got := strings.Join(st["rds"].Names, ","); got != "inbound-vip|9080|http|reviews.default.svc.cluster.local" {
@@ -77,7 +78,7 @@ func TestSubscribeAckNackReconnect(t *testing.T) {
 	tctx, tcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer tcancel()
 	nack, err := srv.WaitFor(tctx, func(r *discoveryv3.DiscoveryRequest) bool {
-		return r.GetTypeUrl() == ListenerType && r.GetErrorDetail() != nil
+		return r.GetTypeUrl() == xdstype.Listener && r.GetErrorDetail() != nil
 	})
 	if err != nil {
 		t.Fatalf("no NACK: %v", err)
@@ -86,8 +87,8 @@ func TestSubscribeAckNackReconnect(t *testing.T) {
 	if nack.GetErrorDetail().GetMessage() != want || nack.GetVersionInfo() != "v1" {
 		t.Errorf("NACK = version %q, %q; want version v1, %q", nack.GetVersionInfo(), nack.GetErrorDetail().GetMessage(), want)
 	}
-	if s := c.Snapshot(); s.Versions[ListenerType] != "v1" || c.Status()["lds"].LastError != want {
-		t.Errorf("after NACK: lds version %q, last error %q", s.Versions[ListenerType], c.Status()["lds"].LastError)
+	if s := c.Snapshot(); s.Versions[xdstype.Listener] != "v1" || c.Status()["lds"].LastError != want {
+		t.Errorf("after NACK: lds version %q, last error %q", s.Versions[xdstype.Listener], c.Status()["lds"].LastError)
 	}
 
 	// Reconnect: the server goes away and comes back on the same address with new endpoints.
@@ -98,6 +99,6 @@ func TestSubscribeAckNackReconnect(t *testing.T) {
 	srv2.Set(t, node.Id, "v3", config(9080, "10.244.0.5:9080", "10.244.0.6:9080"))
 	waitFor(t, "v3 after reconnect", func() bool {
 		s := c.Snapshot()
-		return s.Versions[EndpointType] == "v3" && len(s.Endpoints) == 1 && len(s.Endpoints[0].GetEndpoints()[0].GetLbEndpoints()) == 2
+		return s.Versions[xdstype.Endpoint] == "v3" && len(s.Endpoints) == 1 && len(s.Endpoints[0].GetEndpoints()[0].GetLbEndpoints()) == 2
 	})
 }

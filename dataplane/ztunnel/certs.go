@@ -8,7 +8,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
+	"github.com/meshlab/meshlab/identity/svidsource"
 )
 
 // CertProvider hands out the SVID source of an identity. ztunnel holds one per identity of the pods on

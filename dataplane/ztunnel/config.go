@@ -12,9 +12,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-
-	"github.com/meshlab/meshlab/dataplane/hbone"
 )
 
 // Protocol is how a workload accepts mesh traffic.
@@ -189,7 +188,7 @@ func buildIndex(cfg Config) (*index, error) {
 
 func (g *GatewayAddress) port() uint16 {
 	if g.HBONEPort == 0 {
-		return hbone.Port
+		return mesh.HBONEPort
 	}
 	return g.HBONEPort
 }

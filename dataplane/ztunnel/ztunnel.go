@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 )
@@ -287,7 +288,7 @@ func (ix *index) resolve(src *Workload, dst netip.AddrPort) (route, error) {
 		return route{proxyAddr: dst.String(), dst: w, service: svc}, nil
 	}
 	return route{
-		hbone: true, proxyAddr: netip.AddrPortFrom(w.IP, hbone.Port).String(), target: dst.String(),
+		hbone: true, proxyAddr: netip.AddrPortFrom(w.IP, mesh.HBONEPort).String(), target: dst.String(),
 		expect: w.Identity(), dst: w, service: svc,
 	}, nil
 }
@@ -421,7 +422,7 @@ func (z *Ztunnel) authorizeHBONE(p *pod, peer spiffeid.ID, target netip.AddrPort
 	}()
 	if err != nil {
 		c := z.table.add(&Connection{
-			Workload: name(w), Direction: Inbound, Protocol: "HBONE", Local: netip.AddrPortFrom(w.IP, hbone.Port).String(),
+			Workload: name(w), Direction: Inbound, Protocol: "HBONE", Local: netip.AddrPortFrom(w.IP, mesh.HBONEPort).String(),
 			Remote: forwardedFor(h), RemoteTarget: target.String(), SrcAddr: forwardedFor(h),
 			SrcIdentity: peer.String(), DstWorkload: name(w), DstIdentity: identity(w), DstAddr: target.String(),
 		})
@@ -452,7 +453,7 @@ func (z *Ztunnel) serveInboundHBONE(p *pod, s *hbone.Stream) {
 	src := z.index().byIP[srcIP]
 	conn := z.table.add(&Connection{
 		Workload: name(w), Direction: Inbound, Protocol: "HBONE",
-		Local: netip.AddrPortFrom(w.IP, hbone.Port).String(), Remote: s.RemoteAddr().String(),
+		Local: netip.AddrPortFrom(w.IP, mesh.HBONEPort).String(), Remote: s.RemoteAddr().String(),
 		RemoteTarget: s.Target.String(), SrcAddr: s.RemoteAddr().String(), SrcWorkload: name(src),
 		SrcIdentity: s.Peer.String(), DstAddr: s.Target.String(), DstWorkload: name(w), DstIdentity: identity(w),
 	})

@@ -5,8 +5,9 @@
 package suite
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"fmt"
 

@@ -15,12 +15,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/caserver"
 	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // ControlPlane is a running test control plane.
@@ -90,20 +91,20 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 		cp.PlainAddr = l.Addr().String()
 	}
 	if o.TLSAddr != "" {
-		tlsCfg, err := caservice.ServerTLSConfig(ctx, authority, caservice.ControlPlaneID)
+		tlsCfg, err := caserver.ServerTLSConfig(ctx, authority, mesh.ControlPlaneID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 		srv.Register(g)
-		svc, err := caservice.NewServer(caservice.Options{
+		svc, err := caserver.NewServer(caserver.Options{
 			CA: authority,
-			Authenticator: caservice.AuthenticatorFunc(func(_ context.Context, token string) (caservice.Caller, error) {
+			Authenticator: caserver.AuthenticatorFunc(func(_ context.Context, token string) (caserver.Caller, error) {
 				ns, sa, ok := strings.Cut(token, "/")
 				if !ok {
-					return caservice.Caller{}, errors.New("sidecartest: token is not namespace/serviceaccount")
+					return caserver.Caller{}, errors.New("sidecartest: token is not namespace/serviceaccount")
 				}
-				return caservice.Caller{Namespace: ns, ServiceAccount: sa}, nil
+				return caserver.Caller{Namespace: ns, ServiceAccount: sa}, nil
 			}),
 		})
 		if err != nil {

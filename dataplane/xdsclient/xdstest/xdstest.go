@@ -17,15 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
-)
-
-// Type URLs served.
-const (
-	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
-	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 )
 
 // Server is a test ADS server.
@@ -71,18 +64,18 @@ func (s *Server) Stop() { s.grpc.Stop() }
 func (s *Server) Set(t testing.TB, node, version string, cfg l7test.Config) {
 	t.Helper()
 	snap := &snapshot{version: version, resources: map[string]map[string]proto.Message{
-		ListenerType: {}, RouteType: {}, ClusterType: {}, EndpointType: {}}}
+		xdstype.Listener: {}, xdstype.Route: {}, xdstype.Cluster: {}, xdstype.Endpoint: {}}}
 	for _, r := range cfg.Listeners {
-		snap.resources[ListenerType][r.GetName()] = r
+		snap.resources[xdstype.Listener][r.GetName()] = r
 	}
 	for _, r := range cfg.Routes {
-		snap.resources[RouteType][r.GetName()] = r
+		snap.resources[xdstype.Route][r.GetName()] = r
 	}
 	for _, r := range cfg.Clusters {
-		snap.resources[ClusterType][r.GetName()] = r
+		snap.resources[xdstype.Cluster][r.GetName()] = r
 	}
 	for _, r := range cfg.Endpoints {
-		snap.resources[EndpointType][r.GetClusterName()] = r
+		snap.resources[xdstype.Endpoint][r.GetClusterName()] = r
 	}
 	s.mu.Lock()
 	s.snaps[node] = snap
@@ -145,12 +138,12 @@ func (s *Server) StreamAggregatedResources(stream discoveryv3.AggregatedDiscover
 		if snap == nil {
 			return nil
 		}
-		for _, t := range []string{ClusterType, EndpointType, ListenerType, RouteType} {
+		for _, t := range []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route} {
 			w := watches[t]
 			if w == nil {
 				continue
 			}
-			wildcard := (t == ListenerType || t == ClusterType) && len(w.names) == 0
+			wildcard := (t == xdstype.Listener || t == xdstype.Cluster) && len(w.names) == 0
 			var keys []string
 			for name := range snap.resources[t] {
 				if wildcard || slices.Contains(w.names, name) {

@@ -18,11 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // fakeNetnsDir is a stand-in for a kind node's /var/run/netns: each pod namespace is bind-mounted onto a

@@ -4,27 +4,25 @@
 package deploy
 
 import (
+	"github.com/meshlab/meshlab/api/mesh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/dataplane/proxyenv"
 )
 
 // Names and paths of the deployment.
 const (
-	Namespace = caservice.Namespace
+	Namespace = mesh.Namespace
 	Name      = "ztunnel"
 	// TokenDir holds the projected service-account token (audience istio-ca) ztunnel shows the CA.
 	TokenDir  = "/var/run/secrets/tokens"
 	TokenPath = TokenDir + "/istio-token"
 	// RootCertDir holds the control plane's root, from ConfigMap istio-ca-root-cert.
 	RootCertDir  = "/var/run/secrets/istio"
-	RootCertPath = RootCertDir + "/" + caservice.RootConfigMapKey
+	RootCertPath = RootCertDir + "/" + mesh.RootConfigMapKey
 	// NetnsDir is where the node's pod network namespaces are (containerd's cni-* files).
 	NetnsDir = "/var/run/netns"
 
@@ -54,11 +52,11 @@ func Objects(image string) []client.Object {
 		{Name: "netns", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: NetnsDir, Type: &dirOrCreate}}},
 		{Name: "istio-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-				Audience: caservice.DefaultAudience, ExpirationSeconds: &expiry, Path: "istio-token",
+				Audience: mesh.TokenAudience, ExpirationSeconds: &expiry, Path: "istio-token",
 			}}},
 		}}},
 		{Name: "istio-ca-root-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: caservice.RootConfigMapName},
+			LocalObjectReference: corev1.LocalObjectReference{Name: mesh.RootConfigMapName},
 		}}},
 	}
 	return []client.Object{
@@ -109,7 +107,7 @@ func Objects(image string) []client.Object {
 								fieldEnv("NODE_NAME", "spec.nodeName"),
 								fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 								fieldEnv("POD_NAME", "metadata.name"),
-								{Name: "GODEBUG", Value: proxyenv.GODEBUG},
+								{Name: "GODEBUG", Value: mesh.ProxyGODEBUG},
 							},
 							Ports: []corev1.ContainerPort{
 								{Name: "stats", ContainerPort: StatsPort, Protocol: corev1.ProtocolTCP},

@@ -23,13 +23,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
+	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 )
 
 // Types the client subscribes to, in the order it subscribes.
-var Types = []string{workloadapi.AddressTypeURL, workloadapi.AuthorizationTypeURL}
+var Types = []string{xdstype.Address, xdstype.Authorization}
 
 // Options configure a Client.
 type Options struct {
@@ -253,7 +254,7 @@ func (c *Client) nack(err error) error {
 // decode unpacks the held resources.
 func decode(res map[string]map[string]*discovery.Resource) (map[string]*workloadapi.Address, map[string]*security.Authorization, error) {
 	addrs := map[string]*workloadapi.Address{}
-	for n, r := range res[workloadapi.AddressTypeURL] {
+	for n, r := range res[xdstype.Address] {
 		a := &workloadapi.Address{}
 		if err := proto.Unmarshal(r.GetResource().GetValue(), a); err != nil {
 			return nil, nil, fmt.Errorf("decoding address %q: %w", n, err)
@@ -261,7 +262,7 @@ func decode(res map[string]map[string]*discovery.Resource) (map[string]*workload
 		addrs[n] = a
 	}
 	authz := map[string]*security.Authorization{}
-	for n, r := range res[workloadapi.AuthorizationTypeURL] {
+	for n, r := range res[xdstype.Authorization] {
 		a := &security.Authorization{}
 		if err := proto.Unmarshal(r.GetResource().GetValue(), a); err != nil {
 			return nil, nil, fmt.Errorf("decoding authorization %q: %w", n, err)

@@ -13,11 +13,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
+	"github.com/meshlab/meshlab/api/xdstype"
 	cpxds "github.com/meshlab/meshlab/controlplane/xds"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // world is the in-test Generator's input: workload API resources by resource name.
@@ -39,14 +40,14 @@ func (w *world) generate(_ *cpxds.Proxy, typeURL string, _ *cpxds.PushRequest) (
 		return nil
 	}
 	switch typeURL {
-	case cpxds.AddressType:
+	case xdstype.Address:
 		for n, a := range w.addrs {
 			r, err := cpxds.Marshal(n, a)
 			if err := add(n, r, err); err != nil {
 				return res, err
 			}
 		}
-	case cpxds.AuthorizationType:
+	case xdstype.Authorization:
 		for n, a := range w.authz {
 			r, err := cpxds.Marshal(n, a)
 			if err := add(n, r, err); err != nil {
@@ -198,7 +199,7 @@ func TestClientAgainstTheControlPlane(t *testing.T) {
 	}
 	mu.Unlock()
 	eventually(t, "both types ACKed", func() bool {
-		return cp.status(cpxds.AddressType).Synced() && cp.status(cpxds.AuthorizationType).Synced()
+		return cp.status(xdstype.Address).Synced() && cp.status(xdstype.Authorization).Synced()
 	})
 
 	// 2. A change: a removed workload and a new policy.
@@ -220,7 +221,7 @@ func TestClientAgainstTheControlPlane(t *testing.T) {
 	})
 	cp.push()
 	eventually(t, "a NACK recorded by the server", func() bool {
-		return strings.Contains(cp.status(cpxds.AddressType).NackError, "workload broken: address of 3 bytes")
+		return strings.Contains(cp.status(xdstype.Address).NackError, "workload broken: address of 3 bytes")
 	})
 	if st := c.Status(); st.Nacks != 1 || !strings.Contains(st.LastNack, "address of 3 bytes") {
 		t.Errorf("client status = %+v, want one NACK", st)
@@ -235,7 +236,7 @@ func TestClientAgainstTheControlPlane(t *testing.T) {
 	})
 	cp.push()
 	eventually(t, "ztunnel's own refusal NACKed", func() bool {
-		return strings.Contains(cp.status(cpxds.AddressType).NackError, "appears twice")
+		return strings.Contains(cp.status(xdstype.Address).NackError, "appears twice")
 	})
 	// The fix plus a change (the server resends nothing while the world equals what was last ACKed).
 	w.edit(func(w *world) {
@@ -244,7 +245,7 @@ func TestClientAgainstTheControlPlane(t *testing.T) {
 	})
 	cp.push()
 	eventually(t, "an ACK after the fix", func() bool {
-		ts := cp.status(cpxds.AddressType)
+		ts := cp.status(xdstype.Address)
 		return ts.Synced() && ts.NackError == "" && len(last().Workloads) == 2
 	})
 

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 )
 

@@ -1,9 +1,10 @@
-package caservice
+package caserver
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,19 +12,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// The root is published like Istio's: ConfigMap istio-ca-root-cert, key root-cert.pem. Proxies mount it
-// to verify the control plane (and each other).
-const (
-	RootConfigMapName = "istio-ca-root-cert"
-	RootConfigMapKey  = "root-cert.pem"
-)
-
 // RootConfigMap is the ConfigMap publishing rootPEM in namespace.
 func RootConfigMap(namespace string, rootPEM []byte) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Name: RootConfigMapName, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "meshlab"}},
-		Data:       map[string]string{RootConfigMapKey: string(rootPEM)},
+		ObjectMeta: metav1.ObjectMeta{Name: mesh.RootConfigMapName, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "meshlab"}},
+		Data:       map[string]string{mesh.RootConfigMapKey: string(rootPEM)},
 	}
 }
 
@@ -33,18 +27,18 @@ func PublishRoot(ctx context.Context, client kubernetes.Interface, rootPEM []byt
 	for _, ns := range namespaces {
 		want := RootConfigMap(ns, rootPEM)
 		cms := client.CoreV1().ConfigMaps(ns)
-		got, err := cms.Get(ctx, RootConfigMapName, metav1.GetOptions{})
+		got, err := cms.Get(ctx, mesh.RootConfigMapName, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			if _, err := cms.Create(ctx, want, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("creating %s/%s: %w", ns, RootConfigMapName, err)
+				return fmt.Errorf("creating %s/%s: %w", ns, mesh.RootConfigMapName, err)
 			}
 		case err != nil:
-			return fmt.Errorf("reading %s/%s: %w", ns, RootConfigMapName, err)
-		case got.Data[RootConfigMapKey] != want.Data[RootConfigMapKey]:
+			return fmt.Errorf("reading %s/%s: %w", ns, mesh.RootConfigMapName, err)
+		case got.Data[mesh.RootConfigMapKey] != want.Data[mesh.RootConfigMapKey]:
 			got.Data = want.Data
 			if _, err := cms.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("updating %s/%s: %w", ns, RootConfigMapName, err)
+				return fmt.Errorf("updating %s/%s: %w", ns, mesh.RootConfigMapName, err)
 			}
 		}
 	}

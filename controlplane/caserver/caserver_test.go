@@ -1,4 +1,4 @@
-package caservice_test
+package caserver_test
 
 import (
 	"context"
@@ -28,10 +28,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice/cav1"
-	"github.com/meshlab/meshlab/controlplane/ca/svidsource"
+	"github.com/meshlab/meshlab/api/cav1"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/caserver"
+	"github.com/meshlab/meshlab/identity"
+	"github.com/meshlab/meshlab/identity/ca"
+	"github.com/meshlab/meshlab/identity/caclient"
+	"github.com/meshlab/meshlab/identity/svidsource"
 )
 
 // tokens is the in-test authenticator: a fixed token -> caller table, recording what it saw. The real
@@ -39,17 +42,17 @@ import (
 // through it), and CallerFromReview, its parsing, is tested below.
 type tokens struct {
 	mu         sync.Mutex
-	table      map[string]caservice.Caller
+	table      map[string]caserver.Caller
 	tokensSeen []string
 }
 
-func (a *tokens) Authenticate(_ context.Context, token string) (caservice.Caller, error) {
+func (a *tokens) Authenticate(_ context.Context, token string) (caserver.Caller, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.tokensSeen = append(a.tokensSeen, token)
 	c, ok := a.table[token]
 	if !ok {
-		return caservice.Caller{}, errors.New("unknown token")
+		return caserver.Caller{}, errors.New("unknown token")
 	}
 	return c, nil
 }
@@ -86,13 +89,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatalf("ca.New() = %v", err)
 	}
-	auth := &tokens{table: map[string]caservice.Caller{
+	auth := &tokens{table: map[string]caserver.Caller{
 		"sleep-token":    {Namespace: "default", ServiceAccount: "sleep"},
 		"ztunnel-token":  {Namespace: "meshlab-system", ServiceAccount: "ztunnel", NodeName: "worker"},
 		"ztunnel-nonode": {Namespace: "meshlab-system", ServiceAccount: "ztunnel"},
 		"node":           {Namespace: "", ServiceAccount: ""},
 	}}
-	srv, err := caservice.NewServer(caservice.Options{
+	srv, err := caserver.NewServer(caserver.Options{
 		CA: c, Authenticator: auth, MaxTTL: 2 * time.Hour, Logf: t.Logf,
 		Locator: locator{"worker": {"default/productpage", "default/sleep"}, "worker2": {"default/reviews"}},
 	})
@@ -101,7 +104,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	tlsCfg, err := caservice.ServerTLSConfig(ctx, c, caservice.ControlPlaneID)
+	tlsCfg, err := caserver.ServerTLSConfig(ctx, c, mesh.ControlPlaneID)
 	if err != nil {
 		t.Fatalf("ServerTLSConfig() = %v", err)
 	}
@@ -119,7 +122,7 @@ func newFixture(t *testing.T) *fixture {
 // dial connects over TLS verifying the control plane by its SPIFFE ID and the test CA's root.
 func (f *fixture) dial(t *testing.T, roots []*x509.Certificate, serverID spiffeid.ID) *grpc.ClientConn {
 	t.Helper()
-	conn, err := caservice.Dial(f.addr, caservice.ClientTLSConfig(roots, caservice.ServerName, serverID, nil))
+	conn, err := caclient.Dial(f.addr, caclient.ClientTLSConfig(roots, mesh.ServerName, serverID, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +130,13 @@ func (f *fixture) dial(t *testing.T, roots []*x509.Certificate, serverID spiffei
 	return conn
 }
 
-func (f *fixture) client(t *testing.T, token string) (*caservice.Client, string) {
+func (f *fixture) client(t *testing.T, token string) (*caclient.Client, string) {
 	t.Helper()
 	path := filepath.Join(f.dir, token)
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return caservice.NewClient(f.dial(t, []*x509.Certificate{f.ca.Root()}, caservice.ControlPlaneID), path), path
+	return caclient.NewClient(f.dial(t, []*x509.Certificate{f.ca.Root()}, mesh.ControlPlaneID), path), path
 }
 
 func csrFor(t *testing.T, uri string) ([]byte, *ecdsa.PrivateKey) {
@@ -177,7 +180,7 @@ func TestCreateCertificate(t *testing.T) {
 		{name: "foreign trust domain", token: "ztunnel-token", ask: "spiffe://evil.org/ns/default/sa/productpage", code: codes.InvalidArgument},
 		{name: "not a workload identity", token: "ztunnel-token", ask: "spiffe://cluster.local/admin", code: codes.InvalidArgument},
 	}
-	cc := cav1.NewCertificateServiceClient(f.dial(t, []*x509.Certificate{f.ca.Root()}, caservice.ControlPlaneID))
+	cc := cav1.NewCertificateServiceClient(f.dial(t, []*x509.Certificate{f.ca.Root()}, mesh.ControlPlaneID))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -203,7 +206,7 @@ func TestCreateCertificate(t *testing.T) {
 			if len(resp.CertChain) != 2 {
 				t.Fatalf("chain has %d certificates, want leaf and root", len(resp.CertChain))
 			}
-			chain, err := caservice.ParseCertificates([]byte(resp.CertChain[0] + resp.CertChain[1]))
+			chain, err := identity.ParseCertificates([]byte(resp.CertChain[0] + resp.CertChain[1]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,15 +289,15 @@ func TestClientRefusesAnUntrustedControlPlane(t *testing.T) {
 		serverID spiffeid.ID
 		ok       bool
 	}{
-		{"right root and identity", []*x509.Certificate{f.ca.Root()}, caservice.ControlPlaneID, true},
-		{"another CA's root", []*x509.Certificate{other.Root()}, caservice.ControlPlaneID, false},
+		{"right root and identity", []*x509.Certificate{f.ca.Root()}, mesh.ControlPlaneID, true},
+		{"another CA's root", []*x509.Certificate{other.Root()}, mesh.ControlPlaneID, false},
 		{"another identity", []*x509.Certificate{f.ca.Root()}, spiffeid.RequireFromString("spiffe://cluster.local/ns/x/sa/y"), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err := caservice.NewClient(f.dial(t, tc.roots, tc.serverID), path).SignCSR(ctx, der, id, 0)
+			_, err := caclient.NewClient(f.dial(t, tc.roots, tc.serverID), path).SignCSR(ctx, der, id, 0)
 			if (err == nil) != tc.ok {
 				t.Fatalf("SignCSR() = %v, want ok=%t", err, tc.ok)
 			}
@@ -310,17 +313,17 @@ func TestCallerFromReview(t *testing.T) {
 	cases := []struct {
 		name string
 		st   authenticationv1.TokenReviewStatus
-		want caservice.Caller
+		want caserver.Caller
 		err  bool
 	}{
 		{name: "pod-bound token", st: authenticationv1.TokenReviewStatus{
 			Authenticated: true, Audiences: aud,
 			User: authenticationv1.UserInfo{Username: "system:serviceaccount:meshlab-system:ztunnel", Extra: map[string]authenticationv1.ExtraValue{
-				caservice.ExtraNodeName: {"meshlab-worker"}, caservice.ExtraPodName: {"ztunnel-abcde"}}},
-		}, want: caservice.Caller{Namespace: "meshlab-system", ServiceAccount: "ztunnel", NodeName: "meshlab-worker", PodName: "ztunnel-abcde"}},
+				caserver.ExtraNodeName: {"meshlab-worker"}, caserver.ExtraPodName: {"ztunnel-abcde"}}},
+		}, want: caserver.Caller{Namespace: "meshlab-system", ServiceAccount: "ztunnel", NodeName: "meshlab-worker", PodName: "ztunnel-abcde"}},
 		{name: "unbound token", st: authenticationv1.TokenReviewStatus{Authenticated: true,
 			User: authenticationv1.UserInfo{Username: "system:serviceaccount:default:sleep"}},
-			want: caservice.Caller{Namespace: "default", ServiceAccount: "sleep"}},
+			want: caserver.Caller{Namespace: "default", ServiceAccount: "sleep"}},
 		{name: "not authenticated", st: authenticationv1.TokenReviewStatus{User: authenticationv1.UserInfo{Username: "system:serviceaccount:default:sleep"}}, err: true},
 		{name: "review error", st: authenticationv1.TokenReviewStatus{Error: "token expired"}, err: true},
 		{name: "wrong audience", st: authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"kubernetes"},
@@ -330,7 +333,7 @@ func TestCallerFromReview(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := caservice.CallerFromReview(tc.st, aud)
+			got, err := caserver.CallerFromReview(tc.st, aud)
 			if (err != nil) != tc.err {
 				t.Fatalf("CallerFromReview() = %v, want error %t", err, tc.err)
 			}
@@ -346,7 +349,7 @@ func TestPodLocator(t *testing.T) {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: node}}
 	}
-	l := caservice.PodLocator{Client: fake.NewClientset(pod("sleep-1", "sleep", "worker"), pod("reviews-1", "reviews", "worker2"), pod("bare", "", "worker"))}
+	l := caserver.PodLocator{Client: fake.NewClientset(pod("sleep-1", "sleep", "worker"), pod("reviews-1", "reviews", "worker2"), pod("bare", "", "worker"))}
 	cases := []struct {
 		sa, node string
 		want     bool
@@ -369,11 +372,11 @@ func TestPublishRoot(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := context.Background()
 	for _, root := range []string{"one", "one", "two"} { // create, no-op, update
-		if err := caservice.PublishRoot(ctx, client, []byte(root), "meshlab-system"); err != nil {
+		if err := caserver.PublishRoot(ctx, client, []byte(root), "meshlab-system"); err != nil {
 			t.Fatalf("PublishRoot() = %v", err)
 		}
-		cm, err := client.CoreV1().ConfigMaps("meshlab-system").Get(ctx, caservice.RootConfigMapName, metav1.GetOptions{})
-		if err != nil || cm.Data[caservice.RootConfigMapKey] != root {
+		cm, err := client.CoreV1().ConfigMaps("meshlab-system").Get(ctx, mesh.RootConfigMapName, metav1.GetOptions{})
+		if err != nil || cm.Data[mesh.RootConfigMapKey] != root {
 			t.Fatalf("ConfigMap = %v, %v; want root %q", cm, err, root)
 		}
 	}

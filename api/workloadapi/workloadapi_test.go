@@ -7,8 +7,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/meshlab/meshlab/controlplane/workloadapi"
-	"github.com/meshlab/meshlab/controlplane/workloadapi/security"
+	"github.com/meshlab/meshlab/api/workloadapi"
+	"github.com/meshlab/meshlab/api/workloadapi/security"
+	"github.com/meshlab/meshlab/api/xdstype"
 )
 
 // TestTypeURLs checks that the generated messages pack to the type URLs ztunnel subscribes to.
@@ -17,8 +18,8 @@ func TestTypeURLs(t *testing.T) {
 		msg  proto.Message
 		want string
 	}{
-		{&workloadapi.Address{}, workloadapi.AddressTypeURL},
-		{&security.Authorization{}, workloadapi.AuthorizationTypeURL},
+		{&workloadapi.Address{}, xdstype.Address},
+		{&security.Authorization{}, xdstype.Authorization},
 	}
 	for _, tt := range tests {
 		a, err := anypb.New(tt.msg)

@@ -13,16 +13,17 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: controlplane/ca/caservice/cav1/ca.proto
+// source: api/cav1/ca.proto
 
 package cav1
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -47,7 +48,7 @@ type CreateCertificateRequest struct {
 
 func (x *CreateCertificateRequest) Reset() {
 	*x = CreateCertificateRequest{}
-	mi := &file_controlplane_ca_caservice_cav1_ca_proto_msgTypes[0]
+	mi := &file_api_cav1_ca_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -59,7 +60,7 @@ func (x *CreateCertificateRequest) String() string {
 func (*CreateCertificateRequest) ProtoMessage() {}
 
 func (x *CreateCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_ca_caservice_cav1_ca_proto_msgTypes[0]
+	mi := &file_api_cav1_ca_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -72,7 +73,7 @@ func (x *CreateCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCertificateRequest.ProtoReflect.Descriptor instead.
 func (*CreateCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_controlplane_ca_caservice_cav1_ca_proto_rawDescGZIP(), []int{0}
+	return file_api_cav1_ca_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *CreateCertificateRequest) GetCsr() string {
@@ -106,7 +107,7 @@ type CreateCertificateResponse struct {
 
 func (x *CreateCertificateResponse) Reset() {
 	*x = CreateCertificateResponse{}
-	mi := &file_controlplane_ca_caservice_cav1_ca_proto_msgTypes[1]
+	mi := &file_api_cav1_ca_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -118,7 +119,7 @@ func (x *CreateCertificateResponse) String() string {
 func (*CreateCertificateResponse) ProtoMessage() {}
 
 func (x *CreateCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_ca_caservice_cav1_ca_proto_msgTypes[1]
+	mi := &file_api_cav1_ca_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -131,7 +132,7 @@ func (x *CreateCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCertificateResponse.ProtoReflect.Descriptor instead.
 func (*CreateCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_controlplane_ca_caservice_cav1_ca_proto_rawDescGZIP(), []int{1}
+	return file_api_cav1_ca_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *CreateCertificateResponse) GetCertChain() []string {
@@ -141,11 +142,11 @@ func (x *CreateCertificateResponse) GetCertChain() []string {
 	return nil
 }
 
-var File_controlplane_ca_caservice_cav1_ca_proto protoreflect.FileDescriptor
+var File_api_cav1_ca_proto protoreflect.FileDescriptor
 
-const file_controlplane_ca_caservice_cav1_ca_proto_rawDesc = "" +
+const file_api_cav1_ca_proto_rawDesc = "" +
 	"\n" +
-	"'controlplane/ca/caservice/cav1/ca.proto\x12\rmeshlab.ca.v1\"\x8e\x01\n" +
+	"\x11api/cav1/ca.proto\x12\rmeshlab.ca.v1\"\x8e\x01\n" +
 	"\x18CreateCertificateRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\tR\x03csr\x12+\n" +
 	"\x11validity_duration\x18\x02 \x01(\x03R\x10validityDuration\x123\n" +
@@ -154,26 +155,26 @@ const file_controlplane_ca_caservice_cav1_ca_proto_rawDesc = "" +
 	"\n" +
 	"cert_chain\x18\x01 \x03(\tR\tcertChain2~\n" +
 	"\x12CertificateService\x12h\n" +
-	"\x11CreateCertificate\x12'.meshlab.ca.v1.CreateCertificateRequest\x1a(.meshlab.ca.v1.CreateCertificateResponse\"\x00B@Z>github.com/meshlab/meshlab/controlplane/ca/caservice/cav1;cav1b\x06proto3"
+	"\x11CreateCertificate\x12'.meshlab.ca.v1.CreateCertificateRequest\x1a(.meshlab.ca.v1.CreateCertificateResponse\"\x00B*Z(github.com/meshlab/meshlab/api/cav1;cav1b\x06proto3"
 
 var (
-	file_controlplane_ca_caservice_cav1_ca_proto_rawDescOnce sync.Once
-	file_controlplane_ca_caservice_cav1_ca_proto_rawDescData []byte
+	file_api_cav1_ca_proto_rawDescOnce sync.Once
+	file_api_cav1_ca_proto_rawDescData []byte
 )
 
-func file_controlplane_ca_caservice_cav1_ca_proto_rawDescGZIP() []byte {
-	file_controlplane_ca_caservice_cav1_ca_proto_rawDescOnce.Do(func() {
-		file_controlplane_ca_caservice_cav1_ca_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_controlplane_ca_caservice_cav1_ca_proto_rawDesc), len(file_controlplane_ca_caservice_cav1_ca_proto_rawDesc)))
+func file_api_cav1_ca_proto_rawDescGZIP() []byte {
+	file_api_cav1_ca_proto_rawDescOnce.Do(func() {
+		file_api_cav1_ca_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_cav1_ca_proto_rawDesc), len(file_api_cav1_ca_proto_rawDesc)))
 	})
-	return file_controlplane_ca_caservice_cav1_ca_proto_rawDescData
+	return file_api_cav1_ca_proto_rawDescData
 }
 
-var file_controlplane_ca_caservice_cav1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
-var file_controlplane_ca_caservice_cav1_ca_proto_goTypes = []any{
+var file_api_cav1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_api_cav1_ca_proto_goTypes = []any{
 	(*CreateCertificateRequest)(nil),  // 0: meshlab.ca.v1.CreateCertificateRequest
 	(*CreateCertificateResponse)(nil), // 1: meshlab.ca.v1.CreateCertificateResponse
 }
-var file_controlplane_ca_caservice_cav1_ca_proto_depIdxs = []int32{
+var file_api_cav1_ca_proto_depIdxs = []int32{
 	0, // 0: meshlab.ca.v1.CertificateService.CreateCertificate:input_type -> meshlab.ca.v1.CreateCertificateRequest
 	1, // 1: meshlab.ca.v1.CertificateService.CreateCertificate:output_type -> meshlab.ca.v1.CreateCertificateResponse
 	1, // [1:2] is the sub-list for method output_type
@@ -183,26 +184,26 @@ var file_controlplane_ca_caservice_cav1_ca_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_controlplane_ca_caservice_cav1_ca_proto_init() }
-func file_controlplane_ca_caservice_cav1_ca_proto_init() {
-	if File_controlplane_ca_caservice_cav1_ca_proto != nil {
+func init() { file_api_cav1_ca_proto_init() }
+func file_api_cav1_ca_proto_init() {
+	if File_api_cav1_ca_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controlplane_ca_caservice_cav1_ca_proto_rawDesc), len(file_controlplane_ca_caservice_cav1_ca_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_cav1_ca_proto_rawDesc), len(file_api_cav1_ca_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_controlplane_ca_caservice_cav1_ca_proto_goTypes,
-		DependencyIndexes: file_controlplane_ca_caservice_cav1_ca_proto_depIdxs,
-		MessageInfos:      file_controlplane_ca_caservice_cav1_ca_proto_msgTypes,
+		GoTypes:           file_api_cav1_ca_proto_goTypes,
+		DependencyIndexes: file_api_cav1_ca_proto_depIdxs,
+		MessageInfos:      file_api_cav1_ca_proto_msgTypes,
 	}.Build()
-	File_controlplane_ca_caservice_cav1_ca_proto = out.File
-	file_controlplane_ca_caservice_cav1_ca_proto_goTypes = nil
-	file_controlplane_ca_caservice_cav1_ca_proto_depIdxs = nil
+	File_api_cav1_ca_proto = out.File
+	file_api_cav1_ca_proto_goTypes = nil
+	file_api_cav1_ca_proto_depIdxs = nil
 }

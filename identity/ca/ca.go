@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -37,9 +38,6 @@ const (
 	// backdate keeps freshly issued certificates valid on peers whose clocks run slightly behind.
 	backdate = time.Minute
 )
-
-// DefaultTrustDomain is the trust domain of every meshlab identity.
-var DefaultTrustDomain = spiffeid.RequireTrustDomainFromString("cluster.local")
 
 // CA holds a root key and certificate and signs workload certificates with them.
 type CA struct {
@@ -64,7 +62,7 @@ func WithTrustDomain(td spiffeid.TrustDomain) Option { return func(c *CA) { c.td
 func WithClock(now func() time.Time) Option { return func(c *CA) { c.now = now } }
 
 func newCA(opts []Option) *CA {
-	c := &CA{td: DefaultTrustDomain, ttl: DefaultTTL, now: time.Now}
+	c := &CA{td: mesh.TrustDomain, ttl: DefaultTTL, now: time.Now}
 	for _, o := range opts {
 		o(c)
 	}

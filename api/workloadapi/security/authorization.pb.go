@@ -10,17 +10,18 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: controlplane/workloadapi/security/authorization.proto
+// source: api/workloadapi/security/authorization.proto
 
 package security
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	emptypb "google.golang.org/protobuf/types/known/emptypb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
 )
 
 const (
@@ -67,11 +68,11 @@ func (x Scope) String() string {
 }
 
 func (Scope) Descriptor() protoreflect.EnumDescriptor {
-	return file_controlplane_workloadapi_security_authorization_proto_enumTypes[0].Descriptor()
+	return file_api_workloadapi_security_authorization_proto_enumTypes[0].Descriptor()
 }
 
 func (Scope) Type() protoreflect.EnumType {
-	return &file_controlplane_workloadapi_security_authorization_proto_enumTypes[0]
+	return &file_api_workloadapi_security_authorization_proto_enumTypes[0]
 }
 
 func (x Scope) Number() protoreflect.EnumNumber {
@@ -80,7 +81,7 @@ func (x Scope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Scope.Descriptor instead.
 func (Scope) EnumDescriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{0}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{0}
 }
 
 // Action is what a matching policy does.
@@ -114,11 +115,11 @@ func (x Action) String() string {
 }
 
 func (Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_controlplane_workloadapi_security_authorization_proto_enumTypes[1].Descriptor()
+	return file_api_workloadapi_security_authorization_proto_enumTypes[1].Descriptor()
 }
 
 func (Action) Type() protoreflect.EnumType {
-	return &file_controlplane_workloadapi_security_authorization_proto_enumTypes[1]
+	return &file_api_workloadapi_security_authorization_proto_enumTypes[1]
 }
 
 func (x Action) Number() protoreflect.EnumNumber {
@@ -127,7 +128,7 @@ func (x Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Action.Descriptor instead.
 func (Action) EnumDescriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{1}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{1}
 }
 
 // Authorization is one policy. Its xDS resource name is "namespace/name".
@@ -149,7 +150,7 @@ type Authorization struct {
 
 func (x *Authorization) Reset() {
 	*x = Authorization{}
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[0]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +162,7 @@ func (x *Authorization) String() string {
 func (*Authorization) ProtoMessage() {}
 
 func (x *Authorization) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[0]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +175,7 @@ func (x *Authorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
 func (*Authorization) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{0}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Authorization) GetName() string {
@@ -230,7 +231,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[1]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +243,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[1]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +256,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{1}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Group) GetRules() []*Rules {
@@ -276,7 +277,7 @@ type Rules struct {
 
 func (x *Rules) Reset() {
 	*x = Rules{}
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[2]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +289,7 @@ func (x *Rules) String() string {
 func (*Rules) ProtoMessage() {}
 
 func (x *Rules) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[2]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +302,7 @@ func (x *Rules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rules.ProtoReflect.Descriptor instead.
 func (*Rules) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{2}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Rules) GetMatches() []*Match {
@@ -332,7 +333,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[3]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +345,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[3]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +358,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{3}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Match) GetNamespaces() []*StringMatch {
@@ -441,7 +442,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[4]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +454,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[4]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +467,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{4}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Address) GetAddress() []byte {
@@ -499,7 +500,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[5]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +512,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_security_authorization_proto_msgTypes[5]
+	mi := &file_api_workloadapi_security_authorization_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +525,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP(), []int{5}
+	return file_api_workloadapi_security_authorization_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StringMatch) GetMatchType() isStringMatch_MatchType {
@@ -598,11 +599,11 @@ func (*StringMatch_Suffix) isStringMatch_MatchType() {}
 
 func (*StringMatch_Presence) isStringMatch_MatchType() {}
 
-var File_controlplane_workloadapi_security_authorization_proto protoreflect.FileDescriptor
+var File_api_workloadapi_security_authorization_proto protoreflect.FileDescriptor
 
-const file_controlplane_workloadapi_security_authorization_proto_rawDesc = "" +
+const file_api_workloadapi_security_authorization_proto_rawDesc = "" +
 	"\n" +
-	"5controlplane/workloadapi/security/authorization.proto\x12\x0eistio.security\x1a\x1bgoogle/protobuf/empty.proto\"\xe6\x01\n" +
+	",api/workloadapi/security/authorization.proto\x12\x0eistio.security\x1a\x1bgoogle/protobuf/empty.proto\"\xe6\x01\n" +
 	"\rAuthorization\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12+\n" +
@@ -648,23 +649,23 @@ const file_controlplane_workloadapi_security_authorization_proto_rawDesc = "" +
 	"\x11WORKLOAD_SELECTOR\x10\x02*\x1d\n" +
 	"\x06Action\x12\t\n" +
 	"\x05ALLOW\x10\x00\x12\b\n" +
-	"\x04DENY\x10\x01BGZEgithub.com/meshlab/meshlab/controlplane/workloadapi/security;securityb\x06proto3"
+	"\x04DENY\x10\x01B>Z<github.com/meshlab/meshlab/api/workloadapi/security;securityb\x06proto3"
 
 var (
-	file_controlplane_workloadapi_security_authorization_proto_rawDescOnce sync.Once
-	file_controlplane_workloadapi_security_authorization_proto_rawDescData []byte
+	file_api_workloadapi_security_authorization_proto_rawDescOnce sync.Once
+	file_api_workloadapi_security_authorization_proto_rawDescData []byte
 )
 
-func file_controlplane_workloadapi_security_authorization_proto_rawDescGZIP() []byte {
-	file_controlplane_workloadapi_security_authorization_proto_rawDescOnce.Do(func() {
-		file_controlplane_workloadapi_security_authorization_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_controlplane_workloadapi_security_authorization_proto_rawDesc), len(file_controlplane_workloadapi_security_authorization_proto_rawDesc)))
+func file_api_workloadapi_security_authorization_proto_rawDescGZIP() []byte {
+	file_api_workloadapi_security_authorization_proto_rawDescOnce.Do(func() {
+		file_api_workloadapi_security_authorization_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_workloadapi_security_authorization_proto_rawDesc), len(file_api_workloadapi_security_authorization_proto_rawDesc)))
 	})
-	return file_controlplane_workloadapi_security_authorization_proto_rawDescData
+	return file_api_workloadapi_security_authorization_proto_rawDescData
 }
 
-var file_controlplane_workloadapi_security_authorization_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_controlplane_workloadapi_security_authorization_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_controlplane_workloadapi_security_authorization_proto_goTypes = []any{
+var file_api_workloadapi_security_authorization_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_api_workloadapi_security_authorization_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_api_workloadapi_security_authorization_proto_goTypes = []any{
 	(Scope)(0),            // 0: istio.security.Scope
 	(Action)(0),           // 1: istio.security.Action
 	(*Authorization)(nil), // 2: istio.security.Authorization
@@ -675,7 +676,7 @@ var file_controlplane_workloadapi_security_authorization_proto_goTypes = []any{
 	(*StringMatch)(nil),   // 7: istio.security.StringMatch
 	(*emptypb.Empty)(nil), // 8: google.protobuf.Empty
 }
-var file_controlplane_workloadapi_security_authorization_proto_depIdxs = []int32{
+var file_api_workloadapi_security_authorization_proto_depIdxs = []int32{
 	0,  // 0: istio.security.Authorization.scope:type_name -> istio.security.Scope
 	1,  // 1: istio.security.Authorization.action:type_name -> istio.security.Action
 	3,  // 2: istio.security.Authorization.groups:type_name -> istio.security.Group
@@ -697,12 +698,12 @@ var file_controlplane_workloadapi_security_authorization_proto_depIdxs = []int32
 	0,  // [0:14] is the sub-list for field type_name
 }
 
-func init() { file_controlplane_workloadapi_security_authorization_proto_init() }
-func file_controlplane_workloadapi_security_authorization_proto_init() {
-	if File_controlplane_workloadapi_security_authorization_proto != nil {
+func init() { file_api_workloadapi_security_authorization_proto_init() }
+func file_api_workloadapi_security_authorization_proto_init() {
+	if File_api_workloadapi_security_authorization_proto != nil {
 		return
 	}
-	file_controlplane_workloadapi_security_authorization_proto_msgTypes[5].OneofWrappers = []any{
+	file_api_workloadapi_security_authorization_proto_msgTypes[5].OneofWrappers = []any{
 		(*StringMatch_Exact)(nil),
 		(*StringMatch_Prefix)(nil),
 		(*StringMatch_Suffix)(nil),
@@ -712,18 +713,18 @@ func file_controlplane_workloadapi_security_authorization_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controlplane_workloadapi_security_authorization_proto_rawDesc), len(file_controlplane_workloadapi_security_authorization_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_workloadapi_security_authorization_proto_rawDesc), len(file_api_workloadapi_security_authorization_proto_rawDesc)),
 			NumEnums:      2,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_controlplane_workloadapi_security_authorization_proto_goTypes,
-		DependencyIndexes: file_controlplane_workloadapi_security_authorization_proto_depIdxs,
-		EnumInfos:         file_controlplane_workloadapi_security_authorization_proto_enumTypes,
-		MessageInfos:      file_controlplane_workloadapi_security_authorization_proto_msgTypes,
+		GoTypes:           file_api_workloadapi_security_authorization_proto_goTypes,
+		DependencyIndexes: file_api_workloadapi_security_authorization_proto_depIdxs,
+		EnumInfos:         file_api_workloadapi_security_authorization_proto_enumTypes,
+		MessageInfos:      file_api_workloadapi_security_authorization_proto_msgTypes,
 	}.Build()
-	File_controlplane_workloadapi_security_authorization_proto = out.File
-	file_controlplane_workloadapi_security_authorization_proto_goTypes = nil
-	file_controlplane_workloadapi_security_authorization_proto_depIdxs = nil
+	File_api_workloadapi_security_authorization_proto = out.File
+	file_api_workloadapi_security_authorization_proto_goTypes = nil
+	file_api_workloadapi_security_authorization_proto_depIdxs = nil
 }

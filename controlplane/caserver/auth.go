@@ -1,4 +1,4 @@
-package caservice
+package caserver
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/identity/ca"
 )
 
 // Caller is who a token proved to be. PodName and NodeName are set when the token is bound to a pod (a
@@ -65,7 +66,7 @@ var _ Authenticator = TokenReviewer{}
 func (r TokenReviewer) Authenticate(ctx context.Context, token string) (Caller, error) {
 	aud := r.Audiences
 	if len(aud) == 0 {
-		aud = []string{DefaultAudience}
+		aud = []string{mesh.TokenAudience}
 	}
 	review, err := r.Client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: aud},

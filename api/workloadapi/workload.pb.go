@@ -10,16 +10,17 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: controlplane/workloadapi/workload.proto
+// source: api/workloadapi/workload.proto
 
 package workloadapi
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -60,11 +61,11 @@ func (x WorkloadStatus) String() string {
 }
 
 func (WorkloadStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_controlplane_workloadapi_workload_proto_enumTypes[0].Descriptor()
+	return file_api_workloadapi_workload_proto_enumTypes[0].Descriptor()
 }
 
 func (WorkloadStatus) Type() protoreflect.EnumType {
-	return &file_controlplane_workloadapi_workload_proto_enumTypes[0]
+	return &file_api_workloadapi_workload_proto_enumTypes[0]
 }
 
 func (x WorkloadStatus) Number() protoreflect.EnumNumber {
@@ -73,7 +74,7 @@ func (x WorkloadStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WorkloadStatus.Descriptor instead.
 func (WorkloadStatus) EnumDescriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{0}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{0}
 }
 
 // WorkloadType is the kind of object a workload belongs to.
@@ -113,11 +114,11 @@ func (x WorkloadType) String() string {
 }
 
 func (WorkloadType) Descriptor() protoreflect.EnumDescriptor {
-	return file_controlplane_workloadapi_workload_proto_enumTypes[1].Descriptor()
+	return file_api_workloadapi_workload_proto_enumTypes[1].Descriptor()
 }
 
 func (WorkloadType) Type() protoreflect.EnumType {
-	return &file_controlplane_workloadapi_workload_proto_enumTypes[1]
+	return &file_api_workloadapi_workload_proto_enumTypes[1]
 }
 
 func (x WorkloadType) Number() protoreflect.EnumNumber {
@@ -126,7 +127,7 @@ func (x WorkloadType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WorkloadType.Descriptor instead.
 func (WorkloadType) EnumDescriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{1}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{1}
 }
 
 // AppProtocol is the application protocol a port speaks, when known.
@@ -172,11 +173,11 @@ func (x AppProtocol) String() string {
 }
 
 func (AppProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_controlplane_workloadapi_workload_proto_enumTypes[2].Descriptor()
+	return file_api_workloadapi_workload_proto_enumTypes[2].Descriptor()
 }
 
 func (AppProtocol) Type() protoreflect.EnumType {
-	return &file_controlplane_workloadapi_workload_proto_enumTypes[2]
+	return &file_api_workloadapi_workload_proto_enumTypes[2]
 }
 
 func (x AppProtocol) Number() protoreflect.EnumNumber {
@@ -185,7 +186,7 @@ func (x AppProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AppProtocol.Descriptor instead.
 func (AppProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{2}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{2}
 }
 
 // TunnelProtocol is how traffic reaches a workload.
@@ -221,11 +222,11 @@ func (x TunnelProtocol) String() string {
 }
 
 func (TunnelProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_controlplane_workloadapi_workload_proto_enumTypes[3].Descriptor()
+	return file_api_workloadapi_workload_proto_enumTypes[3].Descriptor()
 }
 
 func (TunnelProtocol) Type() protoreflect.EnumType {
-	return &file_controlplane_workloadapi_workload_proto_enumTypes[3]
+	return &file_api_workloadapi_workload_proto_enumTypes[3]
 }
 
 func (x TunnelProtocol) Number() protoreflect.EnumNumber {
@@ -234,7 +235,7 @@ func (x TunnelProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TunnelProtocol.Descriptor instead.
 func (TunnelProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{3}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{3}
 }
 
 // Address is the xDS resource ztunnel subscribes to: either a Workload or a Service. Its xDS resource name
@@ -253,7 +254,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[0]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +266,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[0]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +279,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{0}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Address) GetType() isAddress_Type {
@@ -345,7 +346,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[1]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +358,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[1]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +371,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{1}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Service) GetName() string {
@@ -475,7 +476,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[2]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +488,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[2]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +501,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{2}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Workload) GetUid() string {
@@ -660,7 +661,7 @@ type PortList struct {
 
 func (x *PortList) Reset() {
 	*x = PortList{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[3]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +673,7 @@ func (x *PortList) String() string {
 func (*PortList) ProtoMessage() {}
 
 func (x *PortList) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[3]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +686,7 @@ func (x *PortList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortList.ProtoReflect.Descriptor instead.
 func (*PortList) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{3}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PortList) GetPorts() []*Port {
@@ -707,7 +708,7 @@ type Port struct {
 
 func (x *Port) Reset() {
 	*x = Port{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[4]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +720,7 @@ func (x *Port) String() string {
 func (*Port) ProtoMessage() {}
 
 func (x *Port) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[4]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +733,7 @@ func (x *Port) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Port.ProtoReflect.Descriptor instead.
 func (*Port) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{4}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Port) GetServicePort() uint32 {
@@ -772,7 +773,7 @@ type GatewayAddress struct {
 
 func (x *GatewayAddress) Reset() {
 	*x = GatewayAddress{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[5]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +785,7 @@ func (x *GatewayAddress) String() string {
 func (*GatewayAddress) ProtoMessage() {}
 
 func (x *GatewayAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[5]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +798,7 @@ func (x *GatewayAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayAddress.ProtoReflect.Descriptor instead.
 func (*GatewayAddress) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{5}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GatewayAddress) GetDestination() isGatewayAddress_Destination {
@@ -863,7 +864,7 @@ type NetworkAddress struct {
 
 func (x *NetworkAddress) Reset() {
 	*x = NetworkAddress{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[6]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +876,7 @@ func (x *NetworkAddress) String() string {
 func (*NetworkAddress) ProtoMessage() {}
 
 func (x *NetworkAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[6]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +889,7 @@ func (x *NetworkAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAddress.ProtoReflect.Descriptor instead.
 func (*NetworkAddress) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{6}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NetworkAddress) GetNetwork() string {
@@ -916,7 +917,7 @@ type NamespacedHostname struct {
 
 func (x *NamespacedHostname) Reset() {
 	*x = NamespacedHostname{}
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[7]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +929,7 @@ func (x *NamespacedHostname) String() string {
 func (*NamespacedHostname) ProtoMessage() {}
 
 func (x *NamespacedHostname) ProtoReflect() protoreflect.Message {
-	mi := &file_controlplane_workloadapi_workload_proto_msgTypes[7]
+	mi := &file_api_workloadapi_workload_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +942,7 @@ func (x *NamespacedHostname) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespacedHostname.ProtoReflect.Descriptor instead.
 func (*NamespacedHostname) Descriptor() ([]byte, []int) {
-	return file_controlplane_workloadapi_workload_proto_rawDescGZIP(), []int{7}
+	return file_api_workloadapi_workload_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NamespacedHostname) GetNamespace() string {
@@ -958,11 +959,11 @@ func (x *NamespacedHostname) GetHostname() string {
 	return ""
 }
 
-var File_controlplane_workloadapi_workload_proto protoreflect.FileDescriptor
+var File_api_workloadapi_workload_proto protoreflect.FileDescriptor
 
-const file_controlplane_workloadapi_workload_proto_rawDesc = "" +
+const file_api_workloadapi_workload_proto_rawDesc = "" +
 	"\n" +
-	"'controlplane/workloadapi/workload.proto\x12\x0eistio.workload\"~\n" +
+	"\x1eapi/workloadapi/workload.proto\x12\x0eistio.workload\"~\n" +
 	"\aAddress\x126\n" +
 	"\bworkload\x18\x01 \x01(\v2\x18.istio.workload.WorkloadH\x00R\bworkload\x123\n" +
 	"\aservice\x18\x02 \x01(\v2\x17.istio.workload.ServiceH\x00R\aserviceB\x06\n" +
@@ -1039,23 +1040,23 @@ const file_controlplane_workloadapi_workload_proto_rawDesc = "" +
 	"\x03TLS\x10\x05*%\n" +
 	"\x0eTunnelProtocol\x12\b\n" +
 	"\x04NONE\x10\x00\x12\t\n" +
-	"\x05HBONE\x10\x01BAZ?github.com/meshlab/meshlab/controlplane/workloadapi;workloadapib\x06proto3"
+	"\x05HBONE\x10\x01B8Z6github.com/meshlab/meshlab/api/workloadapi;workloadapib\x06proto3"
 
 var (
-	file_controlplane_workloadapi_workload_proto_rawDescOnce sync.Once
-	file_controlplane_workloadapi_workload_proto_rawDescData []byte
+	file_api_workloadapi_workload_proto_rawDescOnce sync.Once
+	file_api_workloadapi_workload_proto_rawDescData []byte
 )
 
-func file_controlplane_workloadapi_workload_proto_rawDescGZIP() []byte {
-	file_controlplane_workloadapi_workload_proto_rawDescOnce.Do(func() {
-		file_controlplane_workloadapi_workload_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_controlplane_workloadapi_workload_proto_rawDesc), len(file_controlplane_workloadapi_workload_proto_rawDesc)))
+func file_api_workloadapi_workload_proto_rawDescGZIP() []byte {
+	file_api_workloadapi_workload_proto_rawDescOnce.Do(func() {
+		file_api_workloadapi_workload_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_workloadapi_workload_proto_rawDesc), len(file_api_workloadapi_workload_proto_rawDesc)))
 	})
-	return file_controlplane_workloadapi_workload_proto_rawDescData
+	return file_api_workloadapi_workload_proto_rawDescData
 }
 
-var file_controlplane_workloadapi_workload_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_controlplane_workloadapi_workload_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
-var file_controlplane_workloadapi_workload_proto_goTypes = []any{
+var file_api_workloadapi_workload_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_api_workloadapi_workload_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_api_workloadapi_workload_proto_goTypes = []any{
 	(WorkloadStatus)(0),        // 0: istio.workload.WorkloadStatus
 	(WorkloadType)(0),          // 1: istio.workload.WorkloadType
 	(AppProtocol)(0),           // 2: istio.workload.AppProtocol
@@ -1070,7 +1071,7 @@ var file_controlplane_workloadapi_workload_proto_goTypes = []any{
 	(*NamespacedHostname)(nil), // 11: istio.workload.NamespacedHostname
 	nil,                        // 12: istio.workload.Workload.ServicesEntry
 }
-var file_controlplane_workloadapi_workload_proto_depIdxs = []int32{
+var file_api_workloadapi_workload_proto_depIdxs = []int32{
 	6,  // 0: istio.workload.Address.workload:type_name -> istio.workload.Workload
 	5,  // 1: istio.workload.Address.service:type_name -> istio.workload.Service
 	10, // 2: istio.workload.Service.addresses:type_name -> istio.workload.NetworkAddress
@@ -1094,16 +1095,16 @@ var file_controlplane_workloadapi_workload_proto_depIdxs = []int32{
 	0,  // [0:16] is the sub-list for field type_name
 }
 
-func init() { file_controlplane_workloadapi_workload_proto_init() }
-func file_controlplane_workloadapi_workload_proto_init() {
-	if File_controlplane_workloadapi_workload_proto != nil {
+func init() { file_api_workloadapi_workload_proto_init() }
+func file_api_workloadapi_workload_proto_init() {
+	if File_api_workloadapi_workload_proto != nil {
 		return
 	}
-	file_controlplane_workloadapi_workload_proto_msgTypes[0].OneofWrappers = []any{
+	file_api_workloadapi_workload_proto_msgTypes[0].OneofWrappers = []any{
 		(*Address_Workload)(nil),
 		(*Address_Service)(nil),
 	}
-	file_controlplane_workloadapi_workload_proto_msgTypes[5].OneofWrappers = []any{
+	file_api_workloadapi_workload_proto_msgTypes[5].OneofWrappers = []any{
 		(*GatewayAddress_Hostname)(nil),
 		(*GatewayAddress_Address)(nil),
 	}
@@ -1111,18 +1112,18 @@ func file_controlplane_workloadapi_workload_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controlplane_workloadapi_workload_proto_rawDesc), len(file_controlplane_workloadapi_workload_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_workloadapi_workload_proto_rawDesc), len(file_api_workloadapi_workload_proto_rawDesc)),
 			NumEnums:      4,
 			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_controlplane_workloadapi_workload_proto_goTypes,
-		DependencyIndexes: file_controlplane_workloadapi_workload_proto_depIdxs,
-		EnumInfos:         file_controlplane_workloadapi_workload_proto_enumTypes,
-		MessageInfos:      file_controlplane_workloadapi_workload_proto_msgTypes,
+		GoTypes:           file_api_workloadapi_workload_proto_goTypes,
+		DependencyIndexes: file_api_workloadapi_workload_proto_depIdxs,
+		EnumInfos:         file_api_workloadapi_workload_proto_enumTypes,
+		MessageInfos:      file_api_workloadapi_workload_proto_msgTypes,
 	}.Build()
-	File_controlplane_workloadapi_workload_proto = out.File
-	file_controlplane_workloadapi_workload_proto_goTypes = nil
-	file_controlplane_workloadapi_workload_proto_depIdxs = nil
+	File_api_workloadapi_workload_proto = out.File
+	file_api_workloadapi_workload_proto_goTypes = nil
+	file_api_workloadapi_workload_proto_depIdxs = nil
 }

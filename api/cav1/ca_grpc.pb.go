@@ -13,12 +13,13 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: controlplane/ca/caservice/cav1/ca.proto
+// source: api/cav1/ca.proto
 
 package cav1
 
 import (
 	context "context"
+
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -134,5 +135,5 @@ var CertificateService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "controlplane/ca/caservice/cav1/ca.proto",
+	Metadata: "api/cav1/ca.proto",
 }

@@ -3,11 +3,3 @@
 // generated from meshlab's own .proto files, which keep the proto packages, names and field numbers of
 // Istio's workload API so the type URLs are the same.
 package workloadapi
-
-//go:generate ./gen.sh
-
-// Type URLs of the workload API resources.
-const (
-	AddressTypeURL       = "type.googleapis.com/istio.workload.Address"
-	AuthorizationTypeURL = "type.googleapis.com/istio.security.Authorization"
-)

@@ -2,5 +2,3 @@
 // type.googleapis.com/istio.security.Authorization), generated from authorization.proto. It is a package of
 // its own because istio.security and istio.workload both define a message named Address.
 package security
-
-//go:generate ../gen.sh

@@ -1,15 +1,14 @@
-// Package caservice is meshlab's CA over gRPC, in the shape of Istio's IstioCertificateService: a proxy sends
+// Package caserver is the control plane's side of meshlab's CA API (api/cav1), in the shape of Istio's
+// IstioCertificateService: a proxy sends
 // a CSR with its Kubernetes service-account token as `authorization: Bearer <token>` and gets back a
 // short-lived SVID for exactly the identity the token proves (spiffe://cluster.local/ns/N/sa/SA), whatever
 // the CSR asks for. A trusted node proxy (ztunnel) may instead ask for the identity of a workload running on
 // its own node (impersonation), because it presents each source pod's identity on that pod's tunnels.
 //
 // The control plane serves this API and xDS on one TLS listener, 15012, like istiod. Proxies reach it as
-// meshlab-controlplane.meshlab-system.svc:15012. Client implements svidsource.Issuer, so
-// svidsource.New(ctx, client, id) gives a proxy rotating certificates.
-package caservice
-
-//go:generate ./gen.sh
+// meshlab-controlplane.meshlab-system.svc:15012 (api/mesh); their side of the API is identity/caclient and
+// the signing core identity/ca.
+package caserver
 
 import (
 	"context"
@@ -27,28 +26,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/meshlab/meshlab/controlplane/ca"
-	"github.com/meshlab/meshlab/controlplane/ca/caservice/cav1"
+	"github.com/meshlab/meshlab/api/cav1"
+	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/identity/ca"
 )
-
-// Where proxies find the control plane, and what it is called.
-const (
-	// Port serves xDS and this CA API on one TLS listener (istiod's 15012).
-	Port = 15012
-	// Namespace and ServiceName locate the control plane; ServerName is the TLS server name clients ask for.
-	Namespace   = "meshlab-system"
-	ServiceName = "meshlab-controlplane"
-	ServerName  = ServiceName + "." + Namespace + ".svc"
-	// DefaultAddress is host:port of the control plane's TLS gRPC listener.
-	DefaultAddress = ServerName + ":15012"
-	// DefaultAudience is the audience proxies' projected tokens are minted for (Istio's).
-	DefaultAudience = "istio-ca"
-	// NodeProxyServiceAccount is ztunnel's service account in Namespace, allowed to impersonate by default.
-	NodeProxyServiceAccount = "ztunnel"
-)
-
-// ControlPlaneID is the SPIFFE identity the control plane's serving certificate carries.
-var ControlPlaneID = spiffeid.RequireFromSegments(ca.DefaultTrustDomain, "ns", Namespace, "sa", ServiceName)
 
 // Signer is what the server needs of a CA; *ca.CA implements it.
 type Signer interface {
@@ -89,7 +70,7 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("caservice: CA and Authenticator are required")
 	}
 	if opts.NodeProxies == nil {
-		opts.NodeProxies = []string{Namespace + "/" + NodeProxyServiceAccount}
+		opts.NodeProxies = []string{mesh.Namespace + "/" + mesh.NodeProxyServiceAccount}
 	}
 	if opts.MaxTTL <= 0 {
 		opts.MaxTTL = opts.CA.TTL()
