@@ -1,9 +1,9 @@
 // Package caserver is the control plane's side of meshlab's CA API (api/cav1), in the shape of Istio's
-// IstioCertificateService: a proxy sends
-// a CSR with its Kubernetes service-account token as `authorization: Bearer <token>` and gets back a
-// short-lived SVID for exactly the identity the token proves (spiffe://cluster.local/ns/N/sa/SA), whatever
-// the CSR asks for. A trusted node proxy (ztunnel) may instead ask for the identity of a workload running on
-// its own node (impersonation), because it presents each source pod's identity on that pod's tunnels.
+// IstioCertificateService: a proxy sends a CSR with its Kubernetes service-account token as
+// `authorization: Bearer <token>` and gets back a short-lived SVID for exactly the identity the token
+// proves (spiffe://cluster.local/ns/N/sa/SA), whatever the CSR asks for. A trusted node proxy (ztunnel) may
+// instead ask for the identity of a workload running on its own node (impersonation), because it presents
+// each source pod's identity on that pod's tunnels.
 //
 // The control plane serves this API and xDS on one TLS listener, 15012, like istiod. Proxies reach it as
 // meshlab-controlplane.meshlab-system.svc:15012 (api/mesh); their side of the API is identity/caclient and
