@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshlab/meshlab/log"
+
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -18,8 +20,6 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
-
-	"github.com/meshlab/meshlab/cli/ui"
 )
 
 // Cluster is one named kind cluster.
@@ -27,11 +27,11 @@ type Cluster struct {
 	Name       string
 	Kubeconfig string // explicit kubeconfig path to write/read; empty means kind's default handling
 	provider   *kindcluster.Provider
-	logger     *ui.Logger
+	logger     log.Logger
 }
 
 // New returns a handle for the kind cluster called name; nothing is created yet.
-func New(name, kubeconfig string, logger *ui.Logger) *Cluster {
+func New(name, kubeconfig string, logger log.Logger) *Cluster {
 	return &Cluster{
 		Name:       name,
 		Kubeconfig: kubeconfig,

@@ -1,13 +1,12 @@
 package cluster
 
 import (
+	"github.com/meshlab/meshlab/log"
 	kindlog "sigs.k8s.io/kind/pkg/log"
-
-	"github.com/meshlab/meshlab/cli/ui"
 )
 
 // kindLogger adapts meshlab's logger to kind's, so kind's own progress lines read like meshlab's.
-type kindLogger struct{ l *ui.Logger }
+type kindLogger struct{ l log.Logger }
 
 var _ kindlog.Logger = kindLogger{}
 
@@ -21,7 +20,7 @@ func (k kindLogger) V(level kindlog.Level) kindlog.InfoLogger {
 
 // kindInfo sends kind's V(0) to meshlab's V(1): meshlab prints its own steps; kind's are detail.
 type kindInfo struct {
-	logf ui.Logf
+	logf log.Logf
 	on   bool
 }
 

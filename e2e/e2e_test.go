@@ -176,7 +176,7 @@ func TestWalkingSkeleton(t *testing.T) {
 		}
 	})
 
-	t.Run("every scenario passes", func(t *testing.T) { scenarios(t, ctx) })
+	t.Run("every scenario passes", func(t *testing.T) { runScenarios(t, ctx) })
 
 	t.Run("every lab tutorial passes", func(t *testing.T) {
 		start := time.Now()
@@ -188,8 +188,8 @@ func TestWalkingSkeleton(t *testing.T) {
 	})
 }
 
-// scenarios is the CI gate of issue 6: every scenario passes on the lab, none skipped.
-func scenarios(t *testing.T, ctx context.Context) {
+// runScenarios is the CI gate of issue 6: every scenario passes on the lab, none skipped.
+func runScenarios(t *testing.T, ctx context.Context) {
 	junit := filepath.Join(os.TempDir(), "meshlab-e2e-junit.xml")
 	if dir := os.Getenv("MESHLAB_E2E_ARTIFACTS"); dir != "" {
 		junit = filepath.Join(dir, "junit.xml")

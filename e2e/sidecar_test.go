@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +17,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	bookinfo "github.com/meshlab/meshlab/bookinfo/deploy"
-	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/controlplane/inject"
-	labenv "github.com/meshlab/meshlab/scenarios"
+	"github.com/meshlab/meshlab/log"
+	"github.com/meshlab/meshlab/scenarios"
 	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
@@ -158,7 +157,7 @@ func TestSidecar(t *testing.T) {
 		t.Logf("reviews versions over 15 requests: %v", seen)
 
 		// The productpage sidecar's own config, read from its admin port through a port-forward.
-		env, err := labenv.Connect(ctx, clusterName, "", ui.NewLogger(io.Discard, 0, true))
+		env, err := scenarios.Connect(ctx, clusterName, "", log.Noop)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,6 @@ import (
 	kinddefaults "sigs.k8s.io/kind/pkg/apis/config/defaults"
 
 	"github.com/meshlab/meshlab/bookinfo/deploy"
-	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/cni"
 	"github.com/meshlab/meshlab/cluster/host"
@@ -27,6 +26,7 @@ import (
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 	ztdeploy "github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 	"github.com/meshlab/meshlab/image"
+	"github.com/meshlab/meshlab/log"
 )
 
 // Namespace where bookinfo and sleep run.
@@ -67,10 +67,10 @@ type StepTime struct {
 }
 
 // Up brings the lab up, converging an existing cluster instead of failing.
-func Up(ctx context.Context, opts UpOptions, logger *ui.Logger) (*Result, error) {
+func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error) {
 	start := time.Now()
 	res := &Result{Cluster: opts.Name}
-	status := ui.NewStatus(logger)
+	status := log.StatusFor(logger)
 	defer status.End(false)
 	step := func(name string, fn func() error) error {
 		t := time.Now()
@@ -208,7 +208,7 @@ func Components() []cluster.Workload {
 
 // ensureNodeImage picks the node image: the one asked for; else meshlab's locally built one; else
 // kind's published one when present or pullable; else it builds one offline (slow once, then cached).
-func ensureNodeImage(ctx context.Context, opts UpOptions, cgroupV2 bool, status *ui.Status, logger *ui.Logger) (string, error) {
+func ensureNodeImage(ctx context.Context, opts UpOptions, cgroupV2 bool, status log.Status, logger log.Logger) (string, error) {
 	if opts.NodeImage != "" {
 		if !nodeimage.Exists(ctx, opts.NodeImage) {
 			return "", fmt.Errorf("node image %q is not present locally (build one with `meshlab node-image build`)", opts.NodeImage)
@@ -305,7 +305,7 @@ func lastLine(s string) string {
 }
 
 // Down deletes the cluster and its kubeconfig entries. A missing cluster is fine.
-func Down(name, kubeconfig string, logger *ui.Logger) (existed bool, err error) {
+func Down(name, kubeconfig string, logger log.Logger) (existed bool, err error) {
 	c := cluster.New(name, kubeconfig, logger)
 	existed, err = c.Exists()
 	if err != nil {
@@ -325,7 +325,7 @@ type Status struct {
 }
 
 // GetStatus reads the lab's state.
-func GetStatus(ctx context.Context, name, kubeconfig string, logger *ui.Logger) (*Status, error) {
+func GetStatus(ctx context.Context, name, kubeconfig string, logger log.Logger) (*Status, error) {
 	st := &Status{Cluster: name}
 	c := cluster.New(name, kubeconfig, logger)
 	exists, err := c.Exists()

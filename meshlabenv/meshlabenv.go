@@ -34,8 +34,8 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/support"
 
-	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/lab"
+	"github.com/meshlab/meshlab/log"
 )
 
 // DefaultName is the cluster name tests use unless told otherwise, apart from the interactive lab's.
@@ -54,7 +54,7 @@ type Options struct {
 	// Keep leaves the cluster running after Finish (also with MESHLAB_KEEP=1): a second run reuses it.
 	Keep bool
 	// Logger receives progress (default: stderr, verbosity 0).
-	Logger *ui.Logger
+	Logger log.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -74,7 +74,7 @@ func (o Options) withDefaults() Options {
 		o.Keep = true
 	}
 	if o.Logger == nil {
-		o.Logger = ui.NewLogger(os.Stderr, 0, false)
+		o.Logger = log.NewWriter(os.Stderr, 0)
 	}
 	return o
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/log"
 )
 
 func TestOptionsAndProvider(t *testing.T) {
@@ -35,7 +35,7 @@ func TestDestroyRunsDown(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho \"$@\" >> "+record+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	quiet := ui.NewLogger(&strings.Builder{}, 0, false)
+	quiet := log.Noop
 	if err := NewProvider(Options{Name: "lab3", Binary: bin, Logger: quiet}).Destroy(context.Background()); err != nil {
 		t.Fatal(err)
 	}

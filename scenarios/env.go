@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/meshlab/meshlab/log"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -12,7 +14,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/controlplane/xds"
 	"github.com/meshlab/meshlab/scenarios/kube"
@@ -34,7 +35,7 @@ type Env struct {
 // Connect finds the lab's cluster and checks that its API server answers. With kubeconfig empty it reads
 // kind's own kubeconfig for the cluster; otherwise it uses context kind-<name> from that file (or the
 // file's current context when it has no such context).
-func Connect(ctx context.Context, name, kubeconfig string, logger *ui.Logger) (*Env, error) {
+func Connect(ctx context.Context, name, kubeconfig string, logger log.Logger) (*Env, error) {
 	var cfg *rest.Config
 	if kubeconfig == "" {
 		c := cluster.New(name, "", logger)

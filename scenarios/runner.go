@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/log"
 )
 
 // Status is a scenario's outcome.
@@ -49,9 +49,9 @@ type Runner struct {
 	// BundleDir is where failure bundles go, one folder <name>-<timestamp> each (default _out/scenarios).
 	BundleDir string
 	// Logf receives progress lines: each scenario's start and outcome (may be nil).
-	Logf ui.Logf
+	Logf log.Logf
 	// Debugf receives each scenario's own log lines and failures as they happen (may be nil).
-	Debugf ui.Logf
+	Debugf log.Logf
 	// Timeout overrides each scenario's own Timeout when set; TeardownTimeout likewise for teardowns.
 	Timeout, TeardownTimeout time.Duration
 	// now is replaceable in tests.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/meshlab/meshlab/log"
 	"golang.org/x/term"
 )
 
@@ -22,17 +23,6 @@ type Streams struct {
 // StandardStreams returns the process's stdin, stdout and stderr.
 func StandardStreams() Streams {
 	return Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-}
-
-// Logf is the lightest way to hand a component a logger.
-type Logf func(format string, args ...any)
-
-// Discard is a Logf that drops everything.
-func Discard(string, ...any) {}
-
-// WithPrefix returns a Logf that prefixes every line.
-func WithPrefix(logf Logf, prefix string) Logf {
-	return func(format string, args ...any) { logf(prefix+format, args...) }
 }
 
 // Logger writes levelled messages to one writer. V(0) is for the user; higher levels need -v.
@@ -65,12 +55,12 @@ func (l *Logger) SetVerbosity(v int, quiet bool) {
 }
 
 // V returns a Logf that prints only when the verbosity is at least level.
-func (l *Logger) V(level int) Logf {
+func (l *Logger) V(level int) log.Logf {
 	l.mu.Lock()
 	on := !l.quiet && level <= l.verbosity
 	l.mu.Unlock()
 	if !on {
-		return Discard
+		return log.Discard
 	}
 	return l.printf
 }
@@ -81,6 +71,11 @@ func (l *Logger) Enabled(level int) bool {
 	defer l.mu.Unlock()
 	return !l.quiet && level <= l.verbosity
 }
+
+// NewStatus returns a Status for this logger's terminal: it makes *Logger a log.StatusProvider.
+func (l *Logger) NewStatus() log.Status { return NewStatus(l) }
+
+var _ log.StatusProvider = (*Logger)(nil)
 
 // Infof prints at level 0.
 func (l *Logger) Infof(format string, args ...any) { l.V(0)(format, args...) }

@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/meshlab/meshlab/log"
 )
 
 // recipeVersion changes whenever the way a node image is made changes, so cached images are rebuilt.
@@ -101,13 +102,8 @@ func Exists(ctx context.Context, image string) bool {
 	return exec.CommandContext(ctx, "docker", "image", "inspect", image).Run() == nil
 }
 
-// Stepper reports progress; cli/ui.Status satisfies it.
-type Stepper interface {
-	Step(name string, fn func() error) error
-}
-
 // Build makes the node image unless it is cached, and returns its tag.
-func Build(ctx context.Context, opts Options, steps Stepper, logf func(string, ...any)) (string, error) {
+func Build(ctx context.Context, opts Options, steps log.Status, logf func(string, ...any)) (string, error) {
 	if err := opts.defaults(); err != nil {
 		return "", err
 	}
