@@ -21,7 +21,7 @@ import (
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/dataplane/iptables"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
-	"github.com/meshlab/meshlab/dataplane/sidecar/sidecartest"
+	"github.com/meshlab/meshlab/controlplane/server/servertest"
 )
 
 // argsEnv makes the test binary run `meshlab proxy sidecar ARGS...` (arguments separated by \x1f): the
@@ -81,7 +81,7 @@ type proxyProcess struct {
 func startProxy(t *testing.T, exe string, p *netnstest.Pod, dir, sa, cpAddr string) *proxyProcess {
 	t.Helper()
 	token := filepath.Join(dir, sa+".token")
-	if err := os.WriteFile(token, []byte(sidecartest.Token("shop", sa)), 0o644); err != nil {
+	if err := os.WriteFile(token, []byte(servertest.Token("shop", sa)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"sidecar", "--namespace", "shop", "--pod", p.PodName, "--pod-ip", p.IP.String(),
@@ -179,7 +179,7 @@ metadata: {name: plain, namespace: shop}
 spec: {clusterIP: 10.96.7.8, selector: {app: plain}, ports: [{name: http, port: 9080, targetPort: 9080}]}
 ` + podYAML(a, "a", "a", true) + podYAML(b, "b", "b", true) + podYAML(plain, "plain", "plain", false)
 	cpAddr := node.Gateway.String() + ":15012"
-	cp := sidecartest.Start(t, yaml, sidecartest.Options{Listen: node.Listen, TLSAddr: cpAddr})
+	cp := servertest.Start(t, yaml, servertest.Options{Listen: node.Listen, TLSAddr: cpAddr})
 
 	cfg := iptables.DefaultConfig()
 	cfg.OutboundIPRangesInclude, cfg.InboundPortsInclude, cfg.InboundPortsExclude = "*", "*", "15090,15021,15020"

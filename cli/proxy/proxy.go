@@ -18,12 +18,11 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cli/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/admin"
+	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/sidecar"
 	"github.com/meshlab/meshlab/version"
 )
@@ -31,7 +30,7 @@ import (
 type flagpole struct {
 	xdsAddress               string
 	xdsPlaintext             bool
-	certs                    proxyboot.CertFlags
+	certs                    proxyboot.CertSource
 	namespace, pod, podIP    string
 	sa                       string
 	outbound, inbound, hbone string
@@ -78,7 +77,7 @@ SERVICE_ACCOUNT, CA_ADDR and DISCOVERY_ADDRESS. Run it as uid 1337: the capture 
 	fl.StringVar(&f.pod, "pod", os.Getenv("POD_NAME"), "the pod's name")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the pod's IP")
 	fl.StringVar(&f.sa, "service-account", cliutil.EnvOr("SERVICE_ACCOUNT", "default"), "the pod's service account (its identity)")
-	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDR", mesh.XDSAddress))
+	cliutil.AddCertFlags(cmd, &f.certs, cliutil.EnvOr("CA_ADDR", mesh.XDSAddress))
 	fl.StringVar(&f.outbound, "outbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.OutboundPort), "outbound capture listener")
 	fl.StringVar(&f.inbound, "inbound-address", fmt.Sprintf("0.0.0.0:%d", sidecar.InboundPort), "inbound capture listener")
 	fl.StringVar(&f.hbone, "hbone-address", "0.0.0.0:15008", "HBONE listener")
@@ -93,20 +92,19 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 		return cliutil.Usagef("--namespace and --pod are required (or POD_NAMESPACE and POD_NAME)")
 	}
 	logf := func(format string, args ...any) { env.Logger.Infof(format, args...) }
-	svid, roots, closeCerts, err := f.certs.Certificates(ctx, "sidecar", f.namespace, f.sa, logf)
+	id, err := f.certs.Boot(ctx, "sidecar", f.namespace, f.sa, f.xdsPlaintext, logf)
 	if err != nil {
 		return err
 	}
-	defer closeCerts()
-	dial := proxyboot.XDSDialOptions(f.xdsPlaintext, roots, svid)
+	defer id.Close()
 	var ips []string
 	if f.podIP != "" {
 		ips = []string{f.podIP}
 	}
 	s, err := sidecar.New(sidecar.Options{
-		XDSAddress: f.xdsAddress, XDSDialOptions: dial,
+		XDSAddress: f.xdsAddress, XDSDialOptions: id.XDSDial,
 		Namespace: f.namespace, Pod: f.pod, IPs: ips, Version: version.Version,
-		SVID: svid, Bundle: x509bundle.FromX509Authorities(mesh.TrustDomain, roots),
+		SVID: id.SVID, Bundle: id.Bundle,
 		OutboundAddress: f.outbound, InboundAddress: f.inbound, HBONEAddress: f.hbone,
 		AdminAddress: f.adminAddr, HealthAddress: f.health, StatsAddress: f.stats,
 		AccessLog: env.Streams.Out, Logf: logf,

@@ -3,7 +3,7 @@
 // config over ADS and runs dataplane/waypoint: HBONE on 15008, admin on 127.0.0.1:15000, /healthz/ready on
 // 15021. Access-log lines go to stdout.
 //
-// Certificate seam (cli/proxyboot, shared with `proxy sidecar`): the waypoint needs an x509svid.Source and
+// Certificate seam (dataplane/proxyboot, shared with `proxy sidecar`): the waypoint needs an x509svid.Source and
 // a trust bundle. With --cert-dir they are read once from cert-chain.pem, key.pem and root-cert.pem
 // (Istio's file names; written by a test, or by anything that fetches certificates on the waypoint's
 // behalf). Without it, an svidsource.Source signs through the control plane's CA with the pod's projected
@@ -17,12 +17,11 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cli/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/admin"
+	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/version"
 )
@@ -30,7 +29,7 @@ import (
 type flagpole struct {
 	xdsAddress     string
 	xdsPlaintext   bool
-	certs          proxyboot.CertFlags
+	certs          proxyboot.CertSource
 	namespace      string
 	name           string
 	serviceAccount string
@@ -80,7 +79,7 @@ INSTANCE_IP (--pod-ip), XDS_ADDRESS (--xds-address), CA_ADDRESS (--ca-address).`
 	fl.StringVar(&f.name, "name", os.Getenv("WAYPOINT_NAME"), "the waypoint's name (its Gateway)")
 	fl.StringVar(&f.serviceAccount, "service-account", "", "the waypoint's service account (default: --name)")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the waypoint pod's IP, sent as node metadata")
-	f.certs.AddFlags(cmd, cliutil.EnvOr("CA_ADDRESS", mesh.XDSAddress))
+	cliutil.AddCertFlags(cmd, &f.certs, cliutil.EnvOr("CA_ADDRESS", mesh.XDSAddress))
 	fl.StringVar(&f.hboneAddr, "hbone-address", ":15008", "HBONE listener")
 	fl.StringVar(&f.adminAddr, "admin-address", admin.DefaultAddress, `admin listener ("off" disables it)`)
 	fl.StringVar(&f.healthAddr, "health-address", admin.DefaultHealthAddress, `readiness listener ("off" disables it)`)
@@ -95,31 +94,20 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 		f.serviceAccount = f.name
 	}
 	logf := func(format string, args ...any) { env.Logger.Infof(format, args...) }
-	svid, roots, closeCerts, err := f.certs.Certificates(ctx, "waypoint", f.namespace, f.serviceAccount, logf)
+	id, err := f.certs.Boot(ctx, "waypoint", f.namespace, f.serviceAccount, f.xdsPlaintext, logf)
 	if err != nil {
 		return err
 	}
-	defer closeCerts()
-	bundle := x509bundle.FromX509Authorities(mesh.TrustDomain, roots)
-	dial := proxyboot.XDSDialOptions(f.xdsPlaintext, roots, svid)
+	defer id.Close()
 	var ips []string
 	if f.podIP != "" {
 		ips = []string{f.podIP}
 	}
-	w, err := waypoint.New(waypoint.Options{
-		XDSAddress: f.xdsAddress, XDSDialOptions: dial,
+	return waypoint.Run(ctx, waypoint.Options{
+		XDSAddress: f.xdsAddress, XDSDialOptions: id.XDSDial,
 		Namespace: f.namespace, Name: f.name, IPs: ips, Version: version.Version,
-		SVID: svid, Bundle: bundle,
+		SVID: id.SVID, Bundle: id.Bundle,
 		HBONEAddress: f.hboneAddr, AdminAddress: f.adminAddr, HealthAddress: f.healthAddr,
 		AccessLog: env.Streams.Out, Logf: logf,
 	})
-	if err != nil {
-		return err
-	}
-	if err := w.Start(ctx); err != nil {
-		return err
-	}
-	logf("waypoint %s/%s serving HBONE on %s, xDS from %s", f.namespace, f.name, f.hboneAddr, f.xdsAddress)
-	<-ctx.Done()
-	return w.Close()
 }

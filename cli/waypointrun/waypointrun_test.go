@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cli/proxyboot"
+	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"

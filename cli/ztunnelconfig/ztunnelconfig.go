@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cli/ztunnel/dump"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 )
 
@@ -77,7 +77,7 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole, what string) error 
 	if f.file != "" && f.pod != "" {
 		return cliutil.Usagef("--file and --pod are exclusive")
 	}
-	var d dump.Dump
+	var d configdump.Dump
 	var err error
 	if f.file != "" {
 		d, err = readFile(f.file)
@@ -90,24 +90,24 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole, what string) error 
 	return Print(env.Streams.Out, d, kind, f.output)
 }
 
-func readFile(path string) (dump.Dump, error) {
+func readFile(path string) (configdump.Dump, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return dump.Dump{}, fmt.Errorf("reading %s: %w", path, err)
+		return configdump.Dump{}, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return decode(b, path)
 }
 
-func decode(b []byte, from string) (dump.Dump, error) {
-	var d dump.Dump
+func decode(b []byte, from string) (configdump.Dump, error) {
+	var d configdump.Dump
 	if err := json.Unmarshal(b, &d); err != nil {
-		return dump.Dump{}, fmt.Errorf("decoding the config dump from %s: %w", from, err)
+		return configdump.Dump{}, fmt.Errorf("decoding the config dump from %s: %w", from, err)
 	}
 	return d, nil
 }
 
 // Print writes one kind ("all" for every table) in format ("" or "table", "json", "yaml").
-func Print(w io.Writer, d dump.Dump, kind, format string) error {
+func Print(w io.Writer, d configdump.Dump, kind, format string) error {
 	var v any
 	switch kind {
 	case "workloads":
@@ -161,8 +161,8 @@ func Print(w io.Writer, d dump.Dump, kind, format string) error {
 
 func row(w io.Writer, cells ...string) { fmt.Fprintln(w, strings.Join(cells, "\t")) }
 
-func workloadTable(w io.Writer, ws []dump.Workload) {
-	ws = append([]dump.Workload(nil), ws...)
+func workloadTable(w io.Writer, ws []configdump.Workload) {
+	ws = append([]configdump.Workload(nil), ws...)
 	sort.SliceStable(ws, func(i, j int) bool {
 		if ws[i].Namespace != ws[j].Namespace {
 			return ws[i].Namespace < ws[j].Namespace
@@ -175,8 +175,8 @@ func workloadTable(w io.Writer, ws []dump.Workload) {
 	}
 }
 
-func serviceTable(w io.Writer, ss []dump.Service) {
-	ss = append([]dump.Service(nil), ss...)
+func serviceTable(w io.Writer, ss []configdump.Service) {
+	ss = append([]configdump.Service(nil), ss...)
 	sort.SliceStable(ss, func(i, j int) bool {
 		if ss[i].Namespace != ss[j].Namespace {
 			return ss[i].Namespace < ss[j].Namespace
@@ -190,7 +190,7 @@ func serviceTable(w io.Writer, ss []dump.Service) {
 	}
 }
 
-func policyTable(w io.Writer, ps []dump.Policy) {
+func policyTable(w io.Writer, ps []configdump.Policy) {
 	row(w, "NAMESPACE", "POLICY NAME", "ACTION", "SCOPE")
 	for _, p := range ps {
 		row(w, p.Namespace, p.Name, p.Action, p.Scope)
@@ -198,7 +198,7 @@ func policyTable(w io.Writer, ps []dump.Policy) {
 }
 
 // connectionTable names workloads as istioctl does, name.namespace, and capitalises the direction.
-func connectionTable(w io.Writer, cs []dump.Connection) {
+func connectionTable(w io.Writer, cs []configdump.Connection) {
 	row(w, "WORKLOAD", "DIRECTION", "LOCAL", "REMOTE", "REMOTE TARGET", "PROTOCOL")
 	for _, c := range cs {
 		name := c.Workload
@@ -213,7 +213,7 @@ func connectionTable(w io.Writer, cs []dump.Connection) {
 	}
 }
 
-func certificateTable(w io.Writer, cs []dump.Certificate) {
+func certificateTable(w io.Writer, cs []configdump.Certificate) {
 	row(w, "CERTIFICATE NAME", "TYPE", "STATUS", "VALID CERT", "SERIAL NUMBER", "NOT AFTER", "NOT BEFORE")
 	for _, c := range cs {
 		for _, ci := range c.Chain {
@@ -224,22 +224,22 @@ func certificateTable(w io.Writer, cs []dump.Certificate) {
 }
 
 // fetch port-forwards to the ztunnel pod's loopback admin port and GETs /config_dump.
-func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (dump.Dump, error) {
+func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (configdump.Dump, error) {
 	cfg, err := cliutil.RESTConfig(env)
 	if err != nil {
-		return dump.Dump{}, err
+		return configdump.Dump{}, err
 	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return dump.Dump{}, fmt.Errorf("creating Kubernetes client: %w", err)
+		return configdump.Dump{}, fmt.Errorf("creating Kubernetes client: %w", err)
 	}
 	if pod == "" {
 		pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + deploy.Name})
 		if err != nil {
-			return dump.Dump{}, fmt.Errorf("listing ztunnel pods: %w", err)
+			return configdump.Dump{}, fmt.Errorf("listing ztunnel pods: %w", err)
 		}
 		if len(pods.Items) == 0 {
-			return dump.Dump{}, fmt.Errorf("no ztunnel pod in %s (is the mesh up?)", namespace)
+			return configdump.Dump{}, fmt.Errorf("no ztunnel pod in %s (is the mesh up?)", namespace)
 		}
 		sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
 		pod = pods.Items[0].Name
@@ -247,7 +247,7 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (dump.Du
 	}
 	rt, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
-		return dump.Dump{}, fmt.Errorf("preparing port-forward: %w", err)
+		return configdump.Dump{}, fmt.Errorf("preparing port-forward: %w", err)
 	}
 	url := kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("portforward").URL()
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, url)
@@ -255,31 +255,31 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (dump.Du
 	defer close(stop)
 	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", deploy.AdminPort)}, stop, ready, io.Discard, io.Discard)
 	if err != nil {
-		return dump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: %w", namespace, pod, err)
+		return configdump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: %w", namespace, pod, err)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- pf.ForwardPorts() }()
 	select {
 	case <-ready:
 	case err := <-errc:
-		return dump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: %w", namespace, pod, err)
+		return configdump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: %w", namespace, pod, err)
 	case <-ctx.Done():
-		return dump.Dump{}, ctx.Err()
+		return configdump.Dump{}, ctx.Err()
 	}
 	ports, err := pf.GetPorts()
 	if err != nil || len(ports) == 0 {
-		return dump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: no local port (%v)", namespace, pod, err)
+		return configdump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: no local port (%v)", namespace, pod, err)
 	}
 	src := fmt.Sprintf("http://127.0.0.1:%d/config_dump", ports[0].Local)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return dump.Dump{}, fmt.Errorf("reading %s/%s's config dump: %w", namespace, pod, err)
+		return configdump.Dump{}, fmt.Errorf("reading %s/%s's config dump: %w", namespace, pod, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return dump.Dump{}, fmt.Errorf("reading %s/%s's config dump: %s %v", namespace, pod, resp.Status, err)
+		return configdump.Dump{}, fmt.Errorf("reading %s/%s's config dump: %s %v", namespace, pod, resp.Status, err)
 	}
 	return decode(b, namespace+"/"+pod)
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
-	"github.com/meshlab/meshlab/cli/ztunnel/dump"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 )
@@ -46,7 +46,7 @@ func cert(t *testing.T, serial int64, life time.Duration) *x509.Certificate {
 }
 
 // bookinfoDump is a node's dump in the bookinfo setup: reviews behind a waypoint, sleep calling productpage.
-func bookinfoDump(t *testing.T) dump.Dump {
+func bookinfoDump(t *testing.T) configdump.Dump {
 	ip := netip.MustParseAddr
 	wl := func(name, sa, addr, node string, hbone bool) ztunnel.Workload {
 		p := ztunnel.ProtocolNone
@@ -84,7 +84,7 @@ func bookinfoDump(t *testing.T) dump.Dump {
 	svid := func(id string, serial int64) *x509svid.SVID {
 		return &x509svid.SVID{ID: spiffeid.RequireFromString(id), Certificates: []*x509.Certificate{cert(t, serial, 24*time.Hour)}}
 	}
-	return dump.Build(dump.Sources{
+	return configdump.Build(configdump.Sources{
 		Node: "meshlab-worker", Config: cfg, Now: now, Roots: []*x509.Certificate{root},
 		SVIDs: []*x509svid.SVID{
 			svid("spiffe://cluster.local/ns/default/sa/sleep", 0x5eed),

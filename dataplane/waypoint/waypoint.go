@@ -312,3 +312,20 @@ func (t *tlsConfigs) get() *tls.Config {
 	t.once.Do(func() { t.cfg = hbone.ClientTLSConfig(t.svid, t.bundle, tlsconfig.AuthorizeMemberOf(t.td)) })
 	return t.cfg
 }
+
+// Run is a waypoint process: New, Start, and Close once ctx ends. `meshlab waypoint run` and the
+// cross-plane integration tests both run it.
+func Run(ctx context.Context, opts Options) error {
+	w, err := New(opts)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	if opts.Logf != nil {
+		opts.Logf("waypoint %s/%s serving HBONE on %s, xDS from %s", opts.Namespace, opts.Name, opts.HBONEAddress, opts.XDSAddress)
+	}
+	<-ctx.Done()
+	return w.Close()
+}

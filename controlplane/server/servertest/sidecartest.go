@@ -1,8 +1,8 @@
-// Package sidecartest runs a control plane for sidecar tests: the real ingest store, generators and xDS
+// Package servertest runs a control plane for sidecar tests: the real ingest store, generators and xDS
 // server over objects decoded from YAML, and the real CA with its gRPC certificate service, on listeners
 // the test chooses (loopback, or inside a network namespace). Proxies reach it only through ADS and the CA
 // API, exactly as they reach the live control plane.
-package sidecartest
+package servertest
 
 import (
 	"context"
@@ -52,17 +52,17 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 		o.Listen = net.Listen
 	}
 	store := ingest.NewStore()
-	objs, _, err := ingest.Decode("sidecartest.yaml", []byte(yaml))
+	objs, _, err := ingest.Decode("servertest.yaml", []byte(yaml))
 	if err != nil {
-		t.Fatalf("sidecartest: decoding objects: %v", err)
+		t.Fatalf("servertest: decoding objects: %v", err)
 	}
 	for _, obj := range objs {
 		if _, err := store.Add(obj); err != nil {
-			t.Fatalf("sidecartest: adding %s: %v", obj.GetName(), err)
+			t.Fatalf("servertest: adding %s: %v", obj.GetName(), err)
 		}
 	}
 	if probs := model.Build(store.Objects()).Problems; len(probs) > 0 {
-		t.Fatalf("sidecartest: the model has problems: %v", probs)
+		t.Fatalf("servertest: the model has problems: %v", probs)
 	}
 	authority, err := ca.New(ca.WithTTL(time.Hour))
 	if err != nil {
@@ -82,7 +82,7 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 	if o.PlainAddr != "" {
 		l, err := o.Listen("tcp", o.PlainAddr)
 		if err != nil {
-			t.Fatalf("sidecartest: %v", err)
+			t.Fatalf("servertest: %v", err)
 		}
 		g := grpc.NewServer()
 		srv.Register(g)
@@ -102,7 +102,7 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 			Authenticator: caserver.AuthenticatorFunc(func(_ context.Context, token string) (caserver.Caller, error) {
 				ns, sa, ok := strings.Cut(token, "/")
 				if !ok {
-					return caserver.Caller{}, errors.New("sidecartest: token is not namespace/serviceaccount")
+					return caserver.Caller{}, errors.New("servertest: token is not namespace/serviceaccount")
 				}
 				return caserver.Caller{Namespace: ns, ServiceAccount: sa}, nil
 			}),
@@ -113,7 +113,7 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 		svc.Register(g)
 		l, err := o.Listen("tcp", o.TLSAddr)
 		if err != nil {
-			t.Fatalf("sidecartest: %v", err)
+			t.Fatalf("servertest: %v", err)
 		}
 		servers = append(servers, g)
 		go g.Serve(l)

@@ -1,4 +1,4 @@
-package ztunnel
+package app
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/meshlab/meshlab/cli/ztunnel/dump"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 )
 
@@ -96,7 +96,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	var readyErr error
 	health := httptest.NewServer(healthMux(func() error { return readyErr }))
 	defer health.Close()
-	admin := httptest.NewServer(adminMux(func() dump.Dump { return dump.Dump{Node: "meshlab-worker"} }))
+	admin := httptest.NewServer(adminMux(func() configdump.Dump { return configdump.Dump{Node: "meshlab-worker"} }))
 	defer admin.Close()
 	cases := []struct {
 		url, want string

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/cli/ztunnel/dump"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
-	"github.com/meshlab/meshlab/dataplane/sidecar/sidecartest"
+	"github.com/meshlab/meshlab/controlplane/server/servertest"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 )
 
 // The mesh's names. Namespace mesh is ambient; legacy is not.
@@ -46,7 +46,7 @@ type testbed struct {
 	// node1: echo and guarded take L4 traffic straight from ztunnel; web-v1, web-v2 and flaky sit behind
 	// the waypoint (their Services carry istio.io/use-waypoint).
 	echo, guarded, webV1, webV2, flaky, waypoint *netnstest.Pod
-	cp                                           *sidecartest.ControlPlane
+	cp                                           *servertest.ControlPlane
 	ztunnel                                      map[*netnstest.Node]*proc
 	wp                                           *proc
 	flakyHits                                    *tokens
@@ -170,7 +170,7 @@ spec:
 	}
 
 	cpAddr := m.node0.Gateway.String() + ":" + cpPort
-	m.cp = sidecartest.Start(t, yaml, sidecartest.Options{Listen: m.node0.Listen, TLSAddr: cpAddr})
+	m.cp = servertest.Start(t, yaml, servertest.Options{Listen: m.node0.Listen, TLSAddr: cpAddr})
 
 	for _, a := range []struct {
 		pod  *netnstest.Pod
@@ -190,7 +190,7 @@ spec:
 	}
 	root := write("root-cert.pem", string(m.cp.CA.RootPEM()))
 	objects := write("objects.yaml", yaml)
-	ztToken := write("ztunnel.token", sidecartest.Token("meshlab-system", "ztunnel"))
+	ztToken := write("ztunnel.token", servertest.Token("meshlab-system", "ztunnel"))
 	netnsPrefix := strings.TrimSuffix(network.Name, "-sw")
 	for i, node := range []*netnstest.Node{m.node0, m.node1} {
 		b, _ := json.Marshal(ztunnelSpec{
@@ -200,11 +200,12 @@ spec:
 		spec := write(fmt.Sprintf("ztunnel-node%d.json", i), string(b))
 		m.ztunnel[node] = startProc(t, &node.Namespace, fmt.Sprintf("ztunnel-node%d", i), "ztunnel", spec)
 	}
-	wpToken := write("waypoint.token", sidecartest.Token(meshNS, "waypoint"))
-	m.wp = startProc(t, &m.waypoint.Namespace, "waypoint", "waypoint", strings.Join([]string{
-		"--namespace", meshNS, "--name", "waypoint", "--pod-ip", m.waypoint.IP.String(),
-		"--xds-address", cpAddr, "--ca-address", cpAddr, "--token-path", wpToken, "--root-cert", root,
-	}, "\x1f"))
+	wpToken := write("waypoint.token", servertest.Token(meshNS, "waypoint"))
+	b, _ := json.Marshal(waypointSpec{
+		Namespace: meshNS, Name: "waypoint", IP: m.waypoint.IP.String(),
+		ControlPlane: cpAddr, TokenPath: wpToken, RootCert: root,
+	})
+	m.wp = startProc(t, &m.waypoint.Namespace, "waypoint", "waypoint", write("waypoint.json", string(b)))
 
 	m.waitReady(t, map[*netnstest.Node][]string{
 		m.node0: {"sleep", "other"},
@@ -249,8 +250,8 @@ func (m *testbed) waitReady(t *testing.T, want map[*netnstest.Node][]string) {
 }
 
 // configDump reads the ztunnel admin dump of a node (its loopback, from inside the node namespace).
-func (m *testbed) configDump(node *netnstest.Node) (dump.Dump, error) {
-	var d dump.Dump
+func (m *testbed) configDump(node *netnstest.Node) (configdump.Dump, error) {
+	var d configdump.Dump
 	st, body, err := request(node, "GET", "http://"+adminAddr+"/config_dump", nil)
 	if err != nil {
 		return d, err

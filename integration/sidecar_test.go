@@ -1,4 +1,4 @@
-package sidecar_test
+package integration
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,9 +15,9 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/meshlab/meshlab/controlplane/server/servertest"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/sidecar"
-	"github.com/meshlab/meshlab/dataplane/sidecar/sidecartest"
 	"github.com/meshlab/meshlab/identity/ca"
 )
 
@@ -66,16 +65,8 @@ spec: {serviceAccountName: plain, nodeName: node, containers: [{name: app, image
 status: {phase: Running, podIP: 127.31.0.4, conditions: [{type: Ready, status: "True"}]}
 `
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// app answers with who called it, as the app saw it.
-func app(t *testing.T, name, addr string) {
+// serveLoopbackApp answers with who called it, as the app saw it.
+func serveLoopbackApp(t *testing.T, name, addr string) {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -94,7 +85,7 @@ type pod struct {
 	dst atomic.Pointer[netip.AddrPort] // what the simulated capture reports
 }
 
-func startSidecar(t *testing.T, cp *sidecartest.ControlPlane, name, sa, ip string) *pod {
+func startSidecar(t *testing.T, cp *servertest.ControlPlane, name, sa, ip string) *pod {
 	t.Helper()
 	id, _ := cp.CA.WorkloadID("shop", sa)
 	svid, err := cp.CA.Issue(id, time.Hour)
@@ -156,9 +147,9 @@ func (p *pod) call(t *testing.T, listener, dst, path string) (int, string) {
 }
 
 func TestSidecarPaths(t *testing.T) {
-	cp := sidecartest.Start(t, meshYAML, sidecartest.Options{PlainAddr: "127.0.0.1:0"})
-	app(t, "b", "127.31.0.3:9080")
-	app(t, "plain", "127.31.0.4:9080")
+	cp := servertest.Start(t, meshYAML, servertest.Options{PlainAddr: "127.0.0.1:0"})
+	serveLoopbackApp(t, "b", "127.31.0.3:9080")
+	serveLoopbackApp(t, "plain", "127.31.0.4:9080")
 	a := startSidecar(t, cp, "a-1", "a", "127.31.0.2")
 	b := startSidecar(t, cp, "b-1", "b", "127.31.0.3")
 

@@ -1,4 +1,4 @@
-package l7_test
+package integration
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package xds
+package workloadxds
 
 import (
 	"net/netip"

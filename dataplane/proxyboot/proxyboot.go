@@ -1,7 +1,6 @@
-// Package proxyboot is what the proxy commands (`meshlab proxy sidecar`, `meshlab waypoint run`) share
-// before their proxy starts: where the certificate comes from (the control plane's CA with the pod's
-// projected token, or PEM files in --cert-dir), the flags that say so, and the credentials of the xDS
-// connection built from that certificate.
+// Package proxyboot is what the L7 proxy processes (sidecar, waypoint) do before their proxy starts, as
+// istio-agent does for Envoy: get the certificate (from the control plane's CA with the pod's projected
+// token, or from PEM files in a directory) and build the xDS connection's credentials from it.
 package proxyboot
 
 import (
@@ -11,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -37,31 +36,21 @@ const (
 	DefaultRootCertPath = "/var/run/secrets/istio/" + mesh.RootConfigMapKey
 )
 
-// CertFlags say where a proxy gets its certificate: from CertDir if set, else from the CA at CAAddress,
+// CertSource says where a proxy gets its certificate: from CertDir if set, else from the CA at CAAddress,
 // trusted through RootCert and shown the token at TokenPath.
-type CertFlags struct {
+type CertSource struct {
 	CAAddress string
 	CertDir   string
 	TokenPath string
 	RootCert  string
 }
 
-// AddFlags registers --ca-address (defaulting to caAddress), --cert-dir, --token-path and --root-cert on
-// cmd.
-func (c *CertFlags) AddFlags(cmd *cobra.Command, caAddress string) {
-	fl := cmd.Flags()
-	fl.StringVar(&c.CAAddress, "ca-address", caAddress, "control plane CA address (TLS); unused with --cert-dir")
-	fl.StringVar(&c.CertDir, "cert-dir", "", "read "+CertChainFile+", "+KeyFile+" and "+RootCertFile+" from this directory instead of asking the CA")
-	fl.StringVar(&c.TokenPath, "token-path", DefaultTokenPath, "projected service-account token shown to the CA")
-	fl.StringVar(&c.RootCert, "root-cert", DefaultRootCertPath, "the mesh root certificate (PEM), without --cert-dir")
-}
-
 // Certificates returns the proxy's SVID source and the trust roots, and a function that releases them.
-// From --cert-dir the files are read once; from the CA the identity is namespace/serviceAccount in the
+// From CertDir the files are read once; from the CA the identity is namespace/serviceAccount in the
 // default trust domain, the source rotates the certificate itself, and the first signing is retried with
 // backoff (the control plane may still be starting) until ctx ends. role ("sidecar", "waypoint") names
 // the proxy in errors and logs.
-func (c *CertFlags) Certificates(ctx context.Context, role, namespace, serviceAccount string, logf func(string, ...any)) (x509svid.Source, []*x509.Certificate, func(), error) {
+func (c *CertSource) Certificates(ctx context.Context, role, namespace, serviceAccount string, logf func(string, ...any)) (x509svid.Source, []*x509.Certificate, func(), error) {
 	if c.CertDir != "" {
 		svid, err := x509svid.Load(filepath.Join(c.CertDir, CertChainFile), filepath.Join(c.CertDir, KeyFile))
 		if err != nil {
@@ -112,4 +101,26 @@ func XDSDialOptions(plaintext bool, roots []*x509.Certificate, svid x509svid.Sou
 	}
 	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(
 		caclient.ClientTLSConfig(roots, mesh.ServerName, mesh.ControlPlaneID, svid)))}
+}
+
+// Identity is what a booted proxy starts with: its certificate source, the mesh's trust bundle and the
+// dial options of its ADS connection. Close releases the certificate source.
+type Identity struct {
+	SVID    x509svid.Source
+	Bundle  *x509bundle.Bundle
+	XDSDial []grpc.DialOption
+	Close   func()
+}
+
+// Boot gets the proxy's certificate for namespace/serviceAccount and the credentials of its xDS
+// connection (plaintext for local test servers).
+func (c *CertSource) Boot(ctx context.Context, role, namespace, serviceAccount string, xdsPlaintext bool, logf func(string, ...any)) (*Identity, error) {
+	svid, roots, closeCerts, err := c.Certificates(ctx, role, namespace, serviceAccount, logf)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{
+		SVID: svid, Bundle: x509bundle.FromX509Authorities(mesh.TrustDomain, roots),
+		XDSDial: XDSDialOptions(xdsPlaintext, roots, svid), Close: closeCerts,
+	}, nil
 }

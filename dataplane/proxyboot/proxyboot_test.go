@@ -33,7 +33,7 @@ func TestCertificatesFromCertDir(t *testing.T) {
 	}
 	logf := func(string, ...any) {}
 
-	c := &CertFlags{CertDir: dir}
+	c := &CertSource{CertDir: dir}
 	src, roots, release, err := c.Certificates(context.Background(), "sidecar", "default", "reviews", logf)
 	if err != nil {
 		t.Fatalf("Certificates() = %v", err)

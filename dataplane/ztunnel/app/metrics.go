@@ -1,4 +1,4 @@
-package ztunnel
+package app
 
 import (
 	"bytes"
@@ -38,6 +38,9 @@ var (
 )
 
 func newMetrics(out io.Writer, conns func() []ztunnel.Connection) *metrics {
+	if out == nil {
+		out = io.Discard
+	}
 	return &metrics{out: out, conns: conns, closed: map[labelSet]*totals{}}
 }
 

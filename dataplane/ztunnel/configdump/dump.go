@@ -1,7 +1,7 @@
-// Package dump is the shape of ztunnel's admin config dump (GET localhost:15000/config_dump): what ztunnel
+// Package configdump is the shape of ztunnel's admin config dump (GET localhost:15000/config_dump): what ztunnel
 // knows (workloads, services, policies), what it holds (certificates) and what it carries (connections).
 // `meshlab ztunnel` serves it; `meshlab ztunnel-config` reads it.
-package dump
+package configdump
 
 import (
 	"crypto/x509"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
-	"github.com/meshlab/meshlab/dataplane/ztunnel/xds"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/workloadxds"
 )
 
 // Dump is the whole config dump.
@@ -27,7 +27,7 @@ type Dump struct {
 	Certificates []Certificate     `json:"certificates"`
 	Connections  []Connection      `json:"connections"`
 	Enrolled     []agent.Enrolment `json:"enrolled"`
-	XDS          xds.Status        `json:"xds"`
+	XDS          workloadxds.Status        `json:"xds"`
 }
 
 // Workload is one workload ztunnel knows. Waypoint is the waypoint's service name (or IP), or "None".
@@ -118,7 +118,7 @@ type Sources struct {
 	Roots       []*x509.Certificate
 	Connections []ztunnel.Connection
 	Enrolled    []agent.Enrolment
-	XDS         xds.Status
+	XDS         workloadxds.Status
 	Now         time.Time
 }
 

@@ -1,11 +1,11 @@
-// Package xds is ztunnel's workload API client: it subscribes over Delta ADS to
+// Package workloadxds is ztunnel's workload API client: it subscribes over Delta ADS to
 // type.googleapis.com/istio.workload.Address and type.googleapis.com/istio.security.Authorization, keeps
 // the resources it was sent, translates them into a ztunnel.Config and hands every new config to ztunnel.
 //
 // A response that cannot be translated or applied is NACKed with the error and ztunnel keeps its last good
 // config. A broken stream is reopened with exponential backoff; the client then tells the server which
 // resources (and versions) it still holds, so only the differences are sent again.
-package xds
+package workloadxds
 
 import (
 	"context"
