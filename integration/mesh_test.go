@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/dataplane/netnstest"
 	"github.com/meshlab/meshlab/controlplane/server/servertest"
+	"github.com/meshlab/meshlab/dataplane/netnstest"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 )
 

@@ -19,9 +19,9 @@ import (
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/proxy"
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/controlplane/server/servertest"
 	"github.com/meshlab/meshlab/dataplane/iptables"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
-	"github.com/meshlab/meshlab/controlplane/server/servertest"
 )
 
 // argsEnv makes the test binary run `meshlab proxy sidecar ARGS...` (arguments separated by \x1f): the

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
+	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
 	"github.com/meshlab/meshlab/identity/ca"
 )

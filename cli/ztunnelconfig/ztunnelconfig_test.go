@@ -20,9 +20,9 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
-	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 )
 
 // Access-log lines as dataplane/ztunnel writes them (conntable.go).

@@ -20,14 +20,14 @@ import (
 
 // Dump is the whole config dump.
 type Dump struct {
-	Node         string            `json:"node"`
-	Workloads    []Workload        `json:"workloads"`
-	Services     []Service         `json:"services"`
-	Policies     []Policy          `json:"policies"`
-	Certificates []Certificate     `json:"certificates"`
-	Connections  []Connection      `json:"connections"`
-	Enrolled     []agent.Enrolment `json:"enrolled"`
-	XDS          workloadxds.Status        `json:"xds"`
+	Node         string             `json:"node"`
+	Workloads    []Workload         `json:"workloads"`
+	Services     []Service          `json:"services"`
+	Policies     []Policy           `json:"policies"`
+	Certificates []Certificate      `json:"certificates"`
+	Connections  []Connection       `json:"connections"`
+	Enrolled     []agent.Enrolment  `json:"enrolled"`
+	XDS          workloadxds.Status `json:"xds"`
 }
 
 // Workload is one workload ztunnel knows. Waypoint is the waypoint's service name (or IP), or "None".
