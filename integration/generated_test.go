@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/dataplane/l7"
@@ -50,9 +50,9 @@ spec:
 		{"waypoint with AuthorizationPolicies", authz, waypoint},
 		{"sidecar", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS), sidecar},
 	} {
-		cfg, err := generate.Envoy(tc.snap, tc.proxy)
+		cfg, err := configgen.Envoy(tc.snap, tc.proxy)
 		if err != nil {
-			t.Fatalf("%s: generate.Envoy() = %v", tc.name, err)
+			t.Fatalf("%s: configgen.Envoy() = %v", tc.name, err)
 		}
 		tbl, err := l7.Build(l7.Config{Listeners: cfg.Listeners, Routes: cfg.Routes, Clusters: cfg.Clusters, Endpoints: cfg.Endpoints})
 		if err != nil {

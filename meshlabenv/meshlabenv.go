@@ -11,7 +11,7 @@
 //
 // Bringing the lab up packs a meshlab binary into the image the pods run. A test binary is not one, so
 // tests name the meshlab binary to use (Options.Binary, or $MESHLAB_BIN) and the provider runs its `up`
-// and `down`; without one it calls lab.Up in-process, which is right only in a program that is itself a
+// and `down`; without one it calls lifecycle.Up in-process, which is right only in a program that is itself a
 // meshlab binary.
 package meshlabenv
 
@@ -34,7 +34,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/support"
 
-	"github.com/meshlab/meshlab/lab"
+	"github.com/meshlab/meshlab/lifecycle"
 	"github.com/meshlab/meshlab/log"
 )
 
@@ -44,8 +44,8 @@ const DefaultName = "meshlab-e2e"
 // Options shape the lab.
 type Options struct {
 	Name string // kind cluster name (default DefaultName); the kube context is kind-<Name>
-	// Binary is the meshlab binary whose `up` and `down` run (default $MESHLAB_BIN). Empty: lab.Up and
-	// lab.Down in-process.
+	// Binary is the meshlab binary whose `up` and `down` run (default $MESHLAB_BIN). Empty: lifecycle.Up and
+	// lifecycle.Down in-process.
 	Binary string
 	// Kubeconfig is where the cluster's kubeconfig is written (default: a file in the temp directory).
 	Kubeconfig string
@@ -151,7 +151,7 @@ func (p *Provider) Create(ctx context.Context, _ ...string) (string, error) {
 		if err := p.meshlab(ctx, "up", "--offline", "--wait", o.Wait.String(), "--workers", fmt.Sprint(o.Workers)); err != nil {
 			return "", err
 		}
-	} else if _, err := lab.Up(ctx, lab.UpOptions{Name: o.Name, Offline: true, Workers: o.Workers, Wait: o.Wait, Ambient: true}, o.Logger); err != nil {
+	} else if _, err := lifecycle.Up(ctx, lifecycle.UpOptions{Name: o.Name, Offline: true, Workers: o.Workers, Wait: o.Wait, Ambient: true}, o.Logger); err != nil {
 		return "", fmt.Errorf("meshlab up: %w", err)
 	}
 	return p.writeKubeconfig()
@@ -205,7 +205,7 @@ func (p *Provider) Destroy(ctx context.Context) error {
 	if p.opts.Binary != "" {
 		return p.meshlab(ctx, "down")
 	}
-	_, err := lab.Down(p.opts.Name, "", p.opts.Logger)
+	_, err := lifecycle.Down(p.opts.Name, "", p.opts.Logger)
 	return err
 }
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/render"
@@ -182,7 +182,7 @@ spec: {gatewayClassName: istio-waypoint}
 func waypointDump(t *testing.T, fixture string) *tables.Dump {
 	t.Helper()
 	snap := modeltest.Load(t, modeltest.Bookinfo, fixture)
-	cfg, err := generate.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"})
+	cfg, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
@@ -37,7 +37,7 @@ func BenchmarkGenerateWaypoint(b *testing.B) {
 	p := model.Proxy{Kind: model.KindWaypoint, Namespace: NamespaceName(0), Name: WaypointName}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := generate.Envoy(s, p); err != nil {
+		if _, err := configgen.Envoy(s, p); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,7 +48,7 @@ func BenchmarkGenerateSidecar(b *testing.B) {
 	p := model.Proxy{Kind: model.KindSidecar, Namespace: NamespaceName(0), Name: PodName(0, 0)}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := generate.Envoy(s, p); err != nil {
+		if _, err := configgen.Envoy(s, p); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -59,7 +59,7 @@ func BenchmarkGenerateZtunnel(b *testing.B) {
 	node := s.Nodes()[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		generate.ZtunnelConfig(s, node)
+		configgen.ZtunnelConfig(s, node)
 	}
 }
 

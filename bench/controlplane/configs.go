@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
@@ -26,7 +26,7 @@ type ProxyConfig struct {
 
 // MeasureProxy generates the Envoy config of a waypoint or sidecar proxy and measures it.
 func MeasureProxy(s *model.Snapshot, p model.Proxy) (ProxyConfig, error) {
-	cfg, err := generate.Envoy(s, p)
+	cfg, err := configgen.Envoy(s, p)
 	if err != nil {
 		return ProxyConfig{}, fmt.Errorf("generating for %s: %w", p.ID(), err)
 	}
@@ -34,7 +34,7 @@ func MeasureProxy(s *model.Snapshot, p model.Proxy) (ProxyConfig, error) {
 }
 
 // Measure counts the config units and bytes of one proxy's generated config.
-func Measure(p model.Proxy, cfg *generate.Config) ProxyConfig {
+func Measure(p model.Proxy, cfg *configgen.Config) ProxyConfig {
 	out := ProxyConfig{Proxy: p}
 	services := map[string]bool{}
 	for _, c := range cfg.Clusters {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
@@ -122,7 +122,7 @@ func TestDistribution(t *testing.T) {
 	var wantBytes int64
 	for _, ns := range []string{"ns-0", "ns-1"} {
 		p := model.Proxy{Kind: model.KindWaypoint, Namespace: ns, Name: WaypointName}
-		cfg, err := generate.Envoy(s, p)
+		cfg, err := configgen.Envoy(s, p)
 		if err != nil {
 			t.Fatal(err)
 		}

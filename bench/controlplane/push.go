@@ -17,10 +17,10 @@ import (
 
 	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/bench/xdssim"
-	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 )
 
 // PushOptions configure MeasurePush.
@@ -123,7 +123,7 @@ func MeasurePush(ctx context.Context, opts PushOptions) (PushResult, error) {
 	if _, err := store.Add(splitRoute(90, generation)); err != nil {
 		return PushResult{}, err
 	}
-	gen := generators.New(store)
+	gen := xdsgen.New(store)
 	srv := xds.NewServer(gen, xds.WithDebounce(0, 0), xds.WithCache(gen.Cache()))
 	store.OnChange(func(ev ingest.Event) {
 		if req := gen.PushRequestFor(ev); req != nil {

@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/internal/procstat"
 )
@@ -48,7 +48,7 @@ func MeasureScale(services, pods int) (ScaleResult, error) {
 	var kept []any
 	proxies := 0
 	for _, w := range snap.Waypoints() {
-		cfg, err := generate.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: w.Namespace, Name: w.Name})
+		cfg, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: w.Namespace, Name: w.Name})
 		if err != nil {
 			return ScaleResult{}, fmt.Errorf("generating for waypoint %s/%s: %w", w.Namespace, w.Name, err)
 		}
@@ -56,12 +56,12 @@ func MeasureScale(services, pods int) (ScaleResult, error) {
 		proxies++
 	}
 	for _, node := range snap.Nodes() {
-		wls, svcs, pols := generate.ZtunnelConfig(snap, node)
+		wls, svcs, pols := configgen.ZtunnelConfig(snap, node)
 		kept = append(kept, wls, svcs, pols)
 		proxies++
 	}
 	for i := range mesh.Namespaces {
-		cfg, err := generate.Envoy(snap, model.Proxy{Kind: model.KindSidecar, Namespace: NamespaceName(i), Name: PodName(0, 0)})
+		cfg, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindSidecar, Namespace: NamespaceName(i), Name: PodName(0, 0)})
 		if err != nil {
 			return ScaleResult{}, err
 		}

@@ -12,10 +12,10 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/meshlab/meshlab/api/mesh"
-	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
 )
 
@@ -70,7 +70,7 @@ func serveWaypointConfig(ctx context.Context, client, server, wp *netnstest.Pod)
 	if probs := model.Build(store.Objects()).Problems; len(probs) > 0 {
 		return nil, fmt.Errorf("the waypoint path's mesh has problems: %v", probs)
 	}
-	srv := xds.NewServer(generators.New(store), xds.WithDebounce(0, 0))
+	srv := xds.NewServer(xdsgen.New(store), xds.WithDebounce(0, 0))
 	ctx, cancel := context.WithCancel(ctx)
 	srv.Start(ctx)
 	l, err := wp.Listen("tcp4", xdsAddress)

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/lab"
+	"github.com/meshlab/meshlab/lifecycle"
 )
 
 // NewCommand returns the down command.
@@ -17,7 +17,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Short: "Delete the lab's kind cluster and its kubeconfig entries (cached images are kept)",
 		Args:  cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			existed, err := lab.Down(env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+			existed, err := lifecycle.Down(env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
 			if err != nil {
 				return fmt.Errorf("deleting cluster %q: %w", env.Globals.Name, err)
 			}

@@ -17,14 +17,14 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
-	lablib "github.com/meshlab/meshlab/lab"
 	"github.com/meshlab/meshlab/labs"
+	"github.com/meshlab/meshlab/lifecycle"
 )
 
 // Seams for tests: the lab's readiness, the binary the labs run, and the runner.
 var (
-	getStatus = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*lablib.Status, error) {
-		return lablib.GetStatus(ctx, g.Name, g.Kubeconfig, logger)
+	getStatus = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*lifecycle.Status, error) {
+		return lifecycle.GetStatus(ctx, g.Name, g.Kubeconfig, logger)
 	}
 	executable = os.Executable
 	runLabs    = labs.Run

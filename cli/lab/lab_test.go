@@ -9,16 +9,16 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
-	lablib "github.com/meshlab/meshlab/lab"
 	"github.com/meshlab/meshlab/labs"
+	"github.com/meshlab/meshlab/lifecycle"
 )
 
 // fake replaces the lab's status and the runner: labs named in failing fail.
-func fake(t *testing.T, st *lablib.Status, statusErr error, failing ...string) *[]labs.Config {
+func fake(t *testing.T, st *lifecycle.Status, statusErr error, failing ...string) *[]labs.Config {
 	t.Helper()
 	oldStatus, oldExe, oldRun := getStatus, executable, runLabs
 	t.Cleanup(func() { getStatus, executable, runLabs = oldStatus, oldExe, oldRun })
-	getStatus = func(context.Context, *cliutil.Globals, *ui.Logger) (*lablib.Status, error) { return st, statusErr }
+	getStatus = func(context.Context, *cliutil.Globals, *ui.Logger) (*lifecycle.Status, error) { return st, statusErr }
 	executable = func() (string, error) { return "/opt/meshlab", nil }
 	var configs []labs.Config
 	runLabs = func(cfg labs.Config, ls []labs.Lab) ([]labs.Result, error) {
@@ -69,11 +69,11 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestRunExitCodes(t *testing.T) {
-	ready := &lablib.Status{Cluster: "lab-e2e", Exists: true, Ready: true}
+	ready := &lifecycle.Status{Cluster: "lab-e2e", Exists: true, Ready: true}
 	tests := []struct {
 		name      string
 		args      []string
-		st        *lablib.Status
+		st        *lifecycle.Status
 		statusErr error
 		want      int
 		wantOut   string
@@ -85,8 +85,8 @@ func TestRunExitCodes(t *testing.T) {
 		{"no names", []string{"run"}, ready, nil, 2, "", "or --all"},
 		{"names and all", []string{"run", "--all", "ambient-basics"}, ready, nil, 2, "", "not both"},
 		{"unknown lab", []string{"run", "nope"}, ready, nil, 2, "", `no lab "nope"`},
-		{"no cluster", []string{"run", "--all"}, &lablib.Status{Cluster: "lab-e2e"}, nil, 2, "", "does not exist"},
-		{"not ready", []string{"run", "--all"}, &lablib.Status{Cluster: "lab-e2e", Exists: true}, nil, 2, "", "not ready"},
+		{"no cluster", []string{"run", "--all"}, &lifecycle.Status{Cluster: "lab-e2e"}, nil, 2, "", "does not exist"},
+		{"not ready", []string{"run", "--all"}, &lifecycle.Status{Cluster: "lab-e2e", Exists: true}, nil, 2, "", "not ready"},
 		{"status error", []string{"run", "--all"}, nil, errors.New("docker is not running"), 2, "", "docker is not running"},
 	}
 	for _, tt := range tests {
@@ -110,7 +110,7 @@ func TestRunExitCodes(t *testing.T) {
 }
 
 func TestRunConfig(t *testing.T) {
-	configs := fake(t, &lablib.Status{Exists: true, Ready: true}, nil)
+	configs := fake(t, &lifecycle.Status{Exists: true, Ready: true}, nil)
 	if _, _, code := run(t, "run", "sidecar-injection", "--timeout", "90s"); code != 0 {
 		t.Fatalf("exit code = %d", code)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/lab"
+	"github.com/meshlab/meshlab/lifecycle"
 )
 
 // NewCommand returns the status command. It exits 0 when the lab is up and ready, 1 otherwise.
@@ -22,7 +22,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 			if output != "table" && output != "json" {
 				return cliutil.Usagef("unknown output format %q (want table or json)", output)
 			}
-			st, err := lab.GetStatus(cmd.Context(), env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+			st, err := lifecycle.GetStatus(cmd.Context(), env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
 			if err != nil {
 				return err
 			}
@@ -46,7 +46,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 	return cmd
 }
 
-func printTable(env cliutil.Env, st *lab.Status) {
+func printTable(env cliutil.Env, st *lifecycle.Status) {
 	w := tabwriter.NewWriter(env.Streams.Out, 0, 4, 2, ' ', 0)
 	defer w.Flush()
 	fmt.Fprintf(w, "CLUSTER\t%s\texists=%v\tready=%v\n\n", st.Cluster, st.Exists, st.Ready)

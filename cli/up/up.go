@@ -10,7 +10,7 @@ import (
 
 	"github.com/meshlab/meshlab/bookinfo/deploy"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/lab"
+	"github.com/meshlab/meshlab/lifecycle"
 )
 
 type flagpole struct {
@@ -46,7 +46,7 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 	if flags.Workers < 0 {
 		return cliutil.Usagef("--workers must be 0 or more, got %d", flags.Workers)
 	}
-	res, err := lab.Up(cmd.Context(), lab.UpOptions{
+	res, err := lifecycle.Up(cmd.Context(), lifecycle.UpOptions{
 		Name:       env.Globals.Name,
 		Kubeconfig: env.Globals.Kubeconfig,
 		NodeImage:  flags.NodeImage,
@@ -56,7 +56,7 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 		Ambient:    flags.Ambient,
 	}, env.Logger)
 	if err != nil {
-		if errors.Is(err, lab.ErrEnvironment) {
+		if errors.Is(err, lifecycle.ErrEnvironment) {
 			return &cliutil.ExitError{Code: 2, Err: err}
 		}
 		return fmt.Errorf("meshlab up: %w (run `meshlab down --name %s` to remove what was created)", err, env.Globals.Name)

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
@@ -28,9 +28,9 @@ const (
 
 // ZtunnelDump is what a ztunnel receives, in the order ztunnel's own config dump lists it.
 type ZtunnelDump struct {
-	Workloads []generate.ZtunnelWorkload      `json:"workloads"`
-	Services  []generate.ZtunnelService       `json:"services"`
-	Policies  []generate.ZtunnelAuthorization `json:"policies"`
+	Workloads []configgen.ZtunnelWorkload      `json:"workloads"`
+	Services  []configgen.ZtunnelService       `json:"services"`
+	Policies  []configgen.ZtunnelAuthorization `json:"policies"`
 }
 
 // Output is one rendered proxy: exactly one of Envoy and Ztunnel is set.
@@ -52,11 +52,11 @@ func Render(s *model.Snapshot, p model.Proxy) (*Output, error) {
 		if !contains(s.Nodes(), p.Node) {
 			return nil, &model.NotFoundError{Msg: fmt.Sprintf("no pods on node %q (nodes: %s)", p.Node, strings.Join(s.Nodes(), ", "))}
 		}
-		w, svcs, pols := generate.ZtunnelConfig(s, p.Node)
+		w, svcs, pols := configgen.ZtunnelConfig(s, p.Node)
 		out.Ztunnel = &ZtunnelDump{Workloads: nonNil(w), Services: nonNil(svcs), Policies: nonNil(pols)}
 		return out, nil
 	}
-	cfg, err := generate.Envoy(s, resolved)
+	cfg, err := configgen.Envoy(s, resolved)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func mustAny(m proto.Message) *anypb.Any {
 
 // ConfigDump wraps generated config the way Envoy's admin /config_dump shows dynamic resources, in Envoy's
 // section order: clusters, listeners, routes, endpoints.
-func ConfigDump(cfg *generate.Config, version string) *adminv3.ConfigDump {
+func ConfigDump(cfg *configgen.Config, version string) *adminv3.ConfigDump {
 	clusters := &adminv3.ClustersConfigDump{VersionInfo: version}
 	for _, c := range cfg.Clusters {
 		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{VersionInfo: version, Cluster: mustAny(c)})

@@ -1,9 +1,9 @@
 // Package server is the control plane process (`meshlab controlplane`): it wires the journey of a config
 // change end to end —
 //
-//	informers (controlplane/kube) -> ingest.Store -> generators.PushRequestFor -> xds.Server debounce
-//	-> generators.Prepare (one model.Snapshot per full push) -> status writer (problems on objects)
-//	-> generators.Affects/Generate per proxy -> ADS streams
+//	informers (controlplane/kube) -> ingest.Store -> xdsgen.PushRequestFor -> xds.Server debounce
+//	-> xdsgen.Prepare (one model.Snapshot per full push) -> status writer (problems on objects)
+//	-> xdsgen.Affects/Generate per proxy -> ADS streams
 //
 // — and serves it: gRPC with TLS on :15012 (xDS, plus whatever Options.RegisterGRPC adds, such as the CA
 // service), plain gRPC on :15010 (xDS, for tests and debugging), and HTTP on :15014 (/debug/syncz,
@@ -35,12 +35,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/waypoints"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 	"github.com/meshlab/meshlab/identity/ca"
 )
 
@@ -111,7 +111,7 @@ type Server struct {
 	opts      Options
 	clients   *kube.Clients
 	store     *ingest.Store
-	gen       *generators.Generator
+	gen       *xdsgen.Generator
 	xds       *xds.Server
 	informers *kube.Informers
 	status    *kube.StatusWriter
@@ -127,7 +127,7 @@ type Server struct {
 func New(clients *kube.Clients, opts Options) *Server {
 	opts.defaults()
 	s := &Server{opts: opts, clients: clients, store: ingest.NewStore(), addrs: map[string]net.Addr{}}
-	s.gen = generators.New(s.store, generators.WithLogf(opts.Logf))
+	s.gen = xdsgen.New(s.store, xdsgen.WithLogf(opts.Logf))
 	s.xds = xds.NewServer(s.gen,
 		xds.WithCache(s.gen.Cache()),
 		xds.WithDebounce(opts.DebounceQuiet, opts.DebounceMax),
@@ -151,7 +151,7 @@ func New(clients *kube.Clients, opts Options) *Server {
 
 // Store, Generator, XDS and StatusWriter expose the wired parts (tests, benchmarks, debug).
 func (s *Server) Store() *ingest.Store             { return s.store }
-func (s *Server) Generator() *generators.Generator { return s.gen }
+func (s *Server) Generator() *xdsgen.Generator     { return s.gen }
 func (s *Server) XDS() *xds.Server                 { return s.xds }
 func (s *Server) StatusWriter() *kube.StatusWriter { return s.status }
 func (s *Server) Informers() *kube.Informers       { return s.informers }

@@ -37,11 +37,11 @@ import (
 
 	"github.com/meshlab/meshlab/api/workloadapi"
 	"github.com/meshlab/meshlab/api/xdstype"
-	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 )
 
 const reviewsRoute = "inbound-vip|9080|http|reviews.default.svc.cluster.local"
@@ -551,6 +551,6 @@ func TestCAAndRoot(t *testing.T) {
 // missing an input) panics, failing the run.
 func TestMain(m *testing.M) {
 	os.Setenv("KUBE_FEATURE_WatchListClient", "false")
-	generators.DefaultCacheOptions = []xds.CacheOption{xds.WithAssertions(nil)}
+	xdsgen.DefaultCacheOptions = []xds.CacheOption{xds.WithAssertions(nil)}
 	os.Exit(m.Run())
 }

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	// The generators register every extension type a meshlab dump contains, so Any fields resolve.
-	_ "github.com/meshlab/meshlab/controlplane/generate"
+	_ "github.com/meshlab/meshlab/controlplane/configgen"
 )
 
 // Dump is the resources of one config dump, unpacked.

@@ -17,10 +17,10 @@ import (
 
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/caserver"
-	"github.com/meshlab/meshlab/controlplane/generators"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 	"github.com/meshlab/meshlab/identity/ca"
 )
 
@@ -69,7 +69,7 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := xds.NewServer(generators.New(store), xds.WithDebounce(0, 0))
+	srv := xds.NewServer(xdsgen.New(store), xds.WithDebounce(0, 0))
 	srv.Start(ctx)
 	cp := &ControlPlane{CA: authority, Store: store, XDS: srv}
 	var servers []*grpc.Server

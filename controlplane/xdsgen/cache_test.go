@@ -1,4 +1,4 @@
-package generators_test
+package xdsgen_test
 
 import (
 	"maps"
@@ -9,18 +9,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshlab/meshlab/api/xdstype"
-	"github.com/meshlab/meshlab/controlplane/generate"
-	"github.com/meshlab/meshlab/controlplane/generators"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 )
 
 // pusher drives a Generator the way xds.Server does (clear the cache, prepare on full pushes, generate)
 // for every store change, without the network.
 type pusher struct {
 	t     *testing.T
-	g     *generators.Generator
+	g     *xdsgen.Generator
 	store *ingest.Store
 	last  *xds.PushRequest
 }
@@ -115,7 +115,7 @@ func (p *pusher) check(step string) {
 			if err != nil {
 				p.t.Fatalf("%s: Generate(%s, %s) = %v", step, px.ID, xdstype.Short(typeURL), err)
 			}
-			fresh := generators.New(p.store)
+			fresh := xdsgen.New(p.store)
 			snap, err := fresh.Prepare(nil)
 			if err != nil {
 				p.t.Fatal(err)
@@ -298,7 +298,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := generate.Resources(p.g.Snapshot(), model.Proxy{Kind: model.KindSidecar, Namespace: sidecars[0].Namespace, Name: sidecars[0].Name}, xdstype.Route)
+	want, err := configgen.Resources(p.g.Snapshot(), model.Proxy{Kind: model.KindSidecar, Namespace: sidecars[0].Namespace, Name: sidecars[0].Name}, xdstype.Route)
 	if err != nil || len(want) != len(res.Resources) {
 		t.Fatalf("Resources() = %d, %v; cached %d", len(want), err, len(res.Resources))
 	}

@@ -1,8 +1,8 @@
-// Package generate turns a model snapshot into what one proxy receives: Envoy listeners, routes, clusters and
+// Package configgen turns a model snapshot into what one proxy receives: Envoy listeners, routes, clusters and
 // endpoints for waypoints and sidecars (go-control-plane types, in Istio's shapes), and workload API structs
 // for ztunnel. Every generator is a pure, deterministic function of (snapshot, proxy): same inputs, same
 // output, sorted, so a cache can key on its inputs.
-package generate
+package configgen
 
 import (
 	"fmt"

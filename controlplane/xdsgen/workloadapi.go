@@ -1,4 +1,4 @@
-package generators
+package xdsgen
 
 import (
 	"net/netip"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/meshlab/meshlab/api/workloadapi"
 	"github.com/meshlab/meshlab/api/workloadapi/security"
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 )
 
 // The workload API conversion: generate's plain ztunnel structs become the protos ztunnel receives.
@@ -23,7 +23,7 @@ func ipBytes(s string) ([]byte, bool) {
 	return a.Unmap().AsSlice(), true
 }
 
-func gatewayAddress(g *generate.ZtunnelGatewayAddress, namespace string) *workloadapi.GatewayAddress {
+func gatewayAddress(g *configgen.ZtunnelGatewayAddress, namespace string) *workloadapi.GatewayAddress {
 	if g == nil {
 		return nil
 	}
@@ -36,7 +36,7 @@ func gatewayAddress(g *generate.ZtunnelGatewayAddress, namespace string) *worklo
 	return out
 }
 
-func ports(ps []generate.ZtunnelPort) []*workloadapi.Port {
+func ports(ps []configgen.ZtunnelPort) []*workloadapi.Port {
 	out := make([]*workloadapi.Port, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, &workloadapi.Port{ServicePort: p.ServicePort, TargetPort: p.TargetPort})
@@ -45,7 +45,7 @@ func ports(ps []generate.ZtunnelPort) []*workloadapi.Port {
 }
 
 // WorkloadAddress converts a ztunnel workload into an Address resource, named by its uid.
-func WorkloadAddress(w generate.ZtunnelWorkload) *workloadapi.Address {
+func WorkloadAddress(w configgen.ZtunnelWorkload) *workloadapi.Address {
 	pw := &workloadapi.Workload{
 		Uid:                   w.UID,
 		Name:                  w.Name,
@@ -88,7 +88,7 @@ func WorkloadAddress(w generate.ZtunnelWorkload) *workloadapi.Address {
 }
 
 // ServiceAddress converts a ztunnel service into an Address resource, named namespace/hostname.
-func ServiceAddress(s generate.ZtunnelService) *workloadapi.Address {
+func ServiceAddress(s configgen.ZtunnelService) *workloadapi.Address {
 	ps := &workloadapi.Service{
 		Name:      s.Name,
 		Namespace: s.Namespace,
@@ -104,7 +104,7 @@ func ServiceAddress(s generate.ZtunnelService) *workloadapi.Address {
 	return &workloadapi.Address{Type: &workloadapi.Address_Service{Service: ps}}
 }
 
-func stringMatches(ms []generate.ZtunnelStringMatch) []*security.StringMatch {
+func stringMatches(ms []configgen.ZtunnelStringMatch) []*security.StringMatch {
 	out := make([]*security.StringMatch, 0, len(ms))
 	for _, m := range ms {
 		sm := &security.StringMatch{}
@@ -149,7 +149,7 @@ func cidrs(vs []string) []*security.Address {
 }
 
 // Authorization converts a ztunnel policy into an Authorization resource, named namespace/name.
-func Authorization(a generate.ZtunnelAuthorization) *security.Authorization {
+func Authorization(a configgen.ZtunnelAuthorization) *security.Authorization {
 	pa := &security.Authorization{Name: a.Name, Namespace: a.Namespace}
 	switch a.Scope {
 	case "NAMESPACE":

@@ -1,4 +1,4 @@
-// Package generators adapts meshlab's model and config generators to the xDS server: it is the
+// Package xdsgen adapts meshlab's model and config generators to the xDS server: it is the
 // xds.Generator (and xds.Preparer) of the live control plane. It decides three things the server leaves
 // to it:
 //
@@ -11,7 +11,7 @@
 //     DestinationRules, the pods behind them, the policies it enforces); a sidecar on every service; a
 //     ztunnel on workloads, services, waypoints and policies but never on L7 routing;
 //   - what to send: Envoy resources from package generate for waypoints and sidecars, and the workload API
-//     (Address, Authorization) converted from generate.ZtunnelConfig for ztunnel.
+//     (Address, Authorization) converted from configgen.ZtunnelConfig for ztunnel.
 //
 // Proxies are identified by their xDS node (see xds.NewProxy). Accepted node IDs, for each kind:
 //
@@ -38,7 +38,7 @@
 // Each type's entries depend only on what that type is built from, so a change regenerates only the types
 // it can affect (an HTTPRoute: sidecar routes, not their listeners, clusters or endpoints); the others are
 // served from the cache and the server's diff finds nothing to send.
-package generators
+package xdsgen
 
 import (
 	"errors"
@@ -58,7 +58,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/meshlab/meshlab/api/xdstype"
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xds"
@@ -708,7 +708,7 @@ func (c *cached) waypoint(mp model.Proxy, typeURL string) ([]*discovery.Resource
 		gen, ok = c.st.gens[mp.Namespace+"/"+mp.Name]
 	}
 	if !ok { // unknown waypoint (the error says so) or a waypoint newer than the generations
-		return encode(generate.Resources(c.snap, mp, typeURL))
+		return encode(configgen.Resources(c.snap, mp, typeURL))
 	}
 	key := "waypoint|" + mp.Namespace + "/" + mp.Name + "#" + strconv.FormatUint(gen, 10) + "|" + xdstype.Short(typeURL)
 	depSet := c.st.waypointDeps(c.snap, w)
@@ -718,14 +718,14 @@ func (c *cached) waypoint(mp model.Proxy, typeURL string) ([]*discovery.Resource
 	}
 	deps = append(deps, waypointGenKey(mp.Namespace, mp.Name, gen))
 	return c.get(key, deps, func() ([]*discovery.Resource, error) {
-		return encode(generate.Resources(c.snap, mp, typeURL))
+		return encode(configgen.Resources(c.snap, mp, typeURL))
 	})
 }
 
 // sidecar returns a sidecar's resources of typeURL: the outbound part every sidecar (of its namespace, for
 // routes) shares, and for listeners and clusters its pod's inbound part.
 func (c *cached) sidecar(mp model.Proxy, typeURL string) ([]*discovery.Resource, error) {
-	inKey, policies, err := generate.SidecarInboundKey(c.snap, mp)
+	inKey, policies, err := configgen.SidecarInboundKey(c.snap, mp)
 	if err != nil {
 		return nil, err // no such pod
 	}
@@ -734,7 +734,7 @@ func (c *cached) sidecar(mp model.Proxy, typeURL string) ([]*discovery.Resource,
 		key += "|" + mp.Namespace // short host names resolve from the sidecar's namespace
 	}
 	out, err := c.get(key, sidecarOutboundDeps[typeURL], func() ([]*discovery.Resource, error) {
-		return encode(generate.SidecarOutbound(c.snap, mp.Namespace, typeURL))
+		return encode(configgen.SidecarOutbound(c.snap, mp.Namespace, typeURL))
 	})
 	if err != nil || (typeURL != xdstype.Listener && typeURL != xdstype.Cluster) {
 		return out, err
@@ -744,7 +744,7 @@ func (c *cached) sidecar(mp model.Proxy, typeURL string) ([]*discovery.Resource,
 		deps[i] = xds.ConfigKey{Kind: string(k.Kind), Namespace: k.Namespace, Name: k.Name}
 	}
 	in, err := c.get("sidecar-inbound|"+xdstype.Short(typeURL)+"|"+inKey, deps, func() ([]*discovery.Resource, error) {
-		return encode(generate.SidecarInbound(c.snap, mp, typeURL))
+		return encode(configgen.SidecarInbound(c.snap, mp, typeURL))
 	})
 	if err != nil {
 		return nil, err
@@ -768,7 +768,7 @@ func encode(msgs []proto.Message, err error) ([]*discovery.Resource, error) {
 }
 
 func ztunnelAddresses(s *model.Snapshot) ([]*discovery.Resource, error) {
-	workloads, services, _ := generate.ZtunnelConfig(s, "")
+	workloads, services, _ := configgen.ZtunnelConfig(s, "")
 	out := make([]*discovery.Resource, 0, len(workloads)+len(services))
 	for _, w := range workloads {
 		r, err := xds.MarshalNamed(WorkloadAddress(w))
@@ -788,7 +788,7 @@ func ztunnelAddresses(s *model.Snapshot) ([]*discovery.Resource, error) {
 }
 
 func ztunnelAuthorizations(s *model.Snapshot, node string) ([]*discovery.Resource, error) {
-	_, _, policies := generate.ZtunnelConfig(s, node)
+	_, _, policies := configgen.ZtunnelConfig(s, node)
 	out := make([]*discovery.Resource, 0, len(policies))
 	for _, p := range policies {
 		r, err := xds.MarshalNamed(Authorization(p))

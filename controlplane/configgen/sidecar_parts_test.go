@@ -1,4 +1,4 @@
-package generate_test
+package configgen_test
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshlab/meshlab/api/xdstype"
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 )
@@ -22,15 +22,15 @@ func TestSidecarPartsMakeTheWhole(t *testing.T) {
 	for _, wl := range snap.Workloads() {
 		p := model.Proxy{Kind: model.KindSidecar, Namespace: wl.Namespace, Name: wl.Name}
 		for _, typeURL := range types {
-			want, err := generate.Resources(snap, p, typeURL)
+			want, err := configgen.Resources(snap, p, typeURL)
 			if err != nil {
 				t.Fatalf("Resources(%s, %s) = %v", p.ID(), typeURL, err)
 			}
-			out, err := generate.SidecarOutbound(snap, p.Namespace, typeURL)
+			out, err := configgen.SidecarOutbound(snap, p.Namespace, typeURL)
 			if err != nil {
 				t.Fatalf("SidecarOutbound(%s, %s) = %v", p.Namespace, typeURL, err)
 			}
-			in, err := generate.SidecarInbound(snap, p, typeURL)
+			in, err := configgen.SidecarInbound(snap, p, typeURL)
 			if err != nil {
 				t.Fatalf("SidecarInbound(%s, %s) = %v", p.ID(), typeURL, err)
 			}
@@ -67,7 +67,7 @@ spec:
 	keys := map[string]string{}
 	for _, wl := range snap.Workloads() {
 		p := model.Proxy{Kind: model.KindSidecar, Namespace: wl.Namespace, Name: wl.Name}
-		k, policies, err := generate.SidecarInboundKey(snap, p)
+		k, policies, err := configgen.SidecarInboundKey(snap, p)
 		if err != nil {
 			t.Fatalf("SidecarInboundKey(%s) = %v", p.ID(), err)
 		}
@@ -75,7 +75,7 @@ spec:
 		if wl.Labels["app"] == "reviews" && (len(policies) != 1 || policies[0].Name != "reviews-viewer") {
 			t.Errorf("%s: policies = %v, want reviews-viewer", p.ID(), policies)
 		}
-		lds, err := generate.SidecarInbound(snap, p, xdstype.Listener)
+		lds, err := configgen.SidecarInbound(snap, p, xdstype.Listener)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ spec:
 	if keys["reviews"] == keys["ratings"] {
 		t.Errorf("reviews (with a policy) and ratings share inbound key %q", keys["reviews"])
 	}
-	if _, _, err := generate.SidecarInboundKey(snap, model.Proxy{Kind: model.KindSidecar, Namespace: "default", Name: "ghost"}); err == nil {
+	if _, _, err := configgen.SidecarInboundKey(snap, model.Proxy{Kind: model.KindSidecar, Namespace: "default", Name: "ghost"}); err == nil {
 		t.Error("SidecarInboundKey(ghost) = nil error")
 	}
 }

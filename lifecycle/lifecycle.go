@@ -1,7 +1,7 @@
-// Package lab is the meshlab lab as a whole: what `meshlab up` brings up (host checks, node image, the
+// Package lifecycle is the meshlab lab's life as a whole: what `meshlab up` brings up (host checks, node image, the
 // kind cluster, meshlab's image, the pod network, bookinfo and sleep), how `status` reads it back and
 // how `down` removes it. The mechanics live in cluster/, nodeimage/, image/; this package decides the order.
-package lab
+package lifecycle
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package generators_test
+package xdsgen_test
 
 import (
 	"net/netip"
@@ -11,21 +11,21 @@ import (
 
 	"github.com/meshlab/meshlab/api/workloadapi"
 	"github.com/meshlab/meshlab/api/workloadapi/security"
-	"github.com/meshlab/meshlab/controlplane/generate"
-	"github.com/meshlab/meshlab/controlplane/generators"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/controlplane/xdsgen"
 )
 
-func loadGen(t *testing.T) (*generators.Generator, *ingest.Store) {
+func loadGen(t *testing.T) (*xdsgen.Generator, *ingest.Store) {
 	t.Helper()
 	store, _, err := ingest.LoadFiles(modeltest.Path("bookinfo.yaml"), modeltest.Path("reviews-vs.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cache := xds.NewCache(xds.WithAssertions(func(err error) { t.Error(err) }))
-	g := generators.New(store, generators.WithCache(cache))
+	g := xdsgen.New(store, xdsgen.WithCache(cache))
 	if _, err := g.Prepare(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +137,11 @@ func TestPushRequestFor(t *testing.T) {
 }
 
 func TestWorkloadAPIConversion(t *testing.T) {
-	w := generators.WorkloadAddress(generate.ZtunnelWorkload{
+	w := xdsgen.WorkloadAddress(configgen.ZtunnelWorkload{
 		UID: "Kubernetes//Pod/default/reviews-v1", Name: "reviews-v1", Namespace: "default", Addresses: []string{"10.244.1.5", "bogus"},
 		TunnelProtocol: "HBONE", Status: "UNHEALTHY", WorkloadType: "POD", Node: "meshlab-worker",
-		Waypoint: &generate.ZtunnelGatewayAddress{Address: "10.96.0.9", HBONEMTLSPort: 15008},
-		Services: map[string][]generate.ZtunnelPort{"default/reviews.default.svc.cluster.local": {{ServicePort: 9080, TargetPort: 9080}}},
+		Waypoint: &configgen.ZtunnelGatewayAddress{Address: "10.96.0.9", HBONEMTLSPort: 15008},
+		Services: map[string][]configgen.ZtunnelPort{"default/reviews.default.svc.cluster.local": {{ServicePort: 9080, TargetPort: 9080}}},
 	})
 	name, err := xds.ResourceName(w)
 	if err != nil || name != "Kubernetes//Pod/default/reviews-v1" {
@@ -160,13 +160,13 @@ func TestWorkloadAPIConversion(t *testing.T) {
 	if ps := pw.Services["default/reviews.default.svc.cluster.local"].GetPorts(); len(ps) != 1 || ps[0].TargetPort != 9080 {
 		t.Errorf("services = %v", pw.Services)
 	}
-	svc := generators.ServiceAddress(generate.ZtunnelService{Name: "reviews", Namespace: "default", Hostname: "reviews.default.svc.cluster.local", Addresses: []string{"10.96.0.7"}})
+	svc := xdsgen.ServiceAddress(configgen.ZtunnelService{Name: "reviews", Namespace: "default", Hostname: "reviews.default.svc.cluster.local", Addresses: []string{"10.96.0.7"}})
 	if name, _ := xds.ResourceName(svc); name != "default/reviews.default.svc.cluster.local" {
 		t.Errorf("service name = %q", name)
 	}
-	az := generators.Authorization(generate.ZtunnelAuthorization{Name: "deny", Namespace: "default", Scope: "WORKLOAD_SELECTOR", Action: "DENY",
-		Groups: []generate.ZtunnelGroup{{Rules: []generate.ZtunnelRules{{Matches: []generate.ZtunnelMatch{{
-			Principals: []generate.ZtunnelStringMatch{{Prefix: "spiffe://cluster.local/ns/default/"}},
+	az := xdsgen.Authorization(configgen.ZtunnelAuthorization{Name: "deny", Namespace: "default", Scope: "WORKLOAD_SELECTOR", Action: "DENY",
+		Groups: []configgen.ZtunnelGroup{{Rules: []configgen.ZtunnelRules{{Matches: []configgen.ZtunnelMatch{{
+			Principals: []configgen.ZtunnelStringMatch{{Prefix: "spiffe://cluster.local/ns/default/"}},
 			SourceIPs:  []string{"10.0.0.0/8", "10.244.1.5"},
 		}}}}}}})
 	m := az.Groups[0].Rules[0].Matches[0]

@@ -1,4 +1,4 @@
-package generate_test
+package configgen_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshlab/meshlab/api/xdstype"
-	"github.com/meshlab/meshlab/controlplane/generate"
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/render"
@@ -63,7 +63,7 @@ func TestGolden(t *testing.T) {
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)
-			cfg, err := generate.Envoy(snap, tc.proxy)
+			cfg, err := configgen.Envoy(snap, tc.proxy)
 			if err != nil {
 				t.Fatalf("Envoy() = %v", err)
 			}
@@ -74,7 +74,7 @@ func TestGolden(t *testing.T) {
 			golden(t, tc.golden, got)
 
 			// Pure and deterministic: a second run over a freshly built snapshot is identical.
-			again, err := generate.Envoy(modeltest.Load(t, tc.files...), tc.proxy)
+			again, err := configgen.Envoy(modeltest.Load(t, tc.files...), tc.proxy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +84,7 @@ func TestGolden(t *testing.T) {
 		})
 	}
 	t.Run("ztunnel-meshlab-worker.golden.json", func(t *testing.T) {
-		w, s, p := generate.ZtunnelConfig(modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS), "meshlab-worker")
+		w, s, p := configgen.ZtunnelConfig(modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS), "meshlab-worker")
 		got, err := json.MarshalIndent(map[string]any{"workloads": w, "services": s, "policies": p}, "", "  ")
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +95,7 @@ func TestGolden(t *testing.T) {
 
 func TestWaypointScopedToWhatItServes(t *testing.T) {
 	snap := modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS)
-	cfg, err := generate.Envoy(snap, reviewsWaypoint)
+	cfg, err := configgen.Envoy(snap, reviewsWaypoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestWaypointScopedToWhatItServes(t *testing.T) {
 
 func TestSidecarIsNotScoped(t *testing.T) {
 	snap := modeltest.Load(t, modeltest.Bookinfo)
-	cfg, err := generate.Envoy(snap, productpage)
+	cfg, err := configgen.Envoy(snap, productpage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestSidecarIsNotScoped(t *testing.T) {
 	}
 }
 
-func hcmOf(t *testing.T, cfg *generate.Config, listener, chain string) *hcmv3.HttpConnectionManager {
+func hcmOf(t *testing.T, cfg *configgen.Config, listener, chain string) *hcmv3.HttpConnectionManager {
 	t.Helper()
 	for _, l := range cfg.Listeners {
 		if l.Name != listener {
@@ -186,11 +186,11 @@ spec:
 	if len(snap.Problems) > 0 {
 		t.Fatalf("Problems = %v", snap.Problems)
 	}
-	cfg, err := generate.Envoy(snap, reviewsWaypoint)
+	cfg, err := configgen.Envoy(snap, reviewsWaypoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := hcmOf(t, cfg, generate.ListenerMainInternal, "inbound-vip|9080|http|reviews.default.svc.cluster.local")
+	m := hcmOf(t, cfg, configgen.ListenerMainInternal, "inbound-vip|9080|http|reviews.default.svc.cluster.local")
 	var actions []string
 	for _, f := range m.HttpFilters {
 		if f.Name != "envoy.filters.http.rbac" {
@@ -239,7 +239,7 @@ spec:
     timeout: 2s
     route: [{destination: {host: reviews}}]
   - route: [{destination: {host: reviews}}]`)
-	cfg, err := generate.Envoy(snap, reviewsWaypoint)
+	cfg, err := configgen.Envoy(snap, reviewsWaypoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,19 +275,19 @@ spec:
 
 func TestResourcesAndErrors(t *testing.T) {
 	snap := modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS)
-	res, err := generate.Resources(snap, reviewsWaypoint, xdstype.Route)
+	res, err := configgen.Resources(snap, reviewsWaypoint, xdstype.Route)
 	if err != nil || len(res) != 1 {
 		t.Errorf("Resources(routes) = %d, %v", len(res), err)
 	}
-	if _, err := generate.Resources(snap, reviewsWaypoint, "type.googleapis.com/nope"); err == nil {
+	if _, err := configgen.Resources(snap, reviewsWaypoint, "type.googleapis.com/nope"); err == nil {
 		t.Error("Resources(unknown type) succeeded")
 	}
-	_, err = generate.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "missing"})
+	_, err = configgen.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "missing"})
 	var nf *model.NotFoundError
 	if err == nil || !asNotFound(err, &nf) {
 		t.Errorf("Envoy(missing waypoint) = %v, want NotFoundError", err)
 	}
-	if _, err := generate.Envoy(snap, model.Proxy{Kind: model.KindZtunnel, Name: "n"}); err == nil {
+	if _, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindZtunnel, Name: "n"}); err == nil {
 		t.Error("Envoy(ztunnel) succeeded")
 	}
 }
