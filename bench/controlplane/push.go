@@ -94,7 +94,7 @@ func splitRoute(w int32, generation int64) *gwv1.HTTPRoute {
 }
 
 // MeasurePush runs the real xDS server (controlplane/xds) with the live control plane's generator
-// (controlplane/generators, building model snapshots from an ingest store) on loopback gRPC, connects
+// (controlplane/xdsgen, building model snapshots from an ingest store) on loopback gRPC, connects
 // opts.Proxies simulated sidecars over Delta ADS (CDS, EDS, LDS, RDS), and then changes an HTTPRoute's
 // weights opts.Changes times. Every sidecar holds every service's routes, so every change affects every
 // proxy; each sample runs from the store update until the last proxy has ACKed the new RDS. Debounce is

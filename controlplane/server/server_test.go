@@ -295,7 +295,7 @@ func TestLiveConfigChange(t *testing.T) {
 	ztunnel := newADSClient(t, dialTLS(t, s), "ztunnel~10.244.1.2~ztunnel-x.meshlab-system~meshlab-system.svc.cluster.local", true,
 		map[string]any{"NODE_NAME": "meshlab-worker"})
 	ztunnel.subscribe(xdstype.Address, xdstype.Authorization)
-	// A sidecar applies VirtualServices itself (generate/sidecar.go is not waypoint-aware), so it is
+	// A sidecar applies VirtualServices itself (configgen/sidecar.go is not waypoint-aware), so it is
 	// affected by the reviews change too — but only its RDS.
 	sidecar := newADSClient(t, plain, "sidecar/default/"+podNamed(t, f, "productpage"), false, nil)
 	sidecar.subscribe(xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route)

@@ -1,5 +1,5 @@
 // Package sidecar is meshlab's sidecar proxy, the istio-proxy container of an injected pod (`meshlab proxy
-// sidecar`). It follows the sidecar config the control plane generates (controlplane/generate/sidecar.go)
+// sidecar`). It follows the sidecar config the control plane generates (controlplane/configgen/sidecar.go)
 // over ADS and executes it with the same L7 engine as the waypoint (dataplane/l7):
 //
 //   - outbound, :15001 (virtualOutbound): the pod's connections, redirected by the init container's rules;
