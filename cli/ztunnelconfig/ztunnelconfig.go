@@ -23,8 +23,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/app"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
-	"github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
+	"github.com/meshlab/meshlab/manifests"
 )
 
 type flagpole struct {
@@ -59,7 +60,7 @@ through the API server's port-forward (default: the first ztunnel pod).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.file, "file", "", "read the config dump from this file")
 	fl.StringVar(&f.pod, "pod", "", "fetch the config dump from this ztunnel pod")
-	fl.StringVarP(&f.namespace, "namespace", "n", deploy.Namespace, "namespace of the ztunnel pod")
+	fl.StringVarP(&f.namespace, "namespace", "n", manifests.ZtunnelNamespace, "namespace of the ztunnel pod")
 	fl.StringVarP(&f.output, "output", "o", "", "output format: table (default), json or yaml")
 	return cmd
 }
@@ -234,7 +235,7 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (configd
 		return configdump.Dump{}, fmt.Errorf("creating Kubernetes client: %w", err)
 	}
 	if pod == "" {
-		pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + deploy.Name})
+		pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + manifests.ZtunnelName})
 		if err != nil {
 			return configdump.Dump{}, fmt.Errorf("listing ztunnel pods: %w", err)
 		}
@@ -253,7 +254,7 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (configd
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, url)
 	stop, ready := make(chan struct{}), make(chan struct{})
 	defer close(stop)
-	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", deploy.AdminPort)}, stop, ready, io.Discard, io.Discard)
+	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", app.AdminPort)}, stop, ready, io.Discard, io.Discard)
 	if err != nil {
 		return configdump.Dump{}, fmt.Errorf("port-forwarding to %s/%s: %w", namespace, pod, err)
 	}
