@@ -42,7 +42,7 @@ func newLab(t *testing.T, dnsNames ...string) *lab {
 	root := authority.RootPEM()
 	objs := []runtime.Object{
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: Deployment, Namespace: Namespace}, Status: appsv1.DeploymentStatus{ReadyReplicas: 1}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "meshlab-controlplane-abc", Namespace: Namespace, Labels: map[string]string{"app": Deployment}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "istiod-abc", Namespace: Namespace, Labels: map[string]string{"app": Deployment}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rootCM, Namespace: Namespace}, Data: map[string]string{rootKey: string(root)}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rootCM, Namespace: "default"}, Data: map[string]string{rootKey: string(root)}},

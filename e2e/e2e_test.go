@@ -124,7 +124,7 @@ func TestWalkingSkeleton(t *testing.T) {
 		for _, c := range st.Components {
 			names[c.Name] = true
 		}
-		for _, want := range []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep", "meshlab-cni", "meshlab-controlplane", "ztunnel"} {
+		for _, want := range []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep", "meshlab-cni", "istiod", "ztunnel"} {
 			if !names[want] {
 				t.Errorf("status has no component %s", want)
 			}
@@ -155,7 +155,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	t.Run("sleep to productpage travels over HBONE with mesh identities", func(t *testing.T) {
 		kc := kubectl(t)
 		// The requests above went through the ambient mesh: ztunnel logs one line per connection.
-		out, err := exec.CommandContext(ctx, kc, "--context", "kind-"+clusterName, "-n", "meshlab-system",
+		out, err := exec.CommandContext(ctx, kc, "--context", "kind-"+clusterName, "-n", "istio-system",
 			"logs", "ds/ztunnel", "--tail", "2000").CombinedOutput()
 		if err != nil {
 			t.Fatalf("ztunnel logs: %v\n%s", err, out)

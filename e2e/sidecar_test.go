@@ -91,7 +91,7 @@ func TestSidecar(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	labUp(t, ctx)
-	image := strings.TrimSpace(mustKC(t, ctx, nil, "-n", "meshlab-system", "get", "deploy", "meshlab-controlplane",
+	image := strings.TrimSpace(mustKC(t, ctx, nil, "-n", "istio-system", "get", "deploy", "istiod",
 		"-o", "jsonpath={.spec.template.spec.containers[0].image}"))
 	if image == "" {
 		t.Fatal("no control plane image")
@@ -214,7 +214,7 @@ func TestSidecar(t *testing.T) {
 		var fromSidecar, toSidecar bool
 		deadline := time.Now().Add(90 * time.Second)
 		for !(fromSidecar && toSidecar) && time.Now().Before(deadline) {
-			logs := mustKC(t, ctx, nil, "-n", "meshlab-system", "logs", "ds/ztunnel", "--since-time", since)
+			logs := mustKC(t, ctx, nil, "-n", "istio-system", "logs", "ds/ztunnel", "--since-time", since)
 			for _, line := range strings.Split(logs, "\n") {
 				if !strings.Contains(line, `protocol="HBONE"`) {
 					continue

@@ -190,7 +190,7 @@ spec:
 	}
 	root := write("root-cert.pem", string(m.cp.CA.RootPEM()))
 	objects := write("objects.yaml", yaml)
-	ztToken := write("ztunnel.token", servertest.Token("meshlab-system", "ztunnel"))
+	ztToken := write("ztunnel.token", servertest.Token("istio-system", "ztunnel"))
 	netnsPrefix := strings.TrimSuffix(network.Name, "-sw")
 	for i, node := range []*netnstest.Node{m.node0, m.node1} {
 		b, _ := json.Marshal(ztunnelSpec{

@@ -150,6 +150,9 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 		return res, err
 	}
 	if err := step("Deploying the mesh: control plane and ztunnel", func() error {
+		if err := migrateOlderLayout(waitCtx, clients.Client, logger); err != nil {
+			return err
+		}
 		if err := cluster.Apply(waitCtx, clients.Client, manifests.ControlPlane(res.Image)); err != nil {
 			return err
 		}

@@ -16,19 +16,37 @@ import (
 
 // Names of the control plane's objects.
 const (
-	ControlPlaneNamespace = server.DefaultNamespace
-	ControlPlaneName      = "meshlab-controlplane" // ServiceAccount, ClusterRole(Binding), Role(Binding), Deployment, Service
-	controlPlaneContainer = "discovery"            // istiod's container name
-	portXDS               = 15012
-	portXDSPlain          = 15010
-	portMonitoring        = 15014
-	portWebhook           = 15017 // inject.ListenPort, behind Service port 443
+	ControlPlaneNamespace   = server.DefaultNamespace
+	ControlPlaneName        = "istiod" // ServiceAccount, Role(Binding), Deployment, Service: istiod's names
+	controlPlaneClusterRole = "istiod-clusterrole-" + ControlPlaneNamespace
+	controlPlaneContainer   = "discovery" // istiod's container name
+	portXDS                 = 15012
+	portXDSPlain            = 15010
+	portMonitoring          = 15014
+	portWebhook             = 15017 // inject.ListenPort, behind Service port 443
 )
 
 // ControlPlaneWorkload is the Deployment to wait for after applying Objects.
 var ControlPlaneWorkload = struct{ Kind, Namespace, Name string }{"Deployment", ControlPlaneNamespace, ControlPlaneName}
 
-var controlPlaneLabels = map[string]string{"app": ControlPlaneName, "app.kubernetes.io/name": ControlPlaneName, "app.kubernetes.io/part-of": "meshlab"}
+// controlPlaneLabels are istiod's (istioctl finds the control plane by app=istiod and istio.io/rev), plus
+// part-of=meshlab, which says whose istiod it is.
+var controlPlaneLabels = map[string]string{
+	"app": ControlPlaneName, "istio": "pilot", "istio.io/rev": "default",
+	"app.kubernetes.io/name": ControlPlaneName, "app.kubernetes.io/part-of": "meshlab",
+}
+
+// controlPlaneSelector selects the control plane's pods, as istiod's Service does.
+var controlPlaneSelector = map[string]string{"app": ControlPlaneName, "istio": "pilot"}
+
+// with returns a copy of labels with k=v added.
+func with(labels map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for lk, lv := range labels {
+		out[lk] = lv
+	}
+	return out
+}
 
 func controlPlaneMeta(name, namespace string) metav1.ObjectMeta {
 	l := map[string]string{}
@@ -50,13 +68,13 @@ func ControlPlane(image string) []client.Object {
 		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace)},
 		&rbacv1.ClusterRole{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
-			ObjectMeta: controlPlaneMeta(ControlPlaneName, ""),
+			ObjectMeta: controlPlaneMeta(controlPlaneClusterRole, ""),
 			Rules:      controlPlaneClusterRules(),
 		},
 		&rbacv1.ClusterRoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
-			ObjectMeta: controlPlaneMeta(ControlPlaneName, ""),
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: ControlPlaneName},
+			ObjectMeta: controlPlaneMeta(controlPlaneClusterRole, ""),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: controlPlaneClusterRole},
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: ControlPlaneName, Namespace: ControlPlaneNamespace}},
 		},
 		// The CA key lives in a Secret of the control plane's own namespace: only there may it read secrets.
@@ -76,7 +94,7 @@ func ControlPlane(image string) []client.Object {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 			ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace),
 			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": ControlPlaneName},
+				Selector: controlPlaneSelector,
 				Ports: []corev1.ServicePort{
 					{Name: "grpc-xds", Port: portXDS, TargetPort: intstr.FromInt32(portXDS), Protocol: corev1.ProtocolTCP},
 					{Name: "grpc-xds-plain", Port: portXDSPlain, TargetPort: intstr.FromInt32(portXDSPlain), Protocol: corev1.ProtocolTCP},
@@ -128,10 +146,11 @@ func controlPlaneDeployment(image string) *appsv1.Deployment {
 		ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1), // no leader election: one control plane
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": ControlPlaneName}},
+			Selector: &metav1.LabelSelector{MatchLabels: controlPlaneSelector},
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: controlPlaneLabels, Annotations: map[string]string{"sidecar.istio.io/inject": "false"}},
+				// The label, not the deprecated annotation, keeps injection away (istioctl analyze warns on the annotation).
+				ObjectMeta: metav1.ObjectMeta{Labels: with(controlPlaneLabels, "sidecar.istio.io/inject", "false")},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: ControlPlaneName,
 					Containers: []corev1.Container{{

@@ -1,7 +1,7 @@
 // Package manifests has every Kubernetes object `meshlab up` applies, in apply order, as typed objects
 // that carry their TypeMeta so that they can be server-side applied as they are:
 //
-//   - ControlPlane: namespace meshlab-system, the CRDs the control plane reads, its ServiceAccount and RBAC,
+//   - ControlPlane: namespace istio-system, the CRDs the control plane reads, its ServiceAccount and RBAC,
 //     its Deployment (one replica of `meshlab controlplane`) and Service (gRPC 15012 TLS, 15010 plaintext,
 //     HTTP 15014, and port 443 to the injection webhook on 15017);
 //   - Ztunnel: its ServiceAccount, RBAC and the DaemonSet running `meshlab ztunnel` on every node;

@@ -19,7 +19,7 @@ import (
 const (
 	ZtunnelNamespace = mesh.Namespace
 	ZtunnelName      = "ztunnel" // ServiceAccount and DaemonSet
-	ztunnelRBACName  = "meshlab-ztunnel"
+	ztunnelRBACName  = "ztunnel" // ClusterRole and ClusterRoleBinding, as Istio names them
 	// ztunnelTokenExpiry is the projected token's lifetime in seconds; the kubelet refreshes the file at 80%.
 	ztunnelTokenExpiry = 3600
 )
@@ -31,7 +31,7 @@ var (
 )
 
 // Ztunnel is what `meshlab up` applies for ztunnel, in order. The control plane must also run (ztunnel
-// waits for the istio-ca-root-cert ConfigMap it publishes in meshlab-system).
+// waits for the istio-ca-root-cert ConfigMap it publishes in its namespace).
 func Ztunnel(image string) []client.Object {
 	labels := map[string]string{"app": ZtunnelName}
 	privileged := true

@@ -127,7 +127,7 @@ func (t *T) Logf(format string, args ...any) {
 }
 
 // Skipf stops the scenario (or the current phase) as skipped, with the reason, e.g. "requires the
-// meshlab control plane (Deployment meshlab-system/meshlab-controlplane)". A skip is not a pass.
+// meshlab control plane (Deployment istio-system/istiod)". A skip is not a pass.
 func (t *T) Skipf(format string, args ...any) {
 	t.mu.Lock()
 	t.skipReason = fmt.Sprintf(format, args...)

@@ -10,8 +10,8 @@ import "github.com/spiffe/go-spiffe/v2/spiffeid"
 // Where proxies find the control plane, and what it is called.
 const (
 	// Namespace and ServiceName locate the control plane; ServerName is the TLS server name clients ask for.
-	Namespace   = "meshlab-system"
-	ServiceName = "meshlab-controlplane"
+	Namespace   = "istio-system"
+	ServiceName = "istiod"
 	ServerName  = ServiceName + "." + Namespace + ".svc"
 	// XDSPort serves xDS and the CA API on one TLS listener (istiod's 15012).
 	XDSPort = 15012

@@ -20,7 +20,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Short: "Check that sidecar injection will work: control plane, CA root, template, webhook and its certificate",
 		Long: `Checks, before a pod creation fails on it, that the control plane is ready, the CA root is
 published, the injection template parses, the MutatingWebhookConfiguration points at the control plane with
-the CA root as caBundle, and the webhook answers over TLS for meshlab-controlplane.meshlab-system.svc (through
+the CA root as caBundle, and the webhook answers over TLS for istiod.istio-system.svc (through
 a port-forward, verified the way the API server verifies it). Exit 0: all good; 1: problems, each with what
 to do.`,
 		Args: cliutil.NoArgs,

@@ -1,5 +1,5 @@
-// Package controlplane is `meshlab controlplane`: the process of the meshlab-controlplane Deployment in
-// meshlab-system. It runs controlplane/server with the CA service (controlplane/ca/caservice) on the same
+// Package controlplane is `meshlab controlplane`: the process of the istiod Deployment in
+// istio-system. It runs controlplane/server with the CA service (controlplane/caserver) on the same
 // TLS gRPC listener as xDS, like istiod's 15012.
 package controlplane
 
@@ -43,13 +43,13 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 	f := &flagpole{}
 	cmd := &cobra.Command{
 		Use:   "controlplane",
-		Short: "Run meshlab's istiod-like control plane (the meshlab-system Deployment's process)",
+		Short: "Run meshlab's istiod-like control plane (the istio-system Deployment's process)",
 		Long: `Runs the control plane: informers into the config store, one immutable snapshot per full push,
 xDS for waypoints and sidecars and the workload API for ztunnel over ADS, the CA, and the waypoint
 controller. Ports: 15012 gRPC over TLS (xDS and the CA), 15010 plaintext gRPC (xDS only, for tests and
 debugging), 15014 HTTP (/ready, /metrics, /debug/syncz, /debug/config_dump?proxy=ID, /debug/problems),
 15017 HTTPS: the sidecar injection webhook (/inject), registered as MutatingWebhookConfiguration
-meshlab-sidecar-injector once it answers.
+istio-sidecar-injector once it answers.
 
 In a pod it uses the in-cluster config; elsewhere --kubeconfig (or the global one). One replica: there is
 no leader election.`,

@@ -81,7 +81,7 @@ func Fetch(ctx context.Context, client *http.Client, baseURL string) (xds.SyncSt
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return status, fmt.Errorf("reading %s (is the control plane reachable? e.g. kubectl -n meshlab-system port-forward deploy/meshlab-controlplane 15014): %w", url, err)
+		return status, fmt.Errorf("reading %s (is the control plane reachable? e.g. kubectl -n istio-system port-forward deploy/istiod 15014): %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

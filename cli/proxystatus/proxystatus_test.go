@@ -45,7 +45,7 @@ var generator = xds.GeneratorFuncs{GenerateFunc: func(_ *xds.Proxy, typeURL stri
 // startControlPlane runs a real xDS server on loopback and its debug endpoints on an httptest server.
 func startControlPlane(t *testing.T) (grpcAddr, debugURL string, s *xds.Server) {
 	t.Helper()
-	s = xds.NewServer(generator, xds.WithDebounce(0, 0), xds.WithID("meshlab-controlplane-7d9f8-abcde"))
+	s = xds.NewServer(generator, xds.WithDebounce(0, 0), xds.WithID("istiod-7d9f8-abcde"))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.Start(ctx)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

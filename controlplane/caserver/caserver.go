@@ -6,7 +6,7 @@
 // each source pod's identity on that pod's tunnels.
 //
 // The control plane serves this API and xDS on one TLS listener, 15012, like istiod. Proxies reach it as
-// meshlab-controlplane.meshlab-system.svc:15012 (api/mesh); their side of the API is identity/caclient and
+// istiod.istio-system.svc:15012 (api/mesh); their side of the API is identity/caclient and
 // the signing core identity/ca.
 package caserver
 
@@ -47,7 +47,7 @@ type Options struct {
 	// Authenticator turns a bearer token into a Caller. Required; TokenReviewer in a cluster.
 	Authenticator Authenticator
 	// NodeProxies are the "namespace/serviceaccount" callers allowed to impersonate workloads on their node;
-	// nil means {"meshlab-system/ztunnel"}, empty (non-nil) means nobody.
+	// nil means {"istio-system/ztunnel"}, empty (non-nil) means nobody.
 	NodeProxies []string
 	// Locator confirms that an impersonated identity has a pod on the caller's node. When nil, a node proxy
 	// may obtain any identity in the trust domain (a simplification for tests; the control plane sets it).

@@ -91,8 +91,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	auth := &tokens{table: map[string]caserver.Caller{
 		"sleep-token":    {Namespace: "default", ServiceAccount: "sleep"},
-		"ztunnel-token":  {Namespace: "meshlab-system", ServiceAccount: "ztunnel", NodeName: "worker"},
-		"ztunnel-nonode": {Namespace: "meshlab-system", ServiceAccount: "ztunnel"},
+		"ztunnel-token":  {Namespace: "istio-system", ServiceAccount: "ztunnel", NodeName: "worker"},
+		"ztunnel-nonode": {Namespace: "istio-system", ServiceAccount: "ztunnel"},
 		"node":           {Namespace: "", ServiceAccount: ""},
 	}}
 	srv, err := caserver.NewServer(caserver.Options{
@@ -318,9 +318,9 @@ func TestCallerFromReview(t *testing.T) {
 	}{
 		{name: "pod-bound token", st: authenticationv1.TokenReviewStatus{
 			Authenticated: true, Audiences: aud,
-			User: authenticationv1.UserInfo{Username: "system:serviceaccount:meshlab-system:ztunnel", Extra: map[string]authenticationv1.ExtraValue{
+			User: authenticationv1.UserInfo{Username: "system:serviceaccount:istio-system:ztunnel", Extra: map[string]authenticationv1.ExtraValue{
 				caserver.ExtraNodeName: {"meshlab-worker"}, caserver.ExtraPodName: {"ztunnel-abcde"}}},
-		}, want: caserver.Caller{Namespace: "meshlab-system", ServiceAccount: "ztunnel", NodeName: "meshlab-worker", PodName: "ztunnel-abcde"}},
+		}, want: caserver.Caller{Namespace: "istio-system", ServiceAccount: "ztunnel", NodeName: "meshlab-worker", PodName: "ztunnel-abcde"}},
 		{name: "unbound token", st: authenticationv1.TokenReviewStatus{Authenticated: true,
 			User: authenticationv1.UserInfo{Username: "system:serviceaccount:default:sleep"}},
 			want: caserver.Caller{Namespace: "default", ServiceAccount: "sleep"}},
@@ -372,10 +372,10 @@ func TestPublishRoot(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := context.Background()
 	for _, root := range []string{"one", "one", "two"} { // create, no-op, update
-		if err := caserver.PublishRoot(ctx, client, []byte(root), "meshlab-system"); err != nil {
+		if err := caserver.PublishRoot(ctx, client, []byte(root), "istio-system"); err != nil {
 			t.Fatalf("PublishRoot() = %v", err)
 		}
-		cm, err := client.CoreV1().ConfigMaps("meshlab-system").Get(ctx, mesh.RootConfigMapName, metav1.GetOptions{})
+		cm, err := client.CoreV1().ConfigMaps("istio-system").Get(ctx, mesh.RootConfigMapName, metav1.GetOptions{})
 		if err != nil || cm.Data[mesh.RootConfigMapKey] != root {
 			t.Fatalf("ConfigMap = %v, %v; want root %q", cm, err, root)
 		}

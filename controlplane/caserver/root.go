@@ -22,7 +22,7 @@ func RootConfigMap(namespace string, rootPEM []byte) *corev1.ConfigMap {
 }
 
 // PublishRoot creates or updates the root ConfigMap in each namespace (the control plane calls it at start
-// for meshlab-system, where ztunnel mounts it).
+// for istio-system, where ztunnel mounts it).
 func PublishRoot(ctx context.Context, client kubernetes.Interface, rootPEM []byte, namespaces ...string) error {
 	for _, ns := range namespaces {
 		want := RootConfigMap(ns, rootPEM)

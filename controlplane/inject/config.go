@@ -13,7 +13,7 @@ import (
 )
 
 // WebhookConfigurationName names the MutatingWebhookConfiguration (and matches the template ConfigMap).
-const WebhookConfigurationName = "meshlab-sidecar-injector"
+const WebhookConfigurationName = "istio-sidecar-injector"
 
 // Webhook entry names, Istio's: the revision-based pair first, then the istio-injection pair.
 const (

@@ -11,14 +11,14 @@ import (
 )
 
 func TestWebhookConfigurationShape(t *testing.T) {
-	cfg := WebhookConfiguration([]byte("pem"), "meshlab-controlplane", "meshlab-system")
-	if cfg.Name != "meshlab-sidecar-injector" || len(cfg.Webhooks) != 4 {
+	cfg := WebhookConfiguration([]byte("pem"), "istiod", "istio-system")
+	if cfg.Name != "istio-sidecar-injector" || len(cfg.Webhooks) != 4 {
 		t.Fatalf("name %s with %d webhooks", cfg.Name, len(cfg.Webhooks))
 	}
 	want := []string{WebhookRevNamespace, WebhookRevObject, WebhookNamespace, WebhookObject}
 	for i, wh := range cfg.Webhooks {
 		svc := wh.ClientConfig.Service
-		if wh.Name != want[i] || svc.Name != "meshlab-controlplane" || svc.Namespace != "meshlab-system" || *svc.Path != "/inject" || *svc.Port != 443 ||
+		if wh.Name != want[i] || svc.Name != "istiod" || svc.Namespace != "istio-system" || *svc.Path != "/inject" || *svc.Port != 443 ||
 			string(wh.ClientConfig.CABundle) != "pem" || *wh.FailurePolicy != admissionregistrationv1.Fail ||
 			*wh.SideEffects != admissionregistrationv1.SideEffectClassNone || *wh.ReinvocationPolicy != admissionregistrationv1.NeverReinvocationPolicy ||
 			strings.Join(wh.AdmissionReviewVersions, ",") != "v1" {
@@ -34,7 +34,7 @@ func TestWebhookConfigurationShape(t *testing.T) {
 func TestPatchCABundle(t *testing.T) {
 	ctx := context.Background()
 	client := fake.NewClientset()
-	if err := PatchCABundle(ctx, client, []byte("x")); err == nil || !strings.Contains(err.Error(), "meshlab-sidecar-injector") {
+	if err := PatchCABundle(ctx, client, []byte("x")); err == nil || !strings.Contains(err.Error(), "istio-sidecar-injector") {
 		t.Errorf("PatchCABundle() without a configuration = %v", err)
 	}
 	api := client.AdmissionregistrationV1().MutatingWebhookConfigurations()

@@ -1,6 +1,6 @@
 // Package inject is meshlab's sidecar injector: the injection decision (Decide, Istio's rules), the
 // injection template (a Go text/template rendering a partial Pod, kept in ConfigMap
-// meshlab-system/meshlab-sidecar-injector key "template" so that it can be overridden), the mutating
+// istio-system/istio-sidecar-injector key "template" so that it can be overridden), the mutating
 // admission webhook for Pods (Handler, served by the control plane at /inject over TLS) and its
 // MutatingWebhookConfiguration (WebhookConfiguration, PatchCABundle). `meshlab kube-inject`,
 // `meshlab inject check` and `meshlab inject matrix` use the same Decide and Template.

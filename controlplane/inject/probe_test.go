@@ -23,7 +23,7 @@ import (
 	"github.com/meshlab/meshlab/identity/ca"
 )
 
-const webhookDNS = "meshlab-controlplane.meshlab-system.svc"
+const webhookDNS = "istiod.istio-system.svc"
 
 // dnsCert makes a self-signed serving certificate for name, as a webhook certificate must be.
 func dnsCert(t *testing.T, name string) (tls.Certificate, []byte) {
@@ -61,7 +61,7 @@ func TestProbe(t *testing.T) {
 	if err := Probe(ctx, addr, caPEM, webhookDNS, "default"); err != nil {
 		t.Errorf("Probe() = %v", err)
 	}
-	if err := Probe(ctx, addr, caPEM, "other.meshlab-system.svc", "default"); err == nil {
+	if err := Probe(ctx, addr, caPEM, "other.istio-system.svc", "default"); err == nil {
 		t.Error("Probe() accepted a certificate for another name")
 	}
 

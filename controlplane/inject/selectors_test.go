@@ -76,7 +76,7 @@ func TestSelectorsAgreeWithDecide(t *testing.T) {
 		selectorCase{"demo", enabled, nil, l(AnnotationStatus, "{}")},
 	)
 
-	cfg := WebhookConfiguration([]byte("ca"), "meshlab-controlplane", "meshlab-system")
+	cfg := WebhookConfiguration([]byte("ca"), "istiod", "istio-system")
 	for i, c := range cases {
 		h := Handler(Options{Values: testValues, NamespaceLabels: func(_ context.Context, name string) (map[string]string, error) {
 			if name != c.namespace {

@@ -19,7 +19,7 @@ import (
 // Where the injection template lives in the cluster; the control plane reads it from there so that it can be
 // overridden without a rebuild.
 const (
-	ConfigMapName      = "meshlab-sidecar-injector"
+	ConfigMapName      = "istio-sidecar-injector"
 	ConfigMapNamespace = mesh.Namespace
 	ConfigMapKey       = "template"
 )

@@ -197,7 +197,7 @@ func TestWebhookBadInput(t *testing.T) {
 		warning   string
 	}{
 		{"malformed pod JSON", Options{}, "demo", []byte(`{"spec": {"containers": "not a list"}}`), false, http.StatusBadRequest, "malformed pod", ""},
-		{"broken template", Options{Template: broken}, "demo", good, false, http.StatusForbidden, "ConfigMap meshlab-system/meshlab-sidecar-injector", ""},
+		{"broken template", Options{Template: broken}, "demo", good, false, http.StatusForbidden, "ConfigMap istio-system/istio-sidecar-injector", ""},
 		{"template source fails", Options{Template: func(context.Context) (string, error) { return "", fmt.Errorf("apiserver unavailable") }}, "demo", good, false, http.StatusForbidden, "apiserver unavailable", ""},
 		{"unknown revision is admitted unmodified with a warning", Options{}, "rev", good, true, http.StatusOK, "does not serve", "canary"},
 		{"unknown namespace", Options{}, "nowhere", good, false, http.StatusInternalServerError, "reading namespace nowhere", ""},

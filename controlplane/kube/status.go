@@ -31,7 +31,7 @@ import (
 const ControllerName = "meshlab.dev/waypoint-controller"
 
 // Component is the event source name.
-const Component = "meshlab-controlplane"
+const Component = "istiod"
 
 // Condition reasons meshlab writes on Istio objects, and the validation message type it reports (Istio
 // reports analyzer codes such as IST0101; meshlab has one code for "the control plane could not use this").

@@ -49,9 +49,9 @@ const (
 	DefaultGRPCAddr      = ":15012"
 	DefaultPlainGRPCAddr = ":15010"
 	DefaultHTTPAddr      = ":15014"
-	DefaultNamespace     = "meshlab-system"
+	DefaultNamespace     = "istio-system"
 	// ServiceAccount is the control plane's identity, and its serving certificate's SPIFFE ID's last part.
-	ServiceAccount = "meshlab-controlplane"
+	ServiceAccount = "istiod"
 )
 
 // Options configure the control plane.

@@ -159,7 +159,7 @@ func startServer(t *testing.T, f fakeCluster) *Server {
 	s := New(f.clients(), Options{
 		GRPCAddr: "127.0.0.1:0", PlainGRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		DebounceQuiet: 10 * time.Millisecond, DebounceMax: 200 * time.Millisecond,
-		Image: "meshlab:test", ID: "meshlab-controlplane-test", Logf: logf,
+		Image: "meshlab:test", ID: "istiod-test", Logf: logf,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -204,7 +204,7 @@ func dialTLS(t *testing.T, s *Server) *grpc.ClientConn {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(s.CA().Root())
-	want := "spiffe://cluster.local/ns/meshlab-system/sa/meshlab-controlplane"
+	want := "spiffe://cluster.local/ns/istio-system/sa/istiod"
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: true, // replaced by VerifyConnection: SPIFFE certificates have no DNS SAN
@@ -292,7 +292,7 @@ func TestLiveConfigChange(t *testing.T) {
 	otherWP := newADSClient(t, plain, "waypoint~10.244.1.60~other-waypoint-abc.other~other.svc.cluster.local", false,
 		map[string]any{"NAME": "other-waypoint"})
 	otherWP.subscribe(xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route)
-	ztunnel := newADSClient(t, dialTLS(t, s), "ztunnel~10.244.1.2~ztunnel-x.meshlab-system~meshlab-system.svc.cluster.local", true,
+	ztunnel := newADSClient(t, dialTLS(t, s), "ztunnel~10.244.1.2~ztunnel-x.istio-system~istio-system.svc.cluster.local", true,
 		map[string]any{"NODE_NAME": "meshlab-worker"})
 	ztunnel.subscribe(xdstype.Address, xdstype.Authorization)
 	// A sidecar applies VirtualServices itself (configgen/sidecar.go is not waypoint-aware), so it is

@@ -36,7 +36,7 @@ type WebhookOptions struct {
 	// Values fill the injection template; Values.ProxyImage (the control plane's own image) is required.
 	Values inject.Values
 	// Service is the control plane's Service in Options.Namespace that the API server calls on port 443
-	// (default ServiceAccount, meshlab-controlplane).
+	// (default ServiceAccount, istiod).
 	Service string
 	// CertTTL is the serving certificate's lifetime (default WebhookCertTTL).
 	CertTTL time.Duration

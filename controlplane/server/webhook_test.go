@@ -61,8 +61,8 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 		if !bytes.Equal(w.ClientConfig.CABundle, root) {
 			t.Errorf("webhook %s caBundle is not the CA root", w.Name)
 		}
-		if svc := w.ClientConfig.Service; svc == nil || svc.Name != "meshlab-controlplane" || svc.Namespace != DefaultNamespace || *svc.Port != 443 {
-			t.Errorf("webhook %s service = %+v, want meshlab-controlplane.meshlab-system:443", w.Name, svc)
+		if svc := w.ClientConfig.Service; svc == nil || svc.Name != "istiod" || svc.Namespace != DefaultNamespace || *svc.Port != 443 {
+			t.Errorf("webhook %s service = %+v, want istiod.istio-system:443", w.Name, svc)
 		}
 	}
 	if _, err := f.kube.CoreV1().ConfigMaps(inject.ConfigMapNamespace).Get(ctx, inject.ConfigMapName, metav1.GetOptions{}); err != nil {
@@ -74,9 +74,9 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 		name, serverName string
 		wantErr          string
 	}{
-		{"by the Service's DNS name", "meshlab-controlplane.meshlab-system.svc", ""},
-		{"by the long DNS name", "meshlab-controlplane.meshlab-system.svc.cluster.local", ""},
-		{"by a name the certificate lacks", "other.meshlab-system.svc", "certificate is valid for"},
+		{"by the Service's DNS name", "istiod.istio-system.svc", ""},
+		{"by the long DNS name", "istiod.istio-system.svc.cluster.local", ""},
+		{"by a name the certificate lacks", "other.istio-system.svc", "certificate is valid for"},
 	} {
 		err := inject.Probe(ctx, hostPort, root, tc.serverName, "default")
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
@@ -101,7 +101,7 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 	if err := api.Delete(ctx, inject.WebhookConfigurationName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureWebhookConfiguration(ctx, f.kube, root, "meshlab-controlplane", DefaultNamespace); err != nil {
+	if err := EnsureWebhookConfiguration(ctx, f.kube, root, "istiod", DefaultNamespace); err != nil {
 		t.Fatalf("EnsureWebhookConfiguration() = %v", err)
 	}
 	cfg, err := api.Get(ctx, inject.WebhookConfigurationName, metav1.GetOptions{})
@@ -112,7 +112,7 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 	if _, err := api.Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureWebhookConfiguration(ctx, f.kube, root, "meshlab-controlplane", DefaultNamespace); err != nil {
+	if err := EnsureWebhookConfiguration(ctx, f.kube, root, "istiod", DefaultNamespace); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ = api.Get(ctx, inject.WebhookConfigurationName, metav1.GetOptions{})
@@ -126,7 +126,7 @@ func review(t *testing.T, addr string, rootPEM []byte, ns, pod string) *admissio
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(rootPEM)
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: pool, ServerName: "meshlab-controlplane.meshlab-system.svc"}}}
+		RootCAs: pool, ServerName: "istiod.istio-system.svc"}}}
 	body, _ := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{

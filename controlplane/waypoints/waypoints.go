@@ -53,7 +53,7 @@ const (
 	// ContainerName is the proxy container's name, Istio's.
 	ContainerName = "istio-proxy"
 	// DefaultControlPlaneAddress is where waypoints find xDS and the CA.
-	DefaultControlPlaneAddress = "meshlab-controlplane.meshlab-system.svc:15012"
+	DefaultControlPlaneAddress = "istiod.istio-system.svc:15012"
 
 	HBONEPort  = mesh.HBONEPort
 	StatusPort = 15021

@@ -30,7 +30,7 @@ func get(t *testing.T, url string) (int, string) {
 func TestDebugHandlers(t *testing.T) {
 	gen := newTestGen()
 	gen.setCluster("default", "reviews", "v1", "10.0.0.1")
-	s := NewServer(gen, WithDebounce(0, 0), WithID("meshlab-controlplane-0"))
+	s := NewServer(gen, WithDebounce(0, 0), WithID("istiod-0"))
 	cc := dial(t, startServer(t, s))
 	mux := http.NewServeMux()
 	s.RegisterHTTP(mux)
@@ -54,8 +54,8 @@ func TestDebugHandlers(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &sync); err != nil {
 		t.Fatalf("decoding syncz: %v\n%s", err, body)
 	}
-	if sync.ControlPlane != "meshlab-controlplane-0" || len(sync.Proxies) != 1 {
-		t.Fatalf("syncz = %+v, want one proxy on meshlab-controlplane-0", sync)
+	if sync.ControlPlane != "istiod-0" || len(sync.Proxies) != 1 {
+		t.Fatalf("syncz = %+v, want one proxy on istiod-0", sync)
 	}
 	p := sync.Proxies[0]
 	if p.ID != id || p.Kind != KindWaypoint || p.Namespace != "default" || p.Version != "test" || !p.Delta {

@@ -38,7 +38,7 @@ func Example() {
 			return xds.Result{Resources: []*discovery.Resource{r}}, nil
 		},
 	}
-	s := xds.NewServer(gen, xds.WithCache(cache), xds.WithID("meshlab-controlplane-0"))
+	s := xds.NewServer(gen, xds.WithCache(cache), xds.WithID("istiod-0"))
 	ctx := context.Background()
 	s.Start(ctx)
 

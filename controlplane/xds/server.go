@@ -101,7 +101,7 @@ func NewServer(gen Generator, opts ...Option) *Server {
 	s := &Server{
 		gen:         gen,
 		logf:        func(string, ...any) {},
-		id:          "meshlab-controlplane",
+		id:          "istiod",
 		quiet:       DefaultDebounceQuiet,
 		max:         DefaultDebounceMax,
 		concurrency: DefaultConcurrency,

@@ -158,8 +158,8 @@ func TestIssueServingHasDNSAndURI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := c.WorkloadID("meshlab-system", "meshlab-controlplane")
-	svid, err := c.IssueServing(id, []string{"meshlab-controlplane.meshlab-system.svc"}, time.Hour)
+	id, _ := c.WorkloadID("istio-system", "istiod")
+	svid, err := c.IssueServing(id, []string{"istiod.istio-system.svc"}, time.Hour)
 	if err != nil {
 		t.Fatalf("IssueServing() = %v", err)
 	}
@@ -167,7 +167,7 @@ func TestIssueServingHasDNSAndURI(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(c.Root())
 	// The API server's check: chain plus hostname.
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "meshlab-controlplane.meshlab-system.svc"}); err != nil {
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "istiod.istio-system.svc"}); err != nil {
 		t.Errorf("Verify(DNSName) = %v", err)
 	}
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id.String() {

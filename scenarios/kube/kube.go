@@ -27,9 +27,9 @@ import (
 
 // Where the control plane serves its debug endpoints (istiod's monitoring port, 15014).
 const (
-	ControlPlaneNamespace  = "meshlab-system"
-	ControlPlaneService    = "meshlab-controlplane"
-	ControlPlaneDeployment = "meshlab-controlplane"
+	ControlPlaneNamespace  = "istio-system"
+	ControlPlaneService    = "istiod"
+	ControlPlaneDeployment = "istiod"
 	ControlPlaneDebugPort  = "15014"
 	ZtunnelDaemonSet       = "ztunnel"
 	// AdminPort is a proxy's admin port (Envoy's 15000), serving /config_dump.

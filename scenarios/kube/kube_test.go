@@ -20,7 +20,7 @@ func TestParseTarget(t *testing.T) {
 		wantErr bool
 	}{
 		{"deploy/reviews-waypoint", Target{"deploy", "reviews-waypoint", "default"}, false},
-		{"deploy/ztunnel.meshlab-system", Target{"deploy", "ztunnel", "meshlab-system"}, false},
+		{"deploy/ztunnel.istio-system", Target{"deploy", "ztunnel", "istio-system"}, false},
 		{"deployment/x.y", Target{"deploy", "x", "y"}, false},
 		{"productpage-v1-abc.default", Target{"pod", "productpage-v1-abc", "default"}, false},
 		{"pod/sleep-1", Target{"pod", "sleep-1", "default"}, false},

@@ -43,7 +43,7 @@ func TestSkipWithoutMesh(t *testing.T) {
 				t.Errorf("env %v: %s = %s (%q, %v), want skipped with a requires reason", r.Env != nil, res.Name, res.Status, res.SkipReason, res.Failures)
 			}
 		}
-		if r.Env != nil && !strings.Contains(rep.Results[0].SkipReason, "meshlab-system/meshlab-controlplane") {
+		if r.Env != nil && !strings.Contains(rep.Results[0].SkipReason, "istio-system/istiod") {
 			t.Errorf("skip reason %q does not name the control plane Deployment", rep.Results[0].SkipReason)
 		}
 		if rep.ExitCode(false) != scenarios.ExitPassed || rep.ExitCode(true) != scenarios.ExitFailed {
