@@ -10,7 +10,9 @@
 //   - reviews: two reviews, with ratings stars from v2 (black) and v3 (red)
 //   - ratings: the stars per reviewer
 //   - forward: the trace and identity headers every service propagates
-//   - deploy: the Kubernetes objects that run the sample (and the sleep client) from meshlab's image
+//
+// The names of its Services, Deployments and service accounts are here; the Kubernetes objects that run
+// the sample (and the sleep client) from meshlab's image are in package manifests.
 package bookinfo
 
 // Port is the port every bookinfo service listens on.

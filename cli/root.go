@@ -14,33 +14,33 @@ import (
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	clibench "github.com/meshlab/meshlab/cli/bench"
-	clibookinfo "github.com/meshlab/meshlab/cli/bookinfo"
-	clicheck "github.com/meshlab/meshlab/cli/check"
+	"github.com/meshlab/meshlab/cli/bench"
+	"github.com/meshlab/meshlab/cli/bookinfo"
+	"github.com/meshlab/meshlab/cli/check"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/cniagent"
-	clicontrolplane "github.com/meshlab/meshlab/cli/controlplane"
+	"github.com/meshlab/meshlab/cli/controlplane"
 	"github.com/meshlab/meshlab/cli/curl"
 	"github.com/meshlab/meshlab/cli/down"
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
-	cliinject "github.com/meshlab/meshlab/cli/inject"
-	cliiptables "github.com/meshlab/meshlab/cli/iptables"
-	clikubeinject "github.com/meshlab/meshlab/cli/kubeinject"
-	clilab "github.com/meshlab/meshlab/cli/lab"
+	"github.com/meshlab/meshlab/cli/inject"
+	"github.com/meshlab/meshlab/cli/iptables"
+	"github.com/meshlab/meshlab/cli/kubeinject"
+	"github.com/meshlab/meshlab/cli/lab"
 	"github.com/meshlab/meshlab/cli/nodeimage"
-	cliproxy "github.com/meshlab/meshlab/cli/proxy"
+	"github.com/meshlab/meshlab/cli/proxy"
 	"github.com/meshlab/meshlab/cli/proxyconfig"
 	"github.com/meshlab/meshlab/cli/proxystatus"
-	clirender "github.com/meshlab/meshlab/cli/render"
-	cliscenario "github.com/meshlab/meshlab/cli/scenario"
+	"github.com/meshlab/meshlab/cli/render"
+	"github.com/meshlab/meshlab/cli/scenario"
 	"github.com/meshlab/meshlab/cli/sleep"
 	"github.com/meshlab/meshlab/cli/status"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
 	"github.com/meshlab/meshlab/cli/waypoint"
-	cliztunnel "github.com/meshlab/meshlab/cli/ztunnel"
+	"github.com/meshlab/meshlab/cli/ztunnel"
 	"github.com/meshlab/meshlab/cli/ztunnelconfig"
 	"github.com/meshlab/meshlab/cluster/host"
 )
@@ -140,16 +140,16 @@ func commands(env cliutil.Env) []*cobra.Command {
 		clihost.NewCommand(env),
 		image.NewCommand(env),
 		proxystatus.NewCommand(env),
-		clirender.NewCommand(env), proxyconfig.NewCommand(env),
-		clibookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
-		cliinject.NewCommand(env), clikubeinject.NewCommand(env), cliiptables.NewCommand(env), // sidecar injection
-		clibench.NewCommand(env),
-		cliscenario.NewCommand(env), // scenario list|run
-		clilab.NewCommand(env),      // lab list|show|run (tutorials, package labs)
-		cliztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
-		waypoint.NewCommand(env), clicontrolplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
-		cliproxy.NewCommand(env), // proxy sidecar
-		clicheck.NewCommand(env), // check (injection webhook, CA root, control plane)
+		render.NewCommand(env), proxyconfig.NewCommand(env),
+		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
+		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection
+		bench.NewCommand(env),
+		scenario.NewCommand(env), // scenario list|run
+		lab.NewCommand(env),      // lab list|show|run (tutorials, package labs)
+		ztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
+		waypoint.NewCommand(env), controlplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane
+		proxy.NewCommand(env), // proxy sidecar
+		check.NewCommand(env), // check (injection webhook, CA root, control plane)
 	}
 }
 

@@ -16,9 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	bookinfo "github.com/meshlab/meshlab/bookinfo/deploy"
+	"github.com/meshlab/meshlab/bookinfo"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/log"
+	"github.com/meshlab/meshlab/manifests"
 	"github.com/meshlab/meshlab/scenarios"
 	"github.com/meshlab/meshlab/scenarios/kube"
 )
@@ -116,7 +117,7 @@ func TestSidecar(t *testing.T) {
 		ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 			ObjectMeta: metav1.ObjectMeta{Name: sidecarNamespace, Labels: map[string]string{inject.LabelInjection: "enabled"}}}
 		objs := []any{ns}
-		for _, o := range bookinfo.Objects(image, sidecarNamespace) {
+		for _, o := range manifests.Bookinfo(image, sidecarNamespace) {
 			objs = append(objs, o)
 		}
 		mustKC(t, ctx, toYAML(t, objs...), "apply", "-f", "-")

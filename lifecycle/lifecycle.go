@@ -17,16 +17,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	kinddefaults "sigs.k8s.io/kind/pkg/apis/config/defaults"
 
-	"github.com/meshlab/meshlab/bookinfo/deploy"
+	"github.com/meshlab/meshlab/bookinfo"
 	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/cni"
 	"github.com/meshlab/meshlab/cluster/host"
 	"github.com/meshlab/meshlab/cluster/nodeimage"
-	cpdeploy "github.com/meshlab/meshlab/controlplane/deploy"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
-	ztdeploy "github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
 	"github.com/meshlab/meshlab/image"
 	"github.com/meshlab/meshlab/log"
+	"github.com/meshlab/meshlab/manifests"
 )
 
 // Namespace where bookinfo and sleep run.
@@ -151,10 +150,10 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 		return res, err
 	}
 	if err := step("Deploying the mesh: control plane and ztunnel", func() error {
-		if err := cluster.Apply(waitCtx, clients.Client, cpdeploy.Objects(res.Image)); err != nil {
+		if err := cluster.Apply(waitCtx, clients.Client, manifests.ControlPlane(res.Image)); err != nil {
 			return err
 		}
-		if err := cluster.Apply(waitCtx, clients.Client, ztdeploy.Objects(res.Image)); err != nil {
+		if err := cluster.Apply(waitCtx, clients.Client, manifests.Ztunnel(res.Image)); err != nil {
 			return err
 		}
 		return cluster.WaitReady(waitCtx, clients.Client, meshComponents())
@@ -165,7 +164,7 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 		if err := setAmbient(waitCtx, clients.Client, Namespace, opts.Ambient); err != nil {
 			return err
 		}
-		if err := cluster.Apply(waitCtx, clients.Client, deploy.Objects(res.Image, Namespace)); err != nil {
+		if err := cluster.Apply(waitCtx, clients.Client, manifests.Bookinfo(res.Image, Namespace)); err != nil {
 			return err
 		}
 		if err := cluster.WaitReady(waitCtx, clients.Client, Components()); err != nil {
@@ -188,8 +187,8 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 // meshComponents are meshlab's own mesh: the control plane and the node proxies.
 func meshComponents() []cluster.Workload {
 	return []cluster.Workload{
-		{Kind: cpdeploy.Workload.Kind, Namespace: cpdeploy.Workload.Namespace, Name: cpdeploy.Workload.Name},
-		{Kind: "DaemonSet", Namespace: ztdeploy.Namespace, Name: ztdeploy.Name},
+		{Kind: manifests.ControlPlaneWorkload.Kind, Namespace: manifests.ControlPlaneWorkload.Namespace, Name: manifests.ControlPlaneWorkload.Name},
+		{Kind: "DaemonSet", Namespace: manifests.ZtunnelNamespace, Name: manifests.ZtunnelName},
 	}
 }
 
@@ -200,7 +199,7 @@ func Components() []cluster.Workload {
 		{Kind: "Deployment", Namespace: "kube-system", Name: "coredns"},
 	}
 	ws = append(ws, meshComponents()...)
-	for _, d := range deploy.DeploymentNames() {
+	for _, d := range bookinfo.DeploymentNames() {
 		ws = append(ws, cluster.Workload{Kind: "Deployment", Namespace: Namespace, Name: d})
 	}
 	return ws

@@ -1,12 +1,10 @@
 package productpage
 
 import (
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,9 +16,8 @@ import (
 	"github.com/meshlab/meshlab/bookinfo/details"
 	"github.com/meshlab/meshlab/bookinfo/ratings"
 	"github.com/meshlab/meshlab/bookinfo/reviews"
+	"github.com/meshlab/meshlab/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // recorder wraps a handler and remembers the headers of the requests it served.
 type recorder struct {
@@ -143,19 +140,7 @@ func TestProductPage(t *testing.T) {
 func TestProductPageGolden(t *testing.T) {
 	b := startBookinfo(t, "v3")
 	_, page := get(t, b.productpage.URL+"/productpage", nil)
-	golden := filepath.Join("testdata", "productpage-v3.html")
-	if *update {
-		if err := os.WriteFile(golden, []byte(page), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if page != string(want) {
-		t.Errorf("GET /productpage differs from %s (run with -update to accept):\n%s", golden, page)
-	}
+	golden.Check(t, filepath.Join("testdata", "productpage-v3.html"), []byte(page))
 }
 
 func TestHeaderForwarding(t *testing.T) {

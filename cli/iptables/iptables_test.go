@@ -2,11 +2,11 @@ package iptables_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshlab/meshlab/internal/golden"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	cliiptables "github.com/meshlab/meshlab/cli/iptables"
@@ -15,8 +15,6 @@ import (
 	"github.com/meshlab/meshlab/dataplane/netnstest"
 	"github.com/meshlab/meshlab/dataplane/nft"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func run(args ...string) (string, error) {
 	var out, errOut bytes.Buffer
@@ -48,18 +46,7 @@ func TestDryRunGolden(t *testing.T) {
 				t.Fatalf("iptables %v --dry-run = %v", tc.args, err)
 			}
 			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden (run with -update): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s:\n%s", path, got)
-			}
+			golden.Check(t, path, []byte(got))
 		})
 	}
 }

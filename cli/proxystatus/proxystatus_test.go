@@ -3,11 +3,9 @@ package proxystatus
 import (
 	"bytes"
 	"context"
-	"flag"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -26,9 +24,8 @@ import (
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // generator serves one cluster, one listener and one endpoint set to anyone.
 var generator = xds.GeneratorFuncs{GenerateFunc: func(_ *xds.Proxy, typeURL string, _ *xds.PushRequest) (xds.Result, error) {
@@ -159,19 +156,7 @@ func TestProxyStatusAgainstRealServer(t *testing.T) {
 		t.Fatalf("proxy-status: %v\n%s", err, errOut.String())
 	}
 	got := age.ReplaceAllString(out.String(), "SYNCED (Xs)")
-	golden := filepath.Join("testdata", "proxy-status.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("proxy-status output:\n%s\nwant:\n%s", got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "proxy-status.golden"), []byte(got))
 }
 
 func TestCell(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshlab/meshlab/bookinfo/deploy"
+	"github.com/meshlab/meshlab/bookinfo"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/lifecycle"
 )
@@ -68,8 +68,8 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 	fmt.Fprintf(out, "meshlab is up in %s: cluster %q (context kind-%s), node image %s, meshlab image %s\n\n",
 		res.Total.Round(100*time.Millisecond), res.Cluster, res.Cluster, res.NodeImage, res.Image)
 	fmt.Fprintf(out, "Try:\n")
-	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://productpage:9080/productpage\n", res.Cluster, deploy.Sleep)
-	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://reviews:9080/reviews/0\n", res.Cluster, deploy.Sleep)
+	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://productpage:9080/productpage\n", res.Cluster, bookinfo.Sleep)
+	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://reviews:9080/reviews/0\n", res.Cluster, bookinfo.Sleep)
 	fmt.Fprintf(out, "  meshlab status\n  meshlab down\n")
 	return nil
 }

@@ -1,5 +1,5 @@
 // Package waypoint is `meshlab waypoint`, shaped like istioctl's: generate, apply, list and delete waypoint
-// Gateways (gatewayClassName istio-waypoint, one HBONE listener on 15008), plus `run` (cli/waypointrun),
+// Gateways (gatewayClassName istio-waypoint, one HBONE listener on 15008), plus `run` (cli/waypoint/run),
 // the process the waypoint Deployments execute.
 package waypoint
 
@@ -24,7 +24,7 @@ import (
 
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cli/waypointrun"
+	"github.com/meshlab/meshlab/cli/waypoint/run"
 	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -57,7 +57,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newGenerateCommand(env), newApplyCommand(env), newListCommand(env), newDeleteCommand(env),
-		waypointrun.NewRunCommand(env))
+		run.NewCommand(env))
 	return cmd
 }
 

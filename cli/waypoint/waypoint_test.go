@@ -6,12 +6,12 @@ package waypoint_test
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlab/meshlab/internal/golden"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -25,8 +25,6 @@ import (
 	"github.com/meshlab/meshlab/cli/waypoint"
 	"github.com/meshlab/meshlab/controlplane/kube"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -53,18 +51,7 @@ func TestGenerateGolden(t *testing.T) {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
 		path := filepath.Join("testdata", tc.golden)
-		if *update {
-			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("reading golden (run with -update): %v", err)
-		}
-		if got != string(want) {
-			t.Errorf("%v:\ngot:\n%s\nwant:\n%s", tc.args, got, want)
-		}
+		golden.Check(t, path, []byte(got))
 	}
 	if _, err := run(t, "generate", "--for", "pods"); !cliutil.IsUsage(err) {
 		t.Errorf("--for pods: err = %v, want a usage error", err)

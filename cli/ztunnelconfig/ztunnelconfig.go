@@ -21,7 +21,8 @@ import (
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/dataplane/ztunnel/deploy"
+	"github.com/meshlab/meshlab/dataplane/ztunnel/app"
+	"github.com/meshlab/meshlab/manifests"
 )
 
 type flagpole struct {
@@ -58,7 +59,7 @@ ztunnel pod through the API server's port-forward (default: the first ztunnel po
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "read the config dump from this file (- for stdin)")
 	fl.StringVar(&f.pod, "pod", "", "fetch the config dump from this ztunnel pod")
-	fl.StringVarP(&f.namespace, "namespace", "n", deploy.Namespace, "namespace of the ztunnel pod")
+	fl.StringVarP(&f.namespace, "namespace", "n", manifests.ZtunnelNamespace, "namespace of the ztunnel pod")
 	fl.StringVarP(&f.output, "output", "o", "short", "output format: short (tables), json or yaml")
 	fl.StringVar(&f.filter.WorkloadNamespace, "workload-namespace", "", "workload, connections: only this namespace")
 	fl.StringVar(&f.filter.Address, "address", "", "workload: only the workload with this address")
@@ -132,7 +133,7 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (Dump, e
 		return Dump{}, fmt.Errorf("creating Kubernetes client: %w", err)
 	}
 	if pod == "" {
-		pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + deploy.Name})
+		pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + manifests.ZtunnelName})
 		if err != nil {
 			return Dump{}, fmt.Errorf("listing ztunnel pods: %w", err)
 		}
@@ -151,7 +152,7 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (Dump, e
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, url)
 	stop, ready := make(chan struct{}), make(chan struct{})
 	defer close(stop)
-	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", deploy.AdminPort)}, stop, ready, io.Discard, io.Discard)
+	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", app.AdminPort)}, stop, ready, io.Discard, io.Discard)
 	if err != nil {
 		return Dump{}, fmt.Errorf("port-forwarding to %s/%s: %w", namespace, pod, err)
 	}

@@ -1,13 +1,13 @@
 package configgen_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshlab/meshlab/internal/golden"
 
 	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -22,29 +22,6 @@ import (
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/render"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the generated output; run go test -update and review the diff", path)
-	}
-}
 
 var (
 	reviewsWaypoint = model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"}
@@ -71,7 +48,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.golden, got)
+			golden.Check(t, filepath.Join("testdata", tc.golden), got)
 
 			// Pure and deterministic: a second run over a freshly built snapshot is identical.
 			again, err := configgen.Envoy(modeltest.Load(t, tc.files...), tc.proxy)
@@ -89,7 +66,7 @@ func TestGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "ztunnel-meshlab-worker.golden.json", append(got, '\n'))
+		golden.Check(t, filepath.Join("testdata", "ztunnel-meshlab-worker.golden.json"), append(got, '\n'))
 	})
 }
 

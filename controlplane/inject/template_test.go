@@ -2,35 +2,15 @@ package inject
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/meshlab/meshlab/internal/golden"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden (run with -update): %v", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept):\n%s", path, got)
-	}
-}
 
 var testValues = Values{ProxyImage: "meshlab.local/meshlab:sha-test"}
 
@@ -70,7 +50,7 @@ func TestInjectGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "reviews-injected.golden.yaml", out)
+	golden.Check(t, filepath.Join("testdata", "reviews-injected.golden.yaml"), out)
 
 	// The parts the spec insists on, checked directly too.
 	if n := got.Spec.InitContainers[0].Name; n != "istio-init" {

@@ -294,7 +294,7 @@ func Objects(gw *gwv1.Gateway, opts Options) (*corev1.ServiceAccount, *appsv1.De
 						Name:            ContainerName,
 						Image:           opts.Image,
 						ImagePullPolicy: corev1.PullIfNotPresent,
-						// `meshlab waypoint run` (cli/waypointrun) reads the env below; the service account is
+						// `meshlab waypoint run` (cli/waypoint/run) reads the env below; the service account is
 						// passed because the per-service-account form's differs from the Gateway name.
 						Args: []string{"waypoint", "run", "--service-account", name},
 						Env: []corev1.EnvVar{

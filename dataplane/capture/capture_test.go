@@ -3,20 +3,18 @@ package capture_test
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshlab/meshlab/internal/golden"
+
 	"github.com/meshlab/meshlab/dataplane/capture"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestRulesGolden(t *testing.T) {
 	nftRules, err := capture.NFTRules(capture.DefaultConfig())
@@ -27,18 +25,7 @@ func TestRulesGolden(t *testing.T) {
 		"testdata/rules.golden": capture.Rules(capture.DefaultConfig()),
 		"testdata/nft.golden":   nftRules,
 	} {
-		if *update {
-			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("reading golden (run with -update): %v", err)
-		}
-		if got != string(want) {
-			t.Errorf("rules differ from %s:\n%s", path, got)
-		}
+		golden.Check(t, path, []byte(got))
 	}
 }
 

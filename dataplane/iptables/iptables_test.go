@@ -1,14 +1,12 @@
 package iptables
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/meshlab/meshlab/internal/golden"
+)
 
 // injected is what the injection template passes: -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x "" -b '*'
 // -d 15090,15021,15020.
@@ -51,18 +49,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := rs.String() + "--- iptables-restore input ---\n" + rs.RestoreInput() + "--- nftables (nft-native) ---\n" + nftRules
 			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden (run with -update): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("rules differ from %s:\n%s", path, got)
-			}
+			golden.Check(t, path, []byte(got))
 		})
 	}
 }

@@ -1,22 +1,21 @@
-package deploy
+package manifests
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/meshlab/meshlab/dataplane/ztunnel/app"
+	"github.com/meshlab/meshlab/internal/golden"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func TestObjectsGolden(t *testing.T) {
+func TestZtunnelGolden(t *testing.T) {
 	var out bytes.Buffer
-	for _, o := range Objects("meshlab.local/meshlab:test") {
+	for _, o := range Ztunnel("meshlab.local/meshlab:test") {
 		b, err := yaml.Marshal(o)
 		if err != nil {
 			t.Fatal(err)
@@ -24,25 +23,13 @@ func TestObjectsGolden(t *testing.T) {
 		out.WriteString("---\n")
 		out.Write(b)
 	}
-	golden := filepath.Join("testdata", "objects.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("reading golden (run with -update): %v", err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("objects differ from %s (run with -update):\n%s", golden, out.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "ztunnel.golden.yaml"), out.Bytes())
 }
 
 // TestDaemonSet checks what the agent and the CA client rely on, independently of the golden file.
-func TestDaemonSet(t *testing.T) {
+func TestZtunnelDaemonSet(t *testing.T) {
 	var ds *appsv1.DaemonSet
-	for _, o := range Objects("img") {
+	for _, o := range Ztunnel("img") {
 		if d, ok := o.(*appsv1.DaemonSet); ok {
 			ds = d
 		}
@@ -60,12 +47,12 @@ func TestDaemonSet(t *testing.T) {
 	}
 	var netns *corev1.VolumeMount
 	for i, m := range c.VolumeMounts {
-		if m.MountPath == NetnsDir {
+		if m.MountPath == app.NetnsDir {
 			netns = &c.VolumeMounts[i]
 		}
 	}
 	if netns == nil || netns.MountPropagation == nil || *netns.MountPropagation != corev1.MountPropagationHostToContainer {
-		t.Errorf("netns mount = %+v, want %s with HostToContainer propagation", netns, NetnsDir)
+		t.Errorf("netns mount = %+v, want %s with HostToContainer propagation", netns, app.NetnsDir)
 	}
 	var token *corev1.ServiceAccountTokenProjection
 	for _, v := range spec.Volumes {
@@ -76,7 +63,7 @@ func TestDaemonSet(t *testing.T) {
 	if token == nil || token.Audience != "istio-ca" || token.Path != "istio-token" {
 		t.Errorf("projected token = %+v, want audience istio-ca at istio-token", token)
 	}
-	if c.ReadinessProbe.HTTPGet.Path != "/healthz/ready" || c.ReadinessProbe.HTTPGet.Port.IntVal != HealthPort {
+	if c.ReadinessProbe.HTTPGet.Path != "/healthz/ready" || c.ReadinessProbe.HTTPGet.Port.IntVal != app.HealthPort {
 		t.Errorf("readiness = %+v", c.ReadinessProbe.HTTPGet)
 	}
 	if len(c.Args) != 1 || c.Args[0] != "ztunnel" || c.ImagePullPolicy != corev1.PullIfNotPresent {

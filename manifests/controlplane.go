@@ -1,8 +1,4 @@
-// Package deploy lists what `meshlab up` applies for the control plane: the meshlab-system namespace, the
-// CRDs it reads, its ServiceAccount and RBAC, its Deployment (one replica running `meshlab controlplane`
-// from the meshlab image) and its Service (gRPC 15012 TLS, 15010 plaintext, HTTP 15014, and port 443 to the
-// injection webhook on 15017).
-package deploy
+package manifests
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
@@ -20,84 +16,84 @@ import (
 
 // Names of the control plane's objects.
 const (
-	Namespace      = server.DefaultNamespace
-	Name           = "meshlab-controlplane" // ServiceAccount, ClusterRole(Binding), Role(Binding), Deployment, Service
-	ContainerName  = "discovery"            // istiod's container name
-	PortXDS        = 15012
-	PortXDSPlain   = 15010
-	PortMonitoring = 15014
-	PortWebhook    = 15017 // inject.ListenPort, behind Service port 443
+	ControlPlaneNamespace = server.DefaultNamespace
+	ControlPlaneName      = "meshlab-controlplane" // ServiceAccount, ClusterRole(Binding), Role(Binding), Deployment, Service
+	controlPlaneContainer = "discovery"            // istiod's container name
+	portXDS               = 15012
+	portXDSPlain          = 15010
+	portMonitoring        = 15014
+	portWebhook           = 15017 // inject.ListenPort, behind Service port 443
 )
 
-// Workload is the Deployment to wait for after applying Objects.
-var Workload = struct{ Kind, Namespace, Name string }{"Deployment", Namespace, Name}
+// ControlPlaneWorkload is the Deployment to wait for after applying Objects.
+var ControlPlaneWorkload = struct{ Kind, Namespace, Name string }{"Deployment", ControlPlaneNamespace, ControlPlaneName}
 
-var labels = map[string]string{"app": Name, "app.kubernetes.io/name": Name, "app.kubernetes.io/part-of": "meshlab"}
+var controlPlaneLabels = map[string]string{"app": ControlPlaneName, "app.kubernetes.io/name": ControlPlaneName, "app.kubernetes.io/part-of": "meshlab"}
 
-func objectMeta(name, namespace string) metav1.ObjectMeta {
+func controlPlaneMeta(name, namespace string) metav1.ObjectMeta {
 	l := map[string]string{}
-	for k, v := range labels {
+	for k, v := range controlPlaneLabels {
 		l[k] = v
 	}
 	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: l}
 }
 
-// Objects returns everything to apply, in order: namespace and CRDs first, then RBAC, then the workload.
-func Objects(image string) []client.Object {
+// ControlPlane returns everything to apply for the control plane, in order: namespace and CRDs first, then RBAC, then the workload.
+func ControlPlane(image string) []client.Object {
 	out := []client.Object{
-		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
+		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: ControlPlaneNamespace}},
 	}
 	for _, c := range crds.All() {
 		out = append(out, c)
 	}
 	return append(out,
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: objectMeta(Name, Namespace)},
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace)},
 		&rbacv1.ClusterRole{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
-			ObjectMeta: objectMeta(Name, ""),
-			Rules:      ClusterRules(),
+			ObjectMeta: controlPlaneMeta(ControlPlaneName, ""),
+			Rules:      controlPlaneClusterRules(),
 		},
 		&rbacv1.ClusterRoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
-			ObjectMeta: objectMeta(Name, ""),
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: Name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: Name, Namespace: Namespace}},
+			ObjectMeta: controlPlaneMeta(ControlPlaneName, ""),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: ControlPlaneName},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: ControlPlaneName, Namespace: ControlPlaneNamespace}},
 		},
 		// The CA key lives in a Secret of the control plane's own namespace: only there may it read secrets.
 		&rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-			ObjectMeta: objectMeta(Name, Namespace),
+			ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace),
 			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update"}}},
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-			ObjectMeta: objectMeta(Name, Namespace),
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: Name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: Name, Namespace: Namespace}},
+			ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: ControlPlaneName},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: ControlPlaneName, Namespace: ControlPlaneNamespace}},
 		},
-		deployment(image),
+		controlPlaneDeployment(image),
 		&corev1.Service{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-			ObjectMeta: objectMeta(Name, Namespace),
+			ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace),
 			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": Name},
+				Selector: map[string]string{"app": ControlPlaneName},
 				Ports: []corev1.ServicePort{
-					{Name: "grpc-xds", Port: PortXDS, TargetPort: intstr.FromInt32(PortXDS), Protocol: corev1.ProtocolTCP},
-					{Name: "grpc-xds-plain", Port: PortXDSPlain, TargetPort: intstr.FromInt32(PortXDSPlain), Protocol: corev1.ProtocolTCP},
-					{Name: "http-monitoring", Port: PortMonitoring, TargetPort: intstr.FromInt32(PortMonitoring), Protocol: corev1.ProtocolTCP},
-					{Name: "https-webhook", Port: 443, TargetPort: intstr.FromInt32(PortWebhook), Protocol: corev1.ProtocolTCP},
+					{Name: "grpc-xds", Port: portXDS, TargetPort: intstr.FromInt32(portXDS), Protocol: corev1.ProtocolTCP},
+					{Name: "grpc-xds-plain", Port: portXDSPlain, TargetPort: intstr.FromInt32(portXDSPlain), Protocol: corev1.ProtocolTCP},
+					{Name: "http-monitoring", Port: portMonitoring, TargetPort: intstr.FromInt32(portMonitoring), Protocol: corev1.ProtocolTCP},
+					{Name: "https-webhook", Port: 443, TargetPort: intstr.FromInt32(portWebhook), Protocol: corev1.ProtocolTCP},
 				},
 			},
 		},
 	)
 }
 
-// ClusterRules are the control plane's cluster-wide permissions: read everything it ingests; write the
+// controlPlaneClusterRules are the control plane's cluster-wide permissions: read everything it ingests; write the
 // status of Gateway API and Istio objects; manage waypoint Deployments, Services and ServiceAccounts;
 // create the istio-waypoint GatewayClass; events; publish the root ConfigMap everywhere; and, for the CA,
 // TokenReviews and pod lookups; for sidecar injection, inject.RBACRules and creating the
 // MutatingWebhookConfiguration.
-func ClusterRules() []rbacv1.PolicyRule {
+func controlPlaneClusterRules() []rbacv1.PolicyRule {
 	read := []string{"get", "list", "watch"}
 	write := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
 	status := []string{"get", "update", "patch"}
@@ -123,23 +119,23 @@ func ClusterRules() []rbacv1.PolicyRule {
 		Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"get", "create", "update", "patch"}})
 }
 
-func deployment(image string) *appsv1.Deployment {
+func controlPlaneDeployment(image string) *appsv1.Deployment {
 	fieldEnv := func(n, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: n, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: objectMeta(Name, Namespace),
+		ObjectMeta: controlPlaneMeta(ControlPlaneName, ControlPlaneNamespace),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1), // no leader election: one control plane
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": Name}},
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": ControlPlaneName}},
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"sidecar.istio.io/inject": "false"}},
+				ObjectMeta: metav1.ObjectMeta{Labels: controlPlaneLabels, Annotations: map[string]string{"sidecar.istio.io/inject": "false"}},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: Name,
+					ServiceAccountName: ControlPlaneName,
 					Containers: []corev1.Container{{
-						Name:            ContainerName,
+						Name:            controlPlaneContainer,
 						Image:           image,
 						ImagePullPolicy: corev1.PullIfNotPresent,
 						Args:            []string{"controlplane", "--image", image},
@@ -149,13 +145,13 @@ func deployment(image string) *appsv1.Deployment {
 							{Name: "MESHLAB_IMAGE", Value: image},
 						},
 						Ports: []corev1.ContainerPort{
-							{Name: "grpc-xds", ContainerPort: PortXDS, Protocol: corev1.ProtocolTCP},
-							{Name: "grpc-xds-plain", ContainerPort: PortXDSPlain, Protocol: corev1.ProtocolTCP},
-							{Name: "http-monitoring", ContainerPort: PortMonitoring, Protocol: corev1.ProtocolTCP},
-							{Name: "https-webhook", ContainerPort: PortWebhook, Protocol: corev1.ProtocolTCP},
+							{Name: "grpc-xds", ContainerPort: portXDS, Protocol: corev1.ProtocolTCP},
+							{Name: "grpc-xds-plain", ContainerPort: portXDSPlain, Protocol: corev1.ProtocolTCP},
+							{Name: "http-monitoring", ContainerPort: portMonitoring, Protocol: corev1.ProtocolTCP},
+							{Name: "https-webhook", ContainerPort: portWebhook, Protocol: corev1.ProtocolTCP},
 						},
 						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(PortMonitoring)}},
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(portMonitoring)}},
 							PeriodSeconds: 2, FailureThreshold: 30,
 						},
 						SecurityContext: &corev1.SecurityContext{

@@ -1,4 +1,4 @@
-package deploy_test
+package manifests
 
 import (
 	"slices"
@@ -10,7 +10,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/meshlab/meshlab/controlplane/crds"
-	"github.com/meshlab/meshlab/controlplane/deploy"
 )
 
 func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
@@ -22,9 +21,9 @@ func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
 	return false
 }
 
-func TestObjects(t *testing.T) {
-	objs := deploy.Objects("meshlab:abc")
-	if ns, ok := objs[0].(*corev1.Namespace); !ok || ns.Name != deploy.Namespace {
+func TestControlPlane(t *testing.T) {
+	objs := ControlPlane("meshlab:abc")
+	if ns, ok := objs[0].(*corev1.Namespace); !ok || ns.Name != ControlPlaneNamespace {
 		t.Fatalf("first object = %T %s, want the namespace", objs[0], objs[0].GetName())
 	}
 	var dep *appsv1.Deployment
@@ -49,7 +48,7 @@ func TestObjects(t *testing.T) {
 	if crdCount != len(crds.All()) {
 		t.Errorf("%d CRDs, want %d", crdCount, len(crds.All()))
 	}
-	if dep == nil || dep.Name != deploy.Workload.Name || *dep.Spec.Replicas != 1 {
+	if dep == nil || dep.Name != ControlPlaneWorkload.Name || *dep.Spec.Replicas != 1 {
 		t.Fatalf("deployment = %+v", dep)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]

@@ -1,4 +1,4 @@
-package waypointrun
+package run
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ func TestRunWithCertDir(t *testing.T) {
 	adminAddr, healthAddr := freePort(t), freePort(t)
 	e, _ := env()
 	cmd := NewCommand(e)
-	cmd.SetArgs([]string{"run", "--xds-address", srv.Addr, "--xds-plaintext", "--namespace", "default", "--name", "waypoint",
+	cmd.SetArgs([]string{"--xds-address", srv.Addr, "--xds-plaintext", "--namespace", "default", "--name", "waypoint",
 		"--cert-dir", dir, "--hbone-address", "127.0.0.1:0", "--admin-address", adminAddr, "--health-address", healthAddr})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -106,7 +106,7 @@ func TestRunUsage(t *testing.T) {
 	t.Setenv("WAYPOINT_NAME", "")
 	e, _ := env()
 	cmd := NewCommand(e)
-	cmd.SetArgs([]string{"run"})
+	cmd.SetArgs(nil)
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
 	if err := cmd.Execute(); !cliutil.IsUsage(err) {
 		t.Errorf("run without --namespace/--name = %v, want a usage error", err)

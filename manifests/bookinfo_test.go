@@ -1,14 +1,15 @@
-package deploy
+package manifests
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshlab/meshlab/bookinfo"
+	"github.com/meshlab/meshlab/internal/golden"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,13 +17,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+const bookinfoImage = "meshlab.local/meshlab:dev"
 
-const image = "meshlab.local/meshlab:dev"
-
-func TestObjectsGolden(t *testing.T) {
+func TestBookinfoGolden(t *testing.T) {
 	var buf bytes.Buffer
-	for i, obj := range Objects(image, "default") {
+	for i, obj := range Bookinfo(bookinfoImage, "default") {
 		if i > 0 {
 			buf.WriteString("---\n")
 		}
@@ -32,24 +31,12 @@ func TestObjectsGolden(t *testing.T) {
 		}
 		buf.Write(b)
 	}
-	golden := filepath.Join("testdata", "objects.yaml")
-	if *update {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("Objects() differ from %s (run with -update to accept):\n%s", golden, buf.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "bookinfo.golden.yaml"), buf.Bytes())
 }
 
-func TestObjectsOrderAndNames(t *testing.T) {
+func TestBookinfoOrderAndNames(t *testing.T) {
 	var got []string
-	for _, obj := range Objects(image, "bookinfo") {
+	for _, obj := range Bookinfo(bookinfoImage, "bookinfo") {
 		if obj.GetNamespace() != "bookinfo" {
 			t.Errorf("%s is in namespace %q", obj.GetName(), obj.GetNamespace())
 		}
@@ -63,13 +50,13 @@ func TestObjectsOrderAndNames(t *testing.T) {
 		"Deployment/reviews-v1", "Deployment/reviews-v2", "Deployment/reviews-v3", "Deployment/sleep",
 	}
 	if !slices.Equal(got, want) {
-		t.Errorf("Objects() = %v\nwant %v", got, want)
+		t.Errorf("Bookinfo() = %v\nwant %v", got, want)
 	}
-	if want := []string{"productpage", "details", "reviews", "ratings", "sleep"}; !slices.Equal(ServiceNames(), want) {
-		t.Errorf("ServiceNames() = %v, want %v", ServiceNames(), want)
+	if want := []string{"productpage", "details", "reviews", "ratings", "sleep"}; !slices.Equal(bookinfo.ServiceNames(), want) {
+		t.Errorf("bookinfo.ServiceNames() = %v, want %v", bookinfo.ServiceNames(), want)
 	}
-	if want := []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep"}; !slices.Equal(DeploymentNames(), want) {
-		t.Errorf("DeploymentNames() = %v, want %v", DeploymentNames(), want)
+	if want := []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep"}; !slices.Equal(bookinfo.DeploymentNames(), want) {
+		t.Errorf("bookinfo.DeploymentNames() = %v, want %v", bookinfo.DeploymentNames(), want)
 	}
 }
 
@@ -83,8 +70,8 @@ func byName[T client.Object](objs []client.Object) map[string]T {
 	return m
 }
 
-func TestServices(t *testing.T) {
-	svcs := byName[*corev1.Service](Objects(image, "default"))
+func TestBookinfoServices(t *testing.T) {
+	svcs := byName[*corev1.Service](Bookinfo(bookinfoImage, "default"))
 	for _, tt := range []struct {
 		name string
 		port int32
@@ -106,9 +93,9 @@ func TestServices(t *testing.T) {
 	}
 }
 
-func TestDeployments(t *testing.T) {
-	deps := byName[*appsv1.Deployment](Objects(image, "default"))
-	sas := byName[*corev1.ServiceAccount](Objects(image, "default"))
+func TestBookinfoDeployments(t *testing.T) {
+	deps := byName[*appsv1.Deployment](Bookinfo(bookinfoImage, "default"))
+	sas := byName[*corev1.ServiceAccount](Bookinfo(bookinfoImage, "default"))
 	tests := []struct {
 		name     string
 		labels   map[string]string
@@ -149,8 +136,8 @@ func TestDeployments(t *testing.T) {
 				t.Fatalf("%d containers, want 1", len(pod.Containers))
 			}
 			c := pod.Containers[0]
-			if c.Image != image || c.ImagePullPolicy != corev1.PullIfNotPresent || len(c.Command) != 0 || !slices.Equal(c.Args, tt.args) {
-				t.Errorf("container image %q pull %q command %v args %v; want %q IfNotPresent, entrypoint, args %v", c.Image, c.ImagePullPolicy, c.Command, c.Args, image, tt.args)
+			if c.Image != bookinfoImage || c.ImagePullPolicy != corev1.PullIfNotPresent || len(c.Command) != 0 || !slices.Equal(c.Args, tt.args) {
+				t.Errorf("container image %q pull %q command %v args %v; want %q IfNotPresent, entrypoint, args %v", c.Image, c.ImagePullPolicy, c.Command, c.Args, bookinfoImage, tt.args)
 			}
 			env := map[string]string{}
 			for _, e := range c.Env {
@@ -163,17 +150,17 @@ func TestDeployments(t *testing.T) {
 				t.Errorf("readiness probe = %+v, want GET /health on 9080: %v", p, tt.probe)
 			}
 			sc := c.SecurityContext
-			if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != UID ||
+			if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != bookinfoUID ||
 				sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 				sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
-				t.Errorf("securityContext = %+v, want non-root %d, no escalation, read-only root, drop ALL", sc, UID)
+				t.Errorf("securityContext = %+v, want non-root %d, no escalation, read-only root, drop ALL", sc, bookinfoUID)
 			}
 		})
 	}
 }
 
-func TestServiceAccountLabels(t *testing.T) {
-	for name, sa := range byName[*corev1.ServiceAccount](Objects(image, "default")) {
+func TestBookinfoServiceAccountLabels(t *testing.T) {
+	for name, sa := range byName[*corev1.ServiceAccount](Bookinfo(bookinfoImage, "default")) {
 		var want map[string]string
 		if app, ok := strings.CutPrefix(name, "bookinfo-"); ok {
 			want = map[string]string{"account": app}

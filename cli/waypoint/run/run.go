@@ -1,4 +1,4 @@
-// Package waypointrun is `meshlab waypoint run`, the process of a waypoint Deployment: it gets the
+// Package run is `meshlab waypoint run`, the process of a waypoint Deployment: it gets the
 // waypoint's certificate (from the control plane's CA, or from PEM files in --cert-dir), follows its Envoy
 // config over ADS and runs dataplane/waypoint: HBONE on 15008, admin on 127.0.0.1:15000, /healthz/ready on
 // 15021. Access-log lines go to stdout.
@@ -8,7 +8,7 @@
 // (Istio's file names; written by a test, or by anything that fetches certificates on the waypoint's
 // behalf). Without it, an svidsource.Source signs through the control plane's CA with the pod's projected
 // token and rotates the certificate itself.
-package waypointrun
+package run
 
 import (
 	"context"
@@ -39,21 +39,8 @@ type flagpole struct {
 	healthAddr     string
 }
 
-// NewCommand returns the `waypoint` parent with `run` under it. Another package may own the parent
-// later (`waypoint generate|apply|list|delete`); it then adds NewRunCommand itself.
+// NewCommand returns `waypoint run`.
 func NewCommand(env cliutil.Env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "waypoint",
-		Short: "Waypoint proxies",
-		Args:  cliutil.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(NewRunCommand(env))
-	return cmd
-}
-
-// NewRunCommand returns `waypoint run`.
-func NewRunCommand(env cliutil.Env) *cobra.Command {
 	f := &flagpole{}
 	cmd := &cobra.Command{
 		Use:   "run",
