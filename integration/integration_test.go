@@ -340,6 +340,8 @@ func TestAmbient(t *testing.T) {
 			t.Errorf("flaky saw %d requests the waypoint denied", n)
 		}
 	})
+
+	t.Run("istioctl ztunnel-config reads the ztunnel config dumps", func(t *testing.T) { m.checkIstioctl(t) })
 }
 
 // carried reports whether node's ztunnel carried (or is carrying) an inbound HBONE connection into

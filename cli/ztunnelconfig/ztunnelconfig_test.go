@@ -28,6 +28,7 @@ import (
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
+	"github.com/meshlab/meshlab/internal/istioctltest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -318,5 +319,42 @@ func TestUsage(t *testing.T) {
 		if _, err := run(t, args...); !cliutil.IsUsage(err) {
 			t.Errorf("ztunnel-config %v = %v, want a usage error", args, err)
 		}
+	}
+}
+
+// TestSameAsIstioctl prints the fixture's dump with meshlab and with a real istioctl and wants the same
+// bytes: every row, column, space and the order. It skips when no istioctl is built (see istioctltest).
+func TestSameAsIstioctl(t *testing.T) {
+	istioctltest.Path(t)
+	file := writeDump(t, bookinfoDump(t))
+	cases := [][]string{
+		{"workload"},
+		{"workload", "--workload-node", "meshlab-worker2"},
+		{"service"},
+		{"policy"},
+		{"certificate"},
+		{"connections"},
+		{"connections", "--raw"},
+		{"connections", "--direction", "inbound"},
+		{"all"},
+		{"all", "--with-headers"},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			want, stderr, err := istioctltest.Run(t, append([]string{"ztunnel-config"}, append(args, "--file", file)...)...)
+			if err != nil {
+				t.Fatalf("istioctl ztunnel-config %v: %v\n%s", args, err, stderr)
+			}
+			got, err := run(t, append(args, "--file", file)...)
+			if err != nil {
+				t.Fatalf("meshlab ztunnel-config %v: %v", args, err)
+			}
+			if got != want {
+				t.Errorf("meshlab ztunnel-config %v =\n%s\nistioctl prints\n%s", args, got, want)
+			}
+			if strings.Count(want, "\n") < 2 {
+				t.Errorf("istioctl printed no rows:\n%s", want)
+			}
+		})
 	}
 }
