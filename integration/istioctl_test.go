@@ -47,11 +47,9 @@ func (m *testbed) checkIstioctl(t *testing.T) {
 			},
 			"service": {
 				meshNS + ws + "echo" + ws + regexp.QuoteMeta(echoVIP) + ws + "None" + ws + "1/1",
-				meshNS + ws + "web" + ws + regexp.QuoteMeta(webVIP) + ws + `\S+` + ws + "2/2",
-			},
-			"policy": {
-				meshNS + ws + "echo-deny-other" + ws + "Deny" + ws + "WorkloadSelector",
-				meshNS + ws + "guarded-allow-sleep" + ws + "Allow" + ws + "WorkloadSelector",
+				// web's waypoint is the Gateway's status address (the waypoint pod's IP here), which is no
+				// Service's VIP: istioctl says NA.
+				meshNS + ws + "web" + ws + regexp.QuoteMeta(webVIP) + ws + "NA" + ws + "2/2",
 			},
 			"certificate": {regexp.QuoteMeta(spiffe(meshNS, "sleep")) + ws + "Leaf" + ws + "Available" + ws + "true" + ws + "[0-9a-f]+" + ws + `\S+Z` + ws + `\S+Z`},
 			"connections": {
@@ -60,6 +58,12 @@ func (m *testbed) checkIstioctl(t *testing.T) {
 			},
 		}},
 		{m.node1, map[string][]string{
+			// The L4 policies select pods on node1; the control plane sends them to its ztunnel only.
+			"policy": {
+				meshNS + ws + "echo-deny-other" + ws + "Deny" + ws + "WorkloadSelector",
+				meshNS + ws + "guarded-allow-sleep" + ws + "Allow" + ws + "WorkloadSelector",
+			},
+			"certificate": {regexp.QuoteMeta(spiffe(meshNS, "echo")) + ws + "Leaf" + ws + "Available" + ws + "true" + ws + "[0-9a-f]+" + ws + `\S+Z` + ws + `\S+Z`},
 			"connections": {
 				regexp.QuoteMeta(echo) + ws + "Inbound" + ws + regexp.QuoteMeta(echo) + fmt.Sprintf(":%d", appPort) + ws + regexp.QuoteMeta(sleep) + `:\d+` + ws + "HBONE",
 				regexp.QuoteMeta(guarded) + ws + "Inbound" + ws + regexp.QuoteMeta(guarded) + fmt.Sprintf(":%d", appPort) + ws + regexp.QuoteMeta(sleep) + `:\d+` + ws + "HBONE",
