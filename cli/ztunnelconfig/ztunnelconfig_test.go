@@ -357,4 +357,11 @@ func TestSameAsIstioctl(t *testing.T) {
 			}
 		})
 	}
+	// istioctl decodes every part of the dump into its own types for -o json.
+	for _, kind := range []string{"workload", "service", "policy", "certificate", "connections"} {
+		out, stderr, err := istioctltest.Run(t, "ztunnel-config", kind, "-o", "json", "--file", file)
+		if err != nil || !json.Valid([]byte(out)) || len(out) < 10 {
+			t.Errorf("istioctl ztunnel-config %s -o json: %v %q\n%s", kind, err, out, stderr)
+		}
+	}
 }
