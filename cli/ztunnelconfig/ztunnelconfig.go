@@ -28,6 +28,7 @@ import (
 type flagpole struct {
 	file      string
 	pod       string
+	node      string
 	namespace string
 	output    string
 	filter    Filter
@@ -47,18 +48,20 @@ var kinds = map[string]string{
 func NewCommand(env cliutil.Env) *cobra.Command {
 	f := &flagpole{}
 	cmd := &cobra.Command{
-		Use:   "ztunnel-config workload|service|policy|certificate|connections|all [--file DUMP | --pod ztunnel-POD]",
+		Use:   "ztunnel-config workload|service|policy|certificate|connections|all [--file DUMP | --pod ztunnel-POD | --node NODE]",
 		Short: "Show what a ztunnel knows and carries, as istioctl ztunnel-config prints it",
 		Long: `Prints a ztunnel's workloads, services, L4 policies, certificates or open connections (or all of
 them) from its config dump, in istioctl ztunnel-config's tables: --file reads a saved dump (GET
 localhost:15000/config_dump of meshlab's or Istio's ztunnel; "-" is stdin), --pod fetches it from a
-ztunnel pod through the API server's port-forward (default: the first ztunnel pod).`,
+ztunnel pod through the API server's port-forward (--node: the one on that node; default: the first
+ztunnel pod).`,
 		Args: cliutil.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runE(cmd.Context(), env, f, args[0]) },
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "read the config dump from this file (- for stdin)")
 	fl.StringVar(&f.pod, "pod", "", "fetch the config dump from this ztunnel pod")
+	fl.StringVar(&f.node, "node", "", "fetch the config dump from the ztunnel pod on this node")
 	fl.StringVarP(&f.namespace, "namespace", "n", manifests.ZtunnelNamespace, "namespace of the ztunnel pod")
 	fl.StringVarP(&f.output, "output", "o", "short", "output format: short (tables), json or yaml")
 	fl.StringVar(&f.filter.WorkloadNamespace, "workload-namespace", "", "workload, connections: only this namespace")
@@ -87,20 +90,27 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole, what string) error 
 	default:
 		return cliutil.Usagef("unknown direction %q: want inbound or outbound", f.filter.Direction)
 	}
-	if f.file != "" && f.pod != "" {
-		return cliutil.Usagef("--file and --pod are exclusive")
+	if n := btoi(f.file != "") + btoi(f.pod != "") + btoi(f.node != ""); n > 1 {
+		return cliutil.Usagef("at most one of --file, --pod and --node")
 	}
 	var d Dump
 	var err error
 	if f.file != "" {
 		d, err = readFile(env, f.file)
 	} else {
-		d, err = fetch(ctx, env, f.namespace, f.pod)
+		d, err = fetch(ctx, env, f.namespace, f.pod, f.node)
 	}
 	if err != nil {
 		return err
 	}
 	return Print(env.Streams.Out, d, kind, f.output, f.filter)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // readFile reads a saved dump; a file that is not one ends meshlab with exit code 2.
@@ -123,7 +133,8 @@ func readFile(env cliutil.Env, path string) (Dump, error) {
 }
 
 // fetch port-forwards to the ztunnel pod's loopback admin port and GETs /config_dump.
-func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (Dump, error) {
+// node, if set, chooses the ztunnel pod on that node.
+func fetch(ctx context.Context, env cliutil.Env, namespace, pod, node string) (Dump, error) {
 	cfg, err := cliutil.RESTConfig(env)
 	if err != nil {
 		return Dump{}, err
@@ -133,12 +144,17 @@ func fetch(ctx context.Context, env cliutil.Env, namespace, pod string) (Dump, e
 		return Dump{}, fmt.Errorf("creating Kubernetes client: %w", err)
 	}
 	if pod == "" {
-		pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + manifests.ZtunnelName})
+		opts := metav1.ListOptions{LabelSelector: "app=" + manifests.ZtunnelName}
+		where := "in " + namespace
+		if node != "" {
+			opts.FieldSelector, where = "spec.nodeName="+node, where+" on node "+node
+		}
+		pods, err := kube.CoreV1().Pods(namespace).List(ctx, opts)
 		if err != nil {
 			return Dump{}, fmt.Errorf("listing ztunnel pods: %w", err)
 		}
 		if len(pods.Items) == 0 {
-			return Dump{}, fmt.Errorf("no ztunnel pod in %s (is the mesh up?)", namespace)
+			return Dump{}, fmt.Errorf("no ztunnel pod %s (is the mesh up?)", where)
 		}
 		sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
 		pod = pods.Items[0].Name

@@ -311,6 +311,7 @@ func TestUsage(t *testing.T) {
 	cases := [][]string{
 		{"routes", "--file", "x"},
 		{"workloads", "--file", "x", "--pod", "y"},
+		{"workloads", "--pod", "x", "--node", "y"},
 		{"workloads", "--file", "x", "-o", "xml"},
 		{"connections", "--file", "x", "--direction", "sideways"},
 		{},
