@@ -94,12 +94,12 @@ func TestAmbient(t *testing.T) {
 				t.Fatal(err)
 			}
 			captured := map[string]bool{}
-			for _, w := range d.Workloads {
-				captured[w.Namespace+"/"+w.Name] = w.Captured
+			for _, s := range d.WorkloadState {
+				captured[s.Info.Namespace+"/"+s.Info.Name] = s.State == "Up"
 			}
 			for name, want := range want {
 				if got := captured[name]; got != want {
-					t.Errorf("%s dump: %s captured=%v, want %v", d.Node, name, got, want)
+					t.Errorf("%s dump: %s captured=%v, want %v", d.Meshlab.Node, name, got, want)
 				}
 			}
 		}
@@ -122,7 +122,7 @@ func TestAmbient(t *testing.T) {
 			t.Fatal(err)
 		}
 		found := false
-		for _, c := range out.Connections {
+		for _, c := range out.Meshlab.Connections {
 			if c.Workload == meshNS+"/sleep" && c.Direction == "outbound" {
 				found = true
 				if c.Protocol != "HBONE" || c.Remote != m.echo.Addr(mesh.HBONEPort) || c.RemoteTarget != m.echo.Addr(appPort) ||
@@ -132,10 +132,10 @@ func TestAmbient(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("node0 lists no outbound connection of sleep: %+v", out.Connections)
+			t.Errorf("node0 lists no outbound connection of sleep: %+v", out.Meshlab.Connections)
 		}
 		found = false
-		for _, c := range in.Connections {
+		for _, c := range in.Meshlab.Connections {
 			if c.Workload == meshNS+"/echo" && c.Direction == "inbound" {
 				found = true
 				if c.Protocol != "HBONE" || c.Local != m.echo.Addr(mesh.HBONEPort) || c.SrcIdentity != sleepID || c.DstIdentity != echoID {
@@ -144,7 +144,7 @@ func TestAmbient(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("node1 lists no inbound connection of echo: %+v", in.Connections)
+			t.Errorf("node1 lists no inbound connection of echo: %+v", in.Meshlab.Connections)
 		}
 
 		// Straight to echo's 15008 from the plain pod, with three client certificates.
@@ -340,6 +340,8 @@ func TestAmbient(t *testing.T) {
 			t.Errorf("flaky saw %d requests the waypoint denied", n)
 		}
 	})
+
+	t.Run("istioctl ztunnel-config reads the ztunnel config dumps", func(t *testing.T) { m.checkIstioctl(t) })
 }
 
 // carried reports whether node's ztunnel carried (or is carrying) an inbound HBONE connection into
@@ -350,9 +352,9 @@ func (m *testbed) carried(t *testing.T, node *netnstest.Node, from int, workload
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range d.Connections {
+	for _, c := range d.Meshlab.Connections {
 		if c.Workload == workload && c.Direction == "inbound" && c.Protocol == "HBONE" && c.Local == local && c.SrcIdentity == src && c.DstIdentity == dst {
-			t.Logf("open on %s: %+v", d.Node, c)
+			t.Logf("open on %s: %+v", d.Meshlab.Node, c)
 			return true
 		}
 	}

@@ -222,8 +222,8 @@ func (m *testbed) waitReady(t *testing.T, want map[*netnstest.Node][]string) {
 		for {
 			d, err := m.configDump(node)
 			var got []string
-			if err == nil {
-				for _, e := range d.Enrolled {
+			if err == nil && d.Meshlab != nil {
+				for _, e := range d.Meshlab.Enrolled {
 					got = append(got, e.Name)
 				}
 			}

@@ -62,6 +62,7 @@ type Enrolment struct {
 	Namespace   string    `json:"namespace"`
 	Name        string    `json:"name"`
 	WorkloadUID string    `json:"workloadUid"`
+	PodUID      string    `json:"podUid"` // the pod's metadata.uid: ztunnel keys its workloadState by it
 	IP          string    `json:"ip"`
 	Netns       string    `json:"netns"`
 	Reason      string    `json:"reason"`
@@ -290,7 +291,7 @@ func (a *Agent) reconcile(ctx context.Context, key string) error {
 	}
 	a.mu.Lock()
 	a.enrolled[key] = &enrolment{
-		Enrolment: Enrolment{Namespace: namespace, Name: name, WorkloadUID: uid, IP: ip.String(), Netns: path, Reason: d.Reason, Since: time.Now()},
+		Enrolment: Enrolment{Namespace: namespace, Name: name, WorkloadUID: uid, PodUID: string(pod.UID), IP: ip.String(), Netns: path, Reason: d.Reason, Since: time.Now()},
 		podUID:    pod.UID, ip: ip,
 	}
 	a.mu.Unlock()

@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime"
 	"slices"
 	"time"
 
@@ -134,9 +137,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	settings := dumpConfig(o, ownID.String())
 	build := func() configdump.Dump {
-		return configdump.Build(configdump.Sources{Node: o.Node, Config: xc.Config(), SVIDs: append(certs.Certificates(), svidOf(own)...),
-			Roots: roots, Connections: z.Connections(), Enrolled: ag.Enrolled(), XDS: xc.Status()})
+		addrs, authz := xc.Resources()
+		return configdump.Build(configdump.Sources{Node: o.Node, Addresses: addrs, Authorizations: authz,
+			SVIDs: append(certs.Certificates(), svidOf(own)...), Roots: roots, Connections: z.Connections(),
+			Enrolled: ag.Enrolled(), XDS: xc.Status(), Config: settings, Version: buildInfo()})
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
@@ -176,6 +182,48 @@ func Run(ctx context.Context, o Options) error {
 			return nil
 		}
 		return err
+	}
+}
+
+// dumpConfig is the config dump's "config": ztunnel's names for the settings this process runs with.
+func dumpConfig(o Options, ownID string) configdump.Config {
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	addr := func(s string) *configdump.SocketAddress {
+		if s == "" {
+			return nil
+		}
+		return &configdump.SocketAddress{SocketAddr: s}
+	}
+	pc := capture.DefaultConfig()
+	ttl := o.SVIDTTL
+	if ttl <= 0 {
+		ttl = ca.DefaultTTL // what the CA issues when not asked otherwise
+	}
+	return configdump.Config{
+		AdminAddr: addr(o.AdminAddress), CAAddress: opt(o.CAAddress), CARootCert: configdump.RootCert{File: o.RootCert},
+		ClusterDomain: "cluster.local", ClusterID: "Kubernetes",
+		// In-pod listeners, opened in every served pod's network namespace (dataplane/capture).
+		InboundAddr:          fmt.Sprintf("0.0.0.0:%d", pc.HBONEPort),
+		InboundPlaintextAddr: fmt.Sprintf("0.0.0.0:%d", pc.InboundPlaintextPort),
+		OutboundAddr:         fmt.Sprintf("127.0.0.1:%d", pc.OutboundPort),
+		LocalNode:            opt(o.Node), Proxy: true, ProxyMode: "Shared", ReadinessAddr: addr(o.HealthAddress),
+		SecretTTL: configdump.DurationOf(ttl), StatsAddr: addr(o.StatsAddress), XDSAddress: opt(o.XDSAddress),
+		XDSRootCert: configdump.RootCert{File: o.RootCert}, ZtunnelIdentity: opt(ownID),
+		ZtunnelWorkload: &configdump.WorkloadInfo{Namespace: o.Namespace, ServiceAccount: o.ServiceAccount},
+	}
+}
+
+// buildInfo is the config dump's "version". RustVersion carries the Go version.
+func buildInfo() configdump.BuildInfo {
+	v := version.String()
+	return configdump.BuildInfo{
+		BuildProfile: "release", BuildStatus: "Clean", CryptoProvider: "go", GitRevision: v,
+		IstioVersion: cmp.Or(os.Getenv("ISTIO_META_ISTIO_VERSION"), "unknown"), RustVersion: runtime.Version(), Version: v,
 	}
 }
 

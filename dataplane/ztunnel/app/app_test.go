@@ -96,7 +96,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	var readyErr error
 	health := httptest.NewServer(healthMux(func() error { return readyErr }))
 	defer health.Close()
-	admin := httptest.NewServer(adminMux(func() configdump.Dump { return configdump.Dump{Node: "meshlab-worker"} }))
+	admin := httptest.NewServer(adminMux(func() configdump.Dump { return configdump.Dump{Meshlab: &configdump.Meshlab{Node: "meshlab-worker"}} }))
 	defer admin.Close()
 	cases := []struct {
 		url, want string

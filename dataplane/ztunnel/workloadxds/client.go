@@ -58,6 +58,8 @@ type Client struct {
 	res      map[string]map[string]*discovery.Resource // type -> name -> resource as received
 	received map[string]bool                           // types whose first response arrived
 	cfg      ztunnel.Config
+	addrs    map[string]*workloadapi.Address // the resources cfg was translated from
+	authz    map[string]*security.Authorization
 	applied  bool
 	streams  int
 	acks     int
@@ -108,6 +110,15 @@ func (c *Client) Config() ztunnel.Config {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cfg
+}
+
+// Resources returns the workload API resources (keyed by resource name) of the last applied config, as
+// received: what ztunnel's config dump shows. The maps and messages are shared; callers must not modify
+// them.
+func (c *Client) Resources() (map[string]*workloadapi.Address, map[string]*security.Authorization) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addrs, c.authz
 }
 
 // Run keeps a stream open until ctx ends, reopening it with backoff. It returns ctx's error.
@@ -218,8 +229,11 @@ func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse) error {
 	received[t] = true
 	ready := len(received) == len(Types)
 	var cfg ztunnel.Config
+	var addrs map[string]*workloadapi.Address
+	var authz map[string]*security.Authorization
 	if ready {
-		addrs, authz, err := decode(all)
+		var err error
+		addrs, authz, err = decode(all)
 		if err != nil {
 			return c.nack(err)
 		}
@@ -237,7 +251,7 @@ func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse) error {
 	c.res, c.received = all, received
 	c.acks++
 	if ready {
-		c.cfg, c.applied = cfg, true
+		c.cfg, c.addrs, c.authz, c.applied = cfg, addrs, authz, true
 		if c.opts.OnApplied != nil {
 			go c.opts.OnApplied(cfg)
 		}

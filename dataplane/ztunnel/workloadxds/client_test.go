@@ -229,6 +229,11 @@ func TestClientAgainstTheControlPlane(t *testing.T) {
 	if got := last(); len(got.Workloads) != len(good.Workloads) {
 		t.Errorf("config changed after a NACK: %v", uids(got))
 	}
+	// The resources behind the applied config (what the config dump shows) are the last good ones too.
+	if addrs, authz := c.Resources(); len(addrs) != 2 || addrs["broken"] != nil || len(authz) != 2 ||
+		addrs["Kubernetes//Pod/default/productpage-v1"].GetWorkload().GetServiceAccount() != "bookinfo-productpage" {
+		t.Errorf("Resources() = %v, %v; want the two addresses and two policies applied before the NACK", addrs, authz)
+	}
 	// So is one ztunnel itself refuses (two workloads with one uid).
 	w.edit(func(w *world) {
 		delete(w.addrs, "broken")
