@@ -319,6 +319,27 @@ func TestWaypoint(t *testing.T) {
 		if r := f.adminGet(t, "/ready"); r != "LIVE\n" {
 			t.Errorf("/ready = %q", r)
 		}
+		// What istioctl reads: endpoints from /clusters?format=json, secrets and bootstrap from the dump,
+		// per-cluster counters in /stats.
+		if c := f.adminGet(t, "/clusters?format=json"); !strings.Contains(c, `"server_listener_name": "connect_originate"`) ||
+			!strings.Contains(c, `"eds_health_status": "HEALTHY"`) || !strings.Contains(c, `"name": "inbound-vip|9080|http/v2|reviews.default.svc.cluster.local"`) {
+			t.Errorf("/clusters?format=json:\n%.800s", c)
+		}
+		d := f.adminGet(t, "/config_dump")
+		for _, want := range []string{`"id": "waypoint/default/waypoint"`, `"name": "default"`, `"name": "ROOTCA"`, `"inline_bytes": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t`, `"last_updated"`} {
+			if !strings.Contains(d, want) {
+				t.Errorf("/config_dump lacks %s", want)
+			}
+		}
+		if !strings.Contains(d, `"inline_bytes": "W3JlZGFjdGVkXQ=="`) || strings.Contains(d, "UFJJVkFURSBLRV") {
+			t.Error("/config_dump does not redact the private key")
+		}
+		if st := f.adminGet(t, "/stats"); !strings.Contains(st, "cluster.inbound-vip|9080|http/v1|reviews.default.svc.cluster.local.upstream_rq_2xx: ") {
+			t.Errorf("/stats lacks v1's upstream_rq_2xx:\n%.800s", st)
+		}
+		if si := f.adminGet(t, "/server_info"); !strings.Contains(si, `"state": "LIVE"`) {
+			t.Errorf("/server_info:\n%s", si)
+		}
 		if !strings.Contains(f.log.String(), "source_identity=spiffe://cluster.local/ns/default/sa/sleep") ||
 			!strings.Contains(f.log.String(), "destination_identity=spiffe://cluster.local/ns/default/sa/reviews-v") {
 			t.Errorf("access log lacks identities:\n%.600s", f.log.String())
