@@ -12,9 +12,9 @@ import (
 	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
-// liveDump is the seam tests replace: it returns a running proxy's /config_dump and whether the pod is a
-// waypoint.
-var liveDump = func(ctx context.Context, env cliutil.Env, target kube.Target) ([]byte, bool, error) {
+// liveGet is the seam tests replace: it returns a running proxy's admin answer at path (/config_dump,
+// /clusters?format=json) and whether the pod is a waypoint.
+var liveGet = func(ctx context.Context, env cliutil.Env, target kube.Target, path string) ([]byte, bool, error) {
 	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
 	if err != nil {
 		return nil, false, &cliutil.ExitError{Code: 2, Err: err}
@@ -23,18 +23,18 @@ var liveDump = func(ctx context.Context, env cliutil.Env, target kube.Target) ([
 	if err != nil {
 		return nil, false, err
 	}
-	env.Logger.V(1)("reading /config_dump from %s/%s:%d through a port-forward", pod.Namespace, pod.Name, kube.AdminPort)
-	data, err := kube.PodDumpRaw(ctx, lab.Config, lab.Kube, pod.Namespace, pod.Name)
+	env.Logger.V(1)("reading %s from %s/%s:%d through a port-forward", path, pod.Namespace, pod.Name, kube.AdminPort)
+	data, err := kube.PodGet(ctx, lab.Config, lab.Kube, pod.Namespace, pod.Name, kube.AdminPort, path)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w (is %s a meshlab proxy? waypoints, sidecars and ztunnel serve their admin API on %d)", err, target, kube.AdminPort)
 	}
 	return data, pod.Labels[model.LabelGatewayName] != "", nil
 }
 
-// readDump returns the config dump to print and a name for it in messages: the --file DUMP, or the live
-// config of TARGET (deploy/NAME[.NAMESPACE] or a pod NAME[.NAMESPACE]) read from its admin port through
+// readDump returns what to print and a name for it in messages: the --file DUMP, or the admin answer at
+// path of TARGET (deploy/NAME[.NAMESPACE] or a pod NAME[.NAMESPACE]) read from its admin port through
 // the API server's port-forward. A waypoint's listeners are shown in the waypoint view.
-func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) ([]byte, string, error) {
+func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []string, path string) ([]byte, string, error) {
 	switch {
 	case flags.file != "" && len(args) > 0:
 		return nil, "", cliutil.Usagef("give a TARGET or --file DUMP, not both")
@@ -56,7 +56,7 @@ func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	data, waypoint, err := liveDump(ctx, env, target)
+	data, waypoint, err := liveGet(ctx, env, target, path)
 	if err != nil {
 		return nil, "", err
 	}

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -26,11 +30,32 @@ func TestLiveTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The proxy's /clusters?format=json: every EDS host, as Envoy lists them.
+	ep := func(ip string, port uint32) *adminv3.HostStatus {
+		return &adminv3.HostStatus{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}},
+			HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus_HEALTHY}}
+	}
+	internal := &adminv3.HostStatus{Address: &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
+		AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: "connect_originate"}, EndpointId: "10.244.2.14:9080"}}},
+		HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus_UNHEALTHY, FailedOutlierCheck: true}}
+	clustersJSON, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&adminv3.Clusters{ClusterStatuses: []*adminv3.ClusterStatus{
+		{Name: "outbound|9080||reviews.default.svc.cluster.local", HostStatuses: []*adminv3.HostStatus{ep("10.244.1.13", 9080), internal}},
+		{Name: "outbound|9080||details.default.svc.cluster.local", HostStatuses: []*adminv3.HostStatus{ep("10.244.1.11", 9080), ep("10.244.1.11", 15008)}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var asked kube.Target
-	old := liveDump
-	t.Cleanup(func() { liveDump = old })
-	liveDump = func(_ context.Context, _ cliutil.Env, target kube.Target) ([]byte, bool, error) {
+	var paths []string
+	old := liveGet
+	t.Cleanup(func() { liveGet = old })
+	liveGet = func(_ context.Context, _ cliutil.Env, target kube.Target, path string) ([]byte, bool, error) {
 		asked = target
+		paths = append(paths, path)
+		if path == "/clusters?format=json" {
+			return clustersJSON, true, nil
+		}
 		return dump, true, nil
 	}
 	file := filepath.Join(t.TempDir(), "dump.json")
@@ -62,6 +87,32 @@ func TestLiveTarget(t *testing.T) {
 	}
 	if live != fromFile || !strings.HasPrefix(live, "LISTENER") {
 		t.Errorf("live output differs from --file --waypoint:\n%s\nvs\n%s", live, fromFile)
+	}
+
+	// Endpoints come from /clusters?format=json, like istioctl's: every host, in its columns and order.
+	live, err = exec("endpoints", "deploy/reviews-waypoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `ENDPOINT                                       STATUS        OUTLIER CHECK     CLUSTER
+10.244.1.11:9080                               HEALTHY       OK                outbound|9080||details.default.svc.cluster.local
+10.244.1.11:15008                              HEALTHY       OK                outbound|9080||details.default.svc.cluster.local
+10.244.1.13:9080                               HEALTHY       OK                outbound|9080||reviews.default.svc.cluster.local
+envoy://connect_originate/10.244.2.14:9080     UNHEALTHY     FAILED            outbound|9080||reviews.default.svc.cluster.local
+`
+	if live != want || paths[len(paths)-1] != "/clusters?format=json" {
+		t.Errorf("live endpoints (from %s):\n%s\nwant:\n%s", paths[len(paths)-1], live, want)
+	}
+	// The same from a saved /clusters?format=json file, as `istioctl proxy-config endpoints --file`.
+	cfile := filepath.Join(t.TempDir(), "clusters.json")
+	if err := os.WriteFile(cfile, clustersJSON, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fromFile, err := exec("endpoints", "--file", cfile); err != nil || fromFile != want {
+		t.Errorf("endpoints --file clusters.json = %v\n%s", err, fromFile)
+	}
+	if _, err := exec("all", "deploy/reviews-waypoint"); err != nil || paths[len(paths)-1] != "/config_dump?include_eds" {
+		t.Errorf("all: %v, read %s; want /config_dump?include_eds", err, paths[len(paths)-1])
 	}
 
 	for _, args := range [][]string{{"routes"}, {"routes", "a", "b"}, {"routes", "svc/x"}, {"routes", "deploy/x", "--file", file}} {

@@ -4,9 +4,12 @@ package proxyconfig
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -58,7 +61,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 			Args: cliutil.RangeArgs(0, 1),
 			RunE: func(cmd *cobra.Command, args []string) error { return runE(cmd.Context(), env, flags, section, args) },
 		}
-		sub.Flags().StringVarP(&flags.file, "file", "f", "", "config dump file (JSON or YAML), as written by meshlab render or Envoy's /config_dump")
+		sub.Flags().StringVarP(&flags.file, "file", "f", "", "config dump file (JSON or YAML), as written by meshlab render or Envoy's /config_dump; for endpoints also Envoy's /clusters?format=json, as istioctl reads")
 		sub.Flags().BoolVar(&flags.waypoint, "waypoint", false, "show listeners in the waypoint view (LISTENER CHAIN MATCH DESTINATION)")
 		sub.Flags().StringVarP(&flags.output, "output", "o", "", "output format: json or yaml (default: table)")
 		cmd.AddCommand(sub)
@@ -72,9 +75,32 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 	default:
 		return cliutil.Usagef("unknown output format %q; want json or yaml", flags.output)
 	}
-	data, source, err := readDump(ctx, env, flags, args) // --file DUMP, or live from TARGET (live.go)
+	// Live, as istioctl does: endpoints from /clusters?format=json (the hosts Envoy has, EDS included),
+	// everything else from /config_dump, with EDS for "all".
+	path := "/config_dump"
+	switch section {
+	case "endpoints":
+		path = "/clusters?format=json"
+	case "all":
+		path = "/config_dump?include_eds"
+	}
+	data, source, err := readDump(ctx, env, flags, args, path) // --file DUMP, or live from TARGET (live.go)
 	if err != nil {
 		return err
+	}
+	if section == "endpoints" && isClustersJSON(data) {
+		cs := &adminv3.Clusters{}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, cs); err != nil {
+			return fmt.Errorf("%s: parsing /clusters?format=json: %w", source, err)
+		}
+		if flags.output != "" {
+			var msgs []proto.Message
+			for _, c := range cs.ClusterStatuses {
+				msgs = append(msgs, c)
+			}
+			return printMessages(env, msgs, flags.output)
+		}
+		return tables.EndpointsFromClusters(env.Streams.Out, cs)
 	}
 	cd, err := cprender.ParseConfigDump(data)
 	if err != nil {
@@ -109,6 +135,17 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 	return tables.All(out, d, flags.waypoint)
 }
 
+// isClustersJSON reports whether data is Envoy's /clusters?format=json answer rather than a config dump.
+func isClustersJSON(data []byte) bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return false
+	}
+	_, a := top["cluster_statuses"]
+	_, b := top["clusterStatuses"]
+	return a || b
+}
+
 // printList prints one section's resources as a JSON or YAML list, like istioctl's -o json.
 func printList(env cliutil.Env, d *tables.Dump, section, format string) error {
 	var msgs []proto.Message
@@ -130,6 +167,11 @@ func printList(env cliutil.Env, d *tables.Dump, section, format string) error {
 			msgs = append(msgs, m)
 		}
 	}
+	return printMessages(env, msgs, format)
+}
+
+// printMessages prints msgs as one JSON or YAML list.
+func printMessages(env cliutil.Env, msgs []proto.Message, format string) error {
 	list := &structpb.ListValue{}
 	for _, m := range msgs {
 		b, err := cprender.MarshalProto(m, cprender.FormatJSON)

@@ -32,8 +32,8 @@
 // owner match), not by socket marks: the container drops every capability, and SO_MARK needs NET_ADMIN.
 //
 // Ports besides the three above: admin on 127.0.0.1:15000 (dataplane/admin: /config_dump, /clusters,
-// /stats/prometheus, /ready), :15021 /healthz/ready (ready once the first config is applied and the
-// certificate is loaded) and :15090 /stats/prometheus (Istio's http-envoy-prom).
+// /stats/prometheus, /ready), :15021 /healthz/ready (ready once the initial config is complete, as with
+// Envoy's init manager, and the certificate is loaded) and :15090 /stats/prometheus (Istio's http-envoy-prom).
 package sidecar
 
 import (
@@ -209,9 +209,11 @@ func New(opts Options) (*Sidecar, error) {
 	return s, nil
 }
 
-// Ready reports whether the first config is applied and the certificate is loaded.
+// Ready reports whether the initial config is complete (every subscribed xDS type has had its first
+// response, endpoints and routes included: xdsclient.Client.Initialized, Envoy's init manager) and the
+// certificate is loaded.
 func (s *Sidecar) Ready() bool {
-	if !s.proxy.Applied.Configured() {
+	if !s.proxy.XDS.Initialized() {
 		return false
 	}
 	svid, err := s.opts.SVID.GetX509SVID()

@@ -137,8 +137,9 @@ func New(opts Options) (*Waypoint, error) {
 	return w, nil
 }
 
-// Ready reports whether a config has been applied.
-func (w *Waypoint) Ready() bool { return w.proxy.Applied.Configured() }
+// Ready reports whether the initial config is complete: every subscribed xDS type has had its first
+// response, endpoints and routes included (xdsclient.Client.Initialized, Envoy's init manager).
+func (w *Waypoint) Ready() bool { return w.proxy.XDS.Initialized() }
 
 // Engine is the waypoint's L7 engine.
 func (w *Waypoint) Engine() *l7.Engine { return w.proxy.Engine }

@@ -113,7 +113,9 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func newFixture(t testing.TB) *fixture {
+// newFixture starts a waypoint on the test config; with hold, the xDS server withholds those types and
+// newFixture returns without waiting for the config.
+func newFixture(t testing.TB, hold ...string) *fixture {
 	t.Helper()
 	authority, err := ca.New()
 	if err != nil {
@@ -155,6 +157,7 @@ func newFixture(t testing.TB) *fixture {
 			map[string]string{v1.app: v1.hbone, v2.app: v2.hbone})
 	}
 	f.xds = xdstest.Start(t, "")
+	f.xds.Hold(hold...)
 	f.xds.Set(t, nodeID, "v1", f.cfg())
 
 	wid, _ := authority.WorkloadID("default", "waypoint")
@@ -178,6 +181,9 @@ func newFixture(t testing.TB) *fixture {
 	t.Cleanup(func() { f.wp.Close() })
 	addrs := f.wp.Addrs()
 	f.hboneURL, f.admin = addrs[0], addrs[1]
+	if len(hold) > 0 {
+		return f
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !f.wp.Ready() || len(f.wp.Engine().Table().Routes) == 0 || len(f.wp.Engine().Table().Clusters[c2].Hosts) == 0 {
 		if time.Now().After(deadline) {
@@ -313,6 +319,27 @@ func TestWaypoint(t *testing.T) {
 		if r := f.adminGet(t, "/ready"); r != "LIVE\n" {
 			t.Errorf("/ready = %q", r)
 		}
+		// What istioctl reads: endpoints from /clusters?format=json, secrets and bootstrap from the dump,
+		// per-cluster counters in /stats.
+		if c := f.adminGet(t, "/clusters?format=json"); !strings.Contains(c, `"server_listener_name": "connect_originate"`) ||
+			!strings.Contains(c, `"eds_health_status": "HEALTHY"`) || !strings.Contains(c, `"name": "inbound-vip|9080|http/v2|reviews.default.svc.cluster.local"`) {
+			t.Errorf("/clusters?format=json:\n%.800s", c)
+		}
+		d := f.adminGet(t, "/config_dump")
+		for _, want := range []string{`"id": "waypoint/default/waypoint"`, `"name": "default"`, `"name": "ROOTCA"`, `"inline_bytes": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t`, `"last_updated"`} {
+			if !strings.Contains(d, want) {
+				t.Errorf("/config_dump lacks %s", want)
+			}
+		}
+		if !strings.Contains(d, `"inline_bytes": "W3JlZGFjdGVkXQ=="`) || strings.Contains(d, "UFJJVkFURSBLRV") {
+			t.Error("/config_dump does not redact the private key")
+		}
+		if st := f.adminGet(t, "/stats"); !strings.Contains(st, "cluster.inbound-vip|9080|http/v1|reviews.default.svc.cluster.local.upstream_rq_2xx: ") {
+			t.Errorf("/stats lacks v1's upstream_rq_2xx:\n%.800s", st)
+		}
+		if si := f.adminGet(t, "/server_info"); !strings.Contains(si, `"state": "LIVE"`) {
+			t.Errorf("/server_info:\n%s", si)
+		}
 		if !strings.Contains(f.log.String(), "source_identity=spiffe://cluster.local/ns/default/sa/sleep") ||
 			!strings.Contains(f.log.String(), "destination_identity=spiffe://cluster.local/ns/default/sa/reviews-v") {
 			t.Errorf("access log lacks identities:\n%.600s", f.log.String())
@@ -353,4 +380,50 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The waypoint is not ready on its first xDS response: like Envoy's init manager it waits for listeners
+// and clusters and then for the route configurations and endpoints they reference. (It used to report
+// ready after the first snapshot, so traffic could arrive before main_internal had its filter chains.)
+func TestReadyWaitsForWarming(t *testing.T) {
+	f := newFixture(t, xdstype.Listener, xdstype.Route)
+	ready := func() string {
+		resp, err := http.Get("http://" + f.admin + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: %v", what, f.wp.XDS().Status())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("clusters and endpoints applied", func() bool {
+		st := f.wp.XDS().Status()
+		return st["cds"].Version == "v1" && st["eds"].Version == "v1" && len(f.wp.Engine().Table().Clusters) > 0
+	})
+	if f.wp.Ready() || ready() != "503 PRE_INITIALIZING" {
+		t.Fatalf("with clusters only: Ready() = %v, /ready = %s; want not ready", f.wp.Ready(), ready())
+	}
+	f.xds.Release(xdstype.Listener)
+	waitUntil("listeners applied", func() bool { return f.wp.XDS().Status()["lds"].Version == "v1" })
+	if f.wp.Ready() || ready() != "503 PRE_INITIALIZING" {
+		t.Fatalf("with routes still warming: Ready() = %v, /ready = %s; want not ready", f.wp.Ready(), ready())
+	}
+	f.xds.Release(xdstype.Route)
+	waitUntil("ready", f.wp.Ready)
+	if got := ready(); got != "200 LIVE" {
+		t.Errorf("/ready = %s, want 200 LIVE", got)
+	}
+	if len(f.wp.Engine().Table().Routes) == 0 {
+		t.Error("ready without route configurations")
+	}
 }

@@ -43,6 +43,16 @@ type Snapshot struct {
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	// Versions maps a type URL to the version_info last accepted.
 	Versions map[string]string
+	// Meta maps a type URL and a resource name to when that resource last changed: the version_info
+	// of the response that brought its current content and the time the client accepted it (what
+	// Envoy's config dump shows per resource). Only on snapshots from Snapshot, not on candidates.
+	Meta map[string]map[string]ResourceMeta
+}
+
+// ResourceMeta is when one resource last changed.
+type ResourceMeta struct {
+	Version     string
+	LastUpdated time.Time
 }
 
 // Options configure a Client.
@@ -76,18 +86,23 @@ type TypeStatus struct {
 type Client struct {
 	opts Options
 
-	mu        sync.Mutex
-	state     map[string]*typeState
-	connected bool
-	applied   bool
+	mu          sync.Mutex
+	state       map[string]*typeState
+	connected   bool
+	applied     bool
+	initialized bool
 }
 
 type typeState struct {
 	version, nonce string
 	names          []string // nil: wildcard
 	resources      map[string]proto.Message
+	meta           map[string]ResourceMeta
 	lastErr        string
 	updated        time.Time
+	// answered: a response (accepted or rejected) arrived while the type was subscribed. Like the
+	// targets of Envoy's init manager, a type is done with its first response either way.
+	answered bool
 }
 
 // New returns a client; nothing happens until Run.
@@ -109,7 +124,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, state: map[string]*typeState{}}
 	for _, t := range allTypes {
-		c.state[t] = &typeState{resources: map[string]proto.Message{}}
+		c.state[t] = &typeState{resources: map[string]proto.Message{}, meta: map[string]ResourceMeta{}}
 	}
 	// Routes and endpoints are asked for by name once listeners and clusters name them.
 	c.state[xdstype.Route].names = []string{}
@@ -171,6 +186,34 @@ func (c *Client) Applied() bool {
 	return c.applied
 }
 
+// Initialized reports whether the initial config is complete, as Envoy's init manager decides that a
+// proxy may go LIVE: clusters and listeners (wildcard) have had their first response, and so have the
+// endpoints the clusters named and the route configurations the listeners named (cluster and listener
+// warming). A rejected first response counts as one, as in Envoy, so a bad config does not hold a proxy
+// in PRE_INITIALIZING forever. Once true it stays true: later changes warm without un-readying the proxy.
+func (c *Client) Initialized() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.initialized {
+		return true
+	}
+	for _, t := range allTypes {
+		st := c.state[t]
+		subscribed := st.names == nil || len(st.names) > 0
+		if subscribed && !st.answered {
+			return false
+		}
+	}
+	c.initialized = true
+	return true
+}
+
+// Node is the node the client presents.
+func (c *Client) Node() *corev3.Node { return c.opts.Node }
+
+// Address is the ADS server the client dials.
+func (c *Client) Address() string { return c.opts.Address }
+
 // session runs one stream; progressed says whether it got any response (which resets the back-off).
 func (c *Client) session(ctx context.Context) (progressed bool, err error) {
 	conn, err := grpc.NewClient(c.opts.Address, c.opts.DialOptions...)
@@ -230,6 +273,7 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse) []*discoveryv3.Disc
 		return []*discoveryv3.DiscoveryRequest{{TypeUrl: t, ResponseNonce: resp.GetNonce(),
 			ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: "unsupported type " + t}}}
 	}
+	st.answered = true
 	nack := func(err error) []*discoveryv3.DiscoveryRequest {
 		st.nonce = resp.GetNonce()
 		st.lastErr = err.Error()
@@ -263,8 +307,17 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse) []*discoveryv3.Disc
 	if err := c.opts.Apply(snap); err != nil {
 		return nack(err)
 	}
-	st.resources = candidate
-	st.version, st.nonce, st.lastErr, st.updated = resp.GetVersionInfo(), resp.GetNonce(), "", time.Now()
+	now := time.Now()
+	meta := make(map[string]ResourceMeta, len(candidate))
+	for n, m := range candidate {
+		if old, ok := st.resources[n]; ok && proto.Equal(old, m) {
+			meta[n] = st.meta[n]
+		} else {
+			meta[n] = ResourceMeta{Version: resp.GetVersionInfo(), LastUpdated: now}
+		}
+	}
+	st.resources, st.meta = candidate, meta
+	st.version, st.nonce, st.lastErr, st.updated = resp.GetVersionInfo(), resp.GetNonce(), "", now
 	c.applied = true
 	out := []*discoveryv3.DiscoveryRequest{{TypeUrl: t, VersionInfo: st.version, ResponseNonce: st.nonce, ResourceNames: slices.Clone(st.names)}}
 	switch t {
@@ -282,10 +335,14 @@ func (c *Client) resubscribe(t string, names []string) []*discoveryv3.DiscoveryR
 	if slices.Equal(st.names, names) {
 		return nil
 	}
+	if len(st.names) == 0 && len(names) > 0 {
+		st.answered = false // newly subscribed: wait for its first response
+	}
 	st.names = names
 	for n := range st.resources {
 		if !slices.Contains(names, n) {
 			delete(st.resources, n)
+			delete(st.meta, n)
 		}
 	}
 	return []*discoveryv3.DiscoveryRequest{{TypeUrl: t, VersionInfo: st.version, ResponseNonce: st.nonce, ResourceNames: slices.Clone(names)}}
@@ -345,11 +402,20 @@ func resourceName(m proto.Message) string {
 	return ""
 }
 
-// Snapshot returns the config currently accepted.
+// Snapshot returns the config currently accepted, with each resource's ResourceMeta.
 func (c *Client) Snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.snapshotLocked()
+	s := c.snapshotLocked()
+	s.Meta = map[string]map[string]ResourceMeta{}
+	for _, t := range allTypes {
+		m := make(map[string]ResourceMeta, len(c.state[t].meta))
+		for n, v := range c.state[t].meta {
+			m[n] = v
+		}
+		s.Meta[t] = m
+	}
+	return s
 }
 
 func (c *Client) snapshotLocked() Snapshot {

@@ -102,3 +102,57 @@ func TestSubscribeAckNackReconnect(t *testing.T) {
 		return s.Versions[xdstype.Endpoint] == "v3" && len(s.Endpoints) == 1 && len(s.Endpoints[0].GetEndpoints()[0].GetLbEndpoints()) == 2
 	})
 }
+
+// Initialized follows Envoy's init manager: not after the first response, only once CDS, LDS and the
+// EDS and RDS names they referenced have all been answered.
+func TestInitializedWaitsForWarming(t *testing.T) {
+	srv := xdstest.Start(t, "")
+	node := NewNode("waypoint", "default", "waypoint", nil, "test")
+	srv.Hold(xdstype.Listener, xdstype.Route)
+	srv.Set(t, node.Id, "v1", config(9080, "10.244.0.5:9080"))
+	c, err := New(Options{Address: srv.Addr, Node: node, Apply: func(Snapshot) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+
+	waitFor(t, "CDS and EDS at v1", func() bool {
+		st := c.Status()
+		return st["cds"].Version == "v1" && st["eds"].Version == "v1"
+	})
+	if !c.Applied() || c.Initialized() {
+		t.Fatalf("with clusters and endpoints only: applied %v, initialized %v; want applied and not initialized", c.Applied(), c.Initialized())
+	}
+	srv.Release(xdstype.Listener)
+	waitFor(t, "LDS at v1 and an RDS subscription", func() bool {
+		st := c.Status()
+		return st["lds"].Version == "v1" && len(st["rds"].Names) == 1
+	})
+	if c.Initialized() {
+		t.Fatal("initialized while the listeners' route configuration is still warming")
+	}
+	srv.Release(xdstype.Route)
+	waitFor(t, "initialized", c.Initialized)
+
+	// Per-resource metadata: a push that changes only endpoints leaves the cluster at v1.
+	s1 := c.Snapshot()
+	cl := s1.Clusters[0].GetName()
+	m1 := s1.Meta[xdstype.Cluster][cl]
+	if m1.Version != "v1" || m1.LastUpdated.IsZero() {
+		t.Fatalf("cluster meta = %+v", m1)
+	}
+	srv.Set(t, node.Id, "v2", config(9080, "10.244.0.5:9080", "10.244.0.6:9080"))
+	waitFor(t, "EDS at v2", func() bool { return c.Status()["eds"].Version == "v2" && c.Status()["cds"].Version == "v2" })
+	s2 := c.Snapshot()
+	if got := s2.Meta[xdstype.Cluster][cl]; got != m1 {
+		t.Errorf("unchanged cluster meta = %+v, want %+v", got, m1)
+	}
+	if got := s2.Meta[xdstype.Endpoint][s2.Endpoints[0].GetClusterName()]; got.Version != "v2" || !got.LastUpdated.After(m1.LastUpdated) {
+		t.Errorf("changed endpoints meta = %+v", got)
+	}
+	if !c.Initialized() {
+		t.Error("Initialized went back to false")
+	}
+}

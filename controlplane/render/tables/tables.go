@@ -487,40 +487,105 @@ func Address(a *corev3.Address) string {
 
 // Endpoints prints `ENDPOINT STATUS OUTLIER CHECK CLUSTER` for EDS assignments and the load assignments of
 // static clusters.
-func Endpoints(w io.Writer, d *Dump) error {
-	type row struct{ ep, status, cluster string }
-	var rows []row
-	addCLA := func(name string, c *endpointv3.ClusterLoadAssignment) {
-		for _, loc := range c.GetEndpoints() {
-			for _, lb := range loc.LbEndpoints {
-				status := lb.HealthStatus.String()
-				if lb.HealthStatus == corev3.HealthStatus_UNKNOWN {
-					status = "HEALTHY" // Envoy treats an unknown status as healthy
-				}
-				rows = append(rows, row{Address(lb.GetEndpoint().GetAddress()), status, name})
-			}
+
+// endpointRow is one line of the endpoints table.
+type endpointRow struct {
+	address string
+	port    uint32
+	status  corev3.HealthStatus
+	outlier bool
+	cluster string
+}
+
+// endpointAddress splits an endpoint address as istioctl prints it: IP and port, or the whole
+// envoy://LISTENER/ENDPOINT_ID (or pipe path) with port 0.
+func endpointAddress(a *corev3.Address) (string, uint32) {
+	if sa := a.GetSocketAddress(); sa != nil {
+		return sa.GetAddress(), sa.GetPortValue()
+	}
+	if p := a.GetPipe(); p != nil {
+		return "unix://" + p.GetPath(), 0
+	}
+	if ia := a.GetEnvoyInternalAddress(); ia != nil && ia.GetServerListenerName() != "" {
+		return "envoy://" + ia.GetServerListenerName() + "/" + ia.GetEndpointId(), 0
+	}
+	return "unknown", 0
+}
+
+// printEndpoints prints rows as `istioctl proxy-config endpoints` does: sorted by address, port and
+// cluster, ADDRESS:PORT, the EDS health status, OK or FAILED for the outlier check.
+func printEndpoints(w io.Writer, rows []endpointRow) error {
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].address != rows[j].address {
+			return rows[i].address < rows[j].address
 		}
-	}
-	for _, c := range d.Endpoints {
-		addCLA(c.ClusterName, c)
-	}
-	for _, c := range d.Clusters {
-		if c.LoadAssignment != nil {
-			addCLA(c.Name, c.LoadAssignment)
-		}
-	}
-	sort.SliceStable(rows, func(i, j int) bool {
-		if rows[i].ep != rows[j].ep {
-			return rows[i].ep < rows[j].ep
+		if rows[i].port != rows[j].port {
+			return rows[i].port < rows[j].port
 		}
 		return rows[i].cluster < rows[j].cluster
 	})
-	tw := newWriter(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
 	fmt.Fprintln(tw, "ENDPOINT\tSTATUS\tOUTLIER CHECK\tCLUSTER")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ep, r.status, "OK", r.cluster)
+		ep := r.address
+		if r.port != 0 {
+			ep += ":" + strconv.Itoa(int(r.port))
+		}
+		outlier := "OK"
+		if r.outlier {
+			outlier = "FAILED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ep, r.status, outlier, r.cluster)
 	}
 	return tw.Flush()
+}
+
+// Endpoints prints the endpoints of a config dump in istioctl's `proxy-config endpoints` table
+// (ENDPOINT STATUS OUTLIER CHECK CLUSTER): the EDS assignments (a dump taken with ?include_eds, or
+// rendered) and the clusters' inline load assignments. An unknown health status shows as HEALTHY, as
+// Envoy reports it. A live proxy's endpoints are best read from /clusters?format=json: EndpointsFromClusters.
+func Endpoints(w io.Writer, d *Dump) error {
+	var rows []endpointRow
+	add := func(name string, c *endpointv3.ClusterLoadAssignment) {
+		for _, loc := range c.GetEndpoints() {
+			for _, lb := range loc.LbEndpoints {
+				status := lb.HealthStatus
+				if status == corev3.HealthStatus_UNKNOWN {
+					status = corev3.HealthStatus_HEALTHY
+				}
+				addr, port := endpointAddress(lb.GetEndpoint().GetAddress())
+				rows = append(rows, endpointRow{address: addr, port: port, status: status, cluster: name})
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range d.Endpoints {
+		if !seen[c.ClusterName] {
+			seen[c.ClusterName] = true
+			add(c.ClusterName, c)
+		}
+	}
+	for _, c := range d.Clusters {
+		if c.LoadAssignment != nil && !seen[c.Name] {
+			seen[c.Name] = true
+			add(c.Name, c.LoadAssignment)
+		}
+	}
+	return printEndpoints(w, rows)
+}
+
+// EndpointsFromClusters prints the hosts of an Envoy /clusters?format=json answer the way
+// `istioctl proxy-config endpoints` does (which reads that, not the config dump).
+func EndpointsFromClusters(w io.Writer, cs *adminv3.Clusters) error {
+	var rows []endpointRow
+	for _, c := range cs.GetClusterStatuses() {
+		for _, h := range c.GetHostStatuses() {
+			addr, port := endpointAddress(h.GetAddress())
+			rows = append(rows, endpointRow{address: addr, port: port, status: h.GetHealthStatus().GetEdsHealthStatus(),
+				outlier: h.GetHealthStatus().GetFailedOutlierCheck(), cluster: c.GetName()})
+		}
+	}
+	return printEndpoints(w, rows)
 }
 
 // All prints clusters, listeners, routes and endpoints, separated by blank lines (istioctl's order).

@@ -7,6 +7,7 @@ package xdstest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -32,6 +33,7 @@ type Server struct {
 	changed  chan struct{}        // closed and replaced on every Set
 	requests []*discoveryv3.DiscoveryRequest
 	notify   chan struct{}
+	held     map[string]bool // types whose responses are withheld
 }
 
 type snapshot struct {
@@ -79,6 +81,30 @@ func (s *Server) Set(t testing.TB, node, version string, cfg l7test.Config) {
 	}
 	s.mu.Lock()
 	s.snaps[node] = snap
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Hold withholds responses of the given types until Release, to see a client between the types of
+// one config (Envoy's warming).
+func (s *Server) Hold(types ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = map[string]bool{}
+	}
+	for _, t := range types {
+		s.held[t] = true
+	}
+}
+
+// Release sends what Hold withheld.
+func (s *Server) Release(types ...string) {
+	s.mu.Lock()
+	for _, t := range types {
+		delete(s.held, t)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -134,13 +160,14 @@ func (s *Server) StreamAggregatedResources(stream discoveryv3.AggregatedDiscover
 	push := func() error {
 		s.mu.Lock()
 		snap := s.snaps[node]
+		held := maps.Clone(s.held)
 		s.mu.Unlock()
 		if snap == nil {
 			return nil
 		}
 		for _, t := range []string{xdstype.Cluster, xdstype.Endpoint, xdstype.Listener, xdstype.Route} {
 			w := watches[t]
-			if w == nil {
+			if w == nil || held[t] {
 				continue
 			}
 			wildcard := (t == xdstype.Listener || t == xdstype.Cluster) && len(w.names) == 0
