@@ -30,6 +30,7 @@ type Doc struct {
 	Source string // the file name, as given
 	Index  int    // 1-based index of the YAML document in Source
 	Items  []int  // for an item of a List: its 1-based index in each enclosing List, outermost first
+	List   *Doc   // for an item of a List: that List (its JSON has every item; Raw is set when it is a document)
 	Line   int    // the line of Source where the object starts
 	// Raw is the document's YAML text for a top-level document; nil for an item of a List.
 	Raw []byte
@@ -264,7 +265,7 @@ func object(d *Doc, js []byte) ([]*Doc, error) {
 	)
 	itemsNode := d.lookup("items")
 	for i, raw := range deref(head.Items) {
-		item := &Doc{Source: d.Source, Index: d.Index, Items: append(append([]int(nil), d.Items...), i+1), Line: d.Line}
+		item := &Doc{Source: d.Source, Index: d.Index, Items: append(append([]int(nil), d.Items...), i+1), Line: d.Line, List: d}
 		if itemsNode != nil && itemsNode.Kind == yamlv3.SequenceNode && i < len(itemsNode.Content) {
 			item.node = itemsNode.Content[i]
 			item.Line = item.node.Line

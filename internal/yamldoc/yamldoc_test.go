@@ -60,6 +60,9 @@ func TestRead(t *testing.T) {
 	if docs[0].Raw == nil || docs[1].Raw != nil {
 		t.Errorf("Raw should be set for documents only")
 	}
+	if l := docs[2].List; l == nil || l.Kind != "List" || l.List != docs[1].List || l.List.Raw == nil || docs[0].List != nil {
+		t.Errorf("List links wrong: item 2.1 is in %+v", l)
+	}
 	for _, tc := range []struct {
 		doc  int
 		path string
