@@ -131,12 +131,12 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	for _, lo := range objs {
 		key, _ := KeyOf(lo.obj)
 		if first, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: %s is defined twice (first in %s)", lo.where, key, first.where))
+			errs = append(errs, &yamldoc.Error{Doc: lo.doc, Line: lo.doc.Line, Err: fmt.Errorf("%s is defined twice (first in %s)", key, first.where())})
 			continue
 		}
 		seen[key] = lo
 		if _, err := store.Add(lo.obj); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", lo.where, err))
+			errs = append(errs, &yamldoc.Error{Doc: lo.doc, Line: lo.doc.Line, Err: err})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -157,8 +157,13 @@ func Decode(name string, data []byte) ([]Object, []Warning, error) {
 }
 
 type located struct {
-	obj   Object
-	where string // "file: document N (Kind ns/name), line L"
+	obj Object
+	doc *yamldoc.Doc
+}
+
+// where names lo in messages: "file: document N (Kind ns/name), line L".
+func (lo located) where() string {
+	return fmt.Sprintf("%s, line %d", lo.doc.Where(), lo.doc.Line)
 }
 
 func expand(path string) ([]string, error) {
@@ -209,7 +214,7 @@ func decodeFile(file string, data []byte) ([]located, []Warning, error) {
 			continue
 		}
 		if obj != nil {
-			objs = append(objs, located{obj: obj, where: fmt.Sprintf("%s, line %d", d.Where(), d.Line)})
+			objs = append(objs, located{obj: obj, doc: d})
 		}
 	}
 	return objs, warnings, errors.Join(errs...)
