@@ -176,7 +176,7 @@ func TestKubeInjectErrors(t *testing.T) {
 		{[]string{"-f", "testdata/app.yaml", "--image", img, "--namespace-labels", "a=b=c"}, true, "--namespace-labels"},
 		{[]string{"-f", "missing.yaml", "--image", img}, false, "missing.yaml"},
 		{[]string{"-f", "testdata/app.yaml", "--image", img, "--template", broken}, false, "parsing injection template"},
-		{[]string{"-f", bad, "--image", img}, true, "bad.yaml: document 1 (Deployment x), line 1: decoding apps/v1 Deployment"},
+		{[]string{"-f", bad, "--image", img}, true, "bad.yaml: document 1 (Deployment x), line 4: spec.replicas: a string cannot be decoded into int32"},
 		{[]string{"-f", misspelt, "--image", img}, true, `misspelt.yaml: document 1 item 1 (Deployment default/x), line 14: unknown field "spec.template.spec.containers[0].imagee"`},
 	} {
 		_, err := run("", tc.args...)

@@ -235,7 +235,7 @@ func decodeDocument(d *yamldoc.Doc) (Object, []string, error) {
 	if err != nil {
 		var invalid *validation.Error
 		if !errors.As(err, &invalid) {
-			return nil, warnings, &yamldoc.Error{Doc: d, Line: d.Line, Err: err}
+			return nil, warnings, d.DecodeError("decoding "+d.APIVersion+" "+d.Kind, err)
 		}
 		errs := make([]error, len(invalid.Errs))
 		for i, fe := range invalid.Errs {

@@ -69,7 +69,7 @@ func TestLoadFilesRejectsBadInput(t *testing.T) {
 		{"malformed YAML", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n", []string{"bad.yaml: document 1, line 2: malformed YAML"}},
 		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"bad.yaml: document 1, line 1: missing apiVersion or kind"}},
 		{"unknown field", "---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {clusterIp: 10.0.0.1}\n", []string{`bad.yaml: document 1 (Service x), line 5: unknown field "spec.clusterIp"`}},
-		{"wrong type", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n", []string{"bad.yaml: document 1 (Pod x), line 1: decoding v1 Pod"}},
+		{"wrong type", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n", []string{"bad.yaml: document 1 (Pod x), line 4: spec.containers: a number cannot be decoded into []v1.Container"}},
 		{"no name", "apiVersion: v1\nkind: Pod\nmetadata: {}\n", []string{"bad.yaml: document 1 (Pod), line 3: metadata.name: Required value"}},
 		{"not an object", "- a\n- b\n", []string{"not a Kubernetes object"}},
 		{"duplicate", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",

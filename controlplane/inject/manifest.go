@@ -107,7 +107,7 @@ func (d *Document) decode(yd *yamldoc.Doc) error {
 		}
 		return errors.Join(errs...)
 	case err != nil:
-		return &yamldoc.Error{Doc: yd, Line: yd.Line, Err: err}
+		return yd.DecodeError("decoding "+yd.APIVersion+" "+yd.Kind, err)
 	default:
 		switch o := ro.(type) {
 		case *corev1.Namespace:
@@ -143,7 +143,7 @@ func (d *Document) decode(yd *yamldoc.Doc) error {
 	// Strict, like the API server's field validation: a misspelt field is an error, not a silent drop.
 	strict, err := sigsjson.UnmarshalStrict(yd.JSON, d.obj, sigsjson.DisallowUnknownFields)
 	if err != nil {
-		return &yamldoc.Error{Doc: yd, Line: yd.Line, Err: fmt.Errorf("decoding %s %s: %w", yd.APIVersion, yd.Kind, err)}
+		return yd.DecodeError("decoding "+yd.APIVersion+" "+yd.Kind, err)
 	}
 	if len(strict) > 0 {
 		errs := make([]error, len(strict))

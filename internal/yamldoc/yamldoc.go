@@ -101,6 +101,18 @@ func (d *Doc) Errorf(path string, format string, args ...any) *Error {
 	return &Error{Doc: d, Line: d.LineOf(path), Err: fmt.Errorf(format, args...)}
 }
 
+// goTypeError matches the message of a JSON type error from encoding/json or sigs.k8s.io/json.
+var goTypeError = regexp.MustCompile(`cannot unmarshal (\w+) into Go struct field \w+\.(\S+) of type (\S+)`)
+
+// DecodeError is an *Error for an error from decoding d's JSON into a typed object: a value of the wrong
+// type is reported at its field and line (`spec.replicas: a string cannot be decoded into int32`).
+func (d *Doc) DecodeError(what string, err error) *Error {
+	if m := goTypeError.FindStringSubmatch(err.Error()); m != nil {
+		return d.Errorf(m[2], "%s: a %s cannot be decoded into %s", m[2], m[1], m[3])
+	}
+	return &Error{Doc: d, Line: d.Line, Err: fmt.Errorf("%s: %w", what, err)}
+}
+
 // ReadFile is Read of a file's content, with the file's name in messages.
 func ReadFile(name string, data []byte) ([]*Doc, error) {
 	return Read(name, bytes.NewReader(data))
