@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -138,24 +140,20 @@ func (d *Document) decode(yd *yamldoc.Doc) error {
 		o := &batchv1.CronJob{}
 		d.obj, tmpl = o, &o.Spec.JobTemplate.Spec.Template
 	default:
-		return nil // a kind kube-inject passes through
-	}
-	// Strict, like the API server's field validation: a misspelt field is an error, not a silent drop.
-	strict, err := sigsjson.UnmarshalStrict(yd.JSON, d.obj, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return yd.DecodeError("decoding "+yd.APIVersion+" "+yd.Kind, err)
-	}
-	if len(strict) > 0 {
-		errs := make([]error, len(strict))
-		for i, e := range strict {
-			var fp interface{ FieldPath() string }
-			if errors.As(e, &fp) {
-				errs[i] = yd.Errorf(fp.FieldPath(), "%v", e)
-			} else {
-				errs[i] = &yamldoc.Error{Doc: yd, Line: yd.Line, Err: e}
-			}
+		// A kind kube-inject passes through verbatim. A built-in Kubernetes kind (ConfigMap, Service...) is
+		// still decoded strictly, so that a misspelt field is caught; custom resources have no schema here.
+		gv, err := schema.ParseGroupVersion(yd.APIVersion)
+		if err != nil {
+			return nil
 		}
-		return errors.Join(errs...)
+		obj, err := scheme.Scheme.New(gv.WithKind(yd.Kind))
+		if err != nil {
+			return nil
+		}
+		return strictDecode(yd, obj)
+	}
+	if err := strictDecode(yd, d.obj); err != nil {
+		return err
 	}
 	meta := *tmpl.ObjectMeta.DeepCopy()
 	if meta.Name == "" {
@@ -166,6 +164,25 @@ func (d *Document) decode(yd *yamldoc.Doc) error {
 	}
 	d.Pod = &corev1.Pod{ObjectMeta: meta, Spec: *tmpl.Spec.DeepCopy()}
 	return nil
+}
+
+// strictDecode decodes yd into obj like the API server's strict field validation: a misspelt field is an
+// error naming its path and line, not a silent drop.
+func strictDecode(yd *yamldoc.Doc, obj any) error {
+	strict, err := sigsjson.UnmarshalStrict(yd.JSON, obj, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return yd.DecodeError("decoding "+yd.APIVersion+" "+yd.Kind, err)
+	}
+	errs := make([]error, len(strict))
+	for i, e := range strict {
+		var fp interface{ FieldPath() string }
+		if errors.As(e, &fp) {
+			errs[i] = yd.Errorf(fp.FieldPath(), "%v", e)
+		} else {
+			errs[i] = &yamldoc.Error{Doc: yd, Line: yd.Line, Err: e}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // SetPod replaces the document's pod (or pod template) with pod and re-renders Raw.

@@ -33,6 +33,8 @@ spec:
           restartPolcy: Never
           containers: [{name: c, image: x}]
 `, []string{`m.yaml: document 1 (CronJob c), line 10: unknown field "spec.jobTemplate.spec.template.spec.restartPolcy"`}},
+		{"misspelt field in a pass-through ConfigMap", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\nbinarydata: {}\n",
+			[]string{`m.yaml: document 1 (ConfigMap c), line 5: unknown field "binarydata"`}},
 		{"every document", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: x}], hostnetwork: true}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: B}\n",
 			[]string{`m.yaml: document 1 (Pod a), line 4: unknown field "spec.hostnetwork"`, `m.yaml: document 2 (Namespace B), line 8: metadata.name: Invalid value: "B"`}},
 	} {
