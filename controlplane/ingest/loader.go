@@ -145,8 +145,10 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	return store, warnings, nil
 }
 
-// Decode parses one multi-document YAML stream; name is used in messages. It returns every object it could
-// decode and an error joining every document that failed.
+// Decode parses one multi-document YAML stream strictly and validates its objects, as LoadFiles does; name
+// is used in messages. When the stream cannot be split into documents (malformed YAML, a duplicate key) it
+// returns no objects; otherwise it returns every object that decoded and validated, and an error joining
+// every one that did not.
 func Decode(name string, data []byte) ([]Object, []Warning, error) {
 	lo, w, err := decodeFile(name, data)
 	objs := make([]Object, len(lo))
