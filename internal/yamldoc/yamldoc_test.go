@@ -146,3 +146,31 @@ func TestReadError(t *testing.T) {
 		t.Fatalf("Read() = %v, %v", docs, err)
 	}
 }
+
+func TestReadEdges(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []string // Where @line of each object
+	}{
+		{"empty", "", nil},
+		{"only separators", "---\n---\n", nil},
+		{"CRLF", "apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}\r\n---\r\napiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: b}\r\n", []string{"f: document 1 (Namespace a) @1", "f: document 2 (Namespace b) @5"}},
+		{"document end marker", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n...\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n", []string{"f: document 1 (Namespace a) @1", "f: document 2 (Namespace b) @6"}},
+		{"four dashes are not a separator", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  k: |\n    ----\n", []string{"f: document 1 (ConfigMap a) @1"}},
+		{"empty List", "apiVersion: v1\nkind: List\nitems: []\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := Read("f", strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range docs {
+				got = append(got, d.Where()+" @"+strconv.Itoa(d.Line))
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
