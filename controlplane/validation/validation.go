@@ -11,11 +11,12 @@
 // GatewayClass, Gateway, HTTPRoute) get strict decoding and a subset of the API server's and the Gateway API
 // CRDs' rules (see kube.go), so that every offline loader checks every object it reads.
 //
-// Validate checks a typed object (istio.io/client-go v1 types, whatever apiVersion its TypeMeta names).
-// ValidateYAML checks one YAML or JSON document before and after decoding it, and so also catches what
-// decoding into typed objects silently loses: misspelt fields, two members of a oneof, unknown enum names.
-// Every violation is reported with its field path in the object's YAML form, for example
-// `spec.http[0].route[1].weight: Invalid value: -10: must not be negative`.
+// Validate checks a typed object (istio.io/client-go v1, k8s.io/api or Gateway API v1 types, whatever
+// apiVersion its TypeMeta names). ValidateYAML checks one YAML or JSON document before and after decoding
+// it, and so also catches what decoding into typed objects silently loses: misspelt fields, two members of
+// a oneof, unknown enum names. Every violation is reported with its field path in the object's YAML form,
+// for example `spec.http[0].route[1].weight: Invalid value: -10: must not be negative`, and a field the kind
+// does not have as the API server says it: `unknown field "spec.actoin"` (see Message).
 package validation
 
 import (
