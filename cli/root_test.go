@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,6 +36,53 @@ func TestExitCodes(t *testing.T) {
 		}
 		if code != 0 && !strings.Contains(stderr, "ERROR") {
 			t.Errorf("meshlab %s: exit %d without an error message on stderr: %q", strings.Join(tc.args, " "), code, stderr)
+		}
+	}
+}
+
+// Bad input files exit 2 with the message on stderr and nothing on stdout: render, kube-inject and inject
+// check share the strict loaders.
+func TestBadInputExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policy, []byte(`apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny
+  namespace: default
+spec:
+  actoin: DENY
+  rules: [{from: [{source: {namespaces: [foo]}}]}]
+`), 0o644)
+	deploy := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(deploy, []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: x
+        image: y
+`), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"render", "-f", policy, "--proxy", "ztunnel/n"}, `policy.yaml: document 2 (AuthorizationPolicy default/deny), line 11: unknown field "spec.actoin"`},
+		{[]string{"kube-inject", "-f", deploy, "--image", "x:1"}, `deploy.yaml: document 1, line 12: duplicate key "spec.template.spec.containers[0].image" (first at line 11)`},
+		{[]string{"inject", "check", "-f", deploy}, `deploy.yaml: document 1, line 12: duplicate key`},
+	} {
+		code, stdout, stderr := run(tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) || stdout != "" {
+			t.Errorf("meshlab %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", strings.Join(tc.args, " "), code, stdout, stderr, tc.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/internal/yamldoc"
 )
 
 // Globals are the persistent flags of the root command.
@@ -47,6 +48,17 @@ func Usagef(format string, args ...any) error {
 func IsUsage(err error) bool {
 	var u *UsageError
 	return errors.As(err, &u)
+}
+
+// BadInput classifies an error of reading the user's YAML: when the input itself is wrong (malformed,
+// misspelt fields, invalid config; any *yamldoc.Error in err) it is a UsageError, so meshlab exits 2 as for
+// any wrong invocation; other errors (a file that cannot be read) are returned as they are and exit 1.
+func BadInput(err error) error {
+	var bad *yamldoc.Error
+	if err != nil && errors.As(err, &bad) {
+		return &UsageError{Err: err}
+	}
+	return err
 }
 
 // ExactArgs is cobra.ExactArgs returning a UsageError.

@@ -106,9 +106,9 @@ func runCheck(ctx context.Context, env cliutil.Env, flags *checkFlags, args []st
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", flags.file, err)
 		}
-		docs, err := cpinject.ReadManifest(data)
+		docs, err := cpinject.ReadManifest(flags.file, data)
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", flags.file, err)
+			return cliutil.BadInput(err) // malformed or invalid input exits 2
 		}
 		lookup := cpinject.LabelsFromManifest(docs, nil)
 		if labelsGiven {

@@ -175,6 +175,43 @@ spec: {containers: [{name: plain, image: x}]}
 	}
 }
 
+// A List (what `kubectl get -o yaml` prints), nested too, is checked item by item; bad input is a usage
+// error naming the document, line and field.
+func TestCheckFileListAndBadInput(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list.yaml")
+	os.WriteFile(list, []byte(`apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a, namespace: shop}
+  spec: {containers: [{name: a, image: x}]}
+- apiVersion: v1
+  kind: List
+  items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: b, namespace: shop}
+    spec: {containers: [{name: b, image: x}]}
+`), 0o644)
+	out, err := run(nil, "check", "-f", list, "--namespace-labels", "istio-injection=enabled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shop       pod/a  yes", "shop       pod/b  yes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: a, image: x}]\n  serviceAcount: x\n"), 0o644)
+	_, err = run(nil, "check", "-f", bad)
+	if !cliutil.IsUsage(err) || !strings.Contains(err.Error(), `bad.yaml: document 1 (Pod a), line 6: unknown field "spec.serviceAcount"`) {
+		t.Errorf("check -f bad.yaml = %v, want a usage error naming the field", err)
+	}
+}
+
 // TestCheckPod reads a pod and its namespace through client-go from a small API server stand-in.
 func TestCheckPod(t *testing.T) {
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

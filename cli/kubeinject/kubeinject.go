@@ -31,7 +31,10 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Long: `kube-inject reads Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs and CronJobs and adds the
 sidecar (the istio-init and istio-proxy containers) to each pod template the webhook would inject, deciding
 with the same rules as if each namespace had the labels given by --namespace-labels (default
-istio-injection=enabled). Other documents pass through unchanged. -f - reads standard input.`,
+istio-injection=enabled). Other documents pass through unchanged; kind: List documents (what kubectl get -o
+yaml prints) are read as their items. Documents are decoded strictly and validated: a misspelt field, a
+duplicate key or an invalid object is an error naming document, line and field, and nothing is written
+(exit 2). -f - reads standard input.`,
 		Example: `  meshlab kube-inject -f bookinfo.yaml | kubectl apply -f -
   meshlab kube-inject -f app.yaml -o app-injected.yaml --namespace-labels istio.io/rev=default`,
 		Args: cliutil.NoArgs,
@@ -77,9 +80,13 @@ func runE(env cliutil.Env, flags *flagpole) error {
 			return fmt.Errorf("finding this binary's image (or pass --image): %w", err)
 		}
 	}
-	docs, err := inject.ReadManifest(data)
+	name := flags.file
+	if name == "-" {
+		name = "<stdin>"
+	}
+	docs, err := inject.ReadManifest(name, data)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", flags.file, err)
+		return cliutil.BadInput(err) // malformed or invalid input exits 2, and nothing is written
 	}
 	decisions, err := inject.InjectManifest(docs, inject.ManifestOptions{
 		Namespace:       flags.namespace,

@@ -74,7 +74,7 @@ func TestKubeInjectBehaviour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := inject.ReadManifest([]byte(out))
+	docs, err := inject.ReadManifest("out.yaml", []byte(out))
 	if err != nil {
 		t.Fatalf("output does not read back: %v", err)
 	}
@@ -108,12 +108,65 @@ func TestKubeInjectBehaviour(t *testing.T) {
 	}
 }
 
+// list is what `kubectl get deploy -o yaml` prints for one Deployment (with container lines added), inside
+// a List nested in a List.
+func list(container string) string {
+	return `apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: x, namespace: default}
+  spec:
+    selector: {matchLabels: {app: x}}
+    template:
+      metadata: {labels: {app: x}}
+      spec:
+        containers:
+        - name: app
+` + strings.ReplaceAll(container, "    ", "          ") + `- apiVersion: v1
+  kind: List
+  items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: p, namespace: default}
+    spec: {containers: [{name: app, image: x}]}
+metadata: {resourceVersion: ""}
+`
+}
+
+// kind: List (and a List in it) is read as its items: each pod is injected, the List stays a List.
+func TestKubeInjectList(t *testing.T) {
+	out, err := run(list("    image: x\n"), "-f", "-", "--image", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := inject.ReadManifest("out.yaml", []byte(out))
+	if err != nil {
+		t.Fatalf("output does not read back: %v\n%s", err, out)
+	}
+	if len(docs) != 1 || docs[0].Kind != "List" || len(docs[0].Items) != 2 || docs[0].Items[1].Kind != "List" {
+		t.Fatalf("output is not the List:\n%s", out)
+	}
+	var injected []string
+	for _, d := range inject.Leaves(docs) {
+		if _, ok := d.Pod.Annotations[inject.AnnotationStatus]; ok {
+			injected = append(injected, d.Kind+"/"+d.Name)
+		}
+	}
+	if strings.Join(injected, ",") != "Deployment/x,Pod/p" {
+		t.Errorf("injected %v, want the Deployment and the Pod:\n%s", injected, out)
+	}
+}
+
 func TestKubeInjectErrors(t *testing.T) {
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken.tmpl")
 	os.WriteFile(broken, []byte("spec: {{ .Nope"), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n"), 0o644)
+	misspelt := filepath.Join(dir, "misspelt.yaml")
+	os.WriteFile(misspelt, []byte(list("    imagee: x\n")), 0o644)
 	for _, tc := range []struct {
 		args  []string
 		usage bool
@@ -123,7 +176,8 @@ func TestKubeInjectErrors(t *testing.T) {
 		{[]string{"-f", "testdata/app.yaml", "--image", img, "--namespace-labels", "a=b=c"}, true, "--namespace-labels"},
 		{[]string{"-f", "missing.yaml", "--image", img}, false, "missing.yaml"},
 		{[]string{"-f", "testdata/app.yaml", "--image", img, "--template", broken}, false, "parsing injection template"},
-		{[]string{"-f", bad, "--image", img}, false, "decoding Deployment x"},
+		{[]string{"-f", bad, "--image", img}, true, "bad.yaml: document 1 (Deployment x), line 4: spec.replicas: a string cannot be decoded into int32"},
+		{[]string{"-f", misspelt, "--image", img}, true, `misspelt.yaml: document 1 item 1 (Deployment default/x), line 14: unknown field "spec.template.spec.containers[0].imagee"`},
 	} {
 		_, err := run("", tc.args...)
 		if err == nil || cliutil.IsUsage(err) != tc.usage || !strings.Contains(err.Error(), tc.want) {

@@ -30,7 +30,11 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 serviceAccountName, spec.nodeName and status.podIP, ServiceAccounts, Gateways, HTTPRoutes, VirtualServices,
 DestinationRules, AuthorizationPolicies) into the control plane's config store and prints what the proxy would
 receive: an Envoy /config_dump for a waypoint or sidecar, workloads, services and policies for a ztunnel.
-Problems found in the config are reported as warnings; they do not stop the rest from rendering.`,
+Every object is decoded strictly and validated as Istio's admission webhook and the API server would:
+a misspelt field, a duplicate key or an invalid value is an error naming file, document, line and field, and
+nothing is rendered (exit 2). kind: List documents are read as their items. Problems found in the valid
+config (a route to a service that does not exist...) are reported as warnings; they do not stop the rest
+from rendering.`,
 		Example: `  meshlab render -f bookinfo.yaml -f reviews-vs.yaml --proxy waypoint/default/reviews-waypoint
   meshlab render -f manifests/ --proxy ztunnel/meshlab-worker -o yaml`,
 		Args: cliutil.NoArgs,
@@ -61,7 +65,7 @@ func runE(env cliutil.Env, flags *flagpole) error {
 		env.Logger.Warnf("%s", w)
 	}
 	if err != nil {
-		return err
+		return cliutil.BadInput(err) // malformed or invalid input exits 2
 	}
 	snap := model.Build(store.Objects())
 	for _, p := range snap.Problems {

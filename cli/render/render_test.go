@@ -59,7 +59,7 @@ func TestRenderErrors(t *testing.T) {
 		{"bad proxy id", []string{"-f", bookinfo, "--proxy", "gateway/x"}, true, `unknown kind "gateway"`},
 		{"bad format", []string{"-f", bookinfo, "--proxy", "ztunnel/n", "-o", "xml"}, true, "unknown output format"},
 		{"missing file", []string{"-f", "/nonexistent.yaml", "--proxy", "ztunnel/n"}, false, "/nonexistent.yaml: no such file"},
-		{"bad yaml", []string{"-f", bad, "--proxy", "ztunnel/n"}, false, "bad.yaml: document 1 (line 1): malformed YAML"},
+		{"bad yaml", []string{"-f", bad, "--proxy", "ztunnel/n"}, true, "bad.yaml: document 1, line 3: malformed YAML"},
 		{"unknown waypoint", []string{"-f", bookinfo, "--proxy", "waypoint/default/nope"}, false, "no waypoint default/nope"},
 		{"unknown node", []string{"-f", bookinfo, "--proxy", "ztunnel/nowhere"}, false, `no pods on node "nowhere"`},
 	} {

@@ -1,9 +1,6 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,24 +10,27 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	sigsjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/meshlab/meshlab/controlplane/validation"
+	"github.com/meshlab/meshlab/internal/yamldoc"
 )
 
-// Warning is something the loader skipped without failing, such as a kind the control plane does not read.
+// Warning is something the loader skipped or accepted with a remark, such as a kind the control plane does
+// not read or an Istio validation warning.
 type Warning struct {
 	File    string
-	Doc     int // 1-based index of the YAML document in File
-	Line    int // line where the document starts
+	Doc     int    // 1-based index of the YAML document in File
+	Line    int    // line where the object starts
+	Where   string // the object, e.g. "policy.yaml: document 2 (AuthorizationPolicy default/deny)"
 	Message string
 }
 
 func (w Warning) String() string {
-	return fmt.Sprintf("%s: document %d (line %d): %s", w.File, w.Doc, w.Line, w.Message)
+	return fmt.Sprintf("%s, line %d: %s", w.Where, w.Line, w.Message)
 }
 
 // newObject maps apiVersion and kind to an empty typed object. Istio and Gateway API objects are accepted
@@ -89,9 +89,12 @@ func newObject(apiVersion, kind string) Object {
 	return nil
 }
 
-// LoadFiles reads Kubernetes YAML (multi-document files, or directories of .yaml/.yml/.json files) into a
-// new store. It is all or nothing: on any error no store is returned. Kinds the control plane does not read
-// are skipped with a warning; malformed documents are errors naming the file, document and problem.
+// LoadFiles reads Kubernetes YAML (multi-document files, or directories of .yaml/.yml/.json files; Lists are
+// read as their items) into a new store. It is all or nothing: on any error no store is returned. Kinds the
+// control plane does not read are skipped with a warning. Every object is decoded strictly and validated
+// with controlplane/validation; problems are errors naming the file, document, object, line and field, e.g.
+// `policy.yaml: document 2 (AuthorizationPolicy default/deny), line 7: unknown field "spec.actoin"`. They
+// are *yamldoc.Errors (read errors are not).
 func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	if len(paths) == 0 {
 		return nil, nil, errors.New("no files given")
@@ -128,12 +131,12 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	for _, lo := range objs {
 		key, _ := KeyOf(lo.obj)
 		if first, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: %s is defined twice (first in %s)", lo.where, key, first.where))
+			errs = append(errs, &yamldoc.Error{Doc: lo.doc, Line: lo.doc.Line, Err: fmt.Errorf("%s is defined twice (first in %s)", key, first.where())})
 			continue
 		}
 		seen[key] = lo
 		if _, err := store.Add(lo.obj); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", lo.where, err))
+			errs = append(errs, &yamldoc.Error{Doc: lo.doc, Line: lo.doc.Line, Err: err})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -142,8 +145,10 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	return store, warnings, nil
 }
 
-// Decode parses one multi-document YAML stream; name is used in messages. It returns every object it could
-// decode and an error joining every document that failed.
+// Decode parses one multi-document YAML stream strictly and validates its objects, as LoadFiles does; name
+// is used in messages. When the stream cannot be split into documents (malformed YAML, a duplicate key) it
+// returns no objects; otherwise it returns every object that decoded and validated, and an error joining
+// every one that did not.
 func Decode(name string, data []byte) ([]Object, []Warning, error) {
 	lo, w, err := decodeFile(name, data)
 	objs := make([]Object, len(lo))
@@ -154,8 +159,13 @@ func Decode(name string, data []byte) ([]Object, []Warning, error) {
 }
 
 type located struct {
-	obj   Object
-	where string // "file: document N (line L)"
+	obj Object
+	doc *yamldoc.Doc
+}
+
+// where names lo in messages: "file: document N (Kind ns/name), line L".
+func (lo located) where() string {
+	return fmt.Sprintf("%s, line %d", lo.doc.Where(), lo.doc.Line)
 }
 
 func expand(path string) ([]string, error) {
@@ -186,130 +196,62 @@ func expand(path string) ([]string, error) {
 	return files, nil
 }
 
-type document struct {
-	index, line int
-	data        []byte
-}
-
-// splitDocuments splits a YAML stream on "---" lines, remembering where each document starts.
-func splitDocuments(data []byte) []document {
-	var (
-		docs []document
-		cur  bytes.Buffer
-		line = 0
-		doc  = document{index: 1, line: 1}
-	)
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if text == "---" || strings.HasPrefix(text, "--- ") || strings.HasPrefix(text, "---\t") {
-			doc.data = append([]byte(nil), cur.Bytes()...)
-			docs = append(docs, doc)
-			cur.Reset()
-			doc = document{index: doc.index + 1, line: line + 1}
-			continue
-		}
-		cur.WriteString(text)
-		cur.WriteByte('\n')
-	}
-	doc.data = cur.Bytes()
-	return append(docs, doc)
-}
-
-func isBlank(data []byte) bool {
-	for _, l := range strings.Split(string(data), "\n") {
-		l = strings.TrimSpace(l)
-		if l != "" && !strings.HasPrefix(l, "#") {
-			return false
-		}
-	}
-	return true
-}
-
 func decodeFile(file string, data []byte) ([]located, []Warning, error) {
+	docs, err := yamldoc.ReadFile(file, data)
+	if err != nil {
+		return nil, nil, err
+	}
 	var (
 		objs     []located
 		warnings []Warning
 		errs     []error
 	)
-	for _, d := range splitDocuments(data) {
-		if isBlank(d.data) {
-			continue
-		}
-		where := fmt.Sprintf("%s: document %d (line %d)", file, d.index, d.line)
-		o, w, err := decodeDocument(d.data)
+	for _, d := range docs {
+		obj, w, err := decodeDocument(d)
 		for _, msg := range w {
-			warnings = append(warnings, Warning{File: file, Doc: d.index, Line: d.line, Message: msg})
+			warnings = append(warnings, Warning{File: file, Doc: d.Index, Line: d.Line, Where: d.Where(), Message: msg})
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			errs = append(errs, err)
 			continue
 		}
-		for _, obj := range o {
-			objs = append(objs, located{obj: obj, where: where})
+		if obj != nil {
+			objs = append(objs, located{obj: obj, doc: d})
 		}
 	}
 	return objs, warnings, errors.Join(errs...)
 }
 
-type typeMeta struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Items      []json.RawMessage `json:"items"`
-}
-
-// decodeDocument decodes one YAML document (possibly a v1 List) into typed objects.
-func decodeDocument(data []byte) ([]Object, []string, error) {
-	js, err := yaml.YAMLToJSON(data)
+// decodeDocument decodes one object strictly and validates it with controlplane/validation, the rules the
+// admission webhook applies: a field the kind does not have, a value of the wrong type or a rule broken is an
+// error naming the field, and its line.
+func decodeDocument(d *yamldoc.Doc) (Object, []string, error) {
+	if newObject(d.APIVersion, d.Kind) == nil {
+		return nil, []string{fmt.Sprintf("skipping %s %s: not a kind the control plane reads", d.APIVersion, d.Kind)}, nil
+	}
+	ro, vw, err := validation.ValidateYAML(d.JSON)
+	var warnings []string
+	for _, w := range vw {
+		warnings = append(warnings, w.String())
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("malformed YAML: %w", err)
-	}
-	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-		return nil, nil, nil
-	}
-	if len(js) == 0 || js[0] != '{' {
-		return nil, nil, errors.New("not a Kubernetes object: expected a mapping with apiVersion and kind")
-	}
-	return decodeJSON(js)
-}
-
-func decodeJSON(js []byte) ([]Object, []string, error) {
-	var tm typeMeta
-	if err := json.Unmarshal(js, &tm); err != nil {
-		return nil, nil, fmt.Errorf("reading apiVersion and kind: %w", err)
-	}
-	if tm.APIVersion == "" || tm.Kind == "" {
-		return nil, nil, fmt.Errorf("missing apiVersion or kind (apiVersion %q, kind %q)", tm.APIVersion, tm.Kind)
-	}
-	if tm.APIVersion == "v1" && tm.Kind == "List" {
-		var objs []Object
-		var warnings []string
-		for i, item := range tm.Items {
-			o, w, err := decodeJSON(item)
-			if err != nil {
-				return nil, nil, fmt.Errorf("List item %d: %w", i+1, err)
-			}
-			objs, warnings = append(objs, o...), append(warnings, w...)
+		var invalid *validation.Error
+		if !errors.As(err, &invalid) {
+			return nil, warnings, d.DecodeError("decoding "+d.APIVersion+" "+d.Kind, err)
 		}
-		return objs, warnings, nil
+		errs := make([]error, len(invalid.Errs))
+		for i, fe := range invalid.Errs {
+			errs[i] = &yamldoc.Error{Doc: d, Line: d.LineOf(fe.Field), Err: errors.New(validation.Message(fe))}
+		}
+		return nil, warnings, errors.Join(errs...)
 	}
-	obj := newObject(tm.APIVersion, tm.Kind)
-	if obj == nil {
-		return nil, []string{fmt.Sprintf("skipping %s %s: not a kind the control plane reads", tm.APIVersion, tm.Kind)}, nil
+	obj, ok := ro.(Object)
+	if !ok {
+		return nil, warnings, &yamldoc.Error{Doc: d, Line: d.Line, Err: fmt.Errorf("unexpected type %T", ro)}
 	}
-	// Strict and case-sensitive, like the API server's field validation: a misspelt field is an error.
-	strict, err := sigsjson.UnmarshalStrict(js, obj, sigsjson.DisallowUnknownFields)
+	kind, err := KindOf(obj)
 	if err != nil {
-		return nil, nil, fmt.Errorf("decoding %s %s: %w", tm.APIVersion, tm.Kind, err)
-	}
-	if len(strict) > 0 {
-		return nil, nil, fmt.Errorf("decoding %s %s: %w", tm.APIVersion, tm.Kind, errors.Join(strict...))
-	}
-	kind, _ := KindOf(obj)
-	if obj.GetName() == "" {
-		return nil, nil, fmt.Errorf("%s has no metadata.name", kind)
+		return nil, warnings, &yamldoc.Error{Doc: d, Line: d.Line, Err: err}
 	}
 	if kind.Namespaced() && obj.GetNamespace() == "" {
 		obj.SetNamespace("default") // what kubectl apply does without -n
@@ -317,5 +259,5 @@ func decodeJSON(js []byte) ([]Object, []string, error) {
 	if !kind.Namespaced() && obj.GetNamespace() != "" {
 		obj.SetNamespace("")
 	}
-	return []Object{obj}, nil, nil
+	return obj, warnings, nil
 }

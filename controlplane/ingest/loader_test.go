@@ -30,7 +30,7 @@ spec: {clusterIP: 10.96.0.1, ports: [{port: 9080}]}
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
 metadata: {name: reviews, namespace: default}
-spec: {hosts: [reviews]}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -56,7 +56,7 @@ func TestLoadFiles(t *testing.T) {
 	if _, ok := store.Get(ingest.Key{Kind: ingest.KindNamespace, Name: "shop"}); !ok {
 		t.Errorf("Namespace shop from a List not loaded (cluster-scoped: namespace dropped)")
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "a.yaml: document 4 (line 13): skipping apps/v1 Deployment") {
+	if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "a.yaml: document 3 (Deployment reviews), line 13: skipping apps/v1 Deployment") {
 		t.Errorf("warnings = %v", warnings)
 	}
 }
@@ -66,14 +66,34 @@ func TestLoadFilesRejectsBadInput(t *testing.T) {
 		name, content string
 		want          []string
 	}{
-		{"malformed YAML", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n", []string{"bad.yaml: document 1 (line 1): malformed YAML"}},
-		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"document 1 (line 1): missing apiVersion or kind"}},
-		{"unknown field", "---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {clusterIp: 10.0.0.1}\n", []string{"document 2 (line 2): decoding v1 Service", `unknown field "spec.clusterIp"`}},
-		{"wrong type", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n", []string{"decoding v1 Pod"}},
-		{"no name", "apiVersion: v1\nkind: Pod\nmetadata: {}\n", []string{"Pod has no metadata.name"}},
+		{"malformed YAML", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n", []string{"bad.yaml: document 1, line 2: malformed YAML"}},
+		{"missing kind", "apiVersion: v1\nmetadata: {name: x}\n", []string{"bad.yaml: document 1, line 1: missing apiVersion or kind"}},
+		{"unknown field", "---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {clusterIp: 10.0.0.1}\n", []string{`bad.yaml: document 1 (Service x), line 5: unknown field "spec.clusterIp"`}},
+		{"wrong type", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: 3}\n", []string{"bad.yaml: document 1 (Pod x), line 4: spec.containers: a number cannot be decoded into []v1.Container"}},
+		{"no name", "apiVersion: v1\nkind: Pod\nmetadata: {}\n", []string{"bad.yaml: document 1 (Pod), line 3: metadata.name: Required value"}},
 		{"not an object", "- a\n- b\n", []string{"not a Kubernetes object"}},
-		{"duplicate", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", []string{"document 2 (line 5): Namespace/a is defined twice (first in", "document 1 (line 1))"}},
-		{"bad istio spec", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n", []string{"decoding networking.istio.io/v1 VirtualService"}},
+		{"duplicate", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+			[]string{"bad.yaml: document 2 (Namespace a), line 5: Namespace/a is defined twice (first in", "bad.yaml: document 1 (Namespace a), line 1)"}},
+		{"bad istio spec", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n", []string{`bad.yaml: document 1 (VirtualService x), line 4: spec.hosts: Invalid value: "number": must be a list`}},
+		// Istio's specs decode unknown fields silently: the misspelt action would make a DENY policy an ALLOW one.
+		{"misspelt AuthorizationPolicy field", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny\n  namespace: default\nspec:\n  actoin: DENY\n  rules: [{from: [{source: {namespaces: [foo]}}]}]\n",
+			[]string{`bad.yaml: document 2 (AuthorizationPolicy default/deny), line 11: unknown field "spec.actoin"`}},
+		{"misspelt VirtualService field", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [x]\n  http:\n  - route:\n    - destination: {host: x}\n      wieght: 10\n",
+			[]string{`bad.yaml: document 1 (VirtualService x), line 9: unknown field "spec.http[0].route[0].wieght"`}},
+		{"misspelt DestinationRule field", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: x\n  subsets:\n  - name: v1\n    lables: {version: v1}\n",
+			[]string{`bad.yaml: document 1 (DestinationRule x), line 8: unknown field "spec.subsets[0].lables"`}},
+		{"misspelt HTTPRoute field", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: x}\nspec:\n  rules:\n  - backendRefs:\n    - name: x\n      prot: 80\n",
+			[]string{`bad.yaml: document 1 (HTTPRoute x), line 8: unknown field "spec.rules[0].backendRefs[0].prot"`}},
+		{"duplicate key", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec:\n  action: DENY\n  action: ALLOW\n",
+			[]string{`bad.yaml: document 1, line 6: duplicate key "spec.action" (first at line 5)`}},
+		{"negative VirtualService weight", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [x]\n  http:\n  - route:\n    - destination: {host: x, subset: a}\n      weight: 110\n    - destination: {host: x, subset: b}\n      weight: -10\n",
+			[]string{"bad.yaml: document 1 (VirtualService x), line 11: spec.http[0].route[1].weight: Invalid value: -10: must not be negative"}},
+		{"negative HTTPRoute weight", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: x}\nspec:\n  rules:\n  - backendRefs:\n    - {name: a, weight: 110}\n    - {name: b, weight: -10}\n",
+			[]string{"bad.yaml: document 1 (HTTPRoute x), line 8: spec.rules[0].backendRefs[1].weight: Invalid value: -10: must not be negative"}},
+		{"bad item of a nested List", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: Service\n    metadata: {name: s}\n    spec: {ports: [{port: 0}]}\n",
+			[]string{"bad.yaml: document 1 item 1.1 (Service s), line 10: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535"}},
+		{"every bad document", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIp: x}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {tpye: ClusterIP}\n",
+			[]string{`document 1 (Service a), line 4: unknown field "spec.clusterIp"`, `document 2 (Service b), line 9: unknown field "spec.tpye"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -92,6 +112,20 @@ func TestLoadFilesRejectsBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A line over any scanner's buffer (16 MiB was the old limit) neither fails nor silently ends the file.
+func TestLoadFilesLongLine(t *testing.T) {
+	dir := t.TempDir()
+	content := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata: {k: " + strings.Repeat("x", 17<<20) + "}\n---\n" +
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: after}\n"
+	store, _, err := ingest.LoadFiles(write(t, dir, "big.yaml", content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := store.Get(ingest.Key{Kind: ingest.KindNamespace, Name: "after"}); !ok {
+		t.Error("the document after the long line was not loaded")
 	}
 }
 

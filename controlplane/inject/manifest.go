@@ -1,8 +1,7 @@
 package inject
 
 import (
-	"bufio"
-	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,110 +10,150 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshlab/meshlab/controlplane/validation"
+	"github.com/meshlab/meshlab/internal/yamldoc"
 )
 
-// Document is one YAML document of a manifest. Pod is set for the kinds whose pods may be injected (Pod,
-// Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob): the pod itself or the pod template as a
-// Pod, named after the object. Other documents are kept verbatim.
+// Document is one YAML document of a manifest, or one item of a List document. Pod is set for the kinds
+// whose pods may be injected (Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob): the pod
+// itself or the pod template as a Pod, named after the object. Other documents are kept verbatim.
 type Document struct {
-	Raw                   []byte
+	Raw                   []byte // the document's text; nil for an item of a List
 	Kind, Namespace, Name string
 	Pod                   *corev1.Pod
 	// Labels of a Namespace document, so that a manifest can carry its namespaces' injection labels.
 	Labels map[string]string
+	// Items are the objects of a List document (`kubectl get -o yaml` prints one), in order; Lists nest.
+	Items []*Document
 
-	obj any // the typed object Pod was taken from
+	obj     any    // the typed object Pod was taken from
+	json    []byte // the object as read, as JSON
+	changed bool   // SetPod replaced the pod
 }
 
-// ReadManifest splits a multi-document YAML manifest and decodes the documents it knows.
-func ReadManifest(data []byte) ([]*Document, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs []*Document
-	for i := 1; ; i++ {
-		raw, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading document %d: %w", i, err)
-		}
-		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
-			continue
-		}
-		d, err := decodeDocument(raw)
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i, err)
-		}
-		docs = append(docs, d)
+// ReadManifest reads a multi-document YAML manifest (name is used in messages), expanding Lists, and decodes
+// the documents it knows strictly: the kinds controlplane/validation has rules for (Pods, Namespaces,
+// Services, Istio and Gateway API config) are validated, workloads are decoded rejecting unknown fields.
+// Other kinds are kept as they are. It is all or nothing: every problem is returned, each a *yamldoc.Error
+// naming document, object, line and field.
+func ReadManifest(name string, data []byte) ([]*Document, error) {
+	leaves, err := yamldoc.ReadFile(name, data)
+	if err != nil {
+		return nil, err
 	}
+	var (
+		top  []*Document
+		byYD = map[*yamldoc.Doc]*Document{}
+		errs []error
+	)
+	// place returns the Document of yd, creating it (and the Lists holding it) in order.
+	var place func(yd *yamldoc.Doc) *Document
+	place = func(yd *yamldoc.Doc) *Document {
+		if d, ok := byYD[yd]; ok {
+			return d
+		}
+		d := &Document{Raw: yd.Raw, Kind: yd.Kind, Namespace: yd.Namespace, Name: yd.Name, json: yd.JSON}
+		byYD[yd] = d
+		if yd.List == nil {
+			top = append(top, d)
+		} else {
+			l := place(yd.List)
+			l.Items = append(l.Items, d)
+		}
+		return d
+	}
+	for _, yd := range leaves {
+		d := place(yd)
+		if err := d.decode(yd); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return top, nil
 }
 
-func stripComments(raw []byte) []byte {
-	var out bytes.Buffer
-	for _, l := range bytes.Split(raw, []byte("\n")) {
-		if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
-			out.Write(l)
-			out.WriteByte('\n')
+// Leaves returns the objects of docs, the items of Lists in their place.
+func Leaves(docs []*Document) []*Document {
+	var out []*Document
+	for _, d := range docs {
+		if d.Items != nil {
+			out = append(out, Leaves(d.Items)...)
+		} else {
+			out = append(out, d)
 		}
 	}
-	return out.Bytes()
+	return out
 }
 
-func decodeDocument(raw []byte) (*Document, error) {
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name      string            `json:"name"`
-			Namespace string            `json:"namespace"`
-			Labels    map[string]string `json:"labels"`
-		} `json:"metadata"`
-	}
-	if err := yaml.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("parsing YAML: %w", err)
-	}
-	d := &Document{Raw: raw, Kind: head.Kind, Namespace: head.Metadata.Namespace, Name: head.Metadata.Name}
-	group, _, _ := strings.Cut(head.APIVersion, "/")
-	if !strings.Contains(head.APIVersion, "/") {
+// decode decodes and checks one object.
+func (d *Document) decode(yd *yamldoc.Doc) error {
+	group, _, _ := strings.Cut(yd.APIVersion, "/")
+	if !strings.Contains(yd.APIVersion, "/") {
 		group = ""
+	}
+	ro, _, err := validation.ValidateYAML(yd.JSON)
+	var invalid *validation.Error
+	switch {
+	case errors.Is(err, validation.ErrUnsupported):
+	case errors.As(err, &invalid):
+		errs := make([]error, len(invalid.Errs))
+		for i, fe := range invalid.Errs {
+			errs[i] = &yamldoc.Error{Doc: yd, Line: yd.LineOf(fe.Field), Err: errors.New(validation.Message(fe))}
+		}
+		return errors.Join(errs...)
+	case err != nil:
+		return yd.DecodeError("decoding "+yd.APIVersion+" "+yd.Kind, err)
+	default:
+		switch o := ro.(type) {
+		case *corev1.Namespace:
+			d.Labels = o.Labels
+		case *corev1.Pod:
+			d.obj, d.Pod = o, o.DeepCopy()
+		}
+		return nil
 	}
 	var tmpl *corev1.PodTemplateSpec
 	switch {
-	case group == "" && head.Kind == "Namespace":
-		d.Labels = head.Metadata.Labels
-		return d, nil
-	case group == "" && head.Kind == "Pod":
-		pod := &corev1.Pod{}
-		if err := yaml.Unmarshal(raw, pod); err != nil {
-			return nil, fmt.Errorf("decoding Pod %s: %w", d.Name, err)
-		}
-		d.obj, d.Pod = pod, pod.DeepCopy()
-		return d, nil
-	case group == "apps" && head.Kind == "Deployment":
+	case group == "apps" && yd.Kind == "Deployment":
 		o := &appsv1.Deployment{}
 		d.obj, tmpl = o, &o.Spec.Template
-	case group == "apps" && head.Kind == "ReplicaSet":
+	case group == "apps" && yd.Kind == "ReplicaSet":
 		o := &appsv1.ReplicaSet{}
 		d.obj, tmpl = o, &o.Spec.Template
-	case group == "apps" && head.Kind == "StatefulSet":
+	case group == "apps" && yd.Kind == "StatefulSet":
 		o := &appsv1.StatefulSet{}
 		d.obj, tmpl = o, &o.Spec.Template
-	case group == "apps" && head.Kind == "DaemonSet":
+	case group == "apps" && yd.Kind == "DaemonSet":
 		o := &appsv1.DaemonSet{}
 		d.obj, tmpl = o, &o.Spec.Template
-	case group == "batch" && head.Kind == "Job":
+	case group == "batch" && yd.Kind == "Job":
 		o := &batchv1.Job{}
 		d.obj, tmpl = o, &o.Spec.Template
-	case group == "batch" && head.Kind == "CronJob":
+	case group == "batch" && yd.Kind == "CronJob":
 		o := &batchv1.CronJob{}
 		d.obj, tmpl = o, &o.Spec.JobTemplate.Spec.Template
 	default:
-		return d, nil
+		// A kind kube-inject passes through verbatim. A built-in Kubernetes kind (ConfigMap, Service...) is
+		// still decoded strictly, so that a misspelt field is caught; custom resources have no schema here.
+		gv, err := schema.ParseGroupVersion(yd.APIVersion)
+		if err != nil {
+			return nil
+		}
+		obj, err := scheme.Scheme.New(gv.WithKind(yd.Kind))
+		if err != nil {
+			return nil
+		}
+		return strictDecode(yd, obj)
 	}
-	if err := yaml.Unmarshal(raw, d.obj); err != nil {
-		return nil, fmt.Errorf("decoding %s %s: %w", head.Kind, d.Name, err)
+	if err := strictDecode(yd, d.obj); err != nil {
+		return err
 	}
 	meta := *tmpl.ObjectMeta.DeepCopy()
 	if meta.Name == "" {
@@ -124,7 +163,26 @@ func decodeDocument(raw []byte) (*Document, error) {
 		meta.Namespace = d.Namespace
 	}
 	d.Pod = &corev1.Pod{ObjectMeta: meta, Spec: *tmpl.Spec.DeepCopy()}
-	return d, nil
+	return nil
+}
+
+// strictDecode decodes yd into obj like the API server's strict field validation: a misspelt field is an
+// error naming its path and line, not a silent drop.
+func strictDecode(yd *yamldoc.Doc, obj any) error {
+	strict, err := sigsjson.UnmarshalStrict(yd.JSON, obj, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return yd.DecodeError("decoding "+yd.APIVersion+" "+yd.Kind, err)
+	}
+	errs := make([]error, len(strict))
+	for i, e := range strict {
+		var fp interface{ FieldPath() string }
+		if errors.As(e, &fp) {
+			errs[i] = yd.Errorf(fp.FieldPath(), "%v", e)
+		} else {
+			errs[i] = &yamldoc.Error{Doc: yd, Line: yd.Line, Err: e}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // SetPod replaces the document's pod (or pod template) with pod and re-renders Raw.
@@ -154,12 +212,57 @@ func (d *Document) SetPod(pod *corev1.Pod) error {
 		meta.Name, meta.Namespace = tmpl.Name, tmpl.Namespace // drop what decoding filled in
 		tmpl.ObjectMeta, tmpl.Spec = meta, pod.Spec
 	}
+	d.Pod, d.changed = pod, true
+	if d.Raw == nil {
+		return nil // an item of a List: WriteManifest re-renders the List
+	}
 	raw, err := yaml.Marshal(d.obj)
 	if err != nil {
 		return fmt.Errorf("encoding %s %s: %w", d.Kind, d.Name, err)
 	}
-	d.Raw, d.Pod = raw, pod
+	d.Raw = raw
 	return nil
+}
+
+// dirty reports whether d, or an item of it, was changed.
+func (d *Document) dirty() bool {
+	if d.changed {
+		return true
+	}
+	for _, it := range d.Items {
+		if it.dirty() {
+			return true
+		}
+	}
+	return false
+}
+
+// currentJSON is the object as it is now: as read, or re-encoded when it (or, for a List, an item) changed.
+func (d *Document) currentJSON() ([]byte, error) {
+	if !d.dirty() {
+		return d.json, nil
+	}
+	if d.Items == nil {
+		return json.Marshal(d.obj)
+	}
+	var list map[string]json.RawMessage
+	if err := json.Unmarshal(d.json, &list); err != nil {
+		return nil, fmt.Errorf("re-encoding %s: %w", d.Kind, err)
+	}
+	items := make([]json.RawMessage, len(d.Items))
+	for i, it := range d.Items {
+		js, err := it.currentJSON()
+		if err != nil {
+			return nil, err
+		}
+		items[i] = js
+	}
+	js, err := json.Marshal(items)
+	if err != nil {
+		return nil, err
+	}
+	list["items"] = js
+	return json.Marshal(list)
 }
 
 // WriteManifest joins documents back into one manifest.
@@ -171,6 +274,15 @@ func WriteManifest(w io.Writer, docs []*Document) error {
 			}
 		}
 		raw := d.Raw
+		if d.Items != nil && d.dirty() {
+			js, err := d.currentJSON()
+			if err != nil {
+				return err
+			}
+			if raw, err = yaml.JSONToYAML(js); err != nil {
+				return fmt.Errorf("encoding %s: %w", d.Kind, err)
+			}
+		}
 		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
 			raw = append(raw, '\n')
 		}
@@ -204,7 +316,7 @@ type ManifestDecision struct {
 // DecideManifest decides every document that has a pod.
 func DecideManifest(docs []*Document, opts ManifestOptions) []ManifestDecision {
 	var out []ManifestDecision
-	for _, d := range docs {
+	for _, d := range Leaves(docs) {
 		if d.Pod == nil {
 			continue
 		}
@@ -233,7 +345,7 @@ func DecideManifest(docs []*Document, opts ManifestOptions) []ManifestDecision {
 func InjectManifest(docs []*Document, opts ManifestOptions) ([]ManifestDecision, error) {
 	decisions := DecideManifest(docs, opts)
 	i := 0
-	for _, d := range docs {
+	for _, d := range Leaves(docs) {
 		if d.Pod == nil {
 			continue
 		}
@@ -257,7 +369,7 @@ func InjectManifest(docs []*Document, opts ManifestOptions) ([]ManifestDecision,
 // fallback for namespaces the manifest does not define.
 func LabelsFromManifest(docs []*Document, fallback map[string]string) func(string) map[string]string {
 	defined := map[string]map[string]string{}
-	for _, d := range docs {
+	for _, d := range Leaves(docs) {
 		if d.Kind == "Namespace" {
 			defined[d.Name] = d.Labels
 		}

@@ -138,11 +138,20 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 		r.DirectStatus = h.DirectResponse.Status
 		return r
 	}
-	var total int32
-	for _, d := range h.Route {
-		total += d.Weight
+	// Weights are relative. Validation rejects negative ones, but the model must never wrap one into a huge
+	// uint32: a negative weight counts as 0 (the destination gets no traffic) and is reported.
+	var total int64
+	for j, d := range h.Route {
+		if d.Weight < 0 {
+			b.problem(key, "http[%d].route[%d]: weight %d is negative; the destination gets no traffic", i, j, d.Weight)
+			continue
+		}
+		total += int64(d.Weight)
 	}
 	for j, d := range h.Route {
+		if d.Weight < 0 {
+			continue
+		}
 		host := resolveHost(d.GetDestination().GetHost(), ns)
 		svc := b.s.byHost[host]
 		if svc == nil {
@@ -355,6 +364,11 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 		}
 		weight := uint32(1)
 		if ref.Weight != nil {
+			if *ref.Weight < 0 {
+				// Validation rejects it; never wrap it into a huge uint32.
+				b.problem(key, "rules[%d].backendRefs[%d]: weight %d is negative; the backend gets no traffic", i, j, *ref.Weight)
+				continue
+			}
 			weight = uint32(*ref.Weight)
 		}
 		if weight == 0 {

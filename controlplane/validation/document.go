@@ -17,19 +17,25 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
-// ValidateYAML decodes one YAML or JSON document into its typed object (an istio.io/client-go v1 type) and
-// validates it. Besides Validate's rules it checks what decoding into typed objects silently loses, as the API
-// server's schema validation does: fields the kind does not have, two members of a oneof (simple and
-// consistentHash, exact and prefix...), enum names the kind does not know, values of the wrong JSON type.
+// ValidateYAML decodes one YAML or JSON document into its typed object and validates it (see Validate for
+// the kinds). Besides Validate's rules it checks what decoding into typed objects silently loses, as the API
+// server's schema validation does: fields the kind does not have (Istio's specs would otherwise drop them
+// silently), two members of a oneof (simple and consistentHash, exact and prefix...), enum names the kind
+// does not know, values of the wrong JSON type. A field the kind does not have is reported as an error whose
+// Detail is "unknown field" (see Message).
 //
 // The object is returned whenever it could be decoded, even when it is invalid. A document of a kind this
 // package has no rules for returns an error wrapping ErrUnsupported.
 func ValidateYAML(data []byte) (runtime.Object, Warnings, error) {
-	js, err := yaml.YAMLToJSON(data)
+	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("malformed YAML: %w", err)
 	}
@@ -56,27 +62,36 @@ func ValidateYAML(data []byte) (runtime.Object, Warnings, error) {
 		if err != nil {
 			v.invalid(field.NewPath("metadata"), field.OmitValueType{}, err.Error())
 		}
-		for _, e := range strict {
-			v.forbidden(field.NewPath("metadata"), e.Error())
+		v.strictErrors("metadata.", strict)
+	}
+	var decodeErr error
+	if spec := specOf(obj); spec != nil {
+		// Istio's specs are protobuf messages whose JSON decoding ignores unknown fields: walk the spec
+		// against the message's schema instead.
+		for _, k := range sortedKeys(top) {
+			switch k {
+			case "apiVersion", "kind", "metadata", "spec", "status":
+			default:
+				v.unknown(field.NewPath(k))
+			}
+		}
+		if raw, ok := top["spec"]; ok {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var specJSON any
+			if err := dec.Decode(&specJSON); err == nil {
+				v.walkMessage(field.NewPath("spec"), spec.ProtoReflect().Descriptor(), specJSON)
+			}
+		}
+		decodeErr = sigsjson.UnmarshalCaseSensitivePreserveInts(js, obj)
+	} else {
+		// Kubernetes and Gateway API types decode strictly, as the API server does with fieldValidation=Strict.
+		var strict []error
+		strict, decodeErr = sigsjson.UnmarshalStrict(js, obj, sigsjson.DisallowUnknownFields)
+		if decodeErr == nil {
+			v.strictErrors("", strict)
 		}
 	}
-	for _, k := range sortedKeys(top) {
-		switch k {
-		case "apiVersion", "kind", "metadata", "spec", "status":
-		default:
-			v.forbidden(field.NewPath(k), "unknown field")
-		}
-	}
-	if raw, ok := top["spec"]; ok {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var spec any
-		if err := dec.Decode(&spec); err == nil {
-			v.walkMessage(field.NewPath("spec"), specOf(obj).ProtoReflect().Descriptor(), spec)
-		}
-	}
-
-	decodeErr := sigsjson.UnmarshalCaseSensitivePreserveInts(js, obj)
 	if decodeErr != nil {
 		if len(v.errs) > 0 {
 			// What the walk found explains why decoding failed.
@@ -98,10 +113,67 @@ func ValidateYAML(data []byte) (runtime.Object, Warnings, error) {
 	return obj, ws, err
 }
 
+// detailUnknownField is the Detail of the error for a field the kind does not have.
+const detailUnknownField = "unknown field"
+
+func (v *validator) unknown(p *field.Path) { v.forbidden(p, detailUnknownField) }
+
+// strictErrors records sigs.k8s.io/json's strict decoding errors (unknown and duplicate fields), whose paths
+// are relative to prefix.
+func (v *validator) strictErrors(prefix string, strict []error) {
+	for _, e := range strict {
+		var fp interface{ FieldPath() string }
+		if !errors.As(e, &fp) {
+			v.invalid(field.NewPath(strings.TrimSuffix(prefix, ".")), field.OmitValueType{}, e.Error())
+			continue
+		}
+		p := field.NewPath(prefix + fp.FieldPath())
+		if strings.HasPrefix(e.Error(), "duplicate field") {
+			v.add(field.Duplicate(p, field.OmitValueType{}))
+			continue
+		}
+		v.unknown(p)
+	}
+}
+
+// IsUnknownField reports whether fe is about a field the object's kind does not have.
+func IsUnknownField(fe *field.Error) bool {
+	return fe.Type == field.ErrorTypeForbidden && fe.Detail == detailUnknownField
+}
+
+// Message is how one violation reads: `unknown field "spec.actoin"` for a field the kind does not have (the
+// API server's strict decoding message), else the field error itself, such as
+// `spec.http[0].route[1].weight: Invalid value: -10: must not be negative`.
+func Message(fe *field.Error) string {
+	if IsUnknownField(fe) {
+		return fmt.Sprintf("unknown field %q", fe.Field)
+	}
+	return fe.Error()
+}
+
 // newObject returns an empty typed object for a group and kind this package validates.
 func newObject(group, kind string) runtime.Object {
-	if info, ok := kinds[kind]; !ok || info.group != group {
+	gk := schema.GroupKind{Group: group, Kind: kind}
+	if _, ok := infoOf(gk); !ok {
 		return nil
+	}
+	switch gk {
+	case schema.GroupKind{Kind: "Namespace"}:
+		return &corev1.Namespace{}
+	case schema.GroupKind{Kind: "Service"}:
+		return &corev1.Service{}
+	case schema.GroupKind{Kind: "Pod"}:
+		return &corev1.Pod{}
+	case schema.GroupKind{Kind: "ServiceAccount"}:
+		return &corev1.ServiceAccount{}
+	case schema.GroupKind{Group: groupDiscovery, Kind: "EndpointSlice"}:
+		return &discoveryv1.EndpointSlice{}
+	case schema.GroupKind{Group: groupGatewayAPI, Kind: "GatewayClass"}:
+		return &gwv1.GatewayClass{}
+	case schema.GroupKind{Group: groupGatewayAPI, Kind: "Gateway"}:
+		return &gwv1.Gateway{}
+	case schema.GroupKind{Group: groupGatewayAPI, Kind: "HTTPRoute"}:
+		return &gwv1.HTTPRoute{}
 	}
 	switch kind {
 	case "VirtualService":
@@ -122,6 +194,7 @@ func newObject(group, kind string) runtime.Object {
 	return nil
 }
 
+// specOf returns the protobuf spec of an Istio object, nil for other kinds.
 func specOf(obj runtime.Object) proto.Message {
 	switch o := obj.(type) {
 	case *networkingv1.VirtualService:
@@ -139,7 +212,7 @@ func specOf(obj runtime.Object) proto.Message {
 	case *securityv1.RequestAuthentication:
 		return &o.Spec
 	}
-	panic(fmt.Sprintf("validation: no spec for %T", obj))
+	return nil
 }
 
 // walkMessage checks a decoded JSON value against a message of the spec's schema.
@@ -157,7 +230,7 @@ func (v *validator) walkMessage(p *field.Path, md protoreflect.MessageDescriptor
 			fd = md.Fields().ByName(protoreflect.Name(k))
 		}
 		if fd == nil {
-			v.forbidden(kp, "unknown field")
+			v.unknown(kp)
 			continue
 		}
 		val := obj[k]

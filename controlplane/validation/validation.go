@@ -7,11 +7,16 @@
 // (security.istio.io). They are meant to be faithful: what real Istio accepts is accepted, what it rejects is
 // rejected, and Istio's warnings are warnings, so that what a user learns here holds in a real mesh.
 //
-// Validate checks a typed object (istio.io/client-go v1 types, whatever apiVersion its TypeMeta names).
-// ValidateYAML checks one YAML or JSON document before and after decoding it, and so also catches what
-// decoding into typed objects silently loses: misspelt fields, two members of a oneof, unknown enum names.
-// Every violation is reported with its field path in the object's YAML form, for example
-// `spec.http[0].route[1].weight: Invalid value: -10: must not be negative`.
+// The Kubernetes and Gateway API kinds meshlab reads (Namespace, Service, Pod, ServiceAccount, EndpointSlice,
+// GatewayClass, Gateway, HTTPRoute) get strict decoding and a subset of the API server's and the Gateway API
+// CRDs' rules (see kube.go), so that every offline loader checks every object it reads.
+//
+// Validate checks a typed object (istio.io/client-go v1, k8s.io/api or Gateway API v1 types, whatever
+// apiVersion its TypeMeta names). ValidateYAML checks one YAML or JSON document before and after decoding
+// it, and so also catches what decoding into typed objects silently loses: misspelt fields, two members of
+// a oneof, unknown enum names. Every violation is reported with its field path in the object's YAML form,
+// for example `spec.http[0].route[1].weight: Invalid value: -10: must not be negative`, and a field the kind
+// does not have as the API server says it: `unknown field "spec.actoin"` (see Message).
 package validation
 
 import (
@@ -33,13 +38,17 @@ import (
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // ErrUnsupported is wrapped by the error Validate returns for an object of a kind this package has no rules
-// for (a Kubernetes Service, a Gateway API route...). Loaders may skip such objects.
-var ErrUnsupported = errors.New("no Istio validation rules for this type")
+// for (a Deployment, a ConfigMap...). Loaders may skip such objects.
+var ErrUnsupported = errors.New("no validation rules for this type")
 
 // Warning is something Istio accepts but reports, such as a deprecated field.
 type Warning struct {
@@ -90,7 +99,7 @@ func (e *Error) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		b.WriteString(fe.Error())
+		b.WriteString(Message(fe))
 	}
 	return b.String()
 }
@@ -98,18 +107,22 @@ func (e *Error) Error() string {
 // kindInfo describes a kind this package validates.
 type kindInfo struct {
 	group    string
-	versions []string // the versions Istio's CRD serves
+	versions []string // the versions the API server serves
 }
 
 const (
 	groupNetworking = "networking.istio.io"
 	groupSecurity   = "security.istio.io"
+	groupGatewayAPI = "gateway.networking.k8s.io"
+	groupDiscovery  = "discovery.k8s.io"
 )
 
 var (
 	networkingVersions = []string{"v1", "v1beta1", "v1alpha3"}
 	securityVersions   = []string{"v1", "v1beta1"}
+	gatewayAPIVersions = []string{"v1", "v1beta1"}
 
+	// kinds are Istio's kinds, by name.
 	kinds = map[string]kindInfo{
 		"VirtualService":        {groupNetworking, networkingVersions},
 		"DestinationRule":       {groupNetworking, networkingVersions},
@@ -119,40 +132,84 @@ var (
 		"PeerAuthentication":    {groupSecurity, securityVersions},
 		"RequestAuthentication": {groupSecurity, securityVersions},
 	}
+
+	// otherKinds are the Kubernetes and Gateway API kinds meshlab reads, by group and kind.
+	otherKinds = map[schema.GroupKind]kindInfo{
+		{Group: "", Kind: "Namespace"}:                 {"", []string{"v1"}},
+		{Group: "", Kind: "Service"}:                   {"", []string{"v1"}},
+		{Group: "", Kind: "Pod"}:                       {"", []string{"v1"}},
+		{Group: "", Kind: "ServiceAccount"}:            {"", []string{"v1"}},
+		{Group: groupDiscovery, Kind: "EndpointSlice"}: {groupDiscovery, []string{"v1"}},
+		{Group: groupGatewayAPI, Kind: "GatewayClass"}: {groupGatewayAPI, gatewayAPIVersions},
+		{Group: groupGatewayAPI, Kind: "Gateway"}:      {groupGatewayAPI, gatewayAPIVersions},
+		{Group: groupGatewayAPI, Kind: "HTTPRoute"}:    {groupGatewayAPI, gatewayAPIVersions},
+	}
 )
 
-// Validate checks obj by Istio's rules. Warnings are Istio's validation warnings (accepted, but reported).
-// When obj is invalid the error is an *Error listing every violation. obj must be one of the istio.io/client-go
-// v1 types of the kinds in the package comment; its TypeMeta may be empty (informers strip it) or name any
-// apiVersion Istio serves for the kind.
+// infoOf returns what is known of a group and kind this package validates.
+func infoOf(gk schema.GroupKind) (kindInfo, bool) {
+	if info, ok := kinds[gk.Kind]; ok && info.group == gk.Group {
+		return info, true
+	}
+	info, ok := otherKinds[gk]
+	return info, ok
+}
+
+// Validate checks obj by the rules of the kind: Istio's for Istio's kinds (the istio.io/client-go v1 types),
+// the API server's and the Gateway API CRDs' for the Kubernetes and Gateway API kinds meshlab reads
+// (Namespace, Service, Pod, ServiceAccount, EndpointSlice, GatewayClass, Gateway, HTTPRoute). Warnings are
+// Istio's validation warnings (accepted, but reported). When obj is invalid the error is an *Error listing
+// every violation. Its TypeMeta may be empty (informers strip it) or name any apiVersion served for the kind.
 func Validate(obj runtime.Object) (Warnings, error) {
 	v := &validator{}
 	var (
-		kind string
+		gk   schema.GroupKind
 		meta metav1.Object
 	)
 	switch o := obj.(type) {
 	case *networkingv1.VirtualService:
-		kind, meta = "VirtualService", o
+		gk, meta = schema.GroupKind{Group: groupNetworking, Kind: "VirtualService"}, o
 		v.virtualService(o)
 	case *networkingv1.DestinationRule:
-		kind, meta = "DestinationRule", o
+		gk, meta = schema.GroupKind{Group: groupNetworking, Kind: "DestinationRule"}, o
 		v.destinationRule(o)
 	case *networkingv1.ServiceEntry:
-		kind, meta = "ServiceEntry", o
+		gk, meta = schema.GroupKind{Group: groupNetworking, Kind: "ServiceEntry"}, o
 		v.serviceEntry(o)
 	case *networkingv1.Gateway:
-		kind, meta = "Gateway", o
+		gk, meta = schema.GroupKind{Group: groupNetworking, Kind: "Gateway"}, o
 		v.gateway(o)
 	case *securityv1.AuthorizationPolicy:
-		kind, meta = "AuthorizationPolicy", o
+		gk, meta = schema.GroupKind{Group: groupSecurity, Kind: "AuthorizationPolicy"}, o
 		v.authorizationPolicy(o)
 	case *securityv1.PeerAuthentication:
-		kind, meta = "PeerAuthentication", o
+		gk, meta = schema.GroupKind{Group: groupSecurity, Kind: "PeerAuthentication"}, o
 		v.peerAuthentication(o)
 	case *securityv1.RequestAuthentication:
-		kind, meta = "RequestAuthentication", o
+		gk, meta = schema.GroupKind{Group: groupSecurity, Kind: "RequestAuthentication"}, o
 		v.requestAuthentication(o)
+	case *corev1.Namespace:
+		gk, meta = schema.GroupKind{Kind: "Namespace"}, o
+	case *corev1.Service:
+		gk, meta = schema.GroupKind{Kind: "Service"}, o
+		v.service(o)
+	case *corev1.Pod:
+		gk, meta = schema.GroupKind{Kind: "Pod"}, o
+		v.pod(o)
+	case *corev1.ServiceAccount:
+		gk, meta = schema.GroupKind{Kind: "ServiceAccount"}, o
+	case *discoveryv1.EndpointSlice:
+		gk, meta = schema.GroupKind{Group: groupDiscovery, Kind: "EndpointSlice"}, o
+		v.endpointSlice(o)
+	case *gwv1.GatewayClass:
+		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "GatewayClass"}, o
+		v.gatewayClass(o)
+	case *gwv1.Gateway:
+		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "Gateway"}, o
+		v.gatewayAPIGateway(o)
+	case *gwv1.HTTPRoute:
+		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "HTTPRoute"}, o
+		v.httpRouteAPI(o)
 	case nil:
 		return nil, fmt.Errorf("validation: nil object: %w", ErrUnsupported)
 	default:
@@ -161,10 +218,10 @@ func Validate(obj runtime.Object) (Warnings, error) {
 	// Type and metadata errors come first, as the API server reports them first.
 	spec := v.errs
 	v.errs = nil
-	v.typeMeta(kind, obj.GetObjectKind().GroupVersionKind())
-	v.metadata(kind, meta)
+	v.typeMeta(gk, obj.GetObjectKind().GroupVersionKind())
+	v.metadata(gk, meta)
 	v.errs = append(v.errs, spec...)
-	return v.result(kind, meta.GetNamespace(), meta.GetName())
+	return v.result(gk.Kind, meta.GetNamespace(), meta.GetName())
 }
 
 // validator collects violations and warnings.
@@ -199,8 +256,9 @@ func (v *validator) result(kind, namespace, name string) (Warnings, error) {
 }
 
 // typeMeta checks that kind and apiVersion, when set, name the object's type in a version Istio serves.
-func (v *validator) typeMeta(kind string, gvk schema.GroupVersionKind) {
-	info := kinds[kind]
+func (v *validator) typeMeta(gk schema.GroupKind, gvk schema.GroupVersionKind) {
+	info, _ := infoOf(gk)
+	kind := gk.Kind
 	if gvk.Kind != "" && gvk.Kind != kind {
 		v.invalid(field.NewPath("kind"), gvk.Kind, "does not match the object's type "+kind)
 	}
@@ -215,7 +273,7 @@ func (v *validator) typeMeta(kind string, gvk schema.GroupVersionKind) {
 	if !contains(info.versions, gvk.Version) {
 		valid := make([]string, len(info.versions))
 		for i, ver := range info.versions {
-			valid[i] = info.group + "/" + ver
+			valid[i] = schema.GroupVersion{Group: info.group, Version: ver}.String()
 		}
 		v.add(field.NotSupported(field.NewPath("apiVersion"), apiVersion, valid))
 	}
@@ -231,17 +289,27 @@ const (
 
 // metadata checks name and namespace as the API server does for custom resources (Istio's Gateway name must
 // even be a DNS label), labels and annotations, and Istio's annotation rules.
-func (v *validator) metadata(kind string, meta metav1.Object) {
+func (v *validator) metadata(gk schema.GroupKind, meta metav1.Object) {
 	p := field.NewPath("metadata")
 	name := meta.GetName()
+	kind := gk.Kind
 	switch {
 	case name == "" && meta.GetGenerateName() == "":
 		v.required(p.Child("name"), "name or generateName is required")
 	case name == "":
-	case kind == "Gateway":
+	case gk.Group == groupNetworking && kind == "Gateway":
 		// Istio's Gateway names become parts of `<namespace>/<name>` references: no dots.
 		for _, msg := range k8svalidation.IsDNS1123Label(name) {
 			v.invalid(p.Child("name"), name, "an Istio Gateway name must be a DNS-1123 label: "+msg)
+		}
+	case gk.Group == "" && (kind == "Namespace" || kind == "Service"):
+		// The API server's rules: a Namespace name is a DNS-1123 label, a Service name a DNS-1035 label.
+		check := k8svalidation.IsDNS1123Label
+		if kind == "Service" {
+			check = k8svalidation.IsDNS1035Label
+		}
+		for _, msg := range check(name) {
+			v.invalid(p.Child("name"), name, msg)
 		}
 	default:
 		for _, msg := range k8svalidation.IsDNS1123Subdomain(name) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -946,12 +946,12 @@ http:
 }
 
 func TestUnsupported(t *testing.T) {
-	if _, err := Validate(&corev1.Service{}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("Service: got %v, want ErrUnsupported", err)
+	if _, err := Validate(&appsv1.Deployment{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Deployment: got %v, want ErrUnsupported", err)
 	}
-	gatewayAPI := "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint}\nspec: {gatewayClassName: istio-waypoint}\n"
-	if _, _, err := ValidateYAML([]byte(gatewayAPI)); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("Gateway API Gateway: got %v, want ErrUnsupported", err)
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+	if _, _, err := ValidateYAML([]byte(cm)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ConfigMap: got %v, want ErrUnsupported", err)
 	}
 }
 
