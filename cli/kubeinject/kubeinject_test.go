@@ -2,19 +2,18 @@ package kubeinject_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshlab/meshlab/internal/golden"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/kubeinject"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/controlplane/inject"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func run(stdin string, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
@@ -26,23 +25,6 @@ func run(stdin string, args ...string) (string, error) {
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	err := cmd.Execute()
 	return out.String(), err
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden (run with -update): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept):\n%s", path, got)
-	}
 }
 
 const img = "meshlab.local/meshlab:sha-test"
@@ -60,7 +42,7 @@ func TestKubeInjectGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kube-inject = %v", err)
 			}
-			golden(t, tc.golden, out)
+			golden.CheckString(t, filepath.Join("testdata", tc.golden), out)
 		})
 	}
 }

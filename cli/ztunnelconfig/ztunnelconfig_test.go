@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"math/big"
 	"net/netip"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlab/meshlab/internal/golden"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -30,8 +31,6 @@ import (
 	"github.com/meshlab/meshlab/dataplane/ztunnel/configdump"
 	"github.com/meshlab/meshlab/internal/istioctltest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var notBefore = time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 
@@ -235,19 +234,7 @@ func TestTablesGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ztunnel-config %v: %v", tc.args, err)
 			}
-			golden := filepath.Join("testdata", tc.golden+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("reading golden file (run with -update): %v", err)
-			}
-			if out != string(want) {
-				t.Errorf("ztunnel-config %v =\n%s\nwant\n%s", tc.args, out, want)
-			}
+			golden.CheckString(t, filepath.Join("testdata", tc.golden+".golden"), out)
 		})
 	}
 }

@@ -2,18 +2,16 @@ package tables_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/meshlab/meshlab/internal/golden"
 
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/render"
 	"github.com/meshlab/meshlab/controlplane/render/tables"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func dump(t *testing.T, id string, files ...string) *tables.Dump {
 	t.Helper()
@@ -60,20 +58,7 @@ func TestTables(t *testing.T) {
 			if err := tc.print(&b); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tc.golden)
-			if *update {
-				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden (run with -update): %v", err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("%s:\ngot:\n%s\nwant:\n%s", tc.golden, b.String(), want)
-			}
+			golden.Check(t, filepath.Join("testdata", tc.golden), b.Bytes())
 		})
 	}
 }
