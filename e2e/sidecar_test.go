@@ -17,11 +17,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/bookinfo"
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/log"
 	"github.com/meshlab/meshlab/manifests"
 	"github.com/meshlab/meshlab/scenarios"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // sidecarNamespace holds bookinfo with sidecars (the ambient bookinfo stays in default).
@@ -162,11 +162,11 @@ func TestSidecar(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pp, err := kube.RunningPods(ctx, env.Kube, sidecarNamespace, "app=productpage")
+		pp, err := labclient.RunningPods(ctx, env.Kube, sidecarNamespace, "app=productpage")
 		if err != nil || len(pp) == 0 {
 			t.Fatalf("productpage pod: %v", err)
 		}
-		dump, err := kube.PodDumpRaw(ctx, env.Config, env.Kube, sidecarNamespace, pp[0].Name)
+		dump, err := labclient.PodDumpRaw(ctx, env.Config, env.Kube, sidecarNamespace, pp[0].Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestSidecar(t *testing.T) {
 				t.Errorf("meshlab proxy-config %s: %v, want %s in:\n%s", c.table, err, c.want, out)
 			}
 		}
-		clusters, err := kube.PodGet(ctx, env.Config, env.Kube, sidecarNamespace, pp[0].Name, kube.AdminPort, "/clusters")
+		clusters, err := labclient.PodGet(ctx, env.Config, env.Kube, sidecarNamespace, pp[0].Name, labclient.AdminPort, "/clusters")
 		if err != nil || !strings.Contains(string(clusters), "outbound|9080||reviews."+sidecarNamespace+".svc.cluster.local::envoy://connect_originate/") {
 			t.Errorf("productpage /clusters: %v, want reviews endpoints through connect_originate (HBONE):\n%.2000s", err, clusters)
 		}

@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/meshlabenv"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // testenv is the e2e-framework environment; nil unless MESHLAB_E2E=1, so that `go test ./...` on a machine
@@ -45,13 +45,13 @@ func TestProductpageAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pods, err := kube.RunningPods(ctx, kc, "default", "app=sleep")
+			pods, err := labclient.RunningPods(ctx, kc, "default", "app=sleep")
 			if err != nil || len(pods) == 0 {
 				t.Fatalf("no running sleep pod: %v", err)
 			}
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			res, err := kube.Exec(ctx, rc, kc, "default", pods[0].Name, "", []string{"meshlab", "curl", "-s", "--max-time", "10", "http://productpage:9080/productpage"})
+			res, err := labclient.Exec(ctx, rc, kc, "default", pods[0].Name, "", []string{"meshlab", "curl", "-s", "--max-time", "10", "http://productpage:9080/productpage"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,8 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/xds"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // bundle saves the evidence of a failure while the lab is still in the failing state (before teardown):
@@ -90,7 +90,7 @@ func fileName(s string) string {
 
 func collectLive(ctx context.Context, b *bundleWriter, t *T) {
 	env := t.Env
-	syncz, err := kube.SynczRaw(ctx, env.Kube)
+	syncz, err := labclient.SynczRaw(ctx, env.Kube)
 	if err != nil {
 		b.fail("syncz", err)
 	} else {
@@ -104,7 +104,7 @@ func collectLive(ctx context.Context, b *bundleWriter, t *T) {
 				if !slices.ContainsFunc(touched, func(s ProxySet) bool { return s.Min >= 0 && s.matches(p) }) {
 					continue
 				}
-				dump, err := kube.ControlPlaneDumpRaw(ctx, env.Kube, p.ID)
+				dump, err := labclient.ControlPlaneDumpRaw(ctx, env.Kube, p.ID)
 				if err != nil {
 					b.fail("config dump of "+p.ID, err)
 					continue
@@ -117,10 +117,10 @@ func collectLive(ctx context.Context, b *bundleWriter, t *T) {
 	// Pods whose logs matter: the mesh's own, sleep, and whatever the scenario named.
 	t.mu.Lock()
 	selectors := append([]PodSelector{
-		{kube.ControlPlaneNamespace, ""},
+		{labclient.ControlPlaneNamespace, ""},
 		{env.Namespace, "app=sleep"},
 	}, t.involved...)
-	namespaces := map[string]bool{env.Namespace: true, kube.ControlPlaneNamespace: true}
+	namespaces := map[string]bool{env.Namespace: true, labclient.ControlPlaneNamespace: true}
 	for _, a := range t.applied {
 		if ns := a.obj.GetNamespace(); ns != "" {
 			namespaces[ns] = true
@@ -144,7 +144,7 @@ func collectLive(ctx context.Context, b *bundleWriter, t *T) {
 			collectPodLogs(ctx, b, env, &p)
 			if strings.Contains(p.Name, "waypoint") {
 				// The proxy's own view, next to what the control plane sent it.
-				if dump, err := kube.PodDumpRaw(ctx, env.Config, env.Kube, p.Namespace, p.Name); err == nil {
+				if dump, err := labclient.PodDumpRaw(ctx, env.Config, env.Kube, p.Namespace, p.Name); err == nil {
 					b.write(filepath.Join("configdump", "pod_"+fileName(p.Namespace+"_"+p.Name)+".json"), dump)
 				} else {
 					b.fail("admin config dump of "+p.Namespace+"/"+p.Name, err)

@@ -8,8 +8,8 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/render/tables"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // ProxyDump reads the config the control plane last sent the proxy matching set (its /debug/config_dump,
@@ -30,16 +30,16 @@ func (t *T) ProxyDump(set ProxySet) *tables.Dump {
 	if len(ids) == 0 {
 		t.Fatalf("no proxy %s is connected to the control plane", set)
 	}
-	d, cpErr := kube.ControlPlaneDump(t.Context(), t.Env.Kube, ids[0])
+	d, cpErr := labclient.ControlPlaneDump(t.Context(), t.Env.Kube, ids[0])
 	if cpErr == nil {
 		return d
 	}
 	// Fall back to the pod's admin port (a waypoint's Deployment carries the Gateway's name).
-	pods, err := kube.RunningPods(t.Context(), t.Env.Kube, set.Namespace, "gateway.networking.k8s.io/gateway-name="+set.Name)
+	pods, err := labclient.RunningPods(t.Context(), t.Env.Kube, set.Namespace, "gateway.networking.k8s.io/gateway-name="+set.Name)
 	if err != nil || len(pods) == 0 {
 		t.Fatalf("reading the config of %s: %v (and no pod to ask directly)", ids[0], cpErr)
 	}
-	d, err = kube.PodDump(t.Context(), t.Env.Config, t.Env.Kube, pods[0].Namespace, pods[0].Name)
+	d, err = labclient.PodDump(t.Context(), t.Env.Config, t.Env.Kube, pods[0].Namespace, pods[0].Name)
 	if err != nil {
 		t.Fatalf("reading the config of %s: control plane: %v; pod: %v", ids[0], cpErr, err)
 	}

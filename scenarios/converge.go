@@ -9,8 +9,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/xds"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // ProxySet names the proxies a change affects, as the control plane's /debug/syncz lists them.
@@ -224,7 +224,7 @@ func (t *T) resolveMins(ctx context.Context, sets []ProxySet) []ProxySet {
 	out := slices.Clone(sets)
 	for i, s := range out {
 		if s.Kind == xds.KindZtunnel && s.Min == 0 && t.Env != nil {
-			ds, err := t.Env.Kube.AppsV1().DaemonSets(kube.ControlPlaneNamespace).Get(ctx, kube.ZtunnelDaemonSet, metav1.GetOptions{})
+			ds, err := t.Env.Kube.AppsV1().DaemonSets(labclient.ControlPlaneNamespace).Get(ctx, labclient.ZtunnelDaemonSet, metav1.GetOptions{})
 			if err == nil && ds.Status.DesiredNumberScheduled > 0 {
 				out[i].Min = int(ds.Status.DesiredNumberScheduled)
 			}

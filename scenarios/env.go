@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/xds"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // ErrEnvironment marks problems of the environment rather than of the mesh: no cluster, an API server
@@ -96,7 +96,7 @@ func kubeconfigREST(path, context string) (*rest.Config, error) {
 
 // ControlPlaneDeployed reports whether the control plane's Deployment exists.
 func (e *Env) ControlPlaneDeployed(ctx context.Context) (bool, error) {
-	_, err := e.Kube.AppsV1().Deployments(kube.ControlPlaneNamespace).Get(ctx, kube.ControlPlaneDeployment, metav1.GetOptions{})
+	_, err := e.Kube.AppsV1().Deployments(labclient.ControlPlaneNamespace).Get(ctx, labclient.ControlPlaneDeployment, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -109,16 +109,16 @@ func (e *Env) ControlPlaneDeployed(ctx context.Context) (bool, error) {
 func (e *Env) CheckControlPlane(ctx context.Context) error {
 	deployed, err := e.ControlPlaneDeployed(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: reading Deployment %s/%s: %v", ErrEnvironment, kube.ControlPlaneNamespace, kube.ControlPlaneDeployment, err)
+		return fmt.Errorf("%w: reading Deployment %s/%s: %v", ErrEnvironment, labclient.ControlPlaneNamespace, labclient.ControlPlaneDeployment, err)
 	}
 	if !deployed {
 		return nil
 	}
-	if _, err := kube.Syncz(ctx, e.Kube); err != nil {
+	if _, err := labclient.Syncz(ctx, e.Kube); err != nil {
 		return fmt.Errorf("%w: the control plane is deployed but not reachable: %v", ErrEnvironment, err)
 	}
 	return nil
 }
 
 // Syncz reads the control plane's sync status.
-func (e *Env) Syncz(ctx context.Context) (xds.SyncStatus, error) { return kube.Syncz(ctx, e.Kube) }
+func (e *Env) Syncz(ctx context.Context) (xds.SyncStatus, error) { return labclient.Syncz(ctx, e.Kube) }

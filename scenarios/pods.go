@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/meshlab/meshlab/scenarios/kube"
+	"github.com/meshlab/meshlab/cluster/labclient"
 )
 
 // Pods returns the running, ready pods matching selector in namespace, oldest first.
@@ -19,7 +19,7 @@ func (t *T) Pods(namespace, selector string) []corev1.Pod {
 	if t.Env == nil {
 		t.Fatalf("no lab to list pods in")
 	}
-	pods, err := kube.RunningPods(t.Context(), t.Env.Kube, namespace, selector)
+	pods, err := labclient.RunningPods(t.Context(), t.Env.Kube, namespace, selector)
 	t.Must(err, "listing pods")
 	return pods
 }
@@ -51,7 +51,7 @@ func (t *T) WaitPodsReady(namespace, selector string, timeout time.Duration) []c
 		if err == nil {
 			ready := 0
 			for i := range list.Items {
-				if list.Items[i].Status.Phase == corev1.PodRunning && kube.IsReady(&list.Items[i]) {
+				if list.Items[i].Status.Phase == corev1.PodRunning && labclient.IsReady(&list.Items[i]) {
 					ready++
 				}
 			}

@@ -7,7 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/meshlab/meshlab/scenarios/kube"
+	"github.com/meshlab/meshlab/cluster/labclient"
 )
 
 // Prerequisite checks. Each skips the scenario with a "requires ..." reason when the lab lacks the piece,
@@ -24,13 +24,13 @@ func (t *T) RequireLab() {
 // does, /debug/syncz must answer (not answering is a failure, not a skip).
 func (t *T) RequireControlPlane() {
 	t.RequireLab()
-	d, err := t.Env.Kube.AppsV1().Deployments(kube.ControlPlaneNamespace).Get(t.Context(), kube.ControlPlaneDeployment, metav1.GetOptions{})
+	d, err := t.Env.Kube.AppsV1().Deployments(labclient.ControlPlaneNamespace).Get(t.Context(), labclient.ControlPlaneDeployment, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		t.Skipf("requires the meshlab control plane (Deployment %s/%s)", kube.ControlPlaneNamespace, kube.ControlPlaneDeployment)
+		t.Skipf("requires the meshlab control plane (Deployment %s/%s)", labclient.ControlPlaneNamespace, labclient.ControlPlaneDeployment)
 	}
 	t.Must(err, "reading the control plane Deployment")
 	if d.Status.ReadyReplicas == 0 {
-		t.Fatalf("the control plane Deployment %s/%s has no ready replica", kube.ControlPlaneNamespace, kube.ControlPlaneDeployment)
+		t.Fatalf("the control plane Deployment %s/%s has no ready replica", labclient.ControlPlaneNamespace, labclient.ControlPlaneDeployment)
 	}
 	_, err = t.Env.Syncz(t.Context())
 	t.Must(err, "reading the control plane's /debug/syncz")
@@ -39,9 +39,9 @@ func (t *T) RequireControlPlane() {
 // RequireZtunnel skips unless the ztunnel DaemonSet exists; its pods must be ready.
 func (t *T) RequireZtunnel() {
 	t.RequireLab()
-	ds, err := t.Env.Kube.AppsV1().DaemonSets(kube.ControlPlaneNamespace).Get(t.Context(), kube.ZtunnelDaemonSet, metav1.GetOptions{})
+	ds, err := t.Env.Kube.AppsV1().DaemonSets(labclient.ControlPlaneNamespace).Get(t.Context(), labclient.ZtunnelDaemonSet, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		t.Skipf("requires ztunnel (DaemonSet %s/%s)", kube.ControlPlaneNamespace, kube.ZtunnelDaemonSet)
+		t.Skipf("requires ztunnel (DaemonSet %s/%s)", labclient.ControlPlaneNamespace, labclient.ZtunnelDaemonSet)
 	}
 	t.Must(err, "reading the ztunnel DaemonSet")
 	if ds.Status.DesiredNumberScheduled == 0 || ds.Status.NumberReady < ds.Status.DesiredNumberScheduled {

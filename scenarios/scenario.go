@@ -4,7 +4,7 @@
 // The Runner runs scenarios one after another, turns panics and timeouts into failures, always tears down,
 // saves a bundle of evidence for each failure and reports results as text, JSON or JUnit XML.
 //
-// The scenarios themselves live in scenarios/suite; the API-server plumbing in scenarios/kube.
+// The scenarios themselves live in scenarios/suite; the API-server plumbing in cluster/labclient.
 package scenarios
 
 import (

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/internal/stats"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // Request is one `meshlab curl` run inside a pod of the lab.
@@ -95,7 +95,7 @@ func (t *T) SleepPod() string {
 	if t.Env == nil {
 		t.Fatalf("no lab: cannot find the sleep pod")
 	}
-	pods, err := kube.RunningPods(t.Context(), t.Env.Kube, t.Env.Namespace, "app=sleep")
+	pods, err := labclient.RunningPods(t.Context(), t.Env.Kube, t.Env.Namespace, "app=sleep")
 	t.Must(err, "finding the sleep pod")
 	if len(pods) == 0 {
 		t.Fatalf("no running sleep pod in %s", t.Env.Namespace)
@@ -117,7 +117,7 @@ func (t *T) Curl(req Request) Response {
 
 func (t *T) curlIn(req Request) Response {
 	start := time.Now()
-	out, err := kube.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
+	out, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
 	t.Must(err, "running curl")
 	res := Response{ExitCode: out.ExitCode, Stderr: out.Stderr, Elapsed: time.Since(start)}
 	res.Status, res.Header, res.Body, _ = ParseCurlOutput(out.Stdout)
@@ -149,7 +149,7 @@ func (t *T) CurlN(req Request, n, concurrency int) []Response {
 			defer wg.Done()
 			for range jobs {
 				start := time.Now()
-				res, err := kube.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
+				res, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err.Error())

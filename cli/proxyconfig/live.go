@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/scenarios"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // liveGet is the seam tests replace: it returns a running proxy's admin answer at path (/config_dump,
 // /clusters?format=json) and whether the pod is a waypoint.
-var liveGet = func(ctx context.Context, env cliutil.Env, target kube.Target, path string) ([]byte, bool, error) {
+var liveGet = func(ctx context.Context, env cliutil.Env, target labclient.Target, path string) ([]byte, bool, error) {
 	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
 	if err != nil {
 		return nil, false, &cliutil.ExitError{Code: 2, Err: err}
@@ -23,10 +23,10 @@ var liveGet = func(ctx context.Context, env cliutil.Env, target kube.Target, pat
 	if err != nil {
 		return nil, false, err
 	}
-	env.Logger.V(1)("reading %s from %s/%s:%d through a port-forward", path, pod.Namespace, pod.Name, kube.AdminPort)
-	data, err := kube.PodGet(ctx, lab.Config, lab.Kube, pod.Namespace, pod.Name, kube.AdminPort, path)
+	env.Logger.V(1)("reading %s from %s/%s:%d through a port-forward", path, pod.Namespace, pod.Name, labclient.AdminPort)
+	data, err := labclient.PodGet(ctx, lab.Config, lab.Kube, pod.Namespace, pod.Name, labclient.AdminPort, path)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w (is %s a meshlab proxy? waypoints, sidecars and ztunnel serve their admin API on %d)", err, target, kube.AdminPort)
+		return nil, false, fmt.Errorf("%w (is %s a meshlab proxy? waypoints, sidecars and ztunnel serve their admin API on %d)", err, target, labclient.AdminPort)
 	}
 	return data, pod.Labels[model.LabelGatewayName] != "", nil
 }
@@ -47,7 +47,7 @@ func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []stri
 	case len(args) == 0:
 		return nil, "", cliutil.Usagef("no dump: give --file DUMP, or a TARGET (deploy/NAME[.NAMESPACE] or a pod) to read a running proxy")
 	}
-	target, err := kube.ParseTarget(args[0], "default")
+	target, err := labclient.ParseTarget(args[0], "default")
 	if err != nil {
 		return nil, "", cliutil.Usagef("%v", err)
 	}

@@ -14,10 +14,10 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/controlplane/render"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 func TestLiveTarget(t *testing.T) {
@@ -46,11 +46,11 @@ func TestLiveTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var asked kube.Target
+	var asked labclient.Target
 	var paths []string
 	old := liveGet
 	t.Cleanup(func() { liveGet = old })
-	liveGet = func(_ context.Context, _ cliutil.Env, target kube.Target, path string) ([]byte, bool, error) {
+	liveGet = func(_ context.Context, _ cliutil.Env, target labclient.Target, path string) ([]byte, bool, error) {
 		asked = target
 		paths = append(paths, path)
 		if path == "/clusters?format=json" {
@@ -77,7 +77,7 @@ func TestLiveTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if asked != (kube.Target{Kind: "deploy", Name: "reviews-waypoint", Namespace: "default"}) {
+	if asked != (labclient.Target{Kind: "deploy", Name: "reviews-waypoint", Namespace: "default"}) {
 		t.Errorf("asked for %+v", asked)
 	}
 	// A waypoint pod gets the waypoint view without --waypoint, the same table as --file with --waypoint.

@@ -20,8 +20,8 @@ import (
 	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/xds"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // DefaultControlPlane is where the control plane serves its debug endpoints (istiod's monitoring port).
@@ -165,7 +165,7 @@ func runInLab(ctx context.Context, env cliutil.Env, flags *flagpole) error {
 	if err != nil {
 		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reaching cluster %q: %w", env.Globals.Name, err)}
 	}
-	status, err := kube.Syncz(ctx, clients.Kube)
+	status, err := labclient.Syncz(ctx, clients.Kube)
 	if err != nil {
 		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reading the control plane's sync status: %w", err)}
 	}

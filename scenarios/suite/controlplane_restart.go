@@ -10,9 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/xds"
 	"github.com/meshlab/meshlab/scenarios"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // control-plane-restart: the data plane keeps its config while the control plane is away. A request loop
@@ -42,8 +42,8 @@ func controlPlaneRestart() *scenarios.Scenario {
 			}
 
 			restarted := time.Now()
-			t.Must(restartDeployment(t.Context(), t, kube.ControlPlaneNamespace, kube.ControlPlaneDeployment, restarted), "restarting the control plane")
-			t.Must(waitRolledOut(t.Context(), t, kube.ControlPlaneNamespace, kube.ControlPlaneDeployment, 90*time.Second), "waiting for the control plane rollout")
+			t.Must(restartDeployment(t.Context(), t, labclient.ControlPlaneNamespace, labclient.ControlPlaneDeployment, restarted), "restarting the control plane")
+			t.Must(waitRolledOut(t.Context(), t, labclient.ControlPlaneNamespace, labclient.ControlPlaneDeployment, 90*time.Second), "waiting for the control plane rollout")
 			t.Logf("control plane rolled out in %s", time.Since(restarted).Round(time.Millisecond))
 			t.Must(waitReconnected(t.Context(), t, before, restarted, 60*time.Second), "waiting for the proxies to reconnect")
 			t.Logf("every proxy reconnected and in sync %s after the restart", time.Since(restarted).Round(time.Millisecond))
@@ -74,7 +74,7 @@ type requestLoop struct {
 
 func (l *requestLoop) run(ctx context.Context, t *scenarios.T, sleep string) {
 	for ctx.Err() == nil && l.total() < restartLoopRequests {
-		out, err := kube.Exec(ctx, t.Env.Config, t.Env.Kube, bookinfoNS, sleep, "", scenarios.CurlArgs(scenarios.Request{URL: "http://productpage:9080/health", MaxTime: 5 * time.Second}))
+		out, err := labclient.Exec(ctx, t.Env.Config, t.Env.Kube, bookinfoNS, sleep, "", scenarios.CurlArgs(scenarios.Request{URL: "http://productpage:9080/health", MaxTime: 5 * time.Second}))
 		if ctx.Err() != nil {
 			return // stopped mid-request: not a verdict on the mesh
 		}

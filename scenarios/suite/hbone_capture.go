@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/scenarios"
-	"github.com/meshlab/meshlab/scenarios/kube"
 )
 
 // hbone-capture: sleep -> productpage is captured by ztunnel and carried over HBONE (port 15008, mTLS)
@@ -36,7 +36,7 @@ func hboneCapture() *scenarios.Scenario {
 			sleep := t.Pods(bookinfoNS, "app=sleep")[0]
 			pp := t.Pods(bookinfoNS, "app=productpage")[0]
 			plain := t.Pods(plainNS, "app=plain-client")[0]
-			t.Involve(kube.ControlPlaneNamespace, "")
+			t.Involve(labclient.ControlPlaneNamespace, "")
 
 			t.Phase("captured", func() {
 				since := time.Now().Add(-2 * time.Second)
@@ -156,11 +156,11 @@ func parseAccessLog(log string) []accessEntry {
 // accessLog reads the access-log entries of the ztunnel on node (every ztunnel when node is empty) since
 // a time.
 func accessLog(t *scenarios.T, node string, since time.Time) []accessEntry {
-	ds, err := t.Env.Kube.AppsV1().DaemonSets(kube.ControlPlaneNamespace).Get(t.Context(), kube.ZtunnelDaemonSet, metav1.GetOptions{})
+	ds, err := t.Env.Kube.AppsV1().DaemonSets(labclient.ControlPlaneNamespace).Get(t.Context(), labclient.ZtunnelDaemonSet, metav1.GetOptions{})
 	t.Must(err, "reading the ztunnel DaemonSet")
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	t.Must(err, "ztunnel selector")
-	pods, err := t.Env.Kube.CoreV1().Pods(kube.ControlPlaneNamespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel.String()})
+	pods, err := t.Env.Kube.CoreV1().Pods(labclient.ControlPlaneNamespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel.String()})
 	t.Must(err, "listing ztunnel pods")
 	var out []accessEntry
 	st := metav1.NewTime(since)

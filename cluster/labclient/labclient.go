@@ -1,8 +1,8 @@
-// Package kube reaches into a running meshlab lab through the Kubernetes API server only: it runs commands
+// Package labclient reaches into a running meshlab lab through the Kubernetes API server only: it runs commands
 // in pods (the remotecommand exec API), forwards a pod port for one HTTP request (the port-forward API),
 // and GETs the control plane's debug endpoints through the API server's service proxy. Nothing here needs
 // network access to the pods themselves, so it works against kind from the host or from CI.
-package kube
+package labclient
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/meshlab/meshlab/manifests"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -25,13 +27,14 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 )
 
-// Where the control plane serves its debug endpoints (istiod's monitoring port, 15014).
+// Where the lab's components are (manifests' names) and where the control plane serves its debug
+// endpoints (istiod's monitoring port, 15014).
 const (
-	ControlPlaneNamespace  = "istio-system"
-	ControlPlaneService    = "istiod"
-	ControlPlaneDeployment = "istiod"
+	ControlPlaneNamespace  = manifests.ControlPlaneNamespace
+	ControlPlaneService    = manifests.ControlPlaneName
+	ControlPlaneDeployment = manifests.ControlPlaneName
 	ControlPlaneDebugPort  = "15014"
-	ZtunnelDaemonSet       = "ztunnel"
+	ZtunnelDaemonSet       = manifests.ZtunnelName
 	// AdminPort is a proxy's admin port (Envoy's 15000), serving /config_dump.
 	AdminPort = 15000
 )

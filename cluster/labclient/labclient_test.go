@@ -1,4 +1,4 @@
-package kube
+package labclient
 
 import (
 	"encoding/json"
