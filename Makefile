@@ -6,10 +6,15 @@ BIN       := bin/meshlab
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -s -w -X github.com/meshlab/meshlab/version.Version=$(VERSION)
 CLUSTER   ?= meshlab
+# Real istioctl, built once from the Go module proxy into the cache (the version the tests were written
+# against); the e2e and the integration tests run it against meshlab.
+ISTIOCTL_MODULE := istio.io/istio/istioctl/cmd/istioctl@v0.0.0-20260827124520-eed52ebb66ad
+ISTIOCTL_DIR    ?= $(HOME)/.cache/meshlab/istioctl
+ISTIOCTL        := $(ISTIOCTL_DIR)/istioctl
 E2E_CLUSTER ?= meshlab-e2e
 export CGO_ENABLED := 0
 
-.PHONY: all build up down status test unit e2e vet fmt clean
+.PHONY: all build up down status test unit e2e vet fmt clean istioctl
 
 all: build
 
@@ -25,7 +30,12 @@ down: build
 status: build
 	$(BIN) status --name $(CLUSTER)
 
-test: vet unit e2e
+test: vet istioctl unit e2e
+
+# istioctl is not a dependency of meshlab's module: it is installed as a tool, outside the build.
+istioctl: $(ISTIOCTL)
+$(ISTIOCTL):
+	GOBIN=$(ISTIOCTL_DIR) $(GO) install $(ISTIOCTL_MODULE)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -35,8 +45,8 @@ unit:
 	$(GO) test -count=1 ./...
 
 # The end-to-end run needs root (Docker, kind) and builds the node image offline the first time (cached after).
-e2e: build
-	MESHLAB_E2E=1 MESHLAB_BIN=$(abspath $(BIN)) MESHLAB_E2E_CLUSTER=$(E2E_CLUSTER) \
+e2e: build istioctl
+	MESHLAB_E2E=1 MESHLAB_BIN=$(abspath $(BIN)) MESHLAB_E2E_CLUSTER=$(E2E_CLUSTER) MESHLAB_ISTIOCTL=$(ISTIOCTL) \
 		$(GO) test -count=1 -timeout 80m -v ./e2e/...
 
 clean:

@@ -186,6 +186,9 @@ func TestWalkingSkeleton(t *testing.T) {
 			t.Fatalf("meshlab lab run --all: %v\n%s", err, out)
 		}
 	})
+
+	// Last: it puts a waypoint in front of default's services for a while.
+	t.Run("istioctl reads the lab", func(t *testing.T) { checkIstioctl(t, ctx) })
 }
 
 // runScenarios is the CI gate of issue 6: every scenario passes on the lab, none skipped.
