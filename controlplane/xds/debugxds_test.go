@@ -106,7 +106,10 @@ func TestDebugSynczAndConfigDump(t *testing.T) {
 	sc := newSotwClient(t, cc, "sidecar/other/echo-1")
 	sc.send(&discovery.DiscoveryRequest{TypeUrl: xdstype.Cluster})
 	sc.recv() // not acknowledged: STALE
-	waitFor(t, "the NACK", func() bool { st, _ := typeStatus(s, "waypoint/default/reviews-waypoint", xdstype.Listener); return st.NackError != "" })
+	waitFor(t, "the NACK", func() bool {
+		st, _ := typeStatus(s, "waypoint/default/reviews-waypoint", xdstype.Listener)
+		return st.NackError != ""
+	})
 
 	ist := newDebugClient(t, cc, istioctlNode("istio-system"))
 	r, err := ist.ask(xdstype.DebugSyncz)
@@ -180,7 +183,7 @@ func TestDebugSynczAndConfigDump(t *testing.T) {
 	if r, err = ist.ask(xdstype.DebugConfigDump, "nobody.default"); err != nil || len(r.GetResources()) != 0 {
 		t.Errorf("config_dump of an unknown proxy = %d resources, %v; want an empty answer", len(r.GetResources()), err)
 	}
-	if r, err = ist.ask(xdstype.DebugPrefix+"/unknown"); err != nil || len(r.GetResources()) != 0 {
+	if r, err = ist.ask(xdstype.DebugPrefix + "/unknown"); err != nil || len(r.GetResources()) != 0 {
 		t.Errorf("an unknown debug type = %d resources, %v; want an empty answer", len(r.GetResources()), err)
 	}
 	if n := s.ConnectedProxies(); n != 2 {
