@@ -40,7 +40,8 @@ import (
 // A stream that only asks debug questions (istioctl's) is not a proxy: it never joins the push machinery
 // and never shows in syncz. A proxy may ask them on its own stream too. Each debug request is answered
 // (Istio's clients do not ACK debug responses; an ACK of one of this stream's debug nonces is ignored).
-// Only state-of-the-world streams carry them, as istioctl uses.
+// istioctl asks on state-of-the-world streams; delta streams are answered too, the names asked for being
+// those subscribed, syncz's resources named by node ID.
 //
 // Who may ask is the DebugAuthorizer's decision (WithDebugAuthorizer), made once per stream at its first
 // debug request; it also scopes the answers to one namespace's proxies.
@@ -85,28 +86,51 @@ func (s *Server) ControlPlane() *core.ControlPlane {
 	return &core.ControlPlane{Identifier: string(b)}
 }
 
-// debugStream is the debug side of one state-of-the-world stream.
+// debugStream is the debug side of one stream; send writes an answer in the stream's flavour.
 type debugStream struct {
 	s    *Server
 	ctx  context.Context
-	send func(*discovery.DiscoveryResponse) error
+	send func(typeURL, version, nonce string, resources []*discovery.Resource) error
 
 	node   *core.Node          // the first node the stream presented
 	scope  *string             // the authorizer's answer, once asked
-	nonces map[string]struct{} // nonces of the debug responses sent
+	nonces map[string]struct{} // nonces of the debug answers sent
 }
 
-// handle answers req if it is a debug request; handled is false for anything else, which the proxy side
-// of the stream handles. It runs on the stream goroutine, as every send does.
-func (d *debugStream) handle(req *discovery.DiscoveryRequest) (handled bool, err error) {
-	if d.node == nil && req.GetNode() != nil {
-		d.node = req.GetNode()
+// sotwDebug is the debug side of a state-of-the-world stream.
+func (s *Server) sotwDebug(ctx context.Context, send func(*discovery.DiscoveryResponse) error) func(*discovery.DiscoveryRequest) (bool, error) {
+	d := &debugStream{s: s, ctx: ctx, send: func(typeURL, version, nonce string, resources []*discovery.Resource) error {
+		resp := &discovery.DiscoveryResponse{TypeUrl: typeURL, VersionInfo: version, Nonce: nonce, ControlPlane: s.ControlPlane()}
+		for _, r := range resources {
+			resp.Resources = append(resp.Resources, r.GetResource())
+		}
+		return send(resp)
+	}}
+	return func(req *discovery.DiscoveryRequest) (bool, error) {
+		return d.handle(req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetResourceNames())
 	}
-	t := req.GetTypeUrl()
-	if !xdstype.IsDebug(t) {
+}
+
+// deltaDebug is the debug side of a delta stream: the names asked for are those subscribed.
+func (s *Server) deltaDebug(ctx context.Context, send func(*discovery.DeltaDiscoveryResponse) error) func(*discovery.DeltaDiscoveryRequest) (bool, error) {
+	d := &debugStream{s: s, ctx: ctx, send: func(typeURL, version, nonce string, resources []*discovery.Resource) error {
+		return send(&discovery.DeltaDiscoveryResponse{TypeUrl: typeURL, SystemVersionInfo: version, Nonce: nonce, Resources: resources, ControlPlane: s.ControlPlane()})
+	}}
+	return func(req *discovery.DeltaDiscoveryRequest) (bool, error) {
+		return d.handle(req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetResourceNamesSubscribe())
+	}
+}
+
+// handle answers a request if it is a debug request; handled is false for anything else, which the proxy
+// side of the stream handles. It runs on the stream goroutine, as every send does.
+func (d *debugStream) handle(node *core.Node, typeURL, responseNonce string, names []string) (handled bool, err error) {
+	if d.node == nil && node != nil {
+		d.node = node
+	}
+	if !xdstype.IsDebug(typeURL) {
 		return false, nil
 	}
-	if _, ack := d.nonces[req.GetResponseNonce()]; ack {
+	if _, ack := d.nonces[responseNonce]; ack {
 		return true, nil
 	}
 	if d.node.GetId() == "" {
@@ -117,7 +141,7 @@ func (d *debugStream) handle(req *discovery.DiscoveryRequest) (handled bool, err
 		scope := ""
 		if d.s.debugAuth != nil {
 			if scope, err = d.s.debugAuth(d.ctx, client); err != nil {
-				d.s.logf("xds: refusing %s to %s: %v", t, client.ID, err)
+				d.s.logf("xds: refusing %s to %s: %v", typeURL, client.ID, err)
 				if _, ok := status.FromError(err); !ok {
 					err = status.Error(codes.PermissionDenied, err.Error())
 				}
@@ -126,32 +150,28 @@ func (d *debugStream) handle(req *discovery.DiscoveryRequest) (handled bool, err
 		}
 		d.scope = &scope
 	}
-	resp := &discovery.DiscoveryResponse{
-		TypeUrl:      t,
-		VersionInfo:  d.s.debugVersion(),
-		Nonce:        d.s.nextNonce(),
-		ControlPlane: d.s.ControlPlane(),
-	}
-	switch t {
+	var res []*discovery.Resource
+	switch typeURL {
 	case xdstype.DebugSyncz:
-		resp.Resources, err = d.s.clientConfigs(*d.scope)
-		d.s.logf("xds: %s asked for syncz: %d proxies", client.ID, len(resp.Resources))
+		res, err = d.s.clientConfigs(*d.scope)
+		d.s.logf("xds: %s asked for syncz: %d proxies", client.ID, len(res))
 	case xdstype.DebugConfigDump:
-		if names := req.GetResourceNames(); len(names) == 1 {
-			resp.Resources, err = d.s.envoyConfigDump(names[0], *d.scope)
-			d.s.logf("xds: %s asked for the config dump of %s: %d parts", client.ID, names[0], len(resp.Resources))
+		if len(names) == 1 {
+			res, err = d.s.envoyConfigDump(names[0], *d.scope)
+			d.s.logf("xds: %s asked for the config dump of %s: %d parts", client.ID, names[0], len(res))
 		} else {
 			d.s.logf("xds: %s asked for a config dump of %d proxies; answering none", client.ID, len(names))
 		}
 	}
 	if err != nil {
-		return true, status.Errorf(codes.Internal, "%s: %v", t, err)
+		return true, status.Errorf(codes.Internal, "%s: %v", typeURL, err)
 	}
+	nonce := d.s.nextNonce()
 	if d.nonces == nil {
 		d.nonces = map[string]struct{}{}
 	}
-	d.nonces[resp.Nonce] = struct{}{}
-	return true, d.send(resp)
+	d.nonces[nonce] = struct{}{}
+	return true, d.send(typeURL, d.s.debugVersion(), nonce, res)
 }
 
 // debugVersion is the version_info of debug responses: the sequence number of the current snapshot.
@@ -161,18 +181,20 @@ func (s *Server) debugVersion() string {
 	return strconv.FormatUint(s.snapshotSeq, 10)
 }
 
-// clientConfigs is the syncz answer: a ClientConfig per connected proxy of namespace ("" for all).
-func (s *Server) clientConfigs(namespace string) ([]*anypb.Any, error) {
-	out := []*anypb.Any{}
+// clientConfigs is the syncz answer: a ClientConfig per connected proxy of namespace ("" for all), named
+// by its node ID.
+func (s *Server) clientConfigs(namespace string) ([]*discovery.Resource, error) {
+	var out []*discovery.Resource
 	for _, ps := range s.SyncStatus().Proxies {
 		if namespace != "" && ps.Namespace != namespace {
 			continue
 		}
-		a, err := anypb.New(ClientConfig(ps))
+		cc := ClientConfig(ps)
+		a, err := anypb.New(cc)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		out = append(out, &discovery.Resource{Name: cc.GetNode().GetId(), Resource: a})
 	}
 	return out, nil
 }
@@ -221,9 +243,9 @@ func configStatus(s SyncState) statusv3.ConfigStatus {
 }
 
 // envoyConfigDump is the config_dump answer: the parts of an Envoy admin ConfigDump holding what was last
-// sent to the proxy named id, as istiod's (no endpoints, as Envoy's /config_dump without include_eds).
-// nil when no such proxy of namespace ("" for any) is connected.
-func (s *Server) envoyConfigDump(id, namespace string) ([]*anypb.Any, error) {
+// sent to the proxy named id, as istiod's (no endpoints, as Envoy's /config_dump without include_eds),
+// unnamed. nil when no such proxy of namespace ("" for any) is connected.
+func (s *Server) envoyConfigDump(id, namespace string) ([]*discovery.Resource, error) {
 	c := s.findConnection(id)
 	if c == nil || (namespace != "" && c.proxy.Namespace != namespace) {
 		return nil, nil
@@ -260,13 +282,13 @@ func (s *Server) envoyConfigDump(id, namespace string) ([]*anypb.Any, error) {
 		secrets.DynamicActiveSecrets = append(secrets.DynamicActiveSecrets, &admin.SecretsConfigDump_DynamicSecret{
 			Name: r.GetName(), VersionInfo: version[xdstype.Secret], Secret: r.GetResource(), LastUpdated: updated[xdstype.Secret]})
 	}
-	var out []*anypb.Any
+	var out []*discovery.Resource
 	for _, part := range []proto.Message{clusters, listeners, routes, secrets, &admin.EcdsConfigDump{}} {
 		a, err := anypb.New(part)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		out = append(out, &discovery.Resource{Resource: a})
 	}
 	return out, nil
 }

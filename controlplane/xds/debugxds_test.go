@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,6 +199,21 @@ func TestDebugSynczAndConfigDump(t *testing.T) {
 	}
 	sc.ack(own)
 	sc.expectNone(200 * time.Millisecond)
+
+	// So may a delta proxy: the names asked for are those subscribed, syncz's resources are named.
+	wp.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.DebugConfigDump, ResourceNamesSubscribe: []string{"echo-1.other"}})
+	dr := wp.recv()
+	if dr.GetTypeUrl() != xdstype.DebugConfigDump || len(dr.GetResources()) != 5 || dr.GetControlPlane() == nil {
+		t.Fatalf("delta config_dump = %s with %d resources", dr.GetTypeUrl(), len(dr.GetResources()))
+	}
+	wp.ack(dr)
+	wp.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.DebugSyncz})
+	dr = wp.recv()
+	if names := resourceNames(dr.GetResources()); dr.GetTypeUrl() != xdstype.DebugSyncz || !slices.Equal(names, []string{"echo-1.other", "reviews-waypoint.default"}) {
+		t.Fatalf("delta syncz = %s named %v", dr.GetTypeUrl(), names)
+	}
+	wp.ack(dr)
+	wp.expectNone(200 * time.Millisecond)
 }
 
 func TestDebugAuthorizer(t *testing.T) {

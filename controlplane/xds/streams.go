@@ -12,18 +12,17 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// StreamAggregatedResources serves one state-of-the-world ADS stream.
-// Istio's debug requests (istio.io/debug/...) are answered on the side (debugxds.go).
+// StreamAggregatedResources serves one state-of-the-world ADS stream, and Istio's debug requests on the
+// side (debugxds.go).
 func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[discovery.DiscoveryRequest, discovery.DiscoveryResponse]) error {
-	debug := &debugStream{s: s, ctx: stream.Context(), send: stream.Send}
-	return serveStream(s, stream.Context(), stream.Recv, false, debug.handle,
+	return serveStream(s, stream.Context(), stream.Recv, false, s.sotwDebug(stream.Context(), stream.Send),
 		func(c *connection) { c.sendSotW = stream.Send },
 		(*connection).handleSotW)
 }
 
-// DeltaAggregatedResources serves one incremental (delta) ADS stream.
+// DeltaAggregatedResources serves one incremental (delta) ADS stream, and Istio's debug requests on the side.
 func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]) error {
-	return serveStream(s, stream.Context(), stream.Recv, true, nil,
+	return serveStream(s, stream.Context(), stream.Recv, true, s.deltaDebug(stream.Context(), stream.Send),
 		func(c *connection) { c.sendDelta = stream.Send },
 		(*connection).handleDelta)
 }
