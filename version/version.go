@@ -30,3 +30,15 @@ func String() string {
 func Long() string {
 	return fmt.Sprintf("meshlab %s %s %s/%s", String(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
+
+// Revision returns the VCS revision the Go toolchain recorded in the binary, or "" when it recorded none.
+func Revision() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return ""
+}

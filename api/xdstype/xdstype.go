@@ -20,6 +20,21 @@ const (
 	Authorization = "type.googleapis.com/istio.security.Authorization" // an L4 policy, for ztunnel
 )
 
+// Istio's debug types: not config, but questions a client (istioctl) asks istiod over ADS. The response to
+// DebugSyncz holds one envoy.service.status.v3.ClientConfig per connected proxy; the response to
+// DebugConfigDump, asked with one resource name (a proxy ID), holds the pieces of that proxy's Envoy
+// admin ConfigDump as the control plane sees it.
+const (
+	DebugPrefix     = "istio.io/debug"
+	DebugSyncz      = DebugPrefix + "/syncz"
+	DebugConfigDump = DebugPrefix + "/config_dump"
+)
+
+// IsDebug reports whether typeURL is one of Istio's debug types (istio.io/debug or istio.io/debug/...).
+func IsDebug(typeURL string) bool {
+	return typeURL == DebugPrefix || strings.HasPrefix(typeURL, DebugPrefix+"/")
+}
+
 // Short returns the short xDS name of a type URL as Istio's tools print it (CDS, LDS, EDS, RDS, SDS; WDS
 // for workload addresses, AUTHZ for authorizations), or the message name for any other type.
 func Short(typeURL string) string {

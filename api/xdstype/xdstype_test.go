@@ -17,3 +17,14 @@ func TestShort(t *testing.T) {
 		}
 	}
 }
+
+func TestIsDebug(t *testing.T) {
+	for typeURL, want := range map[string]bool{
+		xdstype.DebugSyncz: true, xdstype.DebugConfigDump: true, xdstype.DebugPrefix: true,
+		"istio.io/debugger": false, xdstype.Cluster: false, "": false,
+	} {
+		if got := xdstype.IsDebug(typeURL); got != want {
+			t.Errorf("IsDebug(%q) = %t, want %t", typeURL, got, want)
+		}
+	}
+}

@@ -103,7 +103,7 @@ func Write(w io.Writer, status xds.SyncStatus, now time.Time) error {
 	fmt.Fprintln(tw, "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tISTIOD\tVERSION")
 	rows := make([][]string, 0, len(status.Proxies))
 	for _, p := range status.Proxies {
-		row := []string{proxyName(p), orDash(p.Cluster)}
+		row := []string{p.DisplayName(), orDash(p.Cluster)}
 		for _, t := range columns {
 			ts, ok := p.Type(t)
 			row = append(row, Cell(ts, ok, now))
@@ -121,29 +121,14 @@ func Write(w io.Writer, status xds.SyncStatus, now time.Time) error {
 // response), SYNCED (age) (it acknowledged the last response; age since the ACK), or STALE (sent, not
 // acknowledged yet).
 func Cell(t xds.TypeStatus, subscribed bool, now time.Time) string {
-	switch {
-	case !subscribed:
+	if !subscribed {
 		return "IGNORED" // as istioctl shows types a proxy does not watch (ztunnel's Envoy types)
-	case t.SentNonce == "":
-		return "NOT SENT"
-	case t.NackError != "":
-		return "NACKED"
-	case t.Synced():
-		return "SYNCED (" + duration.HumanDuration(now.Sub(t.LastAck)) + ")"
-	default:
-		return "STALE"
 	}
-}
-
-// proxyName is istioctl's NAME: name.namespace for pods and gateways, else the node's name or ID.
-func proxyName(p xds.ProxyStatus) string {
-	switch {
-	case p.Name != "" && p.Namespace != "":
-		return p.Name + "." + p.Namespace
-	case p.Name != "":
-		return p.Name
+	st := t.State()
+	if st == xds.Synced {
+		return string(st) + " (" + duration.HumanDuration(now.Sub(t.LastAck)) + ")"
 	}
-	return p.ID
+	return string(st)
 }
 
 func orDash(s string) string {

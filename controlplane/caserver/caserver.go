@@ -86,7 +86,7 @@ func (s *Server) Register(g grpc.ServiceRegistrar) { cav1.RegisterCertificateSer
 
 // CreateCertificate authenticates the caller, decides the identity and signs the CSR for it.
 func (s *Server) CreateCertificate(ctx context.Context, req *cav1.CreateCertificateRequest) (*cav1.CreateCertificateResponse, error) {
-	token, err := bearerToken(ctx)
+	token, err := BearerToken(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
@@ -172,7 +172,8 @@ func ParseWorkloadID(id spiffeid.ID) (namespace, serviceAccount string, ok bool)
 	return parts[1], parts[3], true
 }
 
-func bearerToken(ctx context.Context) (string, error) {
+// BearerToken returns the token of a gRPC caller's `authorization: Bearer <token>` metadata.
+func BearerToken(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
 		if tok, ok := strings.CutPrefix(v, "Bearer "); ok && tok != "" {

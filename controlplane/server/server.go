@@ -7,9 +7,10 @@
 //
 // — and serves it: gRPC with TLS on :15012 (xDS, plus whatever Options.RegisterGRPC adds, such as the CA
 // service), plain gRPC on :15010 (xDS, for tests and debugging), and HTTP on :15014 (/debug/syncz,
-// /debug/config_dump?proxy=ID, /metrics, /ready, /debug/problems). It also keeps the CA root in Secret
-// meshlab-ca, publishes it as ConfigMap istio-ca-root-cert in every namespace, and runs the waypoint
-// controller.
+// /debug/config_dump?proxy=ID, /metrics, /ready, /debug/problems). Both gRPC listeners also answer
+// Istio's debug types (istio.io/debug/syncz and config_dump, for istioctl) as DebugAccess allows. It also
+// keeps the CA root in Secret meshlab-ca, publishes it as ConfigMap istio-ca-root-cert in every namespace,
+// and runs the waypoint controller.
 //
 // One replica runs; there is no leader election. Everything it writes (status, waypoint objects,
 // ConfigMaps) converges by comparing with what is there, so a restarted or briefly doubled control plane
@@ -35,6 +36,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/meshlab/meshlab/controlplane/caserver"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -78,6 +80,9 @@ type Options struct {
 	RegisterGRPC []func(g *grpc.Server, c *ca.CA)
 	// TLSConfig, when set, replaces the default serving config (ServingTLS).
 	TLSConfig func(ctx context.Context, c *ca.CA) (*tls.Config, error)
+	// Authenticator checks the bearer tokens of debug xDS requests on the TLS listener (istioctl's; see
+	// DebugAccess). Default: a TokenReview for audience istio-ca.
+	Authenticator caserver.Authenticator
 
 	Logf func(string, ...any)
 }
@@ -128,7 +133,11 @@ func New(clients *kube.Clients, opts Options) *Server {
 	opts.defaults()
 	s := &Server{opts: opts, clients: clients, store: ingest.NewStore(), addrs: map[string]net.Addr{}}
 	s.gen = xdsgen.New(s.store, xdsgen.WithLogf(opts.Logf))
+	if opts.Authenticator == nil {
+		opts.Authenticator = caserver.TokenReviewer{Client: clients.Kube}
+	}
 	s.xds = xds.NewServer(s.gen,
+		xds.WithDebugAuthorizer(DebugAccess(opts.Authenticator, opts.Namespace)),
 		xds.WithCache(s.gen.Cache()),
 		xds.WithDebounce(opts.DebounceQuiet, opts.DebounceMax),
 		xds.WithConcurrency(opts.PushConcurrency),

@@ -65,29 +65,48 @@ func (p ProxyStatus) Type(typeURL string) (TypeStatus, bool) {
 	return TypeStatus{}, false
 }
 
+// SyncState is a type's sync state as proxy-status prints it.
+type SyncState string
+
+// Sync states.
+const (
+	NotSent SyncState = "NOT SENT" // nothing sent yet
+	Nacked  SyncState = "NACKED"   // the proxy rejected the last response; it keeps its previous config
+	Synced  SyncState = "SYNCED"   // the proxy acknowledged the last response
+	Stale   SyncState = "STALE"    // sent, not acknowledged yet
+)
+
+// State returns the type's sync state. Both `meshlab proxy-status` and the istio.io/debug/syncz answer
+// (istioctl proxy-status) show it.
+func (t TypeStatus) State() SyncState {
+	switch {
+	case t.SentNonce == "":
+		return NotSent
+	case t.NackError != "":
+		return Nacked
+	case t.Synced():
+		return Synced
+	}
+	return Stale
+}
+
+// DisplayName is the proxy's name as istioctl prints it (and asks for it): name.namespace for pods and
+// gateways, else the node's name or ID.
+func (p ProxyStatus) DisplayName() string {
+	switch {
+	case p.Name != "" && p.Namespace != "":
+		return p.Name + "." + p.Namespace
+	case p.Name != "":
+		return p.Name
+	}
+	return p.ID
+}
+
 // SyncStatus returns the sync state of every connected proxy, sorted by proxy ID.
 func (s *Server) SyncStatus() SyncStatus {
 	out := SyncStatus{ControlPlane: s.id, Proxies: []ProxyStatus{}}
 	for _, c := range s.connections() {
-		p := c.proxy
-		ps := ProxyStatus{ID: p.ID, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Cluster: p.Cluster,
-			Version: p.Version, Delta: c.delta, ConnectedAt: c.connectedAt}
-		c.mu.Lock()
-		types := slices.Collect(maps.Keys(c.types))
-		sortTypes(types)
-		for _, t := range types {
-			st := c.types[t]
-			ps.Types = append(ps.Types, TypeStatus{
-				TypeURL: t, Type: xdstype.Short(t),
-				SentVersion: st.SentVersion, SentNonce: st.SentNonce,
-				AckedVersion: st.AckedVersion, AckedNonce: st.AckedNonce,
-				NackVersion: st.NackVersion, NackError: st.NackError,
-				Resources: len(st.sent),
-				LastPush:  st.LastPush, LastAck: st.LastAck, LastNack: st.LastNack,
-			})
-		}
-		c.mu.Unlock()
-		out.Proxies = append(out.Proxies, ps)
+		out.Proxies = append(out.Proxies, c.status())
 	}
 	slices.SortFunc(out.Proxies, func(a, b ProxyStatus) int {
 		if c := strings.Compare(a.ID, b.ID); c != 0 {
@@ -96,6 +115,52 @@ func (s *Server) SyncStatus() SyncStatus {
 		return a.ConnectedAt.Compare(b.ConnectedAt)
 	})
 	return out
+}
+
+// status returns the connection's sync state.
+func (c *connection) status() ProxyStatus {
+	st, _ := c.snapshot()
+	return st
+}
+
+// snapshot returns the connection's sync state and, per type, the resources last sent (sorted by name),
+// read at one instant.
+func (c *connection) snapshot() (ProxyStatus, map[string][]*discovery.Resource) {
+	p := c.proxy
+	ps := ProxyStatus{ID: p.ID, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Cluster: p.Cluster,
+		Version: p.Version, Delta: c.delta, ConnectedAt: c.connectedAt}
+	sent := map[string][]*discovery.Resource{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	types := slices.Collect(maps.Keys(c.types))
+	sortTypes(types)
+	for _, t := range types {
+		st := c.types[t]
+		ps.Types = append(ps.Types, TypeStatus{
+			TypeURL: t, Type: xdstype.Short(t),
+			SentVersion: st.SentVersion, SentNonce: st.SentNonce,
+			AckedVersion: st.AckedVersion, AckedNonce: st.AckedNonce,
+			NackVersion: st.NackVersion, NackError: st.NackError,
+			Resources: len(st.sent),
+			LastPush:  st.LastPush, LastAck: st.LastAck, LastNack: st.LastNack,
+		})
+		sent[t] = slices.SortedFunc(maps.Values(st.sent), func(a, b *discovery.Resource) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return ps, sent
+}
+
+// findConnection returns the newest connection of the proxy with this ID, or with this display name
+// (name.namespace, as istioctl names a pod).
+func (s *Server) findConnection(id string) *connection {
+	var c *connection
+	for _, cc := range s.connections() {
+		p := cc.proxy
+		match := p.ID == id || (p.Name != "" && p.Namespace != "" && p.Name+"."+p.Namespace == id)
+		if match && (c == nil || cc.connectedAt.After(c.connectedAt)) {
+			c = cc
+		}
+	}
+	return c
 }
 
 // ConfigDump is the body of /debug/config_dump?proxy=ID: the resources last sent to a proxy, per type.
@@ -111,34 +176,18 @@ type TypeConfigDump struct {
 	Resources []json.RawMessage `json:"resources"`
 }
 
-// ConfigDump returns what was last sent to the proxy with this ID (its newest connection).
+// ConfigDump returns what was last sent to the proxy with this ID or name.namespace (its newest
+// connection).
 func (s *Server) ConfigDump(proxyID string) (ConfigDump, bool) {
-	var c *connection
-	for _, cc := range s.connections() {
-		if cc.proxy.ID == proxyID && (c == nil || cc.connectedAt.After(c.connectedAt)) {
-			c = cc
-		}
-	}
+	c := s.findConnection(proxyID)
 	if c == nil {
 		return ConfigDump{}, false
 	}
-	ps := s.SyncStatus()
-	dump := ConfigDump{Proxy: proxyID}
-	c.mu.Lock()
-	sets := map[string][]*discovery.Resource{}
-	for t, st := range c.types {
-		sets[t] = slices.SortedFunc(maps.Values(st.sent), func(a, b *discovery.Resource) int { return strings.Compare(a.Name, b.Name) })
-	}
-	c.mu.Unlock()
-	var status ProxyStatus
-	for _, p := range ps.Proxies {
-		if p.ID == proxyID && p.ConnectedAt.Equal(c.connectedAt) {
-			status = p
-		}
-	}
+	status, sent := c.snapshot()
+	dump := ConfigDump{Proxy: c.proxy.ID}
 	for _, ts := range status.Types {
 		td := TypeConfigDump{TypeStatus: ts, Resources: []json.RawMessage{}}
-		for _, r := range sets[ts.TypeURL] {
+		for _, r := range sent[ts.TypeURL] {
 			td.Resources = append(td.Resources, resourceJSON(r))
 		}
 		dump.Types = append(dump.Types, td)

@@ -9,6 +9,9 @@
 //	per proxy, later requests merge into it) -> concurrency limit -> per-proxy Generate per type
 //	-> diff against what the proxy has -> send -> ACK or NACK recorded (syncz, metrics).
 //
+// Alongside config, the streams answer the debug questions istioctl asks istiod (istio.io/debug/syncz and
+// config_dump, debugxds.go) from the same per-type state that /debug/syncz shows (debug.go).
+//
 // What to generate is not this package's business: a Generator builds the resources of one type for one
 // Proxy, and reports which proxies a change affects. The Cache of encoded resources is offered to
 // generators; the server invalidates it by the configs each change names.

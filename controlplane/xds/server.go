@@ -34,6 +34,7 @@ type Server struct {
 	incremental map[string]bool
 	registry    *prometheus.Registry
 	metrics     *metrics
+	debugAuth   DebugAuthorizer
 
 	updates chan *PushRequest
 	queue   *pushQueue

@@ -12,25 +12,27 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// StreamAggregatedResources serves one state-of-the-world ADS stream.
+// StreamAggregatedResources serves one state-of-the-world ADS stream, and Istio's debug requests on the
+// side (debugxds.go).
 func (s *Server) StreamAggregatedResources(stream grpc.BidiStreamingServer[discovery.DiscoveryRequest, discovery.DiscoveryResponse]) error {
-	return serveStream(s, stream.Context(), stream.Recv, false,
+	return serveStream(s, stream.Context(), stream.Recv, false, s.sotwDebug(stream.Context(), stream.Send),
 		func(c *connection) { c.sendSotW = stream.Send },
 		(*connection).handleSotW)
 }
 
-// DeltaAggregatedResources serves one incremental (delta) ADS stream.
+// DeltaAggregatedResources serves one incremental (delta) ADS stream, and Istio's debug requests on the side.
 func (s *Server) DeltaAggregatedResources(stream grpc.BidiStreamingServer[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]) error {
-	return serveStream(s, stream.Context(), stream.Recv, true,
+	return serveStream(s, stream.Context(), stream.Recv, true, s.deltaDebug(stream.Context(), stream.Send),
 		func(c *connection) { c.sendDelta = stream.Send },
 		(*connection).handleDelta)
 }
 
 // serveStream is the loop both ADS flavours share: the first request's node makes the connection
 // (attach gives it the stream's send function), then requests and pushes are handled as they come,
-// until the client goes away.
+// until the client goes away. side, when set, sees every request first and may answer it itself
+// (handled): such requests make no connection.
 func serveStream[Req interface{ GetNode() *core.Node }](s *Server, ctx context.Context, recv func() (Req, error), delta bool,
-	attach func(*connection), handle func(*connection, Req) error) error {
+	side func(Req) (handled bool, err error), attach func(*connection), handle func(*connection, Req) error) error {
 	reqs, errs := receive(ctx, recv)
 	var c *connection
 	defer func() {
@@ -45,6 +47,14 @@ func serveStream[Req interface{ GetNode() *core.Node }](s *Server, ctx context.C
 		}
 		select {
 		case req := <-reqs:
+			if side != nil {
+				if handled, err := side(req); handled {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+			}
 			if c == nil {
 				var err error
 				if c, err = s.connect(req.GetNode(), delta); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/meshlab/meshlab/controlplane/caserver"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
+	"github.com/meshlab/meshlab/controlplane/server"
 	"github.com/meshlab/meshlab/controlplane/xds"
 	"github.com/meshlab/meshlab/controlplane/xdsgen"
 	"github.com/meshlab/meshlab/identity/ca"
@@ -40,8 +41,9 @@ type Options struct {
 	PlainAddr, TLSAddr string
 }
 
-// Token is the bearer token the test CA service accepts for namespace/serviceAccount: the string
-// "namespace/serviceAccount" itself (a stand-in for TokenReview).
+// Token is the bearer token the test CA service (and the debug xDS types on TLSAddr, see
+// server.DebugAccess) accept for namespace/serviceAccount: the string "namespace/serviceAccount" itself (a
+// stand-in for TokenReview).
 func Token(namespace, serviceAccount string) string { return namespace + "/" + serviceAccount }
 
 // Start decodes yaml into the store, checks that the model has no problems, and serves. Everything stops
@@ -68,8 +70,17 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The stand-in for TokenReview: the token "namespace/serviceAccount" proves that service account.
+	authn := caserver.AuthenticatorFunc(func(_ context.Context, token string) (caserver.Caller, error) {
+		ns, sa, ok := strings.Cut(token, "/")
+		if !ok {
+			return caserver.Caller{}, errors.New("servertest: token is not namespace/serviceaccount")
+		}
+		return caserver.Caller{Namespace: ns, ServiceAccount: sa}, nil
+	})
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := xds.NewServer(xdsgen.New(store), xds.WithDebounce(0, 0))
+	srv := xds.NewServer(xdsgen.New(store), xds.WithDebounce(0, 0),
+		xds.WithDebugAuthorizer(server.DebugAccess(authn, mesh.Namespace)))
 	srv.Start(ctx)
 	cp := &ControlPlane{CA: authority, Store: store, XDS: srv}
 	var servers []*grpc.Server
@@ -97,16 +108,7 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 		}
 		g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
 		srv.Register(g)
-		svc, err := caserver.NewServer(caserver.Options{
-			CA: authority,
-			Authenticator: caserver.AuthenticatorFunc(func(_ context.Context, token string) (caserver.Caller, error) {
-				ns, sa, ok := strings.Cut(token, "/")
-				if !ok {
-					return caserver.Caller{}, errors.New("servertest: token is not namespace/serviceaccount")
-				}
-				return caserver.Caller{Namespace: ns, ServiceAccount: sa}, nil
-			}),
-		})
+		svc, err := caserver.NewServer(caserver.Options{CA: authority, Authenticator: authn})
 		if err != nil {
 			t.Fatal(err)
 		}
