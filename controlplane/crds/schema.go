@@ -9,6 +9,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -79,8 +80,9 @@ func NewSchema(props *apiextensionsv1.JSONSchemaProps) (*Schema, error) {
 func (s *Schema) Structural() *structuralschema.Structural { return s.structural }
 
 // Check returns what the API server rejects in obj (an object decoded from JSON: map[string]any, []any,
-// string, int64/float64, bool), in the API server's words: fields the schema does not have (what it prunes,
-// and rejects under `kubectl apply`'s default fieldValidation=Strict), then OpenAPI violations, then CEL
+// string, int64/float64, bool), in the API server's words and order: fields the schema does not have (what
+// it prunes, and rejects under `kubectl apply`'s default fieldValidation=Strict); then, on the pruned
+// object with the schema's defaults applied (CEL rules read defaulted fields), OpenAPI violations and CEL
 // rules. obj is not modified.
 func (s *Schema) Check(ctx context.Context, obj map[string]any) field.ErrorList {
 	var errs field.ErrorList
@@ -88,6 +90,8 @@ func (s *Schema) Check(ctx context.Context, obj map[string]any) field.ErrorList 
 	for _, p := range pruning.PruneWithOptions(pruned, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}) {
 		errs = append(errs, field.Invalid(nil, nil, "unknown field \""+p+"\""))
 	}
+	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(pruned, s.structural)
+	structuraldefaulting.Default(pruned, s.structural)
 	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, pruned, s.openAPI)...)
 	if s.cel != nil {
 		celErrs, _ := s.cel.Validate(ctx, nil, s.structural, pruned, nil, celconfig.RuntimeCELCostBudget)
