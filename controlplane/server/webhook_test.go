@@ -111,14 +111,14 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 		*vcfg.Webhooks[0].ClientConfig.Service.Path != admission.Path || vcfg.Webhooks[0].ClientConfig.Service.Namespace != DefaultNamespace {
 		t.Errorf("ValidatingWebhookConfiguration = %+v", vcfg.Webhooks)
 	}
-	if err := admission.Probe(ctx, hostPort, root, "meshlab-controlplane.meshlab-system.svc"); err != nil {
+	if err := admission.Probe(ctx, hostPort, root, WebhookDNSNames(ServiceAccount, DefaultNamespace)[0]); err != nil {
 		t.Errorf("the validating webhook on the injector's listener: %v", err)
 	}
 	vcfg.Webhooks[0].ClientConfig.CABundle = []byte("stale")
 	if _, err := vapi.Update(ctx, vcfg, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureValidatingWebhookConfiguration(ctx, f.kube, root, "meshlab-controlplane", DefaultNamespace); err != nil {
+	if err := EnsureValidatingWebhookConfiguration(ctx, f.kube, root, ServiceAccount, DefaultNamespace); err != nil {
 		t.Fatal(err)
 	}
 	if vcfg, _ = vapi.Get(ctx, vname, metav1.GetOptions{}); !bytes.Equal(vcfg.Webhooks[0].ClientConfig.CABundle, root) {
@@ -127,7 +127,7 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 	if err := vapi.Delete(ctx, vname, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureValidatingWebhookConfiguration(ctx, f.kube, root, "meshlab-controlplane", DefaultNamespace); err != nil {
+	if err := EnsureValidatingWebhookConfiguration(ctx, f.kube, root, ServiceAccount, DefaultNamespace); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vapi.Get(ctx, vname, metav1.GetOptions{}); err != nil {
