@@ -25,15 +25,27 @@ type Schema struct {
 	cel        *cel.Validator
 }
 
-var schemas sync.Map // group/kind/version -> *Schema
+var schemas sync.Map // group/kind/version -> schemaOrErr
+
+type schemaOrErr struct {
+	s   *Schema
+	err error
+}
 
 // SchemaFor returns the schema of group, kind and version, or an error if meshlab installs no such CRD or
-// it does not serve the version. Schemas are built once and shared.
+// it does not serve the version. Schemas (and errors: the webhook asks for every kind of a group) are built
+// once and shared.
 func SchemaFor(group, kind, version string) (*Schema, error) {
 	key := group + "/" + kind + "/" + version
-	if s, ok := schemas.Load(key); ok {
-		return s.(*Schema), nil
+	if v, ok := schemas.Load(key); ok {
+		return v.(schemaOrErr).s, v.(schemaOrErr).err
 	}
+	s, err := buildSchema(group, kind, version)
+	v, _ := schemas.LoadOrStore(key, schemaOrErr{s, err})
+	return v.(schemaOrErr).s, v.(schemaOrErr).err
+}
+
+func buildSchema(group, kind, version string) (*Schema, error) {
 	crd := Find(group, kind)
 	if crd == nil {
 		return nil, fmt.Errorf("crds: no CRD for %s %s", group, kind)
@@ -51,8 +63,7 @@ func SchemaFor(group, kind, version string) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("crds: %s %s: %w", crd.Name, version, err)
 	}
-	actual, _ := schemas.LoadOrStore(key, s)
-	return actual.(*Schema), nil
+	return s, nil
 }
 
 // NewSchema builds a Schema from a CRD version's openAPIV3Schema. It fails where the API server would
