@@ -90,8 +90,9 @@ func NewSchema(props *apiextensionsv1.JSONSchemaProps) (*Schema, error) {
 // Structural is the structural schema (what the API server prunes with).
 func (s *Schema) Structural() *structuralschema.Structural { return s.structural }
 
-// Check returns what the API server rejects in obj (an object decoded from JSON: map[string]any, []any,
-// string, int64/float64, bool), in the API server's words and order: fields the schema does not have (what
+// Check returns what the API server rejects in obj (an object decoded from JSON as the API server decodes
+// it, with sigs.k8s.io/json's UnmarshalCaseSensitivePreserveInts: integers as int64, which CEL rules
+// need), in the API server's words and order: fields the schema does not have (what
 // it prunes, and rejects under `kubectl apply`'s default fieldValidation=Strict); then, on the pruned
 // object with the schema's defaults applied (CEL rules read defaulted fields), OpenAPI violations and CEL
 // rules. obj is not modified.
