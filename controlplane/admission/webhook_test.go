@@ -268,6 +268,13 @@ spec: {rules: [{backendRefs: [{name: x, port: 1, weight: -10}]}]}
 	if len(logged) == 0 {
 		t.Error("no rejection was logged")
 	}
+
+	// Istio's warnings reach kubectl on an admitted object.
+	warned := strings.Replace(validVS, "  - route:", "  - mirrorPercent: 50\n    mirror: {host: reviews}\n    route:", 1)
+	r := admit(t, client, srv.URL, review(t, admissionv1.Create, warned))
+	if !r.Allowed || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "spec.http[0].mirrorPercent") {
+		t.Errorf("deprecated mirrorPercent: allowed %v, warnings %q", r.Allowed, r.Warnings)
+	}
 }
 
 func TestWebhookMalformed(t *testing.T) {
