@@ -90,7 +90,7 @@ func (c *Checker) validation(ctx context.Context, pod string, root []byte) Resul
 	cfg, err := c.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		r.Detail = err.Error()
-		r.Fix = "the control plane creates ValidatingWebhookConfiguration " + name + " once its webhook answers; check its logs for \"webhooks\""
+		r.Fix = "the control plane creates ValidatingWebhookConfiguration " + name + " once its webhook answers; check its logs for \"webhook\""
 		return r
 	}
 	var problems []string
@@ -118,7 +118,7 @@ func (c *Checker) validation(ctx context.Context, pod string, root []byte) Resul
 	defer cancel()
 	addr, stop, err := c.Forward(pctx, Namespace, pod, inject.ListenPort)
 	if err != nil {
-		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"webhooks\"", inject.ListenPort)
+		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"webhook\"", inject.ListenPort)
 		return r
 	}
 	defer stop()
@@ -210,7 +210,7 @@ func (c *Checker) webhookConfiguration(ctx context.Context, root []byte) ([]byte
 	cfg, err := c.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, inject.WebhookConfigurationName, metav1.GetOptions{})
 	if err != nil {
 		r.Detail = err.Error()
-		r.Fix = "the control plane creates MutatingWebhookConfiguration " + inject.WebhookConfigurationName + " once its webhook answers; check its logs for \"injection webhook\""
+		r.Fix = "the control plane creates MutatingWebhookConfiguration " + inject.WebhookConfigurationName + " once its webhook answers; check its logs for \"webhook\""
 		return nil, r
 	}
 	var problems []string
@@ -269,7 +269,7 @@ func (c *Checker) probe(ctx context.Context, pod string, caBundle []byte) Result
 	defer cancel()
 	addr, stop, err := c.Forward(pctx, Namespace, pod, inject.ListenPort)
 	if err != nil {
-		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"injection webhook\"", inject.ListenPort)
+		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"webhook\"", inject.ListenPort)
 		return r
 	}
 	defer stop()

@@ -53,9 +53,10 @@ func WebhookDNSNames(service, namespace string) []string {
 }
 
 // ServeWebhook serves the sidecar injection webhook (inject.Handler at inject.Path) and the validating
-// webhook (admission.Handler at admission.Path) on one HTTPS listener, as istiod does, until ctx ends. The order matters because the MutatingWebhookConfiguration says failurePolicy Fail: a
-// configuration pointing at a webhook that does not answer blocks pod creation in every selected
-// namespace. So ServeWebhook waits for the CA (Run loads it), creates the template ConfigMap if it is
+// webhook (admission.Handler at admission.Path) on one HTTPS listener, as istiod does, until ctx ends. The
+// order matters because both configurations say failurePolicy Fail: a configuration pointing at a webhook
+// that does not answer blocks pod creation in every selected namespace, or every write of Istio and
+// Gateway API config. So ServeWebhook waits for the CA (Run loads it), creates the template ConfigMap if it is
 // absent, starts the listener with a serving certificate from the CA (DNS names WebhookDNSNames, renewed
 // after half its lifetime), checks its own answers with inject.Probe and admission.Probe (which must see an
 // invalid VirtualService denied), and only then creates or updates the MutatingWebhookConfiguration and
