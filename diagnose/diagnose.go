@@ -2,8 +2,10 @@
 // says what is wrong before a pod creation fails on it — the control plane is ready, the CA root is
 // published, the injection template parses, the MutatingWebhookConfiguration exists with the CA root as
 // caBundle, and the webhook answers over TLS for the Service's DNS name (inject.Probe through a
-// port-forward to the control plane pod, the same TLS check the API server makes). Each problem comes
-// with what to do; `meshlab check` prints them.
+// port-forward to the control plane pod, the same TLS check the API server makes); and the validating
+// webhook's ValidatingWebhookConfiguration calls the control plane with the CA root as caBundle and its
+// webhook denies an invalid VirtualService (admission.Probe). Each problem comes with what to do;
+// `meshlab check` prints them.
 package diagnose
 
 import (
@@ -24,6 +26,7 @@ import (
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/admission"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/identity"
 )
@@ -75,7 +78,57 @@ func (c *Checker) Run(ctx context.Context) []Result {
 	add(r)
 	add(c.service(ctx))
 	add(c.probe(ctx, pod, caBundle))
+	add(c.validation(ctx, pod, root))
 	return out
+}
+
+// validation checks the ValidatingWebhookConfiguration and, through a port-forward, that the webhook it
+// names denies an invalid VirtualService over TLS verified with its caBundle, as the API server calls it.
+func (c *Checker) validation(ctx context.Context, pod string, root []byte) Result {
+	r := Result{Name: "validating webhook"}
+	name := admission.ConfigurationName(Namespace)
+	cfg, err := c.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		r.Detail = err.Error()
+		r.Fix = "the control plane creates ValidatingWebhookConfiguration " + name + " once its webhook answers; check its logs for \"webhook\""
+		return r
+	}
+	var problems []string
+	if len(cfg.Webhooks) != 1 {
+		problems = append(problems, fmt.Sprintf("%d entries, want 1", len(cfg.Webhooks)))
+	}
+	for _, w := range cfg.Webhooks {
+		if s := w.ClientConfig.Service; s == nil || s.Name != Service || s.Namespace != Namespace || s.Port == nil || *s.Port != 443 || s.Path == nil || *s.Path != admission.Path {
+			problems = append(problems, fmt.Sprintf("entry %s does not call %s.%s:443%s", w.Name, Service, Namespace, admission.Path))
+		}
+		if root != nil && !bytes.Equal(w.ClientConfig.CABundle, root) {
+			problems = append(problems, fmt.Sprintf("entry %s: caBundle is not the CA root", w.Name))
+		}
+	}
+	if len(problems) > 0 {
+		r.Detail = strings.Join(problems, "; ")
+		r.Fix = "restart the control plane (`kubectl -n " + Namespace + " rollout restart deploy/" + Deployment + "`): it rewrites the configuration at start and every minute"
+		return r
+	}
+	if pod == "" {
+		r.Detail, r.Fix = name+" is as the control plane writes it; its webhook was not called: no ready control plane pod", "fix the control plane first"
+		return r
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	addr, stop, err := c.Forward(pctx, Namespace, pod, inject.ListenPort)
+	if err != nil {
+		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"webhook\"", inject.ListenPort)
+		return r
+	}
+	defer stop()
+	if err := admission.Probe(pctx, addr, cfg.Webhooks[0].ClientConfig.CABundle, ServerName); err != nil {
+		r.Detail = err.Error()
+		r.Fix = "the API server would fail the same way and, with failurePolicy Fail, refuse every Istio and Gateway API object: restart the control plane"
+		return r
+	}
+	r.OK, r.Detail = true, fmt.Sprintf("%s: %s%s denied an invalid VirtualService over TLS verified for %s", name, pod, admission.Path, ServerName)
+	return r
 }
 
 func (c *Checker) controlPlane(ctx context.Context) (string, Result) {
@@ -157,7 +210,7 @@ func (c *Checker) webhookConfiguration(ctx context.Context, root []byte) ([]byte
 	cfg, err := c.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, inject.WebhookConfigurationName, metav1.GetOptions{})
 	if err != nil {
 		r.Detail = err.Error()
-		r.Fix = "the control plane creates MutatingWebhookConfiguration " + inject.WebhookConfigurationName + " once its webhook answers; check its logs for \"injection webhook\""
+		r.Fix = "the control plane creates MutatingWebhookConfiguration " + inject.WebhookConfigurationName + " once its webhook answers; check its logs for \"webhook\""
 		return nil, r
 	}
 	var problems []string
@@ -216,7 +269,7 @@ func (c *Checker) probe(ctx context.Context, pod string, caBundle []byte) Result
 	defer cancel()
 	addr, stop, err := c.Forward(pctx, Namespace, pod, inject.ListenPort)
 	if err != nil {
-		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"injection webhook\"", inject.ListenPort)
+		r.Detail, r.Fix = err.Error(), fmt.Sprintf("the control plane pod does not listen on %d; check its logs for \"webhook\"", inject.ListenPort)
 		return r
 	}
 	defer stop()

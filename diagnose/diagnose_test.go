@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +22,7 @@ import (
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 
 	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/admission"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/identity/ca"
 )
@@ -31,6 +35,8 @@ type lab struct {
 	webhook   string
 	dnsNames  []string
 	authority *ca.CA
+	// permissive makes the validating webhook admit everything (a webhook that answers but does not validate).
+	permissive atomic.Bool
 }
 
 func newLab(t *testing.T, dnsNames ...string) *lab {
@@ -49,6 +55,7 @@ func newLab(t *testing.T, dnsNames ...string) *lab {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
 		inject.TemplateConfigMap(""),
 		inject.WebhookConfiguration(root, Service, Namespace),
+		admission.WebhookConfiguration(root, Service, Namespace),
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: Service, Namespace: Namespace}, Spec: corev1.ServiceSpec{
 			Ports: []corev1.ServicePort{{Name: "https-webhook", Port: 443, TargetPort: intstr.FromInt32(inject.ListenPort)}}}},
 	}
@@ -67,6 +74,17 @@ func newLab(t *testing.T, dnsNames ...string) *lab {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(inject.Path, inject.Handler(inject.Options{Values: inject.Values{ProxyImage: "meshlab:test"}, NamespaceLabels: inject.NamespaceLabelsFromClient(l.kube)}))
+	validate := admission.Handler(admission.Options{})
+	mux.HandleFunc(admission.Path, func(w http.ResponseWriter, r *http.Request) {
+		if !l.permissive.Load() {
+			validate.ServeHTTP(w, r)
+			return
+		}
+		var ar admissionv1.AdmissionReview
+		_ = json.NewDecoder(r.Body).Decode(&ar)
+		_ = json.NewEncoder(w).Encode(admissionv1.AdmissionReview{TypeMeta: ar.TypeMeta,
+			Response: &admissionv1.AdmissionResponse{UID: ar.Request.UID, Allowed: true}})
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -95,9 +113,9 @@ func TestCheck(t *testing.T) {
 		{name: "healthy lab"},
 		{name: "control plane not ready", breakIt: func(l *lab) {
 			l.kube.AppsV1().Deployments(Namespace).Delete(ctx, Deployment, metav1.DeleteOptions{})
-		}, failing: []string{"control plane ready", "webhook reachable, certificate valid"}, detail: "not found"},
+		}, failing: []string{"control plane ready", "webhook reachable, certificate valid", "validating webhook"}, detail: "not found"},
 		{name: "webhook certificate without the Service's DNS name", dnsNames: []string{"elsewhere.example"},
-			failing: []string{"webhook reachable, certificate valid"}, detail: "certificate is valid for elsewhere.example"},
+			failing: []string{"webhook reachable, certificate valid", "validating webhook"}, detail: "certificate is valid for elsewhere.example"},
 		{name: "stale caBundle", breakIt: func(l *lab) {
 			other, _ := ca.New()
 			l.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, inject.WebhookConfiguration(other.RootPEM(), Service, Namespace), metav1.UpdateOptions{})
@@ -105,6 +123,16 @@ func TestCheck(t *testing.T) {
 		{name: "no webhook configuration", breakIt: func(l *lab) {
 			l.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, inject.WebhookConfigurationName, metav1.DeleteOptions{})
 		}, failing: []string{"webhook configuration", "webhook reachable, certificate valid"}},
+		{name: "no validating webhook configuration", breakIt: func(l *lab) {
+			l.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, admission.ConfigurationName(Namespace), metav1.DeleteOptions{})
+		}, failing: []string{"validating webhook"}, detail: admission.ConfigurationName(Namespace)},
+		{name: "stale validating caBundle", breakIt: func(l *lab) {
+			other, _ := ca.New()
+			l.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, admission.WebhookConfiguration(other.RootPEM(), Service, Namespace), metav1.UpdateOptions{})
+		}, failing: []string{"validating webhook"}, detail: "caBundle is not the CA root"},
+		{name: "validating webhook admits everything", breakIt: func(l *lab) {
+			l.permissive.Store(true)
+		}, failing: []string{"validating webhook"}, detail: "an invalid VirtualService was admitted"},
 		{name: "broken template", breakIt: func(l *lab) {
 			cm := inject.TemplateConfigMap("{{ .Nope ")
 			l.kube.CoreV1().ConfigMaps(Namespace).Update(ctx, cm, metav1.UpdateOptions{})

@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshlab/meshlab/controlplane/admission"
 	"github.com/meshlab/meshlab/controlplane/crds"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/controlplane/server"
@@ -110,7 +111,7 @@ func ControlPlane(image string) []client.Object {
 // status of Gateway API and Istio objects; manage waypoint Deployments, Services and ServiceAccounts;
 // create the istio-waypoint GatewayClass; events; publish the root ConfigMap everywhere; and, for the CA,
 // TokenReviews and pod lookups; for sidecar injection, inject.RBACRules and creating the
-// MutatingWebhookConfiguration.
+// MutatingWebhookConfiguration; for validation, admission.RBACRules (the ValidatingWebhookConfiguration).
 func controlPlaneClusterRules() []rbacv1.PolicyRule {
 	read := []string{"get", "list", "watch"}
 	write := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
@@ -133,6 +134,8 @@ func controlPlaneClusterRules() []rbacv1.PolicyRule {
 	// Sidecar injection: namespace labels, the template ConfigMap, and the webhook configuration the
 	// control plane creates once its webhook answers.
 	rules = append(rules, inject.RBACRules()...)
+	// Validation: the ValidatingWebhookConfiguration it creates and keeps the caBundle of.
+	rules = append(rules, admission.RBACRules()...)
 	return append(rules, rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"},
 		Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"get", "create", "update", "patch"}})
 }

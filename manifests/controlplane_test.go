@@ -76,6 +76,7 @@ func TestControlPlane(t *testing.T) {
 		{"security.istio.io", "authorizationpolicies", "watch"}, {"apps", "deployments", "create"}, {"", "serviceaccounts", "create"},
 		{"", "services", "update"}, {"", "events", "create"}, {"", "configmaps", "create"}, {"authentication.k8s.io", "tokenreviews", "create"},
 		{"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create"}, {"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update"},
+		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"}, {"admissionregistration.k8s.io", "validatingwebhookconfigurations", "update"},
 	} {
 		if !allows(role.Rules, need.group, need.resource, need.verb) {
 			t.Errorf("ClusterRole does not allow %s %s/%s", need.verb, need.group, need.resource)

@@ -17,12 +17,12 @@ import (
 func NewCommand(env cliutil.Env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
-		Short: "Check that sidecar injection will work: control plane, CA root, template, webhook and its certificate",
+		Short: "Check that sidecar injection and validation will work: control plane, CA root, template, webhooks and their certificate",
 		Long: `Checks, before a pod creation fails on it, that the control plane is ready, the CA root is
 published, the injection template parses, the MutatingWebhookConfiguration points at the control plane with
 the CA root as caBundle, and the webhook answers over TLS for istiod.istio-system.svc (through
-a port-forward, verified the way the API server verifies it). Exit 0: all good; 1: problems, each with what
-to do.`,
+a port-forward, verified the way the API server verifies it), and that the validating webhook is registered
+with the CA root and denies an invalid VirtualService. Exit 0: all good; 1: problems, each with what to do.`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, err := scenarios.Connect(cmd.Context(), env.Globals.Name, env.Globals.Kubeconfig, env.Logger)

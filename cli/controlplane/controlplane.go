@@ -48,8 +48,9 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 xDS for waypoints and sidecars and the workload API for ztunnel over ADS, the CA, and the waypoint
 controller. Ports: 15012 gRPC over TLS (xDS and the CA), 15010 plaintext gRPC (xDS only, for tests and
 debugging), 15014 HTTP (/ready, /metrics, /debug/syncz, /debug/config_dump?proxy=ID, /debug/problems),
-15017 HTTPS: the sidecar injection webhook (/inject), registered as MutatingWebhookConfiguration
-istio-sidecar-injector once it answers.
+15017 HTTPS: the sidecar injection webhook (/inject) and the validating webhook (/validate), registered
+as the MutatingWebhookConfiguration istio-sidecar-injector and the ValidatingWebhookConfiguration istio-validator-<namespace> once
+they answer.
 
 In a pod it uses the in-cluster config; elsewhere --kubeconfig (or the global one). One replica: there is
 no leader election.`,

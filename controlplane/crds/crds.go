@@ -1,17 +1,32 @@
-// Package crds defines the CustomResourceDefinitions meshlab's control plane reads: Gateway API
-// (GatewayClass, Gateway, HTTPRoute), Istio networking (VirtualService, DestinationRule) and security
-// (AuthorizationPolicy). They are meshlab's own, written in Go: the same groups, kinds and served versions
-// as upstream so that users' YAML applies unchanged, but with permissive schemas — spec and status keep
-// unknown fields. Validating config is the control plane's job: it reports problems as status conditions
-// and events on the objects instead of the API server rejecting them.
+// Package crds holds the CustomResourceDefinitions meshlab installs: upstream's own, with their full
+// OpenAPI schemas and CEL rules, so that the API server rejects what it rejects in a real mesh (a misspelt
+// field, a negative weight) before the control plane sees it.
+//
+//   - Gateway API, standard channel, from sigs.k8s.io/gateway-api at go.mod's version (config/crd/standard):
+//     GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, BackendTLSPolicy, ListenerSet, TCPRoute,
+//     TLSRoute, UDPRoute — what Istio asks users to install. Since v1.5 TCPRoute and TLSRoute are in the
+//     standard channel, so no experimental CRD is needed.
+//   - Istio, from istio.io/api at go.mod's version (kubernetes/customresourcedefinitions.gen.yaml):
+//     VirtualService, DestinationRule, Gateway, ServiceEntry (networking.istio.io) and AuthorizationPolicy,
+//     PeerAuthentication, RequestAuthentication (security.istio.io) — the kinds the control plane reads and
+//     the others controlplane/validation has Istio's rules for.
+//
+// go:embed cannot reach the module cache, so `go generate` (controlplane/crds/gen) copies the documents
+// byte for byte into upstream/ and records the module versions in zz_generated.go; a test fails when go.mod
+// moves to another version without regenerating. Copying rather than generating Go literals keeps the
+// embedded files diffable against upstream and sends the API server exactly what upstream ships.
 package crds
 
+//go:generate go run ./gen
+
 import (
-	"strings"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"sync"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 )
 
 // API groups.
@@ -21,138 +36,61 @@ const (
 	SecurityGroup   = "security.istio.io"
 )
 
-// LabelManagedBy marks the CRDs as meshlab's, so that `meshlab down` or a reader can tell them apart from
-// upstream ones.
-const LabelManagedBy = "app.kubernetes.io/managed-by"
+//go:embed upstream
+var upstream embed.FS
 
-// def is one CRD's identity.
-type def struct {
-	group, kind, plural, singular string
-	short                         []string
-	categories                    []string
-	namespaced                    bool
-	versions                      []string // the first is the storage version
-	columns                       []apiextensionsv1.CustomResourceColumnDefinition
-}
-
-var defs = []def{
-	{group: GatewayGroup, kind: "GatewayClass", plural: "gatewayclasses", singular: "gatewayclass", short: []string{"gc"},
-		categories: []string{"gateway-api"}, versions: []string{"v1", "v1beta1"},
-		columns: []apiextensionsv1.CustomResourceColumnDefinition{
-			{Name: "Controller", Type: "string", JSONPath: ".spec.controllerName"},
-			{Name: "Accepted", Type: "string", JSONPath: `.status.conditions[?(@.type=="Accepted")].status`},
-			age(),
-		}},
-	{group: GatewayGroup, kind: "Gateway", plural: "gateways", singular: "gateway", short: []string{"gtw"},
-		categories: []string{"gateway-api"}, namespaced: true, versions: []string{"v1", "v1beta1"},
-		columns: []apiextensionsv1.CustomResourceColumnDefinition{
-			{Name: "Class", Type: "string", JSONPath: ".spec.gatewayClassName"},
-			{Name: "Address", Type: "string", JSONPath: ".status.addresses[*].value"},
-			{Name: "Programmed", Type: "string", JSONPath: `.status.conditions[?(@.type=="Programmed")].status`},
-			age(),
-		}},
-	{group: GatewayGroup, kind: "HTTPRoute", plural: "httproutes", singular: "httproute",
-		categories: []string{"gateway-api"}, namespaced: true, versions: []string{"v1", "v1beta1"},
-		columns: []apiextensionsv1.CustomResourceColumnDefinition{
-			{Name: "Hostnames", Type: "string", JSONPath: ".spec.hostnames"},
-			age(),
-		}},
-	{group: NetworkingGroup, kind: "VirtualService", plural: "virtualservices", singular: "virtualservice", short: []string{"vs"},
-		categories: []string{"istio-io", "networking-istio-io"}, namespaced: true, versions: []string{"v1", "v1beta1", "v1alpha3"},
-		columns: []apiextensionsv1.CustomResourceColumnDefinition{
-			{Name: "Gateways", Type: "string", JSONPath: ".spec.gateways"},
-			{Name: "Hosts", Type: "string", JSONPath: ".spec.hosts"},
-			age(),
-		}},
-	{group: NetworkingGroup, kind: "DestinationRule", plural: "destinationrules", singular: "destinationrule", short: []string{"dr"},
-		categories: []string{"istio-io", "networking-istio-io"}, namespaced: true, versions: []string{"v1", "v1beta1", "v1alpha3"},
-		columns: []apiextensionsv1.CustomResourceColumnDefinition{
-			{Name: "Host", Type: "string", JSONPath: ".spec.host"},
-			age(),
-		}},
-	{group: SecurityGroup, kind: "AuthorizationPolicy", plural: "authorizationpolicies", singular: "authorizationpolicy", short: []string{"ap"},
-		categories: []string{"istio-io", "security-istio-io"}, namespaced: true, versions: []string{"v1", "v1beta1"},
-		columns: []apiextensionsv1.CustomResourceColumnDefinition{
-			{Name: "Action", Type: "string", JSONPath: ".spec.action"},
-			age(),
-		}},
-}
-
-func age() apiextensionsv1.CustomResourceColumnDefinition {
-	return apiextensionsv1.CustomResourceColumnDefinition{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"}
-}
-
-// schema is the permissive structural schema every version shares: an object whose spec and status are
-// objects that keep whatever fields they are given.
-func schema() *apiextensionsv1.CustomResourceValidation {
-	open := apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}
-	return &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-		Type: "object",
-		Properties: map[string]apiextensionsv1.JSONSchemaProps{
-			"apiVersion": {Type: "string"},
-			"kind":       {Type: "string"},
-			"metadata":   {Type: "object"},
-			"spec":       open,
-			"status":     open,
-		},
-	}}
-}
-
-func (d def) crd() *apiextensionsv1.CustomResourceDefinition {
-	scope := apiextensionsv1.ClusterScoped
-	if d.namespaced {
-		scope = apiextensionsv1.NamespaceScoped
+// decoded holds each CRD as JSON, converted from YAML once: All decodes new objects from it at each call.
+var decoded = sync.OnceValues(func() ([][]byte, error) {
+	out := make([][]byte, 0, len(files))
+	for _, f := range files {
+		b, err := upstream.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		js, err := yaml.YAMLToJSON(b)
+		if err != nil {
+			return nil, fmt.Errorf("crds: %s: %w", f, err)
+		}
+		out = append(out, js)
 	}
-	var annotations map[string]string
-	if strings.HasSuffix(d.group, ".k8s.io") {
-		// The API server protects *.k8s.io groups: a CRD must say whether its schema was approved
-		// upstream. meshlab's permissive schema was not, and says so (the API server then only sets
-		// the KubernetesAPIApprovalPolicyConformant condition to False).
-		annotations = map[string]string{"api-approved.kubernetes.io": "unapproved, meshlab's own permissive schema for a local sandbox"}
-	}
-	c := &apiextensionsv1.CustomResourceDefinition{
-		TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        d.plural + "." + d.group,
-			Labels:      map[string]string{LabelManagedBy: "meshlab"},
-			Annotations: annotations,
-		},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: d.group,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{
-				Kind: d.kind, ListKind: d.kind + "List", Plural: d.plural, Singular: d.singular,
-				ShortNames: d.short, Categories: d.categories,
-			},
-			Scope: scope,
-		},
-	}
-	for i, v := range d.versions {
-		c.Spec.Versions = append(c.Spec.Versions, apiextensionsv1.CustomResourceDefinitionVersion{
-			Name:                     v,
-			Served:                   true,
-			Storage:                  i == 0,
-			Schema:                   schema(),
-			Subresources:             &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
-			AdditionalPrinterColumns: d.columns,
-		})
-	}
-	return c
-}
+	return out, nil
+})
 
-// All returns every CRD meshlab installs, Gateway API first. Each call returns new objects.
+// All returns every CRD meshlab installs, in apply order: Gateway API, then Istio. Each call returns new
+// objects. The embedded files are checked by the package's tests, so a decoding error is a build defect
+// and panics.
 func All() []*apiextensionsv1.CustomResourceDefinition {
-	out := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(defs))
-	for _, d := range defs {
-		out = append(out, d.crd())
+	docs, err := decoded()
+	if err != nil {
+		panic(err)
+	}
+	out := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(docs))
+	for i, js := range docs {
+		c := &apiextensionsv1.CustomResourceDefinition{}
+		if err := json.Unmarshal(js, c); err != nil {
+			panic(fmt.Sprintf("crds: %s: %v", files[i], err))
+		}
+		out = append(out, c)
 	}
 	return out
 }
 
 // Names returns the names of the CRDs (plural.group), for waiting until they are established.
 func Names() []string {
-	out := make([]string, 0, len(defs))
-	for _, d := range defs {
-		out = append(out, d.plural+"."+d.group)
+	all := All()
+	out := make([]string, 0, len(all))
+	for _, c := range all {
+		out = append(out, c.Name)
 	}
 	return out
+}
+
+// Find returns the CRD of a group and kind, or nil.
+func Find(group, kind string) *apiextensionsv1.CustomResourceDefinition {
+	for _, c := range All() {
+		if c.Spec.Group == group && c.Spec.Names.Kind == kind {
+			return c
+		}
+	}
+	return nil
 }

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
+	"github.com/meshlab/meshlab/controlplane/admission"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/identity/ca"
 )
@@ -47,14 +52,16 @@ func WebhookDNSNames(service, namespace string) []string {
 	return []string{service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local"}
 }
 
-// ServeWebhook serves the sidecar injection webhook (inject.Handler at inject.Path) over HTTPS until ctx
-// ends. The order matters because the MutatingWebhookConfiguration says failurePolicy Fail: a
-// configuration pointing at a webhook that does not answer blocks pod creation in every selected
-// namespace. So ServeWebhook waits for the CA (Run loads it), creates the template ConfigMap if it is
+// ServeWebhook serves the sidecar injection webhook (inject.Handler at inject.Path) and the validating
+// webhook (admission.Handler at admission.Path) on one HTTPS listener, as istiod does, until ctx ends. The
+// order matters because both configurations say failurePolicy Fail: a configuration pointing at a webhook
+// that does not answer blocks pod creation in every selected namespace, or every write of Istio and
+// Gateway API config. So ServeWebhook waits for the CA (Run loads it), creates the template ConfigMap if it is
 // absent, starts the listener with a serving certificate from the CA (DNS names WebhookDNSNames, renewed
-// after half its lifetime), checks its own answer with inject.Probe, and only then creates or updates the
-// configuration with the CA root as caBundle. Every WebhookResync it repairs the configuration (deleted,
-// edited or with a stale caBundle).
+// after half its lifetime), checks its own answers with inject.Probe and admission.Probe (which must see an
+// invalid VirtualService denied), and only then creates or updates the MutatingWebhookConfiguration and
+// the ValidatingWebhookConfiguration with the CA root as caBundle. Both fail closed. Every WebhookResync
+// it repairs them (deleted, edited or with a stale caBundle).
 func (s *Server) ServeWebhook(ctx context.Context, o WebhookOptions) error {
 	if o.Values.ProxyImage == "" {
 		return errors.New("injection webhook: no proxy image (the control plane's --image)")
@@ -99,6 +106,7 @@ func (s *Server) ServeWebhook(ctx context.Context, o WebhookOptions) error {
 		NamespaceLabels: inject.NamespaceLabelsFromClient(kc),
 		Logf:            s.opts.Logf,
 	}))
+	mux.Handle(admission.Path, admission.Handler(admission.Options{Logf: s.opts.Logf}))
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
 	l, err := s.listen("webhook", o.Addr)
 	if err != nil {
@@ -122,17 +130,23 @@ func (s *Server) ServeWebhook(ctx context.Context, o WebhookOptions) error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		err := inject.Probe(pctx, self, c.RootPEM(), dnsNames[0], s.opts.Namespace)
+		if err == nil {
+			err = admission.Probe(pctx, self, c.RootPEM(), dnsNames[0])
+		}
 		if err != nil {
-			s.opts.Logf("controlplane: injection webhook not answering yet: %v", err)
+			s.opts.Logf("controlplane: webhooks not answering yet: %v", err)
 		}
 		return err
 	}); err != nil {
 		return err
 	}
-	s.opts.Logf("controlplane: injection webhook serving on %s as %s", l.Addr(), dnsNames[0])
+	s.opts.Logf("controlplane: injection and validation webhooks serving on %s as %s", l.Addr(), dnsNames[0])
 
 	register := func() {
 		if err := EnsureWebhookConfiguration(ctx, kc, c.RootPEM(), o.Service, s.opts.Namespace); err != nil {
+			s.opts.Logf("controlplane: %v", err)
+		}
+		if err := EnsureValidatingWebhookConfiguration(ctx, kc, c.RootPEM(), o.Service, s.opts.Namespace); err != nil {
 			s.opts.Logf("controlplane: %v", err)
 		}
 	}
@@ -208,6 +222,61 @@ func EnsureWebhookConfiguration(ctx context.Context, kc kubernetes.Interface, ca
 		}
 	}
 	return inject.PatchCABundle(ctx, kc, caPEM)
+}
+
+// EnsureValidatingWebhookConfiguration creates the ValidatingWebhookConfiguration
+// (admission.WebhookConfiguration) or brings an existing one back to it, then sets caPEM as its caBundle
+// (admission.PatchCABundle), as EnsureWebhookConfiguration does for injection.
+func EnsureValidatingWebhookConfiguration(ctx context.Context, kc kubernetes.Interface, caPEM []byte, service, namespace string) error {
+	want := admission.WebhookConfiguration(caPEM, service, namespace)
+	api := kc.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	cur, err := api.Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := api.Create(ctx, want, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating ValidatingWebhookConfiguration %s: %w", want.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", want.Name, err)
+	case !sameValidatingWebhooks(cur, want):
+		cur.Labels, cur.Webhooks = want.Labels, want.Webhooks
+		if _, err := api.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating ValidatingWebhookConfiguration %s: %w", want.Name, err)
+		}
+	}
+	return admission.PatchCABundle(ctx, kc, namespace, caPEM)
+}
+
+// sameValidatingWebhooks compares what the control plane sets, by value: the API server defaults the
+// rest (selectors to {}, matchPolicy, rule scope), so those are not compared.
+func sameValidatingWebhooks(cur, want *admissionregistrationv1.ValidatingWebhookConfiguration) bool {
+	if len(cur.Webhooks) != len(want.Webhooks) {
+		return false
+	}
+	svc := func(r *admissionregistrationv1.ServiceReference) string {
+		if r == nil {
+			return "<nil>"
+		}
+		return fmt.Sprintf("%s/%s:%d%s", r.Namespace, r.Name, ptr.Deref(r.Port, 443), ptr.Deref(r.Path, ""))
+	}
+	rules := func(rs []admissionregistrationv1.RuleWithOperations) string {
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "%v %v %v %v;", r.Operations, r.APIGroups, r.APIVersions, r.Resources)
+		}
+		return b.String()
+	}
+	for i := range cur.Webhooks {
+		a, b := cur.Webhooks[i], want.Webhooks[i]
+		if a.Name != b.Name || !bytes.Equal(a.ClientConfig.CABundle, b.ClientConfig.CABundle) ||
+			svc(a.ClientConfig.Service) != svc(b.ClientConfig.Service) || rules(a.Rules) != rules(b.Rules) ||
+			ptr.Deref(a.FailurePolicy, "") != ptr.Deref(b.FailurePolicy, "") ||
+			ptr.Deref(a.SideEffects, "") != ptr.Deref(b.SideEffects, "") ||
+			!slices.Equal(a.AdmissionReviewVersions, b.AdmissionReviewVersions) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameWebhooks compares what the control plane owns: names, selectors, rules, client config.

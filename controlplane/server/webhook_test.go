@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/meshlab/meshlab/controlplane/admission"
 	"github.com/meshlab/meshlab/controlplane/inject"
 )
 
@@ -95,6 +96,42 @@ metadata: {name: injected, labels: {istio-injection: enabled}}
 		if !strings.Contains(patch, want) {
 			t.Errorf("patch lacks %s:\n%s", want, patch)
 		}
+	}
+
+	// The validating webhook: registered as Istio's istio-validator-<namespace>, trusting the same root, and
+	// rejecting a negative weight on the same listener.
+	vapi := f.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	vname := admission.ConfigurationName(DefaultNamespace)
+	waitFor(t, "the ValidatingWebhookConfiguration", 10*time.Second, func() bool {
+		_, err := vapi.Get(ctx, vname, metav1.GetOptions{})
+		return err == nil
+	})
+	vcfg, _ := vapi.Get(ctx, vname, metav1.GetOptions{})
+	if len(vcfg.Webhooks) != 1 || !bytes.Equal(vcfg.Webhooks[0].ClientConfig.CABundle, root) ||
+		*vcfg.Webhooks[0].ClientConfig.Service.Path != admission.Path || vcfg.Webhooks[0].ClientConfig.Service.Namespace != DefaultNamespace {
+		t.Errorf("ValidatingWebhookConfiguration = %+v", vcfg.Webhooks)
+	}
+	if err := admission.Probe(ctx, hostPort, root, WebhookDNSNames(ServiceAccount, DefaultNamespace)[0]); err != nil {
+		t.Errorf("the validating webhook on the injector's listener: %v", err)
+	}
+	vcfg.Webhooks[0].ClientConfig.CABundle = []byte("stale")
+	if _, err := vapi.Update(ctx, vcfg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureValidatingWebhookConfiguration(ctx, f.kube, root, ServiceAccount, DefaultNamespace); err != nil {
+		t.Fatal(err)
+	}
+	if vcfg, _ = vapi.Get(ctx, vname, metav1.GetOptions{}); !bytes.Equal(vcfg.Webhooks[0].ClientConfig.CABundle, root) {
+		t.Error("stale validating caBundle not repaired")
+	}
+	if err := vapi.Delete(ctx, vname, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureValidatingWebhookConfiguration(ctx, f.kube, root, ServiceAccount, DefaultNamespace); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vapi.Get(ctx, vname, metav1.GetOptions{}); err != nil {
+		t.Errorf("deleted ValidatingWebhookConfiguration not recreated: %v", err)
 	}
 
 	// A deleted configuration comes back, and a stale caBundle is repaired.
