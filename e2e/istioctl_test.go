@@ -126,6 +126,18 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		}
 	})
 
+	t.Run("proxy-status", func(t *testing.T) {
+		// istioctl mints a token for istio-system/default through the API server, port-forwards to an istiod
+		// pod's 15012 and asks for istio.io/debug/syncz over TLS.
+		out := mustIstioctl(t, ctx, "proxy-status")
+		if !regexp.MustCompile(`(?m)^ztunnel-\S+\.istio-system\s`).MatchString(out) {
+			t.Errorf("istioctl proxy-status lists no ztunnel")
+		}
+		if !strings.Contains(out, "istiod-") {
+			t.Errorf("istioctl proxy-status names no istiod instance")
+		}
+	})
+
 	t.Run("x precheck", func(t *testing.T) { mustIstioctl(t, ctx, "x", "precheck") })
 
 	t.Run("analyze -A says nothing about meshlab's own objects", func(t *testing.T) {
