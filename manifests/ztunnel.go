@@ -105,6 +105,7 @@ func Ztunnel(image string) []client.Object {
 								fieldEnv("NODE_NAME", "spec.nodeName"),
 								fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 								fieldEnv("POD_NAME", "metadata.name"),
+								fieldEnv("INSTANCE_IP", "status.podIP"),
 								{Name: "GODEBUG", Value: mesh.ProxyGODEBUG},
 							},
 							Ports: []corev1.ContainerPort{

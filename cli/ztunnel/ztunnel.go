@@ -42,7 +42,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Short: "Run the node proxy (the ztunnel DaemonSet's process)",
 		Long: `Runs ztunnel on this node: enrols pods of ambient namespaces (istio.io/dataplane-mode=ambient),
 carries their TCP over HBONE with their own SPIFFE identities, and enforces L4 authorization.
-Reads NODE_NAME and POD_NAMESPACE from the environment (the DaemonSet sets them).`,
+Reads NODE_NAME, POD_NAME, POD_NAMESPACE and INSTANCE_IP from the environment (the DaemonSet sets them).`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -87,7 +87,8 @@ func (f *flagpole) options(env cliutil.Env) (app.Options, error) {
 		return app.Options{}, fmt.Errorf("creating Kubernetes client: %w", err)
 	}
 	return app.Options{
-		Node: node, Namespace: podNS, ServiceAccount: f.serviceAccount,
+		Node: node, PodName: os.Getenv("POD_NAME"), PodIP: os.Getenv("INSTANCE_IP"),
+		Namespace: podNS, ServiceAccount: f.serviceAccount,
 		XDSAddress: f.xdsAddress, CAAddress: f.caAddress, TokenPath: f.tokenPath, RootCert: f.rootCert,
 		Kube: kube, Netns: &agent.NetnsFinder{Dir: f.netnsDir},
 		AdminAddress: f.adminAddr, StatsAddress: f.statsAddr, HealthAddress: f.healthAddr,

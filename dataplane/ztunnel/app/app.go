@@ -52,6 +52,7 @@ const (
 // Options is what one ztunnel process needs. Empty listener addresses turn that listener off.
 type Options struct {
 	Node           string
+	PodName, PodIP string // ztunnel's pod; when both are set its xDS node ID is Istio's form (workloadxds.IstioNodeID)
 	Namespace      string // ztunnel's own namespace (its identity's)
 	ServiceAccount string // ztunnel's own service account
 	XDSAddress     string
@@ -130,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	xc, err = workloadxds.New(workloadxds.Options{
-		Conn: xdsConn, Node: o.Node, Metadata: map[string]string{"NAMESPACE": o.Namespace, "MESHLAB_VERSION": version.Version},
+		Conn: xdsConn, Node: o.Node, ID: nodeID(o), Metadata: map[string]string{"NAMESPACE": o.Namespace, "MESHLAB_VERSION": version.Version},
 		Apply: z.SetConfig, OnApplied: func(ztunnel.Config) { ag.Resync() }, Logf: logf,
 	})
 	if err != nil {
@@ -292,4 +293,12 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// nodeID is ztunnel's xDS node ID: Istio's form when the pod is known, else workloadxds' default.
+func nodeID(o Options) string {
+	if o.PodName == "" || o.PodIP == "" {
+		return ""
+	}
+	return workloadxds.IstioNodeID(o.PodIP, o.PodName, o.Namespace)
 }

@@ -36,8 +36,13 @@ var Types = []string{xdstype.Address, xdstype.Authorization}
 type Options struct {
 	// Conn is the connection to the control plane (see caservice.Dial). Required.
 	Conn grpc.ClientConnInterface
-	// Node is this ztunnel's node name; the xDS node ID is ztunnel/<Node>. Required.
+	// Node is this ztunnel's node name, sent as node metadata NODE_NAME (what the control plane keys
+	// per-node config by). Required.
 	Node string
+	// ID is the xDS node ID. Default: ztunnel/<Node>. In a cluster it is Istio's form,
+	// ztunnel~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local (see IstioNodeID), so that proxy-status lists the
+	// ztunnel pod as istioctl does.
+	ID string
 	// Metadata is added to the xDS node's metadata (e.g. MESHLAB_VERSION).
 	Metadata map[string]string
 	// Apply receives every new config (ztunnel's SetConfig). An error NACKs the response. Required.
@@ -144,12 +149,22 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func (c *Client) node() *core.Node {
-	md := map[string]any{"KIND": "ztunnel", "NAME": c.opts.Node}
+	md := map[string]any{"KIND": "ztunnel", "NODE_NAME": c.opts.Node}
+	id := c.opts.ID
+	if id == "" {
+		id = "ztunnel/" + c.opts.Node
+		md["NAME"] = c.opts.Node
+	}
 	for k, v := range c.opts.Metadata {
 		md[k] = v
 	}
 	s, _ := structpb.NewStruct(md)
-	return &core.Node{Id: "ztunnel/" + c.opts.Node, Metadata: s, UserAgentName: "meshlab-ztunnel"}
+	return &core.Node{Id: id, Metadata: s, UserAgentName: "meshlab-ztunnel"}
+}
+
+// IstioNodeID is the xDS node ID Istio's ztunnel sends: ztunnel~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local.
+func IstioNodeID(ip, pod, namespace string) string {
+	return "ztunnel~" + ip + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
 }
 
 // stream runs one ADS stream: subscribe to every type (with what we hold), then apply responses.

@@ -275,3 +275,25 @@ func TestClientAgainstTheControlPlane(t *testing.T) {
 		t.Errorf("Run() = %v, want context.Canceled", err)
 	}
 }
+
+// TestNodeID checks what the control plane makes of ztunnel's node: meshlab's short form outside a
+// cluster, Istio's form in one (the pod, as istioctl proxy-status lists it), the node always in NODE_NAME.
+func TestNodeID(t *testing.T) {
+	for _, tc := range []struct {
+		opts            Options
+		namespace, name string
+	}{
+		{Options{Node: "worker"}, "", "worker"},
+		{Options{Node: "worker", ID: IstioNodeID("10.244.1.2", "ztunnel-abcde", "istio-system")}, "istio-system", "ztunnel-abcde"},
+	} {
+		node := (&Client{opts: tc.opts}).node()
+		p := cpxds.NewProxy(node)
+		if p.Kind != cpxds.KindZtunnel || p.Namespace != tc.namespace || p.Name != tc.name || p.Metadata["NODE_NAME"] != "worker" {
+			t.Errorf("node %q: proxy kind %q namespace %q name %q NODE_NAME %q; want ztunnel %q %q worker",
+				node.GetId(), p.Kind, p.Namespace, p.Name, p.Metadata["NODE_NAME"], tc.namespace, tc.name)
+		}
+	}
+	if got := IstioNodeID("10.244.1.2", "ztunnel-abcde", "istio-system"); got != "ztunnel~10.244.1.2~ztunnel-abcde.istio-system~istio-system.svc.cluster.local" {
+		t.Errorf("IstioNodeID = %q", got)
+	}
+}
