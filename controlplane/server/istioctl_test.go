@@ -118,8 +118,8 @@ func TestRealIstioctlProxyStatus(t *testing.T) {
 	sidecarName := l.pod + ".default"
 	// NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES, the types in istioctl's order.
 	rows := map[string]*regexp.Regexp{
-		sidecarName:            regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sidecarName) + `\s+Kubernetes\s+meshlab-controlplane-test\s+v-sidecar\s+4 \(CDS,LDS,EDS,RDS\)\s*$`),
-		"other-waypoint.other": regexp.MustCompile(`(?m)^other-waypoint\.other\s+Kubernetes\s+meshlab-controlplane-test\s+v-waypoint\s+4 \(CDS,LDS,EDS,RDS\)\s*$`),
+		sidecarName:            regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sidecarName) + `\s+Kubernetes\s+istiod-test\s+v-sidecar\s+4 \(CDS,LDS,EDS,RDS\)\s*$`),
+		"other-waypoint.other": regexp.MustCompile(`(?m)^other-waypoint\.other\s+Kubernetes\s+istiod-test\s+v-waypoint\s+4 \(CDS,LDS,EDS,RDS\)\s*$`),
 	}
 	checkTable := func(t *testing.T, out string) {
 		t.Helper()
@@ -176,7 +176,7 @@ func TestRealIstioctlProxyStatus(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &resp); err != nil {
 			t.Fatalf("decoding istioctl's JSON: %v", err)
 		}
-		if !strings.Contains(resp.ControlPlane.Identifier, `"ID":"meshlab-controlplane-test"`) || len(resp.Resources) != 2 {
+		if !strings.Contains(resp.ControlPlane.Identifier, `"ID":"istiod-test"`) || len(resp.Resources) != 2 {
 			t.Errorf("istioctl's JSON: control plane %q, %d proxies", resp.ControlPlane.Identifier, len(resp.Resources))
 		}
 	})

@@ -95,7 +95,7 @@ func TestDebugSynczAndConfigDump(t *testing.T) {
 	gen := newTestGen()
 	gen.setCluster("default", "reviews", "v1", "10.0.0.1")
 	gen.setCluster("other", "echo", "v1", "10.0.0.2")
-	s := NewServer(gen, WithDebounce(0, 0), WithID("meshlab-controlplane-0"))
+	s := NewServer(gen, WithDebounce(0, 0), WithID("istiod-0"))
 	cc := dial(t, startServer(t, s))
 
 	wp := newDeltaClient(t, cc, "waypoint/default/reviews-waypoint")
@@ -124,7 +124,7 @@ func TestDebugSynczAndConfigDump(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.GetControlPlane().GetIdentifier()), &cp); err != nil {
 		t.Fatalf("control plane identifier %q: %v", r.GetControlPlane().GetIdentifier(), err)
 	}
-	if cp.Component != ControlPlaneComponent || cp.ID != "meshlab-controlplane-0" || cp.Info.Version != version.String() || cp.Info.GolangVersion == "" {
+	if cp.Component != ControlPlaneComponent || cp.ID != "istiod-0" || cp.Info.Version != version.String() || cp.Info.GolangVersion == "" {
 		t.Errorf("control plane = %+v", cp)
 	}
 	got := clientConfigs(t, r)

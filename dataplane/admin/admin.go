@@ -14,6 +14,8 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -216,7 +218,7 @@ func Handler(o Options) http.Handler {
 		mux.HandleFunc("/ready", readyHandler(o.Ready))
 		mux.HandleFunc("/server_info", func(w http.ResponseWriter, r *http.Request) {
 			// state LIVE is the enum's zero: print it, as Envoy does.
-			b, err := protojson.MarshalOptions{Multiline: true, Indent: " ", UseProtoNames: true, EmitDefaultValues: true}.Marshal(serverInfo(o.Server, o.Ready()))
+			b, err := marshalStable(protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}, serverInfo(o.Server, o.Ready()))
 			if err != nil {
 				textError(w, http.StatusInternalServerError, err.Error())
 				return
@@ -250,7 +252,24 @@ func readyHandler(ready func() bool) http.HandlerFunc {
 
 // Marshal encodes m as Envoy's admin prints JSON: proto field names, indented.
 func Marshal(m proto.Message) ([]byte, error) {
-	return protojson.MarshalOptions{Multiline: true, Indent: " ", UseProtoNames: true}.Marshal(m)
+	return marshalStable(protojson.MarshalOptions{UseProtoNames: true}, m)
+}
+
+// marshalStable encodes m with opts and indents it with encoding/json, which writes its own spacing:
+// protojson deliberately varies its whitespace from build to build, and what meshlab prints (and tests,
+// and users, compare) must not change with the build.
+func marshalStable(opts protojson.MarshalOptions, m proto.Message) ([]byte, error) {
+	opts.Multiline, opts.Indent = false, ""
+	compact, err := opts.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact, "", " "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
 
 func writeJSON(w http.ResponseWriter, m proto.Message) {
