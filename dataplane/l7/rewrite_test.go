@@ -224,3 +224,26 @@ func TestEngineRewriteAndHeaders(t *testing.T) {
 		t.Errorf("plain route: backend saw %s", body)
 	}
 }
+
+// TestPlainRouteAddsNoAllocation checks that a route without redirect, rewrite or header manipulation
+// pays nothing for them per request (the whole-request cost is BenchmarkPlainRoute).
+func TestPlainRouteAddsNoAllocation(t *testing.T) {
+	rt, err := compileRoute(l7test.WeightedRoute("split", "/", []string{"v1", "v2"}, []uint32{90, 10}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "http://reviews:9080/reviews/1?x=1", nil)
+	h := http.Header{"X-A": {"1"}}
+	rnd := func() uint64 { return 95 }
+	if n := testing.AllocsPerRun(100, func() {
+		_, wc := rt.pick(rnd)
+		wc.reqHeaders.apply(h)
+		rt.reqHeaders.apply(h)
+		if _, _, ok := rt.upstreamPath(r); ok {
+			t.Fatal("plain route rewrites the path")
+		}
+		applyResponse(h, rt, wc)
+	}); n != 0 {
+		t.Errorf("%v allocations per request on a plain route, want 0", n)
+	}
+}
