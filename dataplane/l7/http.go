@@ -205,6 +205,9 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		target.host = route.hostRewrite
 	}
 	if p, raw, ok := route.upstreamPath(r); ok {
+		if !h.suppressEnvoyHeaders {
+			header.Set("X-Envoy-Original-Path", r.URL.RequestURI()) // as the router does on a path rewrite
+		}
 		target.path, target.rawPath = p, raw
 	}
 	tried := map[string]bool{}

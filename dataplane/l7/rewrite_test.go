@@ -134,8 +134,9 @@ func TestEngineRewriteAndHeaders(t *testing.T) {
 		w.Header().Set("Resp-Set", "upstream")
 		w.Header().Set("Resp-Add", "upstream")
 		w.Header().Set("Resp-Remove", "upstream")
-		fmt.Fprintf(w, "path=%s query=%s host=%s x-set=%q x-add=%q x-remove=%q x-cluster=%q",
-			r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Values("X-Set"), r.Header.Values("X-Add"), r.Header.Values("X-Remove"), r.Header.Values("X-Cluster"))
+		fmt.Fprintf(w, "path=%s query=%s host=%s x-set=%q x-add=%q x-remove=%q x-cluster=%q original-path=%q",
+			r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Values("X-Set"), r.Header.Values("X-Add"), r.Header.Values("X-Remove"), r.Header.Values("X-Cluster"),
+			r.Header.Get("X-Envoy-Original-Path"))
 		return true
 	})
 	svc := l7test.Service{FQDN: "reviews.default.svc.cluster.local", VIP: "10.96.0.10", Port: 9080}
@@ -193,7 +194,7 @@ func TestEngineRewriteAndHeaders(t *testing.T) {
 	}
 
 	resp, body = do("/old/a%2Fb/c?q=1", http.Header{"X-Set": {"client"}, "X-Add": {"client"}, "X-Remove": {"client"}})
-	if want := `path=/new/a/b/c query=q=1 host=rewritten.example x-set=["route"] x-add=["client" "route"] x-remove=[] x-cluster=[]`; body != want {
+	if want := `path=/new/a/b/c query=q=1 host=rewritten.example x-set=["route"] x-add=["client" "route"] x-remove=[] x-cluster=[] original-path="/old/a%2Fb/c?q=1"`; body != want {
 		t.Errorf("backend saw\n%s\nwant\n%s", body, want)
 	}
 	if got := resp.Header.Values("Resp-Set"); fmt.Sprint(got) != "[route]" {
@@ -220,7 +221,7 @@ func TestEngineRewriteAndHeaders(t *testing.T) {
 	}
 
 	_, body = do("/plain", http.Header{"X-Remove": {"client"}})
-	if !strings.HasPrefix(body, `path=/plain query= host=reviews:9080 x-set=[] x-add=[] x-remove=["client"]`) {
+	if !strings.HasPrefix(body, `path=/plain query= host=reviews:9080 x-set=[] x-add=[] x-remove=["client"]`) || !strings.HasSuffix(body, `original-path=""`) {
 		t.Errorf("plain route: backend saw %s", body)
 	}
 }
