@@ -49,6 +49,8 @@ spec:
 		{"waypoint with HTTPRoute", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsHTTPRoute), waypoint},
 		{"waypoint with AuthorizationPolicies", authz, waypoint},
 		{"sidecar", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS), sidecar},
+		{"sidecar with VirtualService redirect, rewrite and headers", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVSFilters), sidecar},
+		{"sidecar with HTTPRoute filters", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters), sidecar},
 	} {
 		cfg, err := configgen.Envoy(tc.snap, tc.proxy)
 		if err != nil {

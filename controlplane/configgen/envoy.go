@@ -3,7 +3,9 @@ package configgen
 import (
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -371,6 +373,81 @@ func faultConfig(f *model.Fault) *anypb.Any {
 	return mustAny(out)
 }
 
+// headerOptions turns header operations into Envoy's lists as Istio does: set entries (overwrite) before
+// add entries (append), each sorted by name; pseudo headers and Host are dropped, and an :authority or
+// Host value is returned for a host rewrite (set wins over add).
+func headerOptions(o model.HeaderOps) (add []*corev3.HeaderValueOption, remove []string, authority string) {
+	list := func(hs []model.HeaderValue, action corev3.HeaderValueOption_HeaderAppendAction) string {
+		auth := ""
+		for _, h := range hs {
+			if strings.EqualFold(h.Name, ":authority") || strings.EqualFold(h.Name, "host") {
+				auth = h.Value
+			}
+			if internalHeader(h.Name) {
+				continue
+			}
+			add = append(add, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: h.Name, Value: h.Value}, AppendAction: action})
+		}
+		return auth
+	}
+	setAuth := list(o.Set, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)
+	authority = list(o.Add, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD)
+	if setAuth != "" {
+		authority = setAuth
+	}
+	for _, k := range o.Remove {
+		if !internalHeader(k) {
+			remove = append(remove, k)
+		}
+	}
+	return add, remove, authority
+}
+
+func internalHeader(name string) bool {
+	return strings.HasPrefix(name, ":") || strings.EqualFold(name, "host")
+}
+
+var redirectCodes = map[uint32]routev3.RedirectAction_RedirectResponseCode{
+	0:   routev3.RedirectAction_MOVED_PERMANENTLY,
+	301: routev3.RedirectAction_MOVED_PERMANENTLY,
+	302: routev3.RedirectAction_FOUND,
+	303: routev3.RedirectAction_SEE_OTHER,
+	307: routev3.RedirectAction_TEMPORARY_REDIRECT,
+	308: routev3.RedirectAction_PERMANENT_REDIRECT,
+}
+
+// redirectAction is Istio's redirect for a route served on port: a derived request port is the port
+// itself, and the scheme's default port is left out.
+func redirectAction(rd *model.Redirect, port uint32, gatewayAPI bool) *routev3.Route_Redirect {
+	a := &routev3.RedirectAction{
+		HostRedirect:         rd.Authority,
+		PathRewriteSpecifier: &routev3.RedirectAction_PathRedirect{PathRedirect: rd.URI},
+		ResponseCode:         redirectCodes[rd.Code], // the model maps unsupported codes to 301
+	}
+	if gatewayAPI && rd.PrefixReplace {
+		a.PathRewriteSpecifier = &routev3.RedirectAction_PrefixRewrite{PrefixRewrite: rd.URI}
+	}
+	if rd.Scheme != "" {
+		a.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: rd.Scheme}
+	}
+	if rd.PortMode != model.RedirectPortNone {
+		switch rd.PortMode {
+		case model.RedirectPortFixed:
+			a.PortRedirect = rd.Port
+		case model.RedirectPortFromRequest:
+			a.PortRedirect = port
+		}
+		scheme := rd.Scheme
+		if scheme == "" {
+			scheme = "http" // mesh routes are never TLS-terminated by the proxy
+		}
+		if (a.PortRedirect == 80 && scheme == "http") || (a.PortRedirect == 443 && scheme == "https") {
+			a.PortRedirect = 0
+		}
+	}
+	return &routev3.Route_Redirect{Redirect: a}
+}
+
 // clusterNamer names the cluster for a destination: the waypoint and the sidecar spell them differently.
 type clusterNamer func(svc *model.Service, port uint32, subset string) string
 
@@ -403,6 +480,19 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 				Decorator: &routev3.Decorator{Operation: operation},
 				Metadata:  configMetadata(r.Source),
 			}
+			authority := ""
+			if r.Headers != nil {
+				route.RequestHeadersToAdd, route.RequestHeadersToRemove, authority = headerOptions(r.Headers.Request)
+				route.ResponseHeadersToAdd, route.ResponseHeadersToRemove, _ = headerOptions(r.Headers.Response)
+			}
+			if r.Redirect != nil {
+				route.Action = redirectAction(r.Redirect, port, r.Source.Kind == ingest.KindHTTPRoute)
+				if r.Fault != nil {
+					route.TypedPerFilterConfig = map[string]*anypb.Any{nameFault: faultConfig(r.Fault)}
+				}
+				out = append(out, route)
+				continue
+			}
 			if r.DirectStatus != 0 {
 				route.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: r.DirectStatus}}
 				out = append(out, route)
@@ -417,16 +507,55 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 				action.Timeout = durationpb.New(*r.Timeout)
 				action.MaxGrpcTimeout = durationpb.New(*r.Timeout)
 			}
+			if rw := r.Rewrite; rw != nil {
+				switch {
+				case rw.RegexMatch != "":
+					action.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: rw.RegexMatch}, Substitution: rw.RegexRewrite}
+				case rw.URI == "/" && r.Source.Kind == ingest.KindHTTPRoute:
+					// Gateway API: replacing the prefix with "/" removes it, keeping one slash.
+					action.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{
+						Pattern:      &matcherv3.RegexMatcher{Regex: `^` + regexp.QuoteMeta(route.Match.GetPathSeparatedPrefix()) + `(/?)(.*)`},
+						Substitution: `/\2`,
+					}
+				case rw.URI != "":
+					action.PrefixRewrite = rw.URI
+				}
+				if rw.Authority != "" {
+					authority = rw.Authority
+				}
+			}
+			if authority != "" {
+				action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: authority}
+			}
 			var weighted []*routev3.WeightedCluster_ClusterWeight
 			for _, d := range r.Destinations {
 				p := d.Port
 				if p == 0 {
 					p = port
 				}
-				weighted = append(weighted, &routev3.WeightedCluster_ClusterWeight{Name: name(d.Service, p, d.Subset), Weight: wrapperspb.UInt32(d.Weight)})
+				cw := &routev3.WeightedCluster_ClusterWeight{Name: name(d.Service, p, d.Subset), Weight: wrapperspb.UInt32(d.Weight)}
+				if d.Headers != nil {
+					var auth string
+					cw.RequestHeadersToAdd, cw.RequestHeadersToRemove, auth = headerOptions(d.Headers.Request)
+					cw.ResponseHeadersToAdd, cw.ResponseHeadersToRemove, _ = headerOptions(d.Headers.Response)
+					if auth != "" {
+						cw.HostRewriteSpecifier = &routev3.WeightedCluster_ClusterWeight_HostRewriteLiteral{HostRewriteLiteral: auth}
+					}
+				}
+				weighted = append(weighted, cw)
 			}
 			if len(weighted) == 1 {
-				action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weighted[0].Name}
+				// One destination: Istio moves its header operations onto the route, after the route's own,
+				// and its authority only when the route sets none.
+				cw := weighted[0]
+				action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: cw.Name}
+				route.RequestHeadersToAdd = append(route.RequestHeadersToAdd, cw.RequestHeadersToAdd...)
+				route.RequestHeadersToRemove = append(route.RequestHeadersToRemove, cw.RequestHeadersToRemove...)
+				route.ResponseHeadersToAdd = append(route.ResponseHeadersToAdd, cw.ResponseHeadersToAdd...)
+				route.ResponseHeadersToRemove = append(route.ResponseHeadersToRemove, cw.ResponseHeadersToRemove...)
+				if h := cw.GetHostRewriteLiteral(); h != "" && action.HostRewriteSpecifier == nil {
+					action.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: h}
+				}
 			} else {
 				action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weighted}}
 			}

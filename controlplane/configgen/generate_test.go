@@ -37,6 +37,8 @@ func TestGolden(t *testing.T) {
 		{"waypoint-vs.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVS}, reviewsWaypoint},
 		{"waypoint-httproute.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRoute}, reviewsWaypoint},
 		{"sidecar-productpage.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVS}, productpage},
+		{"waypoint-vs-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSFilters}, reviewsWaypoint},
+		{"waypoint-httproute-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters}, reviewsWaypoint},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)

@@ -261,6 +261,55 @@ type Destination struct {
 	Port    uint32
 	Subset  string
 	Weight  uint32
+	// Headers are manipulated when this destination is picked (VirtualService route[].headers, HTTPRoute
+	// backendRef filters); nil when none.
+	Headers *Headers
+}
+
+// HeaderValue is one header name and value.
+type HeaderValue struct{ Name, Value string }
+
+// HeaderOps manipulates the headers of one direction, as VirtualService headers.request/response do.
+type HeaderOps struct {
+	Set    []HeaderValue // sorted by name
+	Add    []HeaderValue // sorted by name
+	Remove []string
+}
+
+// Headers is header manipulation for requests and responses.
+type Headers struct {
+	Request, Response HeaderOps
+}
+
+// RedirectPort says where a redirect's port comes from.
+type RedirectPort string
+
+// Redirect ports.
+const (
+	RedirectPortNone        RedirectPort = ""        // no port field: Envoy's default (the request's, minus rules)
+	RedirectPortFixed       RedirectPort = "fixed"   // Redirect.Port
+	RedirectPortFromRequest RedirectPort = "request" // derivePort FROM_REQUEST_PORT: the port the route serves
+	RedirectPortDefault     RedirectPort = "default" // derivePort FROM_PROTOCOL_DEFAULT
+)
+
+// Redirect answers with a redirect instead of routing (VirtualService redirect, HTTPRoute RequestRedirect).
+type Redirect struct {
+	URI string
+	// PrefixReplace makes URI replace the matched path prefix (Gateway API ReplacePrefixMatch).
+	PrefixReplace bool
+	Authority     string
+	Scheme        string
+	PortMode      RedirectPort
+	Port          uint32
+	Code          uint32 // 0 means 301
+}
+
+// Rewrite changes the request before it is forwarded (VirtualService rewrite, HTTPRoute URLRewrite).
+type Rewrite struct {
+	URI string // replaces the matched prefix
+	// RegexMatch/RegexRewrite replace every match in the path (uriRegexRewrite).
+	RegexMatch, RegexRewrite string
+	Authority                string
 }
 
 // Fault is VirtualService fault injection.
@@ -289,5 +338,8 @@ type RouteRule struct {
 	Timeout      *time.Duration
 	Fault        *Fault
 	Retry        *Retry // nil: Istio's default policy
+	Redirect     *Redirect
+	Rewrite      *Rewrite
+	Headers      *Headers
 	Source       ingest.Key
 }

@@ -107,9 +107,10 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i)
 	}
-	if h.Delegate != nil || h.Redirect != nil || h.Mirror != nil || len(h.Mirrors) > 0 || h.Rewrite != nil {
-		b.problem(key, "http[%d]: delegate, redirect, rewrite and mirror are not supported; ignored", i)
+	if h.Delegate != nil || h.Mirror != nil || len(h.Mirrors) > 0 {
+		b.problem(key, "http[%d]: delegate and mirror are not supported; ignored", i)
 	}
+	r.Headers = istioHeaders(h.Headers)
 	for _, m := range h.Match {
 		rm := RouteMatch{}
 		if m.Uri != nil {
@@ -134,9 +135,34 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 		}
 		r.Matches = append(r.Matches, rm)
 	}
+	if rd := h.Redirect; rd != nil {
+		// Istio: a redirect wins over directResponse and route.
+		r.Redirect = &Redirect{URI: rd.Uri, Authority: rd.Authority, Scheme: rd.Scheme, Code: rd.RedirectCode}
+		switch p := rd.RedirectPort.(type) {
+		case *networkingv1alpha3.HTTPRedirect_Port:
+			r.Redirect.PortMode, r.Redirect.Port = RedirectPortFixed, p.Port
+		case *networkingv1alpha3.HTTPRedirect_DerivePort:
+			r.Redirect.PortMode = RedirectPortDefault
+			if p.DerivePort == networkingv1alpha3.HTTPRedirect_FROM_REQUEST_PORT {
+				r.Redirect.PortMode = RedirectPortFromRequest
+			}
+		}
+		if !validRedirectCode(rd.RedirectCode) {
+			b.problem(key, "http[%d]: redirectCode %d is not supported; requests get 301", i, rd.RedirectCode)
+			r.Redirect.Code = 301
+		}
+		r.Fault = istioFault(h.Fault)
+		return r
+	}
 	if h.DirectResponse != nil {
 		r.DirectStatus = h.DirectResponse.Status
 		return r
+	}
+	if rw := h.Rewrite; rw != nil {
+		r.Rewrite = &Rewrite{URI: rw.Uri, Authority: rw.Authority}
+		if rr := rw.UriRegexRewrite; rr != nil {
+			r.Rewrite.URI, r.Rewrite.RegexMatch, r.Rewrite.RegexRewrite = "", rr.Match, rr.Rewrite
+		}
 	}
 	// Weights are relative. Validation rejects negative ones, but the model must never wrap one into a huge
 	// uint32: a negative weight counts as 0 (the destination gets no traffic) and is reported.
@@ -158,7 +184,8 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 			b.problem(key, "http[%d].route[%d]: destination host %s matches no service", i, j, host)
 			continue
 		}
-		dest := Destination{Service: svc, Port: d.GetDestination().GetPort().GetNumber(), Subset: d.GetDestination().GetSubset(), Weight: uint32(d.Weight)}
+		dest := Destination{Service: svc, Port: d.GetDestination().GetPort().GetNumber(), Subset: d.GetDestination().GetSubset(), Weight: uint32(d.Weight),
+			Headers: istioHeaders(d.Headers)}
 		if dest.Port == 0 && len(svc.Ports) == 1 {
 			dest.Port = svc.Ports[0].Port
 		}
@@ -192,18 +219,96 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 			r.Retry.PerTryTimeout = h.Retries.PerTryTimeout.AsDuration()
 		}
 	}
-	if f := h.Fault; f != nil {
-		r.Fault = &Fault{}
-		if d := f.Delay; d != nil {
-			r.Fault.Delay = d.GetFixedDelay().AsDuration()
-			r.Fault.DelayPercent = percent(d.Percentage, d.Percent)
+	r.Fault = istioFault(h.Fault)
+	return r
+}
+
+func istioFault(f *networkingv1alpha3.HTTPFaultInjection) *Fault {
+	if f == nil {
+		return nil
+	}
+	out := &Fault{}
+	if d := f.Delay; d != nil {
+		out.Delay = d.GetFixedDelay().AsDuration()
+		out.DelayPercent = percent(d.Percentage, d.Percent)
+	}
+	if a := f.Abort; a != nil {
+		out.AbortStatus = uint32(a.GetHttpStatus())
+		out.AbortPercent = percent(a.Percentage, 100)
+	}
+	return out
+}
+
+// validRedirectCode reports whether Istio can express the redirect status (0 means 301).
+func validRedirectCode(c uint32) bool {
+	switch c {
+	case 0, 301, 302, 303, 307, 308:
+		return true
+	}
+	return false
+}
+
+// istioHeaders converts VirtualService header operations; nil when there are none.
+func istioHeaders(h *networkingv1alpha3.Headers) *Headers {
+	if h == nil {
+		return nil
+	}
+	ops := func(o *networkingv1alpha3.Headers_HeaderOperations) HeaderOps {
+		return HeaderOps{Set: headerValues(o.GetSet()), Add: headerValues(o.GetAdd()), Remove: append([]string(nil), o.GetRemove()...)}
+	}
+	out := &Headers{Request: ops(h.Request), Response: ops(h.Response)}
+	if out.Request.empty() && out.Response.empty() {
+		return nil
+	}
+	return out
+}
+
+func (o HeaderOps) empty() bool { return len(o.Set) == 0 && len(o.Add) == 0 && len(o.Remove) == 0 }
+
+func headerValues(m map[string]string) []HeaderValue {
+	var out []HeaderValue
+	for _, k := range sortedKeys(m) {
+		out = append(out, HeaderValue{Name: k, Value: m[k]})
+	}
+	return out
+}
+
+// gatewayHeaders converts a Gateway API header modifier as Istio does: names lower-cased, the first of
+// equivalent names kept.
+func gatewayHeaders(f *gwv1.HTTPHeaderFilter) HeaderOps {
+	list := func(hs []gwv1.HTTPHeader) []HeaderValue {
+		m := map[string]string{}
+		for _, h := range hs {
+			k := strings.ToLower(string(h.Name))
+			if _, dup := m[k]; !dup {
+				m[k] = h.Value
+			}
 		}
-		if a := f.Abort; a != nil {
-			r.Fault.AbortStatus = uint32(a.GetHttpStatus())
-			r.Fault.AbortPercent = percent(a.Percentage, 100)
+		return headerValues(m)
+	}
+	return HeaderOps{Set: list(f.Set), Add: list(f.Add), Remove: append([]string(nil), f.Remove...)}
+}
+
+// gatewayFilters applies the header modifiers of Gateway API filters to h (created when needed) and
+// reports the other filter types to unsupported.
+func gatewayHeaderFilters(h *Headers, filters []gwv1.HTTPRouteFilter, unsupported func(gwv1.HTTPRouteFilterType)) *Headers {
+	for _, f := range filters {
+		switch {
+		case f.Type == gwv1.HTTPRouteFilterRequestHeaderModifier && f.RequestHeaderModifier != nil:
+			if h == nil {
+				h = &Headers{}
+			}
+			h.Request = gatewayHeaders(f.RequestHeaderModifier)
+		case f.Type == gwv1.HTTPRouteFilterResponseHeaderModifier && f.ResponseHeaderModifier != nil:
+			if h == nil {
+				h = &Headers{}
+			}
+			h.Response = gatewayHeaders(f.ResponseHeaderModifier)
+		default:
+			unsupported(f.Type)
 		}
 	}
-	return r
+	return h
 }
 
 func percent(p *networkingv1alpha3.Percent, legacy int32) float64 {
@@ -304,9 +409,22 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 	if rule.Name != nil {
 		r.Name = string(*rule.Name)
 	}
-	if len(rule.Filters) > 0 {
-		b.problem(key, "rules[%d]: filters are not supported; ignored", i)
+	var redirect *gwv1.HTTPRequestRedirectFilter
+	var rewrite *gwv1.HTTPURLRewriteFilter
+	var other []gwv1.HTTPRouteFilter
+	for _, f := range rule.Filters {
+		switch {
+		case f.Type == gwv1.HTTPRouteFilterRequestRedirect && f.RequestRedirect != nil:
+			redirect = f.RequestRedirect
+		case f.Type == gwv1.HTTPRouteFilterURLRewrite && f.URLRewrite != nil:
+			rewrite = f.URLRewrite
+		default:
+			other = append(other, f)
+		}
 	}
+	r.Headers = gatewayHeaderFilters(nil, other, func(t gwv1.HTTPRouteFilterType) {
+		b.problem(key, "rules[%d]: filter %s is not supported; ignored", i, t)
+	})
 	matches := rule.Matches
 	if len(matches) == 0 {
 		matches = []gwv1.HTTPRouteMatch{{}}
@@ -348,6 +466,13 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 		}
 		r.Matches = append(r.Matches, rm)
 	}
+	if redirect != nil {
+		r.Redirect = gatewayRedirect(redirect)
+		return r
+	}
+	if rewrite != nil {
+		r.Rewrite = gatewayRewrite(rewrite)
+	}
 	for j, ref := range rule.BackendRefs {
 		if !isServiceRef(ref.Group, ref.Kind) {
 			b.problem(key, "rules[%d].backendRefs[%d]: only Service backends are supported", i, j)
@@ -375,6 +500,9 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 			continue
 		}
 		dest := Destination{Service: svc, Weight: weight}
+		dest.Headers = gatewayHeaderFilters(nil, ref.Filters, func(t gwv1.HTTPRouteFilterType) {
+			b.problem(key, "rules[%d].backendRefs[%d]: filter %s is not supported; ignored", i, j, t)
+		})
 		if ref.Port != nil {
 			dest.Port = uint32(*ref.Port)
 			if _, ok := svc.Port(dest.Port); !ok {
@@ -402,4 +530,69 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 		}
 	}
 	return r
+}
+
+// gatewayRedirect converts a RequestRedirect filter as Istio does: without a port, the request's port is
+// kept unless the scheme changes (then the scheme's default); ReplacePrefixMatch replaces the matched
+// prefix.
+func gatewayRedirect(f *gwv1.HTTPRequestRedirectFilter) *Redirect {
+	out := &Redirect{}
+	if f.StatusCode != nil {
+		out.Code = uint32(*f.StatusCode)
+	}
+	if f.Hostname != nil {
+		out.Authority = string(*f.Hostname)
+	}
+	if f.Scheme != nil {
+		out.Scheme = *f.Scheme
+	}
+	switch {
+	case f.Port != nil:
+		out.PortMode, out.Port = RedirectPortFixed, uint32(*f.Port)
+	case f.Scheme != nil:
+		out.PortMode = RedirectPortDefault
+	default:
+		out.PortMode = RedirectPortFromRequest
+	}
+	if p := f.Path; p != nil {
+		switch p.Type {
+		case gwv1.FullPathHTTPPathModifier:
+			if p.ReplaceFullPath != nil {
+				out.URI = *p.ReplaceFullPath
+			}
+		case gwv1.PrefixMatchHTTPPathModifier:
+			if p.ReplacePrefixMatch != nil {
+				out.URI, out.PrefixReplace = *p.ReplacePrefixMatch, true
+			}
+		}
+	}
+	return out
+}
+
+// gatewayRewrite converts a URLRewrite filter as Istio does: ReplacePrefixMatch loses a trailing slash
+// ("/" alone removes the prefix), ReplaceFullPath becomes a regex rewrite of the whole path.
+func gatewayRewrite(f *gwv1.HTTPURLRewriteFilter) *Rewrite {
+	out := &Rewrite{}
+	if p := f.Path; p != nil {
+		switch p.Type {
+		case gwv1.PrefixMatchHTTPPathModifier:
+			if p.ReplacePrefixMatch != nil {
+				out.URI = strings.TrimSuffix(*p.ReplacePrefixMatch, "/")
+				if out.URI == "" {
+					out.URI = "/"
+				}
+			}
+		case gwv1.FullPathHTTPPathModifier:
+			if p.ReplaceFullPath != nil {
+				out.RegexMatch, out.RegexRewrite = "/.*", *p.ReplaceFullPath
+			}
+		}
+	}
+	if f.Hostname != nil {
+		out.Authority = string(*f.Hostname)
+	}
+	if out.URI == "" && out.RegexMatch == "" && out.Authority == "" {
+		return nil
+	}
+	return out
 }

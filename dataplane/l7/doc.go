@@ -4,6 +4,7 @@
 // execute with an error naming the resource and the field (that error is what an xDS NACK carries). An
 // Engine holds the current Table behind an atomic pointer and serves downstream connections with it:
 // filter-chain selection by destination IP and port, HTTP/1.1 and h2c through the HTTP connection manager
-// (x-request-id, RBAC, fault injection, routing, weighted clusters, retries, timeouts) or a TCP proxy.
+// (x-request-id, RBAC, fault injection, routing, weighted clusters, retries, timeouts, redirects, path and
+// host rewrites, request and response header mutation at route and weighted-cluster level) or a TCP proxy.
 // Upstream connections are opened by the caller's Dial function, so the waypoint can tunnel them over HBONE.
 package l7

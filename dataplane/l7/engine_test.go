@@ -30,7 +30,7 @@ type engineFixture struct {
 	log  *strings.Builder
 }
 
-func newEngineFixture(t *testing.T, cfg Config, vip netip.AddrPort) *engineFixture {
+func newEngineFixture(t testing.TB, cfg Config, vip netip.AddrPort) *engineFixture {
 	t.Helper()
 	log := &syncBuilder{}
 	e, err := NewEngine(Options{

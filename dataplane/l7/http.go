@@ -149,7 +149,12 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if route.Direct != nil {
+		route.respHeaders.apply(lw.Header())
 		localReply(lw, route.Direct.Status, route.Direct.Body)
+		return
+	}
+	if route.Redirect != nil {
+		route.answerRedirect(lw, r)
 		return
 	}
 	e.forward(lw, r, route, h, d, t, rl)
@@ -157,8 +162,13 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward is the router: pick a cluster and a host, send, retry per the route's policy, copy the answer.
 func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HTTPManager, d *Downstream, t *Table, rl *reqLog) {
-	name := route.pickCluster(e.opts.Rand)
+	name, wc := route.pick(e.opts.Rand)
 	rl.cluster = name
+	// localReply for the router's own answers: they carry the route's response headers, as Envoy's do.
+	localReply := func(w *countingWriter, status int, body string) {
+		applyResponse(w.Header(), route, wc)
+		localReply(w, status, body)
+	}
 	c := t.Clusters[name]
 	if c == nil {
 		rl.flag("NC")
@@ -183,6 +193,23 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		return
 	}
 	header := upstreamHeader(r, h, d, route)
+	target := upstreamTarget{host: r.Host, path: r.URL.Path, rawPath: r.URL.RawPath}
+	if wc != nil {
+		wc.reqHeaders.apply(header)
+		if wc.hostRewrite != "" {
+			target.host = wc.hostRewrite
+		}
+	}
+	route.reqHeaders.apply(header)
+	if route.hostRewrite != "" {
+		target.host = route.hostRewrite
+	}
+	if p, raw, ok := route.upstreamPath(r); ok {
+		if !h.suppressEnvoyHeaders {
+			header.Set("X-Envoy-Original-Path", r.URL.RequestURI()) // as the router does on a path rewrite
+		}
+		target.path, target.rawPath = p, raw
+	}
 	tried := map[string]bool{}
 	for attempt := 1; ; attempt++ {
 		rl.attempts = attempt
@@ -203,7 +230,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		if route.attemptCount && !h.suppressEnvoyHeaders {
 			header.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
 		}
-		resp, fail, cancelTry := e.attempt(ctx, r, header, body, ep, c, policy, rl)
+		resp, fail, cancelTry := e.attempt(ctx, r, target, header, body, ep, c, policy, rl)
 		if ctx.Err() != nil && r.Context().Err() == nil {
 			// The route timeout covers every attempt.
 			cancelTry()
@@ -247,7 +274,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 			return
 		}
 		e.metrics.upstreamRq.WithLabelValues(name, strconv.Itoa(resp.StatusCode)).Inc()
-		copyResponse(w, resp, h.suppressEnvoyHeaders, time.Since(rl.start))
+		copyResponse(w, resp, h.suppressEnvoyHeaders, time.Since(rl.start), route, wc)
 		return
 	}
 }
@@ -257,7 +284,10 @@ func (f attemptFailure) retriable() bool {
 }
 
 // attempt sends one try. The returned cancel must be called once the response body is consumed.
-func (e *Engine) attempt(ctx context.Context, r *http.Request, header http.Header, body []byte, ep *Endpoint, c *Cluster, policy *RetryPolicy, rl *reqLog) (*http.Response, attemptFailure, context.CancelFunc) {
+// upstreamTarget is the authority and path sent upstream, after the route's rewrites.
+type upstreamTarget struct{ host, path, rawPath string }
+
+func (e *Engine) attempt(ctx context.Context, r *http.Request, target upstreamTarget, header http.Header, body []byte, ep *Endpoint, c *Cluster, policy *RetryPolicy, rl *reqLog) (*http.Response, attemptFailure, context.CancelFunc) {
 	actx := context.WithValue(ctx, upstreamKey{}, &upstreamCtx{ep: ep, cluster: c})
 	cancel := context.CancelFunc(func() {})
 	if policy != nil && policy.PerTryTimeout > 0 {
@@ -270,9 +300,9 @@ func (e *Engine) attempt(ctx context.Context, r *http.Request, header http.Heade
 	}})
 	out := &http.Request{
 		Method: r.Method,
-		URL: &url.URL{Scheme: "http", Host: ep.Address, Path: r.URL.Path, RawPath: r.URL.RawPath,
+		URL: &url.URL{Scheme: "http", Host: ep.Address, Path: target.path, RawPath: target.rawPath,
 			RawQuery: r.URL.RawQuery},
-		Host:          r.Host,
+		Host:          target.host,
 		Header:        header.Clone(),
 		ContentLength: r.ContentLength,
 		Proto:         "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -377,7 +407,15 @@ func upstreamHeader(r *http.Request, h *HTTPManager, d *Downstream, route *Route
 	return out
 }
 
-func copyResponse(w *countingWriter, resp *http.Response, suppress bool, elapsed time.Duration) {
+// applyResponse applies the picked weighted cluster's response header mutations, then the route's.
+func applyResponse(hdr http.Header, route *Route, wc *WeightedCluster) {
+	if wc != nil {
+		wc.respHeaders.apply(hdr)
+	}
+	route.respHeaders.apply(hdr)
+}
+
+func copyResponse(w *countingWriter, resp *http.Response, suppress bool, elapsed time.Duration, route *Route, wc *WeightedCluster) {
 	defer resp.Body.Close()
 	hdr := w.Header()
 	for k, vs := range resp.Header {
@@ -387,6 +425,7 @@ func copyResponse(w *countingWriter, resp *http.Response, suppress bool, elapsed
 	if !suppress {
 		hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(elapsed.Milliseconds(), 10))
 	}
+	applyResponse(hdr, route, wc)
 	for k := range resp.Trailer {
 		hdr.Add("Trailer", k)
 	}

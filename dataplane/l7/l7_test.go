@@ -294,8 +294,8 @@ func TestValidationErrors(t *testing.T) {
 			c.Listeners[2].FilterChains[0].Filters[0] = l7test.NetworkFilter("envoy.filters.network.http_connection_manager", m)
 		}, "listener main_internal: filter chain 0: filter envoy.filters.network.http_connection_manager: http filter 0: unsupported filter envoy.filters.http.ext_authz"},
 		{"route field", func(c *Config) {
-			c.Routes[0].VirtualHosts[0].Routes[0].GetRoute().PrefixRewrite = "/v2"
-		}, "route configuration inbound-vip|9080|http|reviews.default.svc.cluster.local: virtual host 0 (inbound|http|9080): route 0 (default): route: unsupported field prefix_rewrite"},
+			c.Routes[0].VirtualHosts[0].Routes[0].GetRoute().HostRewriteSpecifier = &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)}
+		}, "route configuration inbound-vip|9080|http|reviews.default.svc.cluster.local: virtual host 0 (inbound|http|9080): route 0 (default): route: unsupported field auto_host_rewrite"},
 		{"retry_on", func(c *Config) {
 			c.Routes[0].VirtualHosts[0].Routes[0].GetRoute().RetryPolicy.RetryOn = "5xx,envoy-ratelimited"
 		}, `retry_policy: retry_on: unsupported condition "envoy-ratelimited"`},

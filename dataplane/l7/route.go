@@ -47,8 +47,9 @@ type Route struct {
 	headers       []*headerMatch
 	query         []*queryMatch
 
-	// action: exactly one of Direct or (Cluster | Weighted)
+	// action: exactly one of Direct, Redirect or (Cluster | Weighted)
 	Direct   *DirectResponse
+	Redirect *redirectAction
 	Cluster  string
 	Weighted []WeightedCluster
 	// totalWeight is the sum of weights (or the configured total_weight).
@@ -60,12 +61,23 @@ type Route struct {
 	attemptCount bool
 	// Fault overrides the HCM fault filter for this route (typed_per_filter_config).
 	Fault *Fault
+
+	// Request and response header manipulation and request rewrites; nil or empty when the route has none,
+	// so that plain routes pay a nil check only.
+	reqHeaders, respHeaders *headerMutation
+	hostRewrite             string
+	prefixRewrite           string
+	hasPrefixRewrite        bool
+	regexRewrite            *regexRewrite
 }
 
 // WeightedCluster is one backend of a traffic split.
 type WeightedCluster struct {
 	Name   string
 	Weight uint32
+	// Header manipulation and host rewrite when this cluster is picked; applied before the route's.
+	reqHeaders, respHeaders *headerMutation
+	hostRewrite             string
 }
 
 // DirectResponse answers without an upstream.
@@ -185,10 +197,18 @@ func compileVirtualHost(v *routev3.VirtualHost) (*virtualHost, error) {
 }
 
 func compileRoute(r *routev3.Route) (*Route, error) {
-	if err := checkFields(r, "name", "match", "route", "direct_response", "decorator", "metadata", "typed_per_filter_config"); err != nil {
+	if err := checkFields(r, "name", "match", "route", "direct_response", "redirect", "decorator", "metadata", "typed_per_filter_config",
+		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"); err != nil {
 		return nil, err
 	}
 	rt := &Route{Name: r.GetName()}
+	var err error
+	if rt.reqHeaders, err = compileHeaderMutation(r.GetRequestHeadersToAdd(), r.GetRequestHeadersToRemove()); err != nil {
+		return nil, fmt.Errorf("request headers: %w", err)
+	}
+	if rt.respHeaders, err = compileHeaderMutation(r.GetResponseHeadersToAdd(), r.GetResponseHeadersToRemove()); err != nil {
+		return nil, fmt.Errorf("response headers: %w", err)
+	}
 	if err := rt.compileMatch(r.GetMatch()); err != nil {
 		return nil, fmt.Errorf("match: %w", err)
 	}
@@ -217,6 +237,12 @@ func compileRoute(r *routev3.Route) (*Route, error) {
 			d.Body = b.GetInlineString() + string(b.GetInlineBytes())
 		}
 		rt.Direct = d
+	case *routev3.Route_Redirect:
+		d, err := compileRedirect(a.Redirect)
+		if err != nil {
+			return nil, fmt.Errorf("redirect: %w", err)
+		}
+		rt.Redirect = d
 	case nil:
 		return nil, fmt.Errorf("no action")
 	default:
@@ -348,8 +374,23 @@ func (rt *Route) matches(r *http.Request) bool {
 }
 
 func (rt *Route) compileAction(a *routev3.RouteAction) error {
-	if err := checkFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "max_grpc_timeout", "upgrade_configs", "idle_timeout", "cluster_not_found_response_code"); err != nil {
+	if err := checkFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "max_grpc_timeout", "upgrade_configs", "idle_timeout", "cluster_not_found_response_code",
+		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal"); err != nil {
 		return err
+	}
+	rt.hostRewrite = a.GetHostRewriteLiteral()
+	if a.GetPrefixRewrite() != "" {
+		rt.prefixRewrite, rt.hasPrefixRewrite = a.GetPrefixRewrite(), true
+	}
+	if rr := a.GetRegexRewrite(); rr != nil {
+		if rt.hasPrefixRewrite {
+			return fmt.Errorf("prefix_rewrite and regex_rewrite are exclusive")
+		}
+		re, err := compileRegexRewrite(rr)
+		if err != nil {
+			return fmt.Errorf("regex_rewrite: %w", err)
+		}
+		rt.regexRewrite = re
 	}
 	switch c := a.GetClusterSpecifier().(type) {
 	case *routev3.RouteAction_Cluster:
@@ -364,13 +405,22 @@ func (rt *Route) compileAction(a *routev3.RouteAction) error {
 		}
 		var sum uint64
 		for i, cw := range wc.GetClusters() {
-			if err := checkFields(cw, "name", "weight"); err != nil {
+			if err := checkFields(cw, "name", "weight", "request_headers_to_add", "request_headers_to_remove",
+				"response_headers_to_add", "response_headers_to_remove", "host_rewrite_literal"); err != nil {
 				return fmt.Errorf("weighted_clusters.clusters %d (%s): %w", i, cw.GetName(), err)
 			}
 			if cw.GetName() == "" {
 				return fmt.Errorf("weighted_clusters.clusters %d: empty name", i)
 			}
-			rt.Weighted = append(rt.Weighted, WeightedCluster{Name: cw.GetName(), Weight: cw.GetWeight().GetValue()})
+			w := WeightedCluster{Name: cw.GetName(), Weight: cw.GetWeight().GetValue(), hostRewrite: cw.GetHostRewriteLiteral()}
+			var err error
+			if w.reqHeaders, err = compileHeaderMutation(cw.GetRequestHeadersToAdd(), cw.GetRequestHeadersToRemove()); err != nil {
+				return fmt.Errorf("weighted_clusters.clusters %d (%s): request headers: %w", i, cw.GetName(), err)
+			}
+			if w.respHeaders, err = compileHeaderMutation(cw.GetResponseHeadersToAdd(), cw.GetResponseHeadersToRemove()); err != nil {
+				return fmt.Errorf("weighted_clusters.clusters %d (%s): response headers: %w", i, cw.GetName(), err)
+			}
+			rt.Weighted = append(rt.Weighted, w)
 			sum += uint64(cw.GetWeight().GetValue())
 		}
 		if sum == 0 {
@@ -405,20 +455,27 @@ func (rt *Route) compileAction(a *routev3.RouteAction) error {
 
 // pickCluster returns the route's cluster, choosing a weighted one with rnd (uniform in [0, 2^64)).
 func (rt *Route) pickCluster(rnd func() uint64) string {
+	name, _ := rt.pick(rnd)
+	return name
+}
+
+// pick is pickCluster that also returns the chosen weighted cluster (nil for a single cluster).
+func (rt *Route) pick(rnd func() uint64) (string, *WeightedCluster) {
 	if len(rt.Weighted) == 0 {
-		return rt.Cluster
+		return rt.Cluster, nil
 	}
-	return pickWeighted(rt.Weighted, rt.totalWeight, rnd())
+	w := pickWeighted(rt.Weighted, rt.totalWeight, rnd())
+	return w.Name, w
 }
 
 // pickWeighted maps r onto the cumulative weights.
-func pickWeighted(ws []WeightedCluster, total uint64, r uint64) string {
+func pickWeighted(ws []WeightedCluster, total uint64, r uint64) *WeightedCluster {
 	x := r % total
-	for _, w := range ws {
-		if x < uint64(w.Weight) {
-			return w.Name
+	for i := range ws {
+		if x < uint64(ws[i].Weight) {
+			return &ws[i]
 		}
-		x -= uint64(w.Weight)
+		x -= uint64(ws[i].Weight)
 	}
-	return ws[len(ws)-1].Name
+	return &ws[len(ws)-1]
 }

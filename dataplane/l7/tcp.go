@@ -16,7 +16,7 @@ func (e *Engine) serveTCP(ctx context.Context, conn net.Conn, d Downstream, chai
 	tp := chain.TCP
 	name := tp.Cluster
 	if len(tp.Weighted) > 0 {
-		name = pickWeighted(tp.Weighted, tp.total, e.opts.Rand())
+		name = pickWeighted(tp.Weighted, tp.total, e.opts.Rand()).Name
 	}
 	var sent, recv atomic.Int64
 	flags, host := "-", "-"
