@@ -33,8 +33,8 @@ func containsAll(t *testing.T, what, got string, want ...string) {
 	}
 }
 
-// TestCoverageVirtualServiceFields: http.match (uri exact/regex, method exact, headers, withoutHeaders,
-// port), directResponse, retries and fault delay become Envoy routes at the waypoint.
+// TestCoverageVirtualServiceFields: http.name, http.match (uri exact/regex, method exact, headers, withoutHeaders,
+// port), directResponse, retries and fault delay (percentage and the legacy percent) become Envoy routes at the waypoint.
 func TestCoverageVirtualServiceFields(t *testing.T) {
 	snap := modeltest.FromYAML(t, bookinfoWith(t, `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -50,7 +50,8 @@ spec:
   - name: regex
     match: [{uri: {regex: "/r[0-9]+"}, headers: {x-user: {prefix: ad}}}]
     directResponse: {status: 418}
-  - route: [{destination: {host: reviews}}]`))
+  - fault: {delay: {fixedDelay: 2s, percent: 20}}
+    route: [{destination: {host: reviews}}]`))
 	if len(snap.Problems) != 0 {
 		t.Fatalf("Problems = %v", snap.Problems)
 	}
@@ -68,15 +69,15 @@ spec:
 	}
 	s := strings.ReplaceAll(got.String(), " ", "")
 	containsAll(t, "routes", s,
-		`"path":"/reviews/1"`, `"name":":method","stringMatch":{"exact":"GET"}`,
+		`"name":"exact"`, `"path":"/reviews/1"`, `"name":":method","stringMatch":{"exact":"GET"}`,
 		`"name":"x-debug","presentMatch":true,"invertMatch":true`,
 		`"retryOn":"5xx","numRetries":3,"perTryTimeout":"2s"`,
-		`"fixedDelay":"1s"`,
+		`"fixedDelay":"1s","percentage":{"numerator":100000`, `"fixedDelay":"2s","percentage":{"numerator":200000`,
 		`"safeRegex":{"regex":"/r[0-9]+"}`, `"name":"x-user","stringMatch":{"prefix":"ad"}`,
 		`"directResponse":{"status":418}`)
 }
 
-// TestCoverageHTTPRouteFields: matches (path Exact and RegularExpression, headers, method) and
+// TestCoverageHTTPRouteFields: name, matches (path Exact and RegularExpression, headers, method) and
 // timeouts.request become Envoy routes at the waypoint.
 func TestCoverageHTTPRouteFields(t *testing.T) {
 	routes, err := os.ReadFile(modeltest.Path(modeltest.ReviewsHTTPRoute))
@@ -85,7 +86,8 @@ func TestCoverageHTTPRouteFields(t *testing.T) {
 	}
 	snap := modeltest.FromYAML(t, bookinfoWith(t, strings.Replace(string(routes), `  rules:
   - backendRefs:`, `  rules:
-  - matches:
+  - name: r0
+    matches:
     - path: {type: Exact, value: /reviews/1}
       method: GET
       headers: [{name: X-User, value: admin}]
@@ -108,11 +110,11 @@ func TestCoverageHTTPRouteFields(t *testing.T) {
 	containsAll(t, "routes", s,
 		`"path":"/reviews/1"`, `"name":":method","stringMatch":{"exact":"GET"}`,
 		`"name":"x-user","stringMatch":{"exact":"admin"}`, `"safeRegex":{"regex":"/r[0-9]+"}`,
-		`"timeout":"3s"`)
+		`"name":"r0"`, `"timeout":"3s"`)
 }
 
 // TestCoverageWaypointAuthorizationFields: the source and operation fields a waypoint enforces become
-// Envoy RBAC principals and permissions.
+// Envoy RBAC principals and permissions; a policy with the singular targetRef is enforced too.
 func TestCoverageWaypointAuthorizationFields(t *testing.T) {
 	snap := modeltest.FromYAML(t, bookinfoWith(t, `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -126,7 +128,14 @@ spec:
     - source: {serviceAccounts: [ns3/sa3], notServiceAccounts: [ns4/sa4]}
     - source: {ipBlocks: [10.1.0.0/16], notIpBlocks: [10.2.0.1], remoteIpBlocks: [10.3.0.0/16], notRemoteIpBlocks: [10.4.0.0/16]}
     to:
-    - operation: {notMethods: [PUT], notPaths: [/ok], hosts: [reviews.example], notHosts: [other.example], ports: ["9080"], notPorts: ["9090"]}`))
+    - operation: {notMethods: [PUT], notPaths: [/ok], hosts: [reviews.example], notHosts: [other.example], ports: ["9080"], notPorts: ["9090"]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: single-target-ref, namespace: default}
+spec:
+  targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: reviews-waypoint}
+  rules: [{to: [{operation: {methods: [GET]}}]}]`))
 	if len(snap.Problems) != 0 {
 		t.Fatalf("Problems = %v", snap.Problems)
 	}
@@ -150,7 +159,8 @@ spec:
 		`"directRemoteIp":{"addressPrefix":"10.1.0.0","prefixLen":16}`, `"directRemoteIp":{"addressPrefix":"10.2.0.1","prefixLen":32}`,
 		`"remoteIp":{"addressPrefix":"10.3.0.0","prefixLen":16}`, `"remoteIp":{"addressPrefix":"10.4.0.0","prefixLen":16}`,
 		`"exact":"PUT"`, `"exact":"/ok"`, `"name":":authority","stringMatch":{"exact":"reviews.example"}`,
-		`"exact":"other.example"`, `"destinationPort":9080`, `"destinationPort":9090`)
+		`"exact":"other.example"`, `"destinationPort":9080`, `"destinationPort":9090`,
+		`ns[default]-policy[single-target-ref]-rule[0]`)
 }
 
 // TestCoverageZtunnelAuthorizationFields: the source and operation fields ztunnel enforces reach its

@@ -118,6 +118,7 @@ const (
 	noteResponses = "requests would be answered as if it were not there"
 	noteBroader   = "the route would match requests this condition excludes"
 	noteAuthz     = "the policy would not be enforced as written"
+	noteZtunnelL7 = "ztunnel enforces selector policies and sees no HTTP: an ALLOW rule with it never matches, a DENY rule is enforced without it (as in Istio ambient); attach the policy to a waypoint with targetRefs"
 )
 
 // Coverage is the table: every field of the kinds meshlab acts on that the model or the generators read
@@ -232,6 +233,14 @@ var Coverage = []FieldCoverage{
 	ap("spec.rules[].to[].operation.notPaths", "operation.notPaths", Implemented, ""),
 	ap("spec.rules[].to[].operation.hosts", "operation.hosts", Implemented, ""),
 	ap("spec.rules[].to[].operation.notHosts", "operation.notHosts", Implemented, ""),
+	// A selector policy is enforced by ztunnel, which sees no HTTP: as in Istio ambient, an ALLOW rule that
+	// needs request attributes never matches, a DENY rule is enforced on its L4 parts alone.
+	when(ap("spec.rules[].to[].operation.methods", "operation.methods in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
+	when(ap("spec.rules[].to[].operation.notMethods", "operation.notMethods in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
+	when(ap("spec.rules[].to[].operation.paths", "operation.paths in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
+	when(ap("spec.rules[].to[].operation.notPaths", "operation.notPaths in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
+	when(ap("spec.rules[].to[].operation.hosts", "operation.hosts in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
+	when(ap("spec.rules[].to[].operation.notHosts", "operation.notHosts in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
 	ap("spec.rules[].when", "rules.when", Rejected, noteAuthz+" (an ALLOW rule with conditions would never match, a DENY rule would deny without them)"),
 
 	// HTTPRoute: GAMMA mesh routing, attached to Services.
@@ -265,6 +274,8 @@ var Coverage = []FieldCoverage{
 	hr("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
 
 	// Gateway (Gateway API): waypoints only.
+	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
+	gw("spec.listeners", "listeners (HBONE on 15008)", Implemented, ""),
 	when(gw("spec.gatewayClassName", "gatewayClassName other than "+waypointClass, Warned, "meshlab has no ingress or egress gateways; the Gateway has no effect"),
 		func(_ map[string]any, v any) bool { return v != waypointClass }),
 	when(gw("spec.addresses", "addresses", Warned, "the waypoint's address is its Service's"), isWaypoint),

@@ -156,7 +156,7 @@ var coverageCases = []struct {
   provider: {name: ext}
   rules:
   - from: [{source: {principals: [a], notServiceAccounts: [ns/sa], remoteIpBlocks: [1.2.3.4], notRemoteIpBlocks: [1.2.3.5], requestPrincipals: ["*"], notRequestPrincipals: [x]}}]
-    to: [{operation: {methods: [GET], ports: ["80"]}}]
+    to: [{operation: {methods: [GET], ports: ["80"]}}, {operation: {notMethods: [PUT], paths: [/a], notPaths: [/b], hosts: [h], notHosts: [i]}}]
     when: [{key: source.ip, values: [1.2.3.4]}]
 `, []string{
 		"rejected spec.action: meshlab does not implement AuthorizationPolicy action CUSTOM and AUDIT",
@@ -167,6 +167,12 @@ var coverageCases = []struct {
 		"rejected spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals",
 		"rejected spec.rules[0].from[0].source.notRequestPrincipals: meshlab does not implement AuthorizationPolicy source.notRequestPrincipals",
 		"rejected spec.rules[0].when: meshlab does not implement AuthorizationPolicy rules.when",
+		"warned spec.rules[0].to[0].operation.methods: meshlab does not implement AuthorizationPolicy operation.methods in a selector (ztunnel) policy",
+		"warned spec.rules[0].to[1].operation.notMethods: meshlab does not implement AuthorizationPolicy operation.notMethods in a selector (ztunnel) policy",
+		"warned spec.rules[0].to[1].operation.paths: meshlab does not implement AuthorizationPolicy operation.paths in a selector (ztunnel) policy",
+		"warned spec.rules[0].to[1].operation.notPaths: meshlab does not implement AuthorizationPolicy operation.notPaths in a selector (ztunnel) policy",
+		"warned spec.rules[0].to[1].operation.hosts: meshlab does not implement AuthorizationPolicy operation.hosts in a selector (ztunnel) policy",
+		"warned spec.rules[0].to[1].operation.notHosts: meshlab does not implement AuthorizationPolicy operation.notHosts in a selector (ztunnel) policy",
 	}},
 	{"AuthorizationPolicy enforced by a waypoint", apHead + `spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: w}, {kind: ServiceEntry, group: networking.istio.io, name: se}]
@@ -183,6 +189,7 @@ var coverageCases = []struct {
 		"rejected spec.targetRef.kind: meshlab does not implement AuthorizationPolicy targetRef kinds other than Gateway and Service",
 	}},
 	{"AuthorizationPolicy implemented fields", apHead + `spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: w}, {group: "", kind: Service, name: s}]
   action: DENY
   rules:
   - from: [{source: {principals: [a], notPrincipals: [b], namespaces: [c], notNamespaces: [d], serviceAccounts: [e/f], ipBlocks: [1.2.3.4], notIpBlocks: [1.2.3.5]}}]
