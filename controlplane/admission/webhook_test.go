@@ -310,14 +310,14 @@ spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]
   rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]
 `, denied: "spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals"},
-		{name: "VirtualService redirect is denied", doc: `
+		{name: "VirtualService CORS policy is denied", doc: `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews, namespace: bookinfo}
 spec:
   hosts: [reviews]
-  http: [{redirect: {uri: /v2}}]
-`, denied: "spec.http[0].redirect: meshlab does not implement VirtualService http.redirect"},
+  http: [{corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}, route: [{destination: {host: reviews}}]}]
+`, denied: "spec.http[0].corsPolicy: meshlab does not implement VirtualService http.corsPolicy"},
 		{name: "HTTPRoute queryParams is denied", doc: `
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

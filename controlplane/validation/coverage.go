@@ -194,7 +194,7 @@ var Coverage = []FieldCoverage{
 	dr("spec.trafficPolicy.loadBalancer", "trafficPolicy.loadBalancer", Warned, "round robin is used"),
 	dr("spec.trafficPolicy.connectionPool", "trafficPolicy.connectionPool", Warned, "Envoy's default limits apply"),
 	dr("spec.trafficPolicy.outlierDetection", "trafficPolicy.outlierDetection", Warned, "no host is ejected"),
-	dr("spec.trafficPolicy.tls", "trafficPolicy.tls", Warned, "mesh traffic is always mutual TLS (HBONE)"),
+	dr("spec.trafficPolicy.tls", "trafficPolicy.tls", Warned, "meshlab chooses TLS itself: mutual TLS between mesh workloads"),
 	dr("spec.trafficPolicy.portLevelSettings", "trafficPolicy.portLevelSettings", Warned, noteIgnored),
 	dr("spec.trafficPolicy.tunnel", "trafficPolicy.tunnel", Warned, noteIgnored),
 	dr("spec.trafficPolicy.proxyProtocol", "trafficPolicy.proxyProtocol", Warned, noteIgnored),
