@@ -139,6 +139,8 @@ var Coverage = []FieldCoverage{
 
 	// VirtualService: HTTP routing for the mesh (sidecars and waypoints).
 	vs("spec.hosts", "hosts", Implemented, ""),
+	when(vs("spec.hosts[]", "hosts with a wildcard", Warned, "a host is routed only when it names a Service; this one matches none"),
+		func(_ map[string]any, v any) bool { s, _ := v.(string); return strings.Contains(s, "*") }),
 	when(vs("spec.gateways[]", "gateways other than mesh", Warned, "meshlab has no ingress gateways; the VirtualService applies only to mesh traffic, if gateways lists mesh"),
 		func(_ map[string]any, v any) bool { return v != "mesh" }),
 	vs("spec.exportTo", "exportTo", Warned, "the VirtualService is visible in every namespace"),
@@ -188,6 +190,8 @@ var Coverage = []FieldCoverage{
 
 	// DestinationRule: only subsets, for routing.
 	dr("spec.host", "host", Implemented, ""),
+	when(dr("spec.host", "host with a wildcard", Warned, "the DestinationRule is ignored; name the Service"),
+		func(_ map[string]any, v any) bool { s, _ := v.(string); return strings.Contains(s, "*") }),
 	dr("spec.subsets[].name", "subsets.name", Implemented, ""),
 	dr("spec.subsets[].labels", "subsets.labels", Implemented, ""),
 	dr("spec.subsets[].trafficPolicy", "subsets.trafficPolicy", Warned, noteIgnored),

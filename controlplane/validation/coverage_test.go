@@ -44,7 +44,7 @@ var coverageCases = []struct {
 	want []string
 }{
 	{"VirtualService http fields", vsHead + `spec:
-  hosts: [reviews]
+  hosts: [reviews, "*.example.com"]
   gateways: [mesh, ingress]
   exportTo: ["."]
   http:
@@ -87,6 +87,7 @@ var coverageCases = []struct {
 		"rejected spec.http[0].route[0].headers: meshlab does not implement VirtualService http.route.headers",
 		"warned spec.gateways[1]: meshlab does not implement VirtualService gateways other than mesh",
 		"warned spec.exportTo: meshlab does not implement VirtualService exportTo",
+		"warned spec.hosts[1]: meshlab does not implement VirtualService hosts with a wildcard",
 		"rejected spec.http[0].match[0].method.prefix: meshlab does not implement VirtualService http.match.method prefix",
 		"rejected spec.http[0].match[1].method.regex: meshlab does not implement VirtualService http.match.method regex",
 		"rejected spec.http[0].match[0].scheme: meshlab does not implement VirtualService http.match.scheme",
@@ -126,7 +127,7 @@ var coverageCases = []struct {
   - directResponse: {status: 404}
 `, nil},
 	{"DestinationRule", drHead + `spec:
-  host: reviews
+  host: "*.svc.cluster.local"
   exportTo: ["."]
   workloadSelector: {matchLabels: {app: x}}
   trafficPolicy:
@@ -140,6 +141,7 @@ var coverageCases = []struct {
     retryBudget: {percent: 10}
   subsets: [{name: v1, labels: {version: v1}, trafficPolicy: {loadBalancer: {simple: RANDOM}}}]
 `, []string{
+		"warned spec.host: meshlab does not implement DestinationRule host with a wildcard",
 		"warned spec.subsets[0].trafficPolicy: meshlab does not implement DestinationRule subsets.trafficPolicy",
 		"warned spec.trafficPolicy.loadBalancer: meshlab does not implement DestinationRule trafficPolicy.loadBalancer",
 		"warned spec.trafficPolicy.connectionPool: meshlab does not implement DestinationRule trafficPolicy.connectionPool",
