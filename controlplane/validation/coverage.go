@@ -77,35 +77,28 @@ func (f Finding) String() string {
 	return f.Field + ": " + f.Message
 }
 
-// Groups of the kinds in the table.
-const (
-	coverageNetworking = groupNetworking
-	coverageSecurity   = groupSecurity
-	coverageGatewayAPI = groupGatewayAPI
-)
-
 // waypointClass is the GatewayClass of waypoints (model.WaypointGatewayClass; model imports ingest, which
 // imports this package).
 const waypointClass = "istio-waypoint"
 
 func vs(path, name string, s Support, note string) FieldCoverage {
-	return FieldCoverage{Group: coverageNetworking, Kind: "VirtualService", Path: path, Name: name, Support: s, Note: note}
+	return FieldCoverage{Group: groupNetworking, Kind: "VirtualService", Path: path, Name: name, Support: s, Note: note}
 }
 
 func dr(path, name string, s Support, note string) FieldCoverage {
-	return FieldCoverage{Group: coverageNetworking, Kind: "DestinationRule", Path: path, Name: name, Support: s, Note: note}
+	return FieldCoverage{Group: groupNetworking, Kind: "DestinationRule", Path: path, Name: name, Support: s, Note: note}
 }
 
 func ap(path, name string, s Support, note string) FieldCoverage {
-	return FieldCoverage{Group: coverageSecurity, Kind: "AuthorizationPolicy", Path: path, Name: name, Support: s, Note: note}
+	return FieldCoverage{Group: groupSecurity, Kind: "AuthorizationPolicy", Path: path, Name: name, Support: s, Note: note}
 }
 
 func hr(path, name string, s Support, note string) FieldCoverage {
-	return FieldCoverage{Group: coverageGatewayAPI, Kind: "HTTPRoute", Path: path, Name: name, Support: s, Note: note}
+	return FieldCoverage{Group: groupGatewayAPI, Kind: "HTTPRoute", Path: path, Name: name, Support: s, Note: note}
 }
 
 func gw(path, name string, s Support, note string) FieldCoverage {
-	return FieldCoverage{Group: coverageGatewayAPI, Kind: "Gateway", Path: path, Name: name, Support: s, Note: note}
+	return FieldCoverage{Group: groupGatewayAPI, Kind: "Gateway", Path: path, Name: name, Support: s, Note: note}
 }
 
 func when(c FieldCoverage, f func(obj map[string]any, value any) bool) FieldCoverage {
@@ -122,8 +115,8 @@ const (
 )
 
 // Coverage is the table: every field of the kinds meshlab acts on that the model or the generators read
-// (Implemented), and every one they do not (Warned or Rejected). Fields of those kinds not listed are
-// metadata or Implemented by construction (names, hosts).
+// (Implemented), and every one they do not (Warned or Rejected). Fields of those kinds not listed are parts
+// of a listed field (a destination's host, a parentRef's name and kind) or identify it (a match's name).
 var Coverage = []FieldCoverage{
 	// --- Being implemented on another branch (HTTP redirect, URI rewrite, header add/set/remove): flip each
 	// to Implemented when it merges. ---
@@ -289,8 +282,8 @@ var Coverage = []FieldCoverage{
 	when(gw("spec.defaultScope", "defaultScope", Warned, noteIgnored), isWaypoint),
 
 	// GatewayClass: the waypoint controller reads controllerName.
-	{Group: coverageGatewayAPI, Kind: "GatewayClass", Path: "spec.controllerName", Name: "controllerName", Support: Implemented},
-	{Group: coverageGatewayAPI, Kind: "GatewayClass", Path: "spec.parametersRef", Name: "parametersRef", Support: Warned, Note: noteIgnored},
+	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.controllerName", Name: "controllerName", Support: Implemented},
+	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.parametersRef", Name: "parametersRef", Support: Warned, Note: noteIgnored},
 }
 
 // UnimplementedKinds are the kinds whose CRDs meshlab installs (or Istio defines) but on which meshlab does
