@@ -34,7 +34,13 @@ Every object is decoded strictly and validated as Istio's admission webhook and 
 a misspelt field, a duplicate key or an invalid value is an error naming file, document, line and field, and
 nothing is rendered (exit 2). kind: List documents are read as their items. Problems found in the valid
 config (a route to a service that does not exist...) are reported as warnings; they do not stop the rest
-from rendering.`,
+from rendering.
+
+What meshlab does not implement is never silently ignored (docs/api-coverage.md): a field whose being
+ignored degrades gracefully (a mirror, a load balancer setting...) is a warning "meshlab does not implement
+<Kind> <field>"; one whose being ignored would mislead (an AuthorizationPolicy condition, a redirect, a
+match condition...) is an error, as the validating webhook denies it, and nothing is rendered (exit 2).
+Kinds meshlab does not act on (ServiceEntry, PeerAuthentication, Sidecar...) are skipped with a warning.`,
 		Example: `  meshlab render -f bookinfo.yaml -f reviews-vs.yaml --proxy waypoint/default/reviews-waypoint
   meshlab render -f manifests/ --proxy ztunnel/meshlab-worker -o yaml`,
 		Args: cliutil.NoArgs,

@@ -78,3 +78,51 @@ func TestRenderErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderCoverage: what meshlab does not implement is printed as a warning, and what it rejects fails
+// the render with exit 2 (a UsageError) naming file, line, field and "meshlab does not implement".
+func TestRenderCoverage(t *testing.T) {
+	dir := t.TempDir()
+	warned := filepath.Join(dir, "dr.yaml")
+	if err := os.WriteFile(warned, []byte(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-lb, namespace: default}
+spec:
+  host: ratings
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bookinfo := modeltest.Path(modeltest.Bookinfo)
+	out, stderr, err := run("-f", bookinfo, "-f", warned, "--proxy", "ztunnel/meshlab-worker")
+	if err != nil || !strings.Contains(out, "workloads") {
+		t.Fatalf("render with a warned field = %v\n%s", err, stderr)
+	}
+	if want := "spec.trafficPolicy.loadBalancer: meshlab does not implement DestinationRule trafficPolicy.loadBalancer"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+
+	rejected := filepath.Join(dir, "vs.yaml")
+	if err := os.WriteFile(rejected, []byte(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run("-f", bookinfo, "-f", rejected, "--proxy", "ztunnel/meshlab-worker")
+	var u *cliutil.UsageError
+	if err == nil || !errors.As(err, &u) {
+		t.Fatalf("render with a rejected field = %v, want a usage error (exit 2)", err)
+	}
+	if want := "vs.yaml: document 1 (VirtualService default/ratings), line 7: spec.http[0].fault.abort.grpcStatus: meshlab does not implement VirtualService http.fault.abort.grpcStatus"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v\nwant %q", err, want)
+	}
+	if out != "" {
+		t.Errorf("rendered despite the rejection:\n%s", out)
+	}
+}

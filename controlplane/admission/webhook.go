@@ -5,6 +5,12 @@
 //
 //   - networking.istio.io and security.istio.io kinds are checked with controlplane/validation's rules
 //     (istiod's webhook rules); kinds it has no rules for (Sidecar, EnvoyFilter...) are admitted.
+//   - Every kind is then checked against what meshlab implements (validation.CheckCoverage, issue #12):
+//     a field whose being ignored would mislead (an AuthorizationPolicy condition it cannot enforce, a
+//     redirect...) is denied with "meshlab does not implement <Kind> <field>"; one that degrades gracefully
+//     is admitted with that warning; a kind meshlab does not act on at all (ServiceEntry, Sidecar,
+//     PeerAuthentication, GRPCRoute...) is admitted with "meshlab does not implement <Kind>; it is stored
+//     but has no effect".
 //   - gateway.networking.k8s.io kinds are checked with the OpenAPI and CEL rules of the Gateway API CRDs
 //     meshlab installs (controlplane/crds), by the API server's own validators. The API server already
 //     applied the installed CRD's schema before calling the webhook, so this only matters where the
@@ -28,6 +34,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 
@@ -119,7 +126,7 @@ func (h *handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		var invalid *validation.Error
 		switch {
 		case errors.Is(err, validation.ErrUnsupported):
-			return allow()
+			return allowUnimplemented(req)
 		case errors.As(err, &invalid):
 			errs = invalid.Errs
 		case err != nil:
@@ -129,7 +136,7 @@ func (h *handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	case crds.GatewayGroup:
 		s, err := crds.SchemaFor(req.Kind.Group, req.Kind.Kind, req.Kind.Version)
 		if err != nil {
-			return allow() // a kind or version meshlab does not install
+			return allowUnimplemented(req) // a kind or version meshlab does not install
 		}
 		var obj map[string]any
 		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, &obj); err != nil || obj == nil {
@@ -143,14 +150,26 @@ func (h *handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	default:
 		return allow()
 	}
-	if len(errs) == 0 {
-		r := allow()
-		r.Warnings = warns
-		return r
-	}
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
 		msgs[i] = e.Error()
+	}
+	// What meshlab does not implement: rejected where ignoring it would mislead, else a warning.
+	findings, err := validation.CheckCoverageJSON(req.Object.Raw)
+	if err != nil {
+		return deny(http.StatusBadRequest, "error decoding configuration: "+err.Error())
+	}
+	rejected, warned := validation.SplitFindings(findings)
+	for _, f := range warned {
+		warns = append(warns, f.String())
+	}
+	for _, f := range rejected {
+		msgs = append(msgs, f.String())
+	}
+	if len(msgs) == 0 {
+		r := allow()
+		r.Warnings = warns
+		return r
 	}
 	msg := "configuration is invalid: " + strings.Join(msgs, "; ")
 	h.opts.Logf("validation: denied %s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, msg)
@@ -160,6 +179,16 @@ func (h *handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 }
 
 func allow() *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} }
+
+// allowUnimplemented admits an object of a kind meshlab has no rules for, with a warning when it is a kind
+// meshlab does not act on (Sidecar, EnvoyFilter, GRPCRoute...).
+func allowUnimplemented(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	r := allow()
+	if validation.UnimplementedKinds[schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}] {
+		r.Warnings = []string{validation.UnimplementedKindMessage(req.Kind.Kind)}
+	}
+	return r
+}
 
 func deny(code int32, msg string) *admissionv1.AdmissionResponse {
 	reason := metav1.StatusReasonInvalid

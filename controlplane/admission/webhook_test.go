@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -273,8 +274,105 @@ spec: {rules: [{backendRefs: [{name: x, port: 1, weight: -10}]}]}
 	// Istio's warnings reach kubectl on an admitted object.
 	warned := strings.Replace(validVS, "  - route:", "  - mirrorPercent: 50\n    mirror: {host: reviews}\n    route:", 1)
 	r := admit(t, client, srv.URL, review(t, admissionv1.Create, warned))
-	if !r.Allowed || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "spec.http[0].mirrorPercent") {
+	if !r.Allowed || len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "spec.http[0].mirrorPercent: deprecated") {
 		t.Errorf("deprecated mirrorPercent: allowed %v, warnings %q", r.Allowed, r.Warnings)
+	}
+	// ... and so do meshlab's: it does not mirror.
+	if !slices.Contains(r.Warnings, "spec.http[0].mirror: meshlab does not implement VirtualService http.mirror; no requests are mirrored") {
+		t.Errorf("mirror: warnings %q lack meshlab's", r.Warnings)
+	}
+}
+
+// TestWebhookCoverage: what meshlab does not implement is denied with "meshlab does not implement ..." where
+// ignoring it would mislead, admitted with that warning where it degrades gracefully, and a kind meshlab
+// does not act on is admitted with a warning that it has no effect (issue #12).
+func TestWebhookCoverage(t *testing.T) {
+	srv, client, _ := tlsServer(t, Handler(Options{}))
+	for _, tc := range []struct {
+		name   string
+		doc    string
+		denied string // the denial must contain it; empty: admitted
+		warn   string // a warning must equal it
+	}{
+		{name: "AuthorizationPolicy when is denied", doc: `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-header, namespace: bookinfo}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules: [{when: [{key: "request.headers[x-user]", values: [admin]}]}]
+`, denied: "spec.rules[0].when: meshlab does not implement AuthorizationPolicy rules.when"},
+		{name: "AuthorizationPolicy requestPrincipals is denied", doc: `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: jwt, namespace: bookinfo}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]
+  rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]
+`, denied: "spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals"},
+		{name: "VirtualService CORS policy is denied", doc: `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  hosts: [reviews]
+  http: [{corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}, route: [{destination: {host: reviews}}]}]
+`, denied: "spec.http[0].corsPolicy: meshlab does not implement VirtualService http.corsPolicy"},
+		{name: "HTTPRoute queryParams is denied", doc: `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules:
+  - matches: [{queryParams: [{name: v, value: "2"}]}]
+    backendRefs: [{name: reviews-v2, port: 9080}]
+`, denied: "spec.rules[0].matches[0].queryParams: meshlab does not implement HTTPRoute rules.matches.queryParams"},
+		{name: "DestinationRule outlierDetection is a warning", doc: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  host: reviews
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
+`, warn: "spec.trafficPolicy.outlierDetection: meshlab does not implement DestinationRule trafficPolicy.outlierDetection; no host is ejected"},
+		{name: "PeerAuthentication is stored with a warning", doc: `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: bookinfo}
+spec: {mtls: {mode: STRICT}}
+`, warn: "meshlab does not implement PeerAuthentication; it is stored but has no effect"},
+		{name: "Sidecar is stored with a warning", doc: `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: bookinfo}
+spec: {egress: [{hosts: ["./*"]}]}
+`, warn: "meshlab does not implement Sidecar; it is stored but has no effect"},
+		{name: "GRPCRoute is stored with a warning", doc: `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: bookinfo}
+spec: {parentRefs: [{group: "", kind: Service, name: reviews}]}
+`, warn: "meshlab does not implement GRPCRoute; it is stored but has no effect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := admit(t, client, srv.URL, review(t, admissionv1.Create, tc.doc))
+			if tc.denied != "" {
+				if r.Allowed || r.Result == nil {
+					t.Fatalf("allowed (warnings %q), want denied with %q", r.Warnings, tc.denied)
+				}
+				if !strings.Contains(r.Result.Message, tc.denied) || r.Result.Code != http.StatusUnprocessableEntity {
+					t.Errorf("denied with %d %q, want %q", r.Result.Code, r.Result.Message, tc.denied)
+				}
+				return
+			}
+			if !r.Allowed {
+				t.Fatalf("denied: %+v", r.Result)
+			}
+			if !slices.Contains(r.Warnings, tc.warn) {
+				t.Errorf("warnings %q lack %q", r.Warnings, tc.warn)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -94,7 +95,9 @@ func newObject(apiVersion, kind string) Object {
 // control plane does not read are skipped with a warning. Every object is decoded strictly and validated
 // with controlplane/validation; problems are errors naming the file, document, object, line and field, e.g.
 // `policy.yaml: document 2 (AuthorizationPolicy default/deny), line 7: unknown field "spec.actoin"`. They
-// are *yamldoc.Errors (read errors are not).
+// are *yamldoc.Errors (read errors are not). Fields meshlab does not implement (validation.Coverage) are
+// warnings, or errors where ignoring them would mislead: "spec.rules[0].when: meshlab does not implement
+// AuthorizationPolicy rules.when; ...".
 func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	if len(paths) == 0 {
 		return nil, nil, errors.New("no files given")
@@ -117,7 +120,7 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", f, err)
 		}
-		o, w, err := decodeFile(f, data)
+		o, w, err := decodeFile(f, data, true)
 		objs, warnings = append(objs, o...), append(warnings, w...)
 		if err != nil {
 			errs = append(errs, err)
@@ -145,12 +148,13 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	return store, warnings, nil
 }
 
-// Decode parses one multi-document YAML stream strictly and validates its objects, as LoadFiles does; name
-// is used in messages. When the stream cannot be split into documents (malformed YAML, a duplicate key) it
+// Decode parses one multi-document YAML stream strictly and validates its objects, as LoadFiles does, but
+// without LoadFiles' coverage check (fields meshlab does not implement are neither warned about nor
+// rejected: tests use Decode to build snapshots with them); name is used in messages. When the stream cannot be split into documents (malformed YAML, a duplicate key) it
 // returns no objects; otherwise it returns every object that decoded and validated, and an error joining
 // every one that did not.
 func Decode(name string, data []byte) ([]Object, []Warning, error) {
-	lo, w, err := decodeFile(name, data)
+	lo, w, err := decodeFile(name, data, false)
 	objs := make([]Object, len(lo))
 	for i := range lo {
 		objs[i] = lo[i].obj
@@ -196,7 +200,9 @@ func expand(path string) ([]string, error) {
 	return files, nil
 }
 
-func decodeFile(file string, data []byte) ([]located, []Warning, error) {
+// decodeFile decodes and validates every document of a file. With coverage, fields meshlab does not
+// implement (validation.Coverage) are reported: as warnings, or as errors for those it rejects.
+func decodeFile(file string, data []byte, coverage bool) ([]located, []Warning, error) {
 	docs, err := yamldoc.ReadFile(file, data)
 	if err != nil {
 		return nil, nil, err
@@ -207,7 +213,7 @@ func decodeFile(file string, data []byte) ([]located, []Warning, error) {
 		errs     []error
 	)
 	for _, d := range docs {
-		obj, w, err := decodeDocument(d)
+		obj, w, err := decodeDocument(d, coverage)
 		for _, msg := range w {
 			warnings = append(warnings, Warning{File: file, Doc: d.Index, Line: d.Line, Where: d.Where(), Message: msg})
 		}
@@ -225,14 +231,35 @@ func decodeFile(file string, data []byte) ([]located, []Warning, error) {
 // decodeDocument decodes one object strictly and validates it with controlplane/validation, the rules the
 // admission webhook applies: a field the kind does not have, a value of the wrong type or a rule broken is an
 // error naming the field, and its line.
-func decodeDocument(d *yamldoc.Doc) (Object, []string, error) {
+func decodeDocument(d *yamldoc.Doc, coverage bool) (Object, []string, error) {
 	if newObject(d.APIVersion, d.Kind) == nil {
+		group, _, _ := strings.Cut(d.APIVersion, "/")
+		if validation.UnimplementedKinds[schema.GroupKind{Group: group, Kind: d.Kind}] {
+			return nil, []string{fmt.Sprintf("skipping %s %s: meshlab does not implement %s; it has no effect", d.APIVersion, d.Kind, d.Kind)}, nil
+		}
 		return nil, []string{fmt.Sprintf("skipping %s %s: not a kind the control plane reads", d.APIVersion, d.Kind)}, nil
 	}
 	ro, vw, err := validation.ValidateYAML(d.JSON)
 	var warnings []string
 	for _, w := range vw {
 		warnings = append(warnings, w.String())
+	}
+	if coverage && err == nil {
+		findings, cerr := validation.CheckCoverageJSON(d.JSON)
+		if cerr != nil {
+			return nil, warnings, d.DecodeError("decoding "+d.APIVersion+" "+d.Kind, cerr)
+		}
+		rejected, warned := validation.SplitFindings(findings)
+		for _, f := range warned {
+			warnings = append(warnings, f.String())
+		}
+		if len(rejected) > 0 {
+			errs := make([]error, len(rejected))
+			for i, f := range rejected {
+				errs[i] = &yamldoc.Error{Doc: d, Line: d.LineOf(f.Field), Err: errors.New(f.String())}
+			}
+			return nil, warnings, errors.Join(errs...)
+		}
 	}
 	if err != nil {
 		var invalid *validation.Error

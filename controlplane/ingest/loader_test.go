@@ -174,3 +174,65 @@ func TestStoreEvents(t *testing.T) {
 		t.Errorf("Objects() = %+v", got)
 	}
 }
+
+// TestLoadFilesCoverage: what meshlab does not implement is a warning (naming file, document and line) or,
+// where ignoring it would mislead, an error; kinds meshlab does not act on are skipped with a warning that
+// says so. Decode, for tests, does not check coverage.
+func TestLoadFilesCoverage(t *testing.T) {
+	dir := t.TempDir()
+	warned := write(t, dir, "warned.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - mirror: {host: reviews}
+    route: [{destination: {host: reviews}}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default}
+spec: {mtls: {mode: STRICT}}
+`)
+	store, warnings, err := ingest.LoadFiles(warned)
+	if err != nil {
+		t.Fatalf("LoadFiles() = %v", err)
+	}
+	if store.Len() != 1 {
+		t.Errorf("Len() = %d, want 1 (the VirtualService)", store.Len())
+	}
+	var got []string
+	for _, w := range warnings {
+		got = append(got, w.String())
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		"warned.yaml: document 1 (VirtualService reviews), line 1: spec.http[0].mirror: meshlab does not implement VirtualService http.mirror",
+		"warned.yaml: document 2 (PeerAuthentication default), line 10: skipping security.istio.io/v1 PeerAuthentication: meshlab does not implement PeerAuthentication; it has no effect",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+
+	rejected := write(t, dir, "rejected.yaml", `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: jwt}
+spec:
+  rules:
+  - from:
+    - source:
+        requestPrincipals: ["*"]
+`)
+	store, _, err = ingest.LoadFiles(rejected)
+	if err == nil || store != nil {
+		t.Fatalf("LoadFiles() = %v, %v; want an error", store, err)
+	}
+	if want := "rejected.yaml: document 1 (AuthorizationPolicy jwt), line 8: spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v\nwant %q", err, want)
+	}
+	data, _ := os.ReadFile(rejected)
+	if objs, _, err := ingest.Decode("rejected.yaml", data); err != nil || len(objs) != 1 {
+		t.Errorf("Decode() = %d objects, %v; want the policy (Decode does not check coverage)", len(objs), err)
+	}
+}
