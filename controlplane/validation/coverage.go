@@ -118,16 +118,15 @@ const (
 // (Implemented), and every one they do not (Warned or Rejected). Fields of those kinds not listed are parts
 // of a listed field (a destination's host, a parentRef's name and kind) or identify it (a match's name).
 var Coverage = []FieldCoverage{
-	// --- Being implemented on another branch (HTTP redirect, URI rewrite, header add/set/remove): flip each
-	// to Implemented when it merges. ---
-	vs("spec.http[].redirect", "http.redirect", Rejected, noteResponses),
-	vs("spec.http[].rewrite", "http.rewrite", Rejected, noteResponses),
-	vs("spec.http[].headers", "http.headers", Rejected, noteResponses),
-	vs("spec.http[].route[].headers", "http.route.headers", Rejected, noteResponses),
-	hr("spec.rules[].filters[].requestRedirect", "rules.filters RequestRedirect", Rejected, noteResponses),
-	hr("spec.rules[].filters[].urlRewrite", "rules.filters URLRewrite", Rejected, noteResponses),
-	hr("spec.rules[].filters[].requestHeaderModifier", "rules.filters RequestHeaderModifier", Rejected, noteResponses),
-	hr("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Rejected, noteResponses),
+	// HTTP redirect, URI rewrite, header add/set/remove.
+	vs("spec.http[].redirect", "http.redirect", Implemented, ""),
+	vs("spec.http[].rewrite", "http.rewrite", Implemented, ""),
+	vs("spec.http[].headers", "http.headers", Implemented, ""),
+	vs("spec.http[].route[].headers", "http.route.headers", Implemented, ""),
+	hr("spec.rules[].filters[].requestRedirect", "rules.filters RequestRedirect", Implemented, ""),
+	hr("spec.rules[].filters[].urlRewrite", "rules.filters URLRewrite", Implemented, ""),
+	hr("spec.rules[].filters[].requestHeaderModifier", "rules.filters RequestHeaderModifier", Implemented, ""),
+	hr("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
 	// --- end of the rows to flip ---
 
 	// VirtualService: HTTP routing for the mesh (sidecars and waypoints).
@@ -264,7 +263,13 @@ var Coverage = []FieldCoverage{
 	hr("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
 	when(hr("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend would get no traffic"),
 		func(_ map[string]any, v any) bool { return !serviceRef(v) }),
-	hr("spec.rules[].backendRefs[].filters", "rules.backendRefs.filters", Rejected, noteResponses),
+	hr("spec.rules[].backendRefs[].filters[].requestHeaderModifier", "rules.backendRefs.filters RequestHeaderModifier", Implemented, ""),
+	hr("spec.rules[].backendRefs[].filters[].responseHeaderModifier", "rules.backendRefs.filters ResponseHeaderModifier", Implemented, ""),
+	hr("spec.rules[].backendRefs[].filters[].requestRedirect", "rules.backendRefs.filters RequestRedirect", Rejected, noteResponses),
+	hr("spec.rules[].backendRefs[].filters[].urlRewrite", "rules.backendRefs.filters URLRewrite", Rejected, noteResponses),
+	hr("spec.rules[].backendRefs[].filters[].requestMirror", "rules.backendRefs.filters RequestMirror", Warned, "no requests are mirrored"),
+	hr("spec.rules[].backendRefs[].filters[].cors", "rules.backendRefs.filters CORS", Rejected, noteResponses),
+	hr("spec.rules[].backendRefs[].filters[].extensionRef", "rules.backendRefs.filters ExtensionRef", Rejected, noteResponses),
 	hr("spec.rules[].timeouts.request", "rules.timeouts.request", Implemented, ""),
 	hr("spec.rules[].timeouts.backendRequest", "rules.timeouts.backendRequest", Warned, noteIgnored),
 	hr("spec.rules[].retry", "rules.retry", Warned, "Istio's default retry policy applies"),

@@ -215,7 +215,7 @@ var coverageCases = []struct {
     - {type: ExternalAuth, externalAuth: {protocol: HTTP, backendRef: {name: auth}}}
     - {type: ExtensionRef, extensionRef: {group: g, kind: K, name: n}}
     backendRefs:
-    - {name: reviews-v1, port: 9080, weight: 1, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}]}
+    - {name: reviews-v1, port: 9080, weight: 1, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}, {type: ResponseHeaderModifier, responseHeaderModifier: {remove: [x]}}, {type: RequestRedirect, requestRedirect: {statusCode: 301}}, {type: URLRewrite, urlRewrite: {hostname: x}}, {type: RequestMirror, requestMirror: {backendRef: {name: reviews, port: 9080}}}, {type: CORS, cors: {allowOrigins: ["*"]}}, {type: ExtensionRef, extensionRef: {group: g, kind: K, name: n}}]}
     - {group: networking.istio.io, kind: ServiceEntry, name: se}
     timeouts: {request: 1s, backendRequest: 1s}
     retry: {attempts: 2}
@@ -234,7 +234,11 @@ var coverageCases = []struct {
 		"rejected spec.rules[0].filters[6].externalAuth: meshlab does not implement HTTPRoute rules.filters ExternalAuth",
 		"rejected spec.rules[0].filters[7].extensionRef: meshlab does not implement HTTPRoute rules.filters ExtensionRef",
 		"rejected spec.rules[0].backendRefs[1]: meshlab does not implement HTTPRoute backendRefs other than Service",
-		"rejected spec.rules[0].backendRefs[0].filters: meshlab does not implement HTTPRoute rules.backendRefs.filters",
+		"rejected spec.rules[0].backendRefs[0].filters[2].requestRedirect: meshlab does not implement HTTPRoute rules.backendRefs.filters RequestRedirect",
+		"rejected spec.rules[0].backendRefs[0].filters[3].urlRewrite: meshlab does not implement HTTPRoute rules.backendRefs.filters URLRewrite",
+		"warned spec.rules[0].backendRefs[0].filters[4].requestMirror: meshlab does not implement HTTPRoute rules.backendRefs.filters RequestMirror",
+		"rejected spec.rules[0].backendRefs[0].filters[5].cors: meshlab does not implement HTTPRoute rules.backendRefs.filters CORS",
+		"rejected spec.rules[0].backendRefs[0].filters[6].extensionRef: meshlab does not implement HTTPRoute rules.backendRefs.filters ExtensionRef",
 		"warned spec.rules[0].timeouts.backendRequest: meshlab does not implement HTTPRoute rules.timeouts.backendRequest",
 		"warned spec.rules[0].retry: meshlab does not implement HTTPRoute rules.retry",
 		"warned spec.rules[0].sessionPersistence: meshlab does not implement HTTPRoute rules.sessionPersistence",

@@ -16,10 +16,10 @@ const (
 	Bookinfo         = "bookinfo.yaml"          // namespace, services, pods, reviews-waypoint
 	ReviewsVS        = "reviews-vs.yaml"        // VirtualService 90/10 and DestinationRule v1/v2/v3
 	ReviewsHTTPRoute = "reviews-httproute.yaml" // HTTPRoute 90/10 to reviews-v1/reviews-v2 Services
-	// ReviewsVSFilters is a VirtualService with redirects, rewrites and header operations.
-	ReviewsVSFilters = "reviews-vs-filters.yaml"
+	// ReviewsVSFilters (in a subdirectory, so that Dir stays one consistent mesh) is a VirtualService with redirects, rewrites and header operations.
+	ReviewsVSFilters = "filters/reviews-vs-filters.yaml"
 	// ReviewsHTTPRouteFilters is an HTTPRoute with RequestRedirect, URLRewrite and header modifiers.
-	ReviewsHTTPRouteFilters = "reviews-httproute-filters.yaml"
+	ReviewsHTTPRouteFilters = "filters/reviews-httproute-filters.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
