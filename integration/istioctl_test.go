@@ -1,18 +1,18 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlab/meshlab/internal/istioctltest"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -97,9 +97,9 @@ func TestIstioctlAgainstSidecars(t *testing.T) {
 		}
 	})
 
-	bin := istioctl(t)
+	istioctltest.Path(t)
 	t.Run("istioctl proxy-status", func(t *testing.T) {
-		out := runIstioctl(t, bin, "proxy-status", "--xds-address", cp.PlainAddr, "--plaintext")
+		out := runIstioctl(t, "proxy-status", "--xds-address", cp.PlainAddr, "--plaintext")
 		for _, name := range []string{"a-1.shop", "b-1.shop"} {
 			if !strings.Contains(out, "\n"+name+" ") {
 				t.Errorf("proxy-status does not list %s", name)
@@ -120,7 +120,7 @@ func TestIstioctlAgainstSidecars(t *testing.T) {
 		if err := os.WriteFile(file, dump, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out := runIstioctl(t, bin, "proxy-status", "a-1.shop", "--xds-address", cp.PlainAddr, "--plaintext", "--file", file)
+		out := runIstioctl(t, "proxy-status", "a-1.shop", "--xds-address", cp.PlainAddr, "--plaintext", "--file", file)
 		for _, want := range []string{"Clusters Match", "Listeners Match", "Routes Match"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("proxy-status a-1.shop does not say %q", want)
@@ -151,48 +151,16 @@ func waitSynced(t *testing.T, cp *servertest.ControlPlane) {
 	}
 }
 
-// istioctl is the istioctl binary the lab builds into ~/.cache/meshlab/istioctl, or $ISTIOCTL; the test
-// skips without it.
-func istioctl(t *testing.T) string {
+// runIstioctl runs the real istioctl with a kubeconfig pointing nowhere (istioctltest.Run): with
+// --xds-address and --revision it needs no API server (without --revision it would first watch the API
+// server for the default revision).
+func runIstioctl(t *testing.T, args ...string) string {
 	t.Helper()
-	if p := os.Getenv("ISTIOCTL"); p != "" {
-		return p
-	}
-	dir, err := os.UserCacheDir()
-	if err == nil {
-		p := filepath.Join(dir, "meshlab", "istioctl", "istioctl")
-		if _, err = os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skipf("skipping the istioctl runs: no istioctl ($ISTIOCTL unset; ~/.cache/meshlab/istioctl/istioctl: %v)", err)
-	return ""
-}
-
-// runIstioctl runs istioctl with a kubeconfig pointing nowhere: with --xds-address and --revision it needs
-// no API server (without --revision it would first watch the API server for the default revision).
-func runIstioctl(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	home := t.TempDir()
-	kubeconfig := filepath.Join(home, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-users: [{name: none, user: {}}]
-current-context: none
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args = append(args, "--kubeconfig", kubeconfig, "--istioNamespace", mesh.Namespace, "--revision", "default", "--timeout", "10s")
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Logf("istioctl %s:\n%s%s", strings.Join(args, " "), stdout.String(), stderr.String())
+	args = append(args, "--istioNamespace", mesh.Namespace, "--revision", "default", "--timeout", "10s")
+	stdout, stderr, err := istioctltest.Run(t, args...)
+	t.Logf("istioctl %s:\n%s%s", strings.Join(args, " "), stdout, stderr)
 	if err != nil {
 		t.Fatalf("istioctl %s: %v", args[0], err)
 	}
-	return stdout.String()
+	return stdout
 }

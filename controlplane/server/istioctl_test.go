@@ -6,15 +6,15 @@ package server
 // to them need the kind lab (e2e).
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlab/meshlab/internal/istioctltest"
 
 	admin "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,52 +24,18 @@ import (
 	"github.com/meshlab/meshlab/api/xdstype"
 )
 
-// istioctlPath is the istioctl binary the lab builds (GOBIN=~/.cache/meshlab/istioctl go install
-// istio.io/istio/istioctl/cmd/istioctl@...), or $ISTIOCTL.
-func istioctlPath(t *testing.T) string {
+// runIstioctl runs the real istioctl with a kubeconfig pointing nowhere (istioctltest.Run): with
+// --xds-address and --revision it needs no API server (without --revision it would first watch the API
+// server for the default revision).
+func runIstioctl(t *testing.T, args ...string) string {
 	t.Helper()
-	if p := os.Getenv("ISTIOCTL"); p != "" {
-		return p
-	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		t.Skipf("skipping: no istioctl ($ISTIOCTL unset, no user cache directory: %v)", err)
-	}
-	p := filepath.Join(dir, "meshlab", "istioctl", "istioctl")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipping: istioctl not found at %s (set $ISTIOCTL, or build it with GOBIN=%s go install istio.io/istio/istioctl/cmd/istioctl@<version>)",
-			p, filepath.Dir(p))
-	}
-	return p
-}
-
-// runIstioctl runs istioctl with a kubeconfig pointing nowhere: with --xds-address and --revision it
-// needs no API server.
-func runIstioctl(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	home := t.TempDir()
-	kubeconfig := filepath.Join(home, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-users: [{name: none, user: {}}]
-current-context: none
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// --revision: without one istioctl watches the API server for the default revision first.
-	args = append(args, "--kubeconfig", kubeconfig, "--istioNamespace", DefaultNamespace, "--revision", "default", "--timeout", "10s")
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Logf("istioctl %s:\n%s%s", strings.Join(args, " "), stdout.String(), stderr.String())
+	args = append(args, "--istioNamespace", DefaultNamespace, "--revision", "default", "--timeout", "10s")
+	stdout, stderr, err := istioctltest.Run(t, args...)
+	t.Logf("istioctl %s:\n%s%s", strings.Join(args, " "), stdout, stderr)
 	if err != nil {
 		t.Fatalf("istioctl %s: %v", args[0], err)
 	}
-	return stdout.String()
+	return stdout
 }
 
 // envoyDump is the sidecar's own view of its config, from the responses it received and ACKed, as Envoy's
@@ -113,7 +79,7 @@ func envoyDump(t *testing.T, l *debugLab) []byte {
 }
 
 func TestRealIstioctlProxyStatus(t *testing.T) {
-	bin := istioctlPath(t)
+	istioctltest.Path(t)
 	l := startDebugLab(t)
 	sidecarName := l.pod + ".default"
 	// NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES, the types in istioctl's order.
@@ -137,7 +103,7 @@ func TestRealIstioctlProxyStatus(t *testing.T) {
 	}
 
 	t.Run("plaintext 15010", func(t *testing.T) {
-		checkTable(t, runIstioctl(t, bin, "proxy-status", "--xds-address", l.s.Addr("grpc-plain").String(), "--plaintext"))
+		checkTable(t, runIstioctl(t, "proxy-status", "--xds-address", l.s.Addr("grpc-plain").String(), "--plaintext"))
 	})
 
 	t.Run("TLS 15012 with a client certificate", func(t *testing.T) {
@@ -162,11 +128,11 @@ func TestRealIstioctlProxyStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		checkTable(t, runIstioctl(t, bin, "proxy-status", "--xds-address", l.s.Addr("grpc").String(), "--cert-dir", dir, "--insecure"))
+		checkTable(t, runIstioctl(t, "proxy-status", "--xds-address", l.s.Addr("grpc").String(), "--cert-dir", dir, "--insecure"))
 	})
 
 	t.Run("json", func(t *testing.T) {
-		out := runIstioctl(t, bin, "proxy-status", "--xds-address", l.s.Addr("grpc-plain").String(), "--plaintext", "-o", "json")
+		out := runIstioctl(t, "proxy-status", "--xds-address", l.s.Addr("grpc-plain").String(), "--plaintext", "-o", "json")
 		var resp struct {
 			ControlPlane struct{ Identifier string } `json:"controlPlane"`
 			Resources    []struct {
@@ -186,7 +152,7 @@ func TestRealIstioctlProxyStatus(t *testing.T) {
 		if err := os.WriteFile(file, envoyDump(t, l), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out := runIstioctl(t, bin, "proxy-status", sidecarName, "--xds-address", l.s.Addr("grpc-plain").String(), "--plaintext", "--file", file)
+		out := runIstioctl(t, "proxy-status", sidecarName, "--xds-address", l.s.Addr("grpc-plain").String(), "--plaintext", "--file", file)
 		for _, want := range []string{"Clusters Match", "Listeners Match", "Routes Match"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("istioctl proxy-status %s does not say %q", sidecarName, want)
