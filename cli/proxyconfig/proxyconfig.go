@@ -3,15 +3,17 @@
 package proxyconfig
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
+	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	cprender "github.com/meshlab/meshlab/controlplane/render"
@@ -22,6 +24,59 @@ type flagpole struct {
 	file     string
 	waypoint bool
 	output   string
+
+	// istioctl's filters (`istioctl proxy-config ... --help`), with its meaning.
+	fqdn, subset, direction string // clusters
+	port                    int    // clusters, listeners, endpoints
+	address, listenerType   string // listeners, endpoints
+	routeName               string // routes
+	cluster, status         string // endpoints
+}
+
+// filter is what the flags select, per table, as istioctl builds its filters.
+func (f *flagpole) filter() tables.Filter {
+	return tables.Filter{
+		Cluster:  tables.ClusterFilter{FQDN: f.fqdn, Port: f.port, Subset: f.subset, Direction: f.direction},
+		Listener: tables.ListenerFilter{Address: f.address, Port: uint32(f.port), Type: f.listenerType},
+		Route:    tables.RouteFilter{Name: f.routeName},
+		Endpoint: tables.EndpointFilter{Address: f.address, Port: uint32(f.port), Cluster: f.cluster, Status: f.status},
+	}
+}
+
+// registerFilters adds the filter flags istioctl has on section. The local --name (routes, all) and
+// --cluster (endpoints) hide meshlab's global flags of those names there, as in `meshlab waypoint`: the
+// kind cluster is then named with the other global, --cluster or --name.
+func registerFilters(cmd *cobra.Command, section string, f *flagpole) {
+	fl := cmd.Flags()
+	switch section {
+	case "clusters", "all":
+		fl.StringVar(&f.fqdn, "fqdn", "", "filter clusters by substring of Service FQDN field")
+		fl.StringVar(&f.direction, "direction", "", "filter clusters by substring of Direction field (inbound, outbound, inbound-vip, ...)")
+		fl.StringVar(&f.subset, "subset", "", "filter clusters by substring of Subset field")
+	}
+	switch section {
+	case "listeners", "all":
+		fl.StringVar(&f.address, "address", "", "filter listeners by address field")
+		fl.StringVar(&f.listenerType, "type", "", "filter listeners by type field: HTTP, TCP, HTTP+TCP or UNKNOWN")
+	case "endpoints":
+		fl.StringVar(&f.address, "address", "", "filter endpoints by address field (the IP, as in the ENDPOINT column without its port)")
+		fl.StringVar(&f.cluster, "cluster", "", "filter endpoints by cluster name field (here --cluster is not the kind cluster: name that with --name)")
+		fl.StringVar(&f.status, "status", "", "filter endpoints by status field (HEALTHY, UNHEALTHY, DRAINING, ...)")
+	}
+	switch section {
+	case "routes", "all":
+		fl.StringVar(&f.routeName, "name", "", "filter routes by route name field (here --name is not the kind cluster: name that with --cluster)")
+	}
+	switch section {
+	case "clusters":
+		fl.IntVar(&f.port, "port", 0, "filter clusters by Port field")
+	case "listeners":
+		fl.IntVar(&f.port, "port", 0, "filter listeners by Port field")
+	case "endpoints":
+		fl.IntVar(&f.port, "port", 0, "filter endpoints by Port field")
+	case "all":
+		fl.IntVar(&f.port, "port", 0, "filter clusters, listeners and endpoints by Port field")
+	}
 }
 
 // sections maps each subcommand (and its istioctl aliases) to what it prints.
@@ -62,8 +117,11 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 			RunE: func(cmd *cobra.Command, args []string) error { return runE(cmd.Context(), env, flags, section, args) },
 		}
 		sub.Flags().StringVarP(&flags.file, "file", "f", "", "config dump file (JSON or YAML), as written by meshlab render or Envoy's /config_dump; for endpoints also Envoy's /clusters?format=json, as istioctl reads")
-		sub.Flags().BoolVar(&flags.waypoint, "waypoint", false, "show listeners in the waypoint view (LISTENER CHAIN MATCH DESTINATION)")
-		sub.Flags().StringVarP(&flags.output, "output", "o", "", "output format: json or yaml (default: table)")
+		if s.name == "listeners" || s.name == "all" {
+			sub.Flags().BoolVar(&flags.waypoint, "waypoint", false, "show listeners in the waypoint view (LISTENER CHAIN MATCH DESTINATION); as in istioctl, the listener filters do not apply to it")
+		}
+		sub.Flags().StringVarP(&flags.output, "output", "o", "", "output format: json or yaml (default: table); with all, the whole dump as read, unfiltered, as istioctl prints it")
+		registerFilters(sub, s.name, flags)
 		cmd.AddCommand(sub)
 	}
 	return cmd
@@ -88,42 +146,47 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 	if err != nil {
 		return err
 	}
+	filter := flags.filter()
 	if section == "endpoints" && isClustersJSON(data) {
 		cs := &adminv3.Clusters{}
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, cs); err != nil {
 			return fmt.Errorf("%s: parsing /clusters?format=json: %w", source, err)
 		}
+		hosts, whole := tables.FilterClusters(cs, filter.Endpoint)
 		if flags.output != "" {
 			var msgs []proto.Message
-			for _, c := range cs.ClusterStatuses {
+			for _, c := range whole {
 				msgs = append(msgs, c)
 			}
 			return printMessages(env, msgs, flags.output)
 		}
-		return tables.EndpointsFromClusters(env.Streams.Out, cs)
+		return tables.EndpointsFromClusters(env.Streams.Out, hosts)
+	}
+	if err := checkConfigDump(data, source, section); err != nil {
+		return err
+	}
+	if flags.output != "" && section == "all" {
+		return printAll(env, data, flags.output)
 	}
 	cd, err := cprender.ParseConfigDump(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
-	if flags.output != "" && section == "all" {
-		out, err := cprender.MarshalProto(cd, flags.output)
-		if err != nil {
-			return err
-		}
-		_, err = env.Streams.Out.Write(out)
-		return err
-	}
 	d, err := tables.FromConfigDump(cd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
+	full := d
+	d = d.Filter(filter)
 	if flags.output != "" {
 		return printList(env, d, section, flags.output)
 	}
 	out := env.Streams.Out
 	switch section {
 	case "listeners":
+		if flags.waypoint { // istioctl's waypoint view ignores the filters
+			d = full
+		}
 		return tables.Listeners(out, d, flags.waypoint)
 	case "routes":
 		return tables.Routes(out, d)
@@ -133,6 +196,52 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 		return tables.Endpoints(out, d)
 	}
 	return tables.All(out, d, flags.waypoint)
+}
+
+// checkConfigDump refuses, with exit status 2, what is not a config dump: a JSON or YAML object with no
+// "configs" (or no object at all).
+func checkConfigDump(data []byte, source, section string) error {
+	js, err := yaml.YAMLToJSON(data)
+	var top map[string]json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(js, &top)
+	}
+	if err == nil {
+		if _, ok := top["configs"]; ok {
+			return nil
+		}
+		err = errors.New(`it has no "configs"`)
+	}
+	want := "an Envoy config dump (meshlab render, or a proxy's /config_dump)"
+	if section == "endpoints" {
+		want += " or Envoy's /clusters?format=json"
+	}
+	return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("%s is not %s: %v", source, want, err)}
+}
+
+// printAll prints the whole dump as read, as `istioctl proxy-config all -o json|yaml` does (which applies
+// no filter there); a YAML dump (meshlab render -o yaml) is converted to JSON first.
+func printAll(env cliutil.Env, data []byte, format string) error {
+	if !json.Valid(data) {
+		js, err := yaml.YAMLToJSON(data)
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		if err := json.Indent(&b, js, "", "  "); err != nil {
+			return err
+		}
+		data = b.Bytes()
+	}
+	if format == cprender.FormatYAML {
+		y, err := yaml.JSONToYAML(data)
+		if err != nil {
+			return err
+		}
+		data = y
+	}
+	_, err := fmt.Fprintln(env.Streams.Out, string(data))
+	return err
 }
 
 // isClustersJSON reports whether data is Envoy's /clusters?format=json answer rather than a config dump.
@@ -170,24 +279,37 @@ func printList(env cliutil.Env, d *tables.Dump, section, format string) error {
 	return printMessages(env, msgs, format)
 }
 
-// printMessages prints msgs as one JSON or YAML list.
+// printMessages prints msgs as one JSON or YAML list, as istioctl does: a JSON array indented by four
+// spaces (HTML characters escaped, as Go's encoding/json writes them), or that converted to YAML.
 func printMessages(env cliutil.Env, msgs []proto.Message, format string) error {
-	list := &structpb.ListValue{}
-	for _, m := range msgs {
+	var list bytes.Buffer
+	list.WriteByte('[')
+	for i, m := range msgs {
 		b, err := cprender.MarshalProto(m, cprender.FormatJSON)
 		if err != nil {
 			return err
 		}
-		v := &structpb.Value{}
-		if err := v.UnmarshalJSON(b); err != nil {
+		if i > 0 {
+			list.WriteByte(',')
+		}
+		if err := json.Compact(&list, b); err != nil {
 			return fmt.Errorf("re-encoding %T: %w", m, err)
 		}
-		list.Values = append(list.Values, v)
 	}
-	out, err := cprender.MarshalProto(list, format)
-	if err != nil {
+	list.WriteByte(']')
+	var escaped, out bytes.Buffer
+	json.HTMLEscape(&escaped, list.Bytes())
+	if err := json.Indent(&out, escaped.Bytes(), "", "    "); err != nil {
 		return err
 	}
-	_, err = env.Streams.Out.Write(out)
+	b := out.Bytes()
+	if format == cprender.FormatYAML {
+		y, err := yaml.JSONToYAML(b)
+		if err != nil {
+			return err
+		}
+		b = y
+	}
+	_, err := fmt.Fprintln(env.Streams.Out, string(b))
 	return err
 }

@@ -129,7 +129,7 @@ func (o *Output) Marshal(format string) ([]byte, error) {
 // MarshalProto prints a message (Any fields resolved through the global registry) as stable, indented JSON
 // or YAML. protojson deliberately varies its whitespace, so the JSON is re-indented.
 func MarshalProto(m proto.Message, format string) ([]byte, error) {
-	js, err := protojson.Marshal(m)
+	js, err := (protojson.MarshalOptions{Resolver: lenientResolver{}}).Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %T: %w", m, err)
 	}
@@ -161,7 +161,7 @@ func ParseConfigDump(data []byte) (*adminv3.ConfigDump, error) {
 		return nil, fmt.Errorf("parsing config dump: %w", err)
 	}
 	cd := &adminv3.ConfigDump{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, cd); err != nil {
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true, Resolver: lenientResolver{}}).Unmarshal(js, cd); err != nil {
 		return nil, fmt.Errorf("parsing config dump: %w", err)
 	}
 	return cd, nil

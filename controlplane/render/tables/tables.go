@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,10 @@ type Dump struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+
+	// inline, when set (by Filter), holds the clusters' inline load assignments by cluster name, filtered;
+	// otherwise they are read from Clusters.
+	inline map[string]*endpointv3.ClusterLoadAssignment
 }
 
 // FromConfigDump unpacks the static and dynamic resources of an Envoy admin config dump.
@@ -42,7 +47,8 @@ func FromConfigDump(cd *adminv3.ConfigDump) (*Dump, error) {
 	for _, a := range cd.Configs {
 		m, err := a.UnmarshalNew()
 		if err != nil {
-			return nil, fmt.Errorf("unpacking %s: %w", a.TypeUrl, err)
+			// A section of a kind this binary does not know (shown by name in -o json): not one of the four.
+			continue
 		}
 		switch s := m.(type) {
 		case *adminv3.ListenersConfigDump:
@@ -138,20 +144,27 @@ func Listeners(w io.Writer, d *Dump, waypoint bool) error {
 		if pi != pj {
 			return pi < pj
 		}
-		return listenerAddress(ls[i]) < listenerAddress(ls[j])
+		if ai, aj := listenerAddress(ls[i]), listenerAddress(ls[j]); ai != aj {
+			return ai < aj
+		}
+		return ListenerType(ls[i]) < ListenerType(ls[j])
 	})
+	// As istioctl: the listener's addresses (an internal listener has none), each chain's filter_chain_match
+	// (a filter_chain_matcher tree is shown in the waypoint view only), chains by destination descending.
 	fmt.Fprintln(tw, "ADDRESSES\tPORT\tMATCH\tDESTINATION")
 	for _, l := range ls {
-		addr := listenerAddress(l)
-		if l.GetInternalListener() != nil {
-			addr = "envoy://" + l.Name
+		addrs := []string{listenerAddress(l)}
+		for _, a := range l.GetAdditionalAddresses() {
+			addrs = append(addrs, a.GetAddress().GetSocketAddress().GetAddress())
 		}
+		type row struct{ match, dest string }
+		var rows []row
 		for _, fc := range chains(l) {
-			match := describeFilterChainMatch(fc.FilterChainMatch)
-			if l.FilterChainMatcher != nil {
-				match = strings.Join(chainMatches(l, fc), ", ")
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", addr, listenerPort(l), match, destination(fc.Filters))
+			rows = append(rows, row{describeFilterChainMatch(fc.FilterChainMatch), destination(fc.Filters)})
+		}
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].dest > rows[j].dest })
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", strings.Join(addrs, ","), listenerPort(l), r.match, r.dest)
 		}
 	}
 	return tw.Flush()
@@ -268,7 +281,7 @@ func describeFilterChainMatch(m *listenerv3.FilterChainMatch) string {
 		parts = append(parts, "Trans: "+m.TransportProtocol)
 	}
 	if len(m.ApplicationProtocols) > 0 {
-		parts = append(parts, "App: "+strings.Join(m.ApplicationProtocols, ","))
+		parts = append(parts, describeALPN(m.ApplicationProtocols))
 	}
 	port := ""
 	if m.DestinationPort != nil {
@@ -289,6 +302,24 @@ func describeFilterChainMatch(m *listenerv3.FilterChainMatch) string {
 	return strings.Join(parts, "; ")
 }
 
+// describeALPN names the ALPN lists Istio generates as istioctl does, and lists any other.
+func describeALPN(protocols []string) string {
+	for _, k := range []struct {
+		name  string
+		alpns []string
+	}{
+		{"App: HTTP TLS", []string{"http/1.0", "http/1.1", "h2c", "istio-http/1.0", "istio-http/1.1", "istio-h2"}},
+		{"App: Istio HTTP Plain", []string{"istio", "istio-http/1.0", "istio-http/1.1", "istio-h2"}},
+		{"App: TCP TLS", []string{"istio-peer-exchange", "istio"}},
+		{"App: HTTP", []string{"http/1.0", "http/1.1", "h2c"}},
+	} {
+		if slices.Equal(protocols, k.alpns) {
+			return k.name
+		}
+	}
+	return "App: " + strings.Join(protocols, ",")
+}
+
 // destination is istioctl's DESTINATION column: where a chain's network filters send traffic.
 func destination(filters []*listenerv3.Filter) string {
 	for _, f := range filters {
@@ -306,6 +337,9 @@ func destination(filters []*listenerv3.Filter) string {
 			}
 			return "HTTP"
 		case "envoy.filters.network.tcp_proxy":
+			if strings.Contains(string(f.GetTypedConfig().GetValue()), "BlackHoleCluster") {
+				continue // istioctl looks past a TCP proxy to the BlackHoleCluster
+			}
 			m := &tcpproxyv3.TcpProxy{}
 			if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
 				return err.Error()
@@ -346,6 +380,7 @@ func describeInlineRoute(rc *routev3.RouteConfiguration) string {
 
 // describeMatch is istioctl's MATCH column for a route.
 func describeMatch(m *routev3.RouteMatch) string {
+	// As istioctl: the path conditions only (headers, CONNECT and the rest are not shown).
 	var conds []string
 	switch {
 	case m.GetPrefix() != "":
@@ -356,22 +391,31 @@ func describeMatch(m *routev3.RouteMatch) string {
 		conds = append(conds, m.GetPath())
 	case m.GetSafeRegex() != nil:
 		conds = append(conds, "regex "+m.GetSafeRegex().GetRegex())
-	case m.GetConnectMatcher() != nil:
-		conds = append(conds, "CONNECT")
 	}
 	return strings.Join(conds, " ")
 }
 
 // Routes prints `NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE`, one line per route.
 func Routes(w io.Writer, d *Dump) error {
-	tw := newWriter(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
 	rcs := append([]*routev3.RouteConfiguration(nil), d.Routes...)
-	sort.SliceStable(rcs, func(i, j int) bool { return rcs[i].Name < rcs[j].Name })
+	// istioctl orders numeric names (ports) by number and leaves the rest in the dump's order.
+	sort.SliceStable(rcs, func(i, j int) bool {
+		a, errA := strconv.Atoi(rcs[i].Name)
+		b, errB := strconv.Atoi(rcs[j].Name)
+		return errA == nil && errB == nil && a < b
+	})
 	fmt.Fprintln(tw, "NAME\tVHOST NAME\tDOMAINS\tMATCH\tVIRTUAL SERVICE")
 	for _, rc := range rcs {
 		for _, vh := range rc.VirtualHosts {
 			for _, r := range vh.Routes {
+				if r.GetRoute().GetCluster() == "PassthroughCluster" {
+					continue // istioctl leaves out the routes to the passthrough cluster
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.Name, vh.Name, describeDomains(vh), describeMatch(r.Match), describeConfig(r.Metadata))
+			}
+			if len(vh.Routes) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.Name, vh.Name, describeDomains(vh), "/*", "404")
 			}
 		}
 	}
@@ -429,39 +473,43 @@ func dash(s string) string {
 	return s
 }
 
+// clusterType is istioctl's TYPE column: the discovery type (STATIC for a custom cluster_type).
 func clusterType(c *clusterv3.Cluster) string {
-	if ct := c.GetClusterType(); ct != nil {
-		return ct.GetName()
-	}
 	return c.GetType().String()
 }
 
 // Clusters prints `SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE`; names without bars print as
 // `name - - - TYPE`.
 func Clusters(w io.Writer, d *Dump) error {
-	type row struct{ fqdn, port, subset, direction, typ, dr string }
+	type row struct {
+		fqdn, port, subset, direction, typ, dr string
+		// istioctl's sort keys: host, subset, port as a number, direction; a name without bars is the host.
+		host, sortSubset, sortDirection string
+		sortPort                        int
+	}
 	var rows []row
 	for _, c := range d.Clusters {
 		if dir, port, subset, host, ok := ParseClusterName(c.Name); ok {
-			rows = append(rows, row{host, port, dash(subset), dir, clusterType(c), describeConfig(c.Metadata)})
+			p, _ := strconv.Atoi(port)
+			rows = append(rows, row{host, port, dash(subset), dir, clusterType(c), describeConfig(c.Metadata), host, subset, dir, p})
 		} else {
-			rows = append(rows, row{c.Name, "-", "-", "-", clusterType(c), describeConfig(c.Metadata)})
+			rows = append(rows, row{c.Name, "-", "-", "-", clusterType(c), describeConfig(c.Metadata), c.Name, "", "", 0})
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
-		if a.fqdn != b.fqdn {
-			return a.fqdn < b.fqdn
+		if a.host != b.host {
+			return a.host < b.host
 		}
-		if a.port != b.port {
-			return keyLess(a.port, b.port)
+		if a.sortSubset != b.sortSubset {
+			return a.sortSubset < b.sortSubset
 		}
-		if a.subset != b.subset {
-			return a.subset < b.subset
+		if a.sortPort != b.sortPort {
+			return a.sortPort < b.sortPort
 		}
-		return a.direction < b.direction
+		return a.sortDirection < b.sortDirection
 	})
-	tw := newWriter(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE\tDESTINATION RULE")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.fqdn, r.port, r.subset, r.direction, r.typ, r.dr)
@@ -565,10 +613,19 @@ func Endpoints(w io.Writer, d *Dump) error {
 			add(c.ClusterName, c)
 		}
 	}
-	for _, c := range d.Clusters {
-		if c.LoadAssignment != nil && !seen[c.Name] {
-			seen[c.Name] = true
-			add(c.Name, c.LoadAssignment)
+	if d.inline != nil { // filtered: every cluster's, whatever the cluster filter (rows are sorted below)
+		for name, la := range d.inline {
+			if !seen[name] {
+				seen[name] = true
+				add(name, la)
+			}
+		}
+	} else {
+		for _, c := range d.Clusters {
+			if la := c.GetLoadAssignment(); la != nil && !seen[c.Name] {
+				seen[c.Name] = true
+				add(c.Name, la)
+			}
 		}
 	}
 	return printEndpoints(w, rows)
