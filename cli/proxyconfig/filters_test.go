@@ -42,6 +42,12 @@ var filterCases = []struct {
 	{"endpoints-port", []string{"endpoints", "--file", clustersJSON, "--port", "15000"}},
 	{"endpoints-cluster", []string{"endpoints", "--file", clustersJSON, "--cluster", reviewsOutbnd}},
 	{"endpoints-status", []string{"endpoints", "--file", clustersJSON, "--status", "unhealthy"}},
+	{"all", []string{"all", "--file", istioDump}},
+	{"all-port", []string{"all", "--file", istioDump, "--port", "8000"}},
+	{"all-fqdn-subset-direction", []string{"all", "--file", istioDump, "--fqdn", "httpbin", "--subset", "http", "--direction", "inbound"}},
+	{"all-address-type", []string{"all", "--file", istioDump, "--address", "0.0.0.0", "--type", "HTTP"}},
+	{"all-address-endpoint", []string{"all", "--file", istioDump, "--address", "127.0.0.1:15000"}},
+	{"all-name", []string{"all", "--file", istioDump, "--name", httpbinInVIP}},
 	{"listeners-json", []string{"listeners", "--file", istioDump, "--port", "15021", "-o", "json"}},
 	{"clusters-yaml", []string{"clusters", "--file", istioDump, "--fqdn", "httpbin", "-o", "yaml"}},
 	{"routes-json", []string{"routes", "--file", istioDump, "--name", httpbinInVIP, "-o", "json"}},
@@ -91,7 +97,7 @@ func TestIstioDumpDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SERVICE FQDN", "ADDRESSES", "VHOST NAME", "ENDPOINT", "httpbin.default.svc.cluster.local"} {
+	for _, want := range []string{"Istio Version:", "SERVICE FQDN", "ADDRESSES", "VHOST NAME", "RESOURCE NAME", "endpoint/127.0.0.1:15000", "httpbin.default.svc.cluster.local"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("all: no %q in\n%s", want, out)
 		}

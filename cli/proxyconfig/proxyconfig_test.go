@@ -57,7 +57,7 @@ func TestProxyConfig(t *testing.T) {
 		{[]string{"routes", "--file", dump}, []string{"VHOST NAME", "inbound|http|9080", "reviews.default"}},
 		{[]string{"clusters", "--file", dump}, []string{"DESTINATION RULE", "http/v1", "encap"}},
 		{[]string{"endpoints", "--file", dump}, []string{"OUTLIER CHECK", "envoy://connect_originate/10.244.2.14:9080"}},
-		{[]string{"all", "--file", dump, "--waypoint"}, []string{"SERVICE FQDN", "LISTENER", "VHOST NAME", "ENDPOINT"}},
+		{[]string{"all", "--file", dump, "--waypoint"}, []string{"SERVICE FQDN", "LISTENER", "VHOST NAME", "No active or warming secrets found.", "endpoint/envoy://connect_originate/"}},
 		{[]string{"routes", "--file", dump, "-o", "json"}, []string{`"weightedClusters"`, `"numRetries": 2`}},
 		{[]string{"all", "--file", dump, "-o", "yaml"}, []string{"dynamicActiveClusters:"}},
 	} {

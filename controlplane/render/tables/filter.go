@@ -176,7 +176,7 @@ type Filter struct {
 // match, and the endpoints that match (a load assignment keeps only those; the endpoints table reads
 // the EDS assignments and the inline ones of every cluster of d, filtered or not).
 func (d *Dump) Filter(f Filter) *Dump {
-	out := &Dump{}
+	out := &Dump{Bootstrap: d.Bootstrap, Secrets: d.Secrets}
 	for _, c := range d.Clusters {
 		if f.Cluster.Match(c) {
 			out.Clusters = append(out.Clusters, c)

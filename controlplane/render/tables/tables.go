@@ -39,6 +39,10 @@ type Dump struct {
 	// inline, when set (by Filter), holds the clusters' inline load assignments by cluster name, filtered;
 	// otherwise they are read from Clusters.
 	inline map[string]*endpointv3.ClusterLoadAssignment
+
+	// Bootstrap and Secrets are the dump's bootstrap and secrets sections, if any (for `all`).
+	Bootstrap *adminv3.BootstrapConfigDump
+	Secrets   *adminv3.SecretsConfigDump
 }
 
 // FromConfigDump unpacks the static and dynamic resources of an Envoy admin config dump.
@@ -51,6 +55,10 @@ func FromConfigDump(cd *adminv3.ConfigDump) (*Dump, error) {
 			continue
 		}
 		switch s := m.(type) {
+		case *adminv3.BootstrapConfigDump:
+			d.Bootstrap = s
+		case *adminv3.SecretsConfigDump:
+			d.Secrets = s
 		case *adminv3.ListenersConfigDump:
 			for _, l := range s.StaticListeners {
 				if err := add(&d.Listeners, l.Listener); err != nil {
@@ -120,7 +128,10 @@ func newWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0,
 
 // Listeners prints listeners: `ADDRESSES PORT MATCH DESTINATION`, or with waypoint set the waypoint view
 // `LISTENER CHAIN MATCH DESTINATION` that follows main_internal's filter-chain matcher.
-func Listeners(w io.Writer, d *Dump, waypoint bool) error {
+func Listeners(w io.Writer, d *Dump, waypoint bool) error { return listeners(w, d, waypoint, false) }
+
+// listeners prints the listeners table; named adds istioctl's NAME column (listener/NAME) of `all`.
+func listeners(w io.Writer, d *Dump, waypoint, named bool) error {
 	tw := newWriter(w)
 	ls := append([]*listenerv3.Listener(nil), d.Listeners...)
 	if waypoint {
@@ -151,8 +162,15 @@ func Listeners(w io.Writer, d *Dump, waypoint bool) error {
 	})
 	// As istioctl: the listener's addresses (an internal listener has none), each chain's filter_chain_match
 	// (a filter_chain_matcher tree is shown in the waypoint view only), chains by destination descending.
-	fmt.Fprintln(tw, "ADDRESSES\tPORT\tMATCH\tDESTINATION")
+	header, name := "ADDRESSES\tPORT\tMATCH\tDESTINATION", ""
+	if named {
+		header = "NAME\t" + header
+	}
+	fmt.Fprintln(tw, header)
 	for _, l := range ls {
+		if named {
+			name = "listener/" + l.Name + "\t"
+		}
 		addrs := []string{listenerAddress(l)}
 		for _, a := range l.GetAdditionalAddresses() {
 			addrs = append(addrs, a.GetAddress().GetSocketAddress().GetAddress())
@@ -164,7 +182,7 @@ func Listeners(w io.Writer, d *Dump, waypoint bool) error {
 		}
 		sort.SliceStable(rows, func(i, j int) bool { return rows[i].dest > rows[j].dest })
 		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", strings.Join(addrs, ","), listenerPort(l), r.match, r.dest)
+			fmt.Fprintf(tw, "%s%s\t%d\t%s\t%s\n", name, strings.Join(addrs, ","), listenerPort(l), r.match, r.dest)
 		}
 	}
 	return tw.Flush()
@@ -396,7 +414,10 @@ func describeMatch(m *routev3.RouteMatch) string {
 }
 
 // Routes prints `NAME VHOST NAME DOMAINS MATCH VIRTUAL SERVICE`, one line per route.
-func Routes(w io.Writer, d *Dump) error {
+func Routes(w io.Writer, d *Dump) error { return routes(w, d, false) }
+
+// routes prints the routes table; named prefixes the names with route/, as istioctl's `all` does.
+func routes(w io.Writer, d *Dump, named bool) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
 	rcs := append([]*routev3.RouteConfiguration(nil), d.Routes...)
 	// istioctl orders numeric names (ports) by number and leaves the rest in the dump's order.
@@ -407,15 +428,19 @@ func Routes(w io.Writer, d *Dump) error {
 	})
 	fmt.Fprintln(tw, "NAME\tVHOST NAME\tDOMAINS\tMATCH\tVIRTUAL SERVICE")
 	for _, rc := range rcs {
+		name := rc.Name
+		if named {
+			name = "route/" + name
+		}
 		for _, vh := range rc.VirtualHosts {
 			for _, r := range vh.Routes {
 				if r.GetRoute().GetCluster() == "PassthroughCluster" {
 					continue // istioctl leaves out the routes to the passthrough cluster
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.Name, vh.Name, describeDomains(vh), describeMatch(r.Match), describeConfig(r.Metadata))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, vh.Name, describeDomains(vh), describeMatch(r.Match), describeConfig(r.Metadata))
 			}
 			if len(vh.Routes) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.Name, vh.Name, describeDomains(vh), "/*", "404")
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, vh.Name, describeDomains(vh), "/*", "404")
 			}
 		}
 	}
@@ -480,8 +505,13 @@ func clusterType(c *clusterv3.Cluster) string {
 
 // Clusters prints `SERVICE FQDN PORT SUBSET DIRECTION TYPE DESTINATION RULE`; names without bars print as
 // `name - - - TYPE`.
-func Clusters(w io.Writer, d *Dump) error {
+func Clusters(w io.Writer, d *Dump) error { return clusters(w, d, false) }
+
+// clusters prints the clusters table; named adds istioctl's NAME column (cluster/NAME) of `all`, where a
+// name without bars is shown as cluster/NAME in SERVICE FQDN too, as istioctl does.
+func clusters(w io.Writer, d *Dump, named bool) error {
 	type row struct {
+		name                                   string
 		fqdn, port, subset, direction, typ, dr string
 		// istioctl's sort keys: host, subset, port as a number, direction; a name without bars is the host.
 		host, sortSubset, sortDirection string
@@ -491,9 +521,13 @@ func Clusters(w io.Writer, d *Dump) error {
 	for _, c := range d.Clusters {
 		if dir, port, subset, host, ok := ParseClusterName(c.Name); ok {
 			p, _ := strconv.Atoi(port)
-			rows = append(rows, row{host, port, dash(subset), dir, clusterType(c), describeConfig(c.Metadata), host, subset, dir, p})
+			rows = append(rows, row{c.Name, host, port, dash(subset), dir, clusterType(c), describeConfig(c.Metadata), host, subset, dir, p})
 		} else {
-			rows = append(rows, row{c.Name, "-", "-", "-", clusterType(c), describeConfig(c.Metadata), c.Name, "", "", 0})
+			fqdn := c.Name
+			if named && c.Name != "" {
+				fqdn = "cluster/" + c.Name
+			}
+			rows = append(rows, row{c.Name, fqdn, "-", "-", "-", clusterType(c), describeConfig(c.Metadata), c.Name, "", "", 0})
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
@@ -510,8 +544,15 @@ func Clusters(w io.Writer, d *Dump) error {
 		return a.sortDirection < b.sortDirection
 	})
 	tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE\tDESTINATION RULE")
+	header := "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE\tDESTINATION RULE"
+	if named {
+		header = "NAME\t" + header
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
+		if named && r.name != "" {
+			fmt.Fprintf(tw, "cluster/%s\t", r.name)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.fqdn, r.port, r.subset, r.direction, r.typ, r.dr)
 	}
 	return tw.Flush()
@@ -645,13 +686,23 @@ func EndpointsFromClusters(w io.Writer, cs *adminv3.Clusters) error {
 	return printEndpoints(w, rows)
 }
 
-// All prints clusters, listeners, routes and endpoints, separated by blank lines (istioctl's order).
+// All prints what `istioctl proxy-config all` prints: the bootstrap's Istio and Envoy versions, then
+// clusters, listeners and routes with a NAME column (TYPE/NAME), the secrets, and the EDS endpoints
+// (NAME STATUS LOCALITY CLUSTER), separated by blank lines. With waypoint the listeners are in the
+// waypoint view. A section the dump lacks prints as an empty table (istioctl refuses such a dump).
 func All(w io.Writer, d *Dump, waypoint bool) error {
 	for i, f := range []func() error{
-		func() error { return Clusters(w, d) },
-		func() error { return Listeners(w, d, waypoint) },
-		func() error { return Routes(w, d) },
-		func() error { return Endpoints(w, d) },
+		func() error { return bootstrapSummary(w, d) },
+		func() error { return clusters(w, d, true) },
+		func() error {
+			if waypoint {
+				return listeners(w, d, true, false)
+			}
+			return listeners(w, d, false, true)
+		},
+		func() error { return routes(w, d, true) },
+		func() error { return Secrets(w, d, true) },
+		func() error { return edsEndpoints(w, d) },
 	} {
 		if i > 0 {
 			if _, err := fmt.Fprintln(w); err != nil {
