@@ -120,3 +120,37 @@ func TestClusterFlagReachesCommandsThatShadowName(t *testing.T) {
 		t.Errorf("--cluster other: cluster name = %q, want other", got)
 	}
 }
+
+func TestProxyConfigNameIsTheRouteFilter(t *testing.T) {
+	// proxy-config routes/all have istioctl's --name (a route name); --cluster still names the kind cluster,
+	// and endpoints' own --cluster (a cluster name) leaves --name to the kind cluster.
+	dump := filepath.Join("proxyconfig", "testdata", "istio-waypoint-config_dump.json")
+	route := "inbound-vip|8000|http|httpbin.default.svc.cluster.local"
+	code, stdout, stderr := run("--cluster", "other", "proxy-config", "routes", "--file", dump, "--name", route)
+	if code != 0 || !strings.Contains(stdout, route) {
+		t.Fatalf("routes --name %s: exit %d\n%s%s", route, code, stdout, stderr)
+	}
+	code, stdout, stderr = run("proxy-config", "routes", "--file", dump, "--name", "nothing")
+	if code != 0 || strings.Contains(stdout, route) {
+		t.Errorf("routes --name nothing: exit %d, route not filtered out\n%s%s", code, stdout, stderr)
+	}
+	root := NewRootCommand(ui.NewLogger(&bytes.Buffer{}, 0, false), ui.Streams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	root.SetArgs([]string{"--cluster", "other", "proxy-config", "routes", "--file", dump, "--name", route})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got := root.PersistentFlags().Lookup("name").Value.String(); got != "other" {
+		t.Errorf("--cluster other with routes --name: cluster name = %q, want other", got)
+	}
+}
+
+func TestProxyConfigRefusesWhatIsNoDump(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pod.json")
+	if err := os.WriteFile(path, []byte(`{"apiVersion": "v1", "kind": "Pod"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run("proxy-config", "listeners", "--file", path)
+	if code != 2 || !strings.Contains(stderr, path+` is not an Envoy config dump`) || !strings.Contains(stderr, `it has no "configs"`) {
+		t.Errorf("exit %d, stderr %q; want 2 and the reason", code, stderr)
+	}
+}

@@ -48,6 +48,8 @@ var filterCases = []struct {
 	{"all-address-type", []string{"all", "--file", istioDump, "--address", "0.0.0.0", "--type", "HTTP"}},
 	{"all-address-endpoint", []string{"all", "--file", istioDump, "--address", "127.0.0.1:15000"}},
 	{"all-name", []string{"all", "--file", istioDump, "--name", httpbinInVIP}},
+	{"istio-types-listeners", []string{"listeners", "--file", "testdata/istio-types-listener.json"}},
+	{"istio-types-listeners-json", []string{"listeners", "--file", "testdata/istio-types-listener.json", "-o", "json"}},
 	{"listeners-json", []string{"listeners", "--file", istioDump, "--port", "15021", "-o", "json"}},
 	{"clusters-yaml", []string{"clusters", "--file", istioDump, "--fqdn", "httpbin", "-o", "yaml"}},
 	{"routes-json", []string{"routes", "--file", istioDump, "--name", httpbinInVIP, "-o", "json"}},
