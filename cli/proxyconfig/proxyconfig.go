@@ -89,18 +89,19 @@ var sections = []struct {
 	{"routes", []string{"route", "r"}, "Print the routes of a config dump"},
 	{"clusters", []string{"cluster", "c"}, "Print the clusters of a config dump"},
 	{"endpoints", []string{"endpoint", "ep"}, "Print the endpoints of a config dump"},
+	{"secret", []string{"secrets", "s"}, "Print the secrets (certificates) of a config dump"},
 	{"all", []string{"a"}, "Print clusters, listeners, routes and endpoints of a config dump"},
 }
 
 // NewCommand returns the proxy-config command and its subcommands.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "proxy-config listeners|routes|clusters|endpoints|all [TARGET | --file DUMP]",
+		Use:     "proxy-config listeners|routes|clusters|endpoints|secret|all [TARGET | --file DUMP]",
 		Aliases: []string{"pc"},
 		Short:   "Print an Envoy config dump in istioctl's proxy-config tables",
 		Args:    cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cliutil.Usagef("name what to print: listeners, routes, clusters, endpoints or all")
+			return cliutil.Usagef("name what to print: listeners, routes, clusters, endpoints, secret or all")
 		},
 	}
 	for _, s := range sections {
@@ -178,6 +179,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 	}
 	full := d
 	d = d.Filter(filter)
+	if section == "secret" {
+		return printSecrets(env, d, flags.output, source)
+	}
 	if flags.output != "" {
 		return printList(env, d, section, flags.output)
 	}
@@ -241,6 +245,38 @@ func printAll(env cliutil.Env, data []byte, format string) error {
 		data = y
 	}
 	_, err := fmt.Fprintln(env.Streams.Out, string(data))
+	return err
+}
+
+// printSecrets prints the secrets table, or with -o json|yaml the secrets section as istioctl does (indented
+// by four spaces).
+func printSecrets(env cliutil.Env, d *tables.Dump, format, source string) error {
+	if d.Secrets == nil {
+		return fmt.Errorf("%s: the config dump has no secrets section", source)
+	}
+	if format == "" {
+		return tables.Secrets(env.Streams.Out, d, false)
+	}
+	b, err := cprender.MarshalProto(d.Secrets, cprender.FormatJSON)
+	if err != nil {
+		return err
+	}
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return err
+	}
+	json.HTMLEscape(&out, compact.Bytes())
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, out.Bytes(), "", "    "); err != nil {
+		return err
+	}
+	b = indented.Bytes()
+	if format == cprender.FormatYAML {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintln(env.Streams.Out, string(b))
 	return err
 }
 
