@@ -177,6 +177,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
+	if section == "endpoints" {
+		filter.Endpoint.ByIP = true // --address as the endpoints command means it (the IP)
+	}
 	full := d
 	d = d.Filter(filter)
 	if section == "secret" {

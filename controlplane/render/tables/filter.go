@@ -112,6 +112,10 @@ type EndpointFilter struct {
 	Port    uint32
 	Cluster string
 	Status  string
+	// ByIP makes MatchEndpoint compare Address with the endpoint's IP alone and take an UNKNOWN status for
+	// HEALTHY, as the endpoints command shows them (meshlab's endpoints table of a config dump stands for
+	// istioctl's of /clusters?format=json, where Envoy reports HEALTHY).
+	ByIP bool
 }
 
 func (f EndpointFilter) matchRest(port uint32, cluster string, status corev3.HealthStatus) bool {
@@ -135,7 +139,11 @@ func (f EndpointFilter) MatchHost(h *adminv3.HostStatus, cluster string) bool {
 
 // MatchEndpoint reports whether an endpoint of cluster in a config dump passes the filter.
 func (f EndpointFilter) MatchEndpoint(ep *endpointv3.LbEndpoint, cluster string) bool {
-	if f.Address != "" {
+	if f.Address != "" && f.ByIP {
+		if addr, _ := endpointAddress(ep.GetEndpoint().GetAddress()); !strings.EqualFold(addr, f.Address) {
+			return false
+		}
+	} else if f.Address != "" {
 		found := false
 		addrs := []*corev3.Address{ep.GetEndpoint().GetAddress()}
 		for _, a := range ep.GetEndpoint().GetAdditionalAddresses() {
@@ -148,7 +156,11 @@ func (f EndpointFilter) MatchEndpoint(ep *endpointv3.LbEndpoint, cluster string)
 			return false
 		}
 	}
-	return f.matchRest(ep.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue(), cluster, ep.GetHealthStatus())
+	status := ep.GetHealthStatus()
+	if f.ByIP && status == corev3.HealthStatus_UNKNOWN {
+		status = corev3.HealthStatus_HEALTHY // as the endpoints table shows it
+	}
+	return f.matchRest(ep.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue(), cluster, status)
 }
 
 // dumpEndpointAddress is how istioctl names a config dump's endpoint address for --address.
