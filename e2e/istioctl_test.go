@@ -89,7 +89,7 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 			istioctl(t, context.Background(), "waypoint", "delete", "waypoint", "-n", "default")
 			kc(t, context.Background(), nil, "label", "namespace", "default", "istio.io/use-waypoint-")
 		})
-		if list := mustIstioctl(t, ctx, "waypoint", "list", "-n", "default"); !hasRow(list, "waypoint", `\S+`, "True") {
+		if list := mustIstioctl(t, ctx, "waypoint", "list", "-n", "default"); !regexp.MustCompile(`(?m)^waypoint\s.*\sTrue\s*$`).MatchString(list) {
 			t.Errorf("istioctl waypoint list shows no programmed waypoint")
 		}
 		mustIstioctl(t, ctx, "waypoint", "status", "-n", "default")
@@ -100,8 +100,12 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		pc := func(kind string) string {
 			return mustIstioctl(t, ctx, append([]string{"proxy-config", kind}, target...)...)
 		}
-		if l := pc("listener"); !strings.Contains(l, "connect_terminate") || !strings.Contains(l, "main_internal") {
-			t.Errorf("istioctl proxy-config listener lacks connect_terminate/main_internal")
+		// istioctl's listener table: the HBONE listener (connect_terminate) on 15008, and the internal
+		// main_internal chains, one per service VIP, routing to the waypoint's inbound-vip routes.
+		l := pc("listener")
+		if !regexp.MustCompile(`(?m)^0\.0\.0\.0\s+15008\s+ALL\s+Inline Route`).MatchString(l) ||
+			!strings.Contains(l, "Route: inbound-vip|9080|http|reviews.default.svc.cluster.local") {
+			t.Errorf("istioctl proxy-config listener lacks the HBONE listener on 15008 or reviews' chain")
 		}
 		if c := pc("cluster"); !strings.Contains(c, "reviews.default.svc.cluster.local") {
 			t.Errorf("istioctl proxy-config cluster lacks reviews")

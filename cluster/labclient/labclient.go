@@ -129,8 +129,7 @@ func PodGet(ctx context.Context, cfg *rest.Config, kc kubernetes.Interface, name
 	if err != nil || len(ports) == 0 {
 		return nil, fmt.Errorf("port-forward to %s/%s:%d: no local port: %v", namespace, pod, port, err)
 	}
-	u := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0].Local), Path: path}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, localURL(ports[0].Local, path), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +146,13 @@ func PodGet(ctx context.Context, cfg *rest.Config, kc kubernetes.Interface, name
 		return nil, fmt.Errorf("GET %s from %s/%s:%d: %s%s", path, namespace, pod, port, resp.Status, snippet(body))
 	}
 	return body, nil
+}
+
+// localURL is path (which may carry a query, as /clusters?format=json does) on the forwarded local port.
+func localURL(port uint16, path string) string {
+	p, q, _ := strings.Cut(path, "?")
+	u := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port), Path: p, RawQuery: q}
+	return u.String()
 }
 
 // snippet is the start of an error body, for messages.

@@ -69,3 +69,17 @@ func TestDumpFromSyncz(t *testing.T) {
 		t.Errorf("garbage accepted")
 	}
 }
+
+// TestLocalURL: a query in the admin path reaches the proxy as a query, not as an escaped part of the path
+// (which the admin answered with 404).
+func TestLocalURL(t *testing.T) {
+	for path, want := range map[string]string{
+		"/config_dump":                      "http://127.0.0.1:15000/config_dump",
+		"/clusters?format=json":             "http://127.0.0.1:15000/clusters?format=json",
+		"/config_dump?include_eds&mask=a,b": "http://127.0.0.1:15000/config_dump?include_eds&mask=a,b",
+	} {
+		if got := localURL(15000, path); got != want {
+			t.Errorf("localURL(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

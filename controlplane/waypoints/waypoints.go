@@ -196,18 +196,25 @@ func (c *Controller) next(ctx context.Context) bool {
 	return true
 }
 
+// WaypointClass is the istio-waypoint GatewayClass the controller creates when it is missing.
+func WaypointClass() *gwv1.GatewayClass {
+	return &gwv1.GatewayClass{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "GatewayClass"},
+		ObjectMeta: metav1.ObjectMeta{Name: GatewayClassName, Labels: map[string]string{LabelManaged: ManagedValue}},
+		Spec: gwv1.GatewayClassSpec{
+			ControllerName: ControllerName,
+			// At most 64 characters: the Gateway API CRD's limit.
+			Description: ptr.To("meshlab waypoints, run by `meshlab waypoint run`"),
+		},
+	}
+}
+
 // ensureClass creates the istio-waypoint GatewayClass if absent and marks it Accepted when meshlab is its
 // controller.
 func (c *Controller) ensureClass(ctx context.Context) error {
 	gc, err := c.classes.Get(GatewayClassName)
 	if apierrors.IsNotFound(err) {
-		gc, err = c.gw.GatewayV1().GatewayClasses().Create(ctx, &gwv1.GatewayClass{
-			ObjectMeta: metav1.ObjectMeta{Name: GatewayClassName, Labels: map[string]string{LabelManaged: ManagedValue}},
-			Spec: gwv1.GatewayClassSpec{
-				ControllerName: ControllerName,
-				Description:    ptr.To("meshlab waypoints: each Gateway of this class runs `meshlab waypoint run`"),
-			},
-		}, metav1.CreateOptions{})
+		gc, err = c.gw.GatewayV1().GatewayClasses().Create(ctx, WaypointClass(), metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			return nil // the informer will bring it, and another pass will accept it
 		}
