@@ -42,6 +42,7 @@ import (
 	"github.com/meshlab/meshlab/cli/waypoint"
 	"github.com/meshlab/meshlab/cli/ztunnel"
 	"github.com/meshlab/meshlab/cli/ztunnelconfig"
+	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/host"
 )
 
@@ -116,10 +117,12 @@ waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behavi
 	pf := root.PersistentFlags()
 	pf.CountVarP(&globals.Verbosity, "verbose", "v", "more output (repeat for more)")
 	pf.BoolVarP(&globals.Quiet, "quiet", "q", false, "print only errors and results")
-	pf.StringVar(&globals.Name, "name", "meshlab", "kind cluster name")
-	// `meshlab waypoint ... --name` names the waypoint, as in istioctl, and hides the flag above there;
-	// --cluster names the cluster everywhere.
-	pf.StringVar(&globals.Name, "cluster", "meshlab", "kind cluster name (same as --name; use it with commands whose own --name means something else)")
+	// Some commands have a --name or --cluster of their own, with istioctl's meaning (`waypoint apply
+	// --name`, `proxy-config routes --name`, `proxy-config endpoints --cluster`), which hides the global of
+	// that name there: the other global, or MESHLAB_CLUSTER, names the kind cluster everywhere.
+	clusterName := cliutil.EnvOr(cluster.NameEnv, "meshlab")
+	pf.StringVar(&globals.Name, "name", clusterName, "kind cluster name (default $"+cluster.NameEnv+", else meshlab)")
+	pf.StringVar(&globals.Name, "cluster", clusterName, "kind cluster name (same as --name; use it with commands whose own --name means something else)")
 	pf.StringVar(&globals.Kubeconfig, "kubeconfig", "", "kubeconfig to use (default: the cluster's own, from kind)")
 
 	for _, sub := range commands(env) {

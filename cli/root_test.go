@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/cluster"
 )
 
 func run(args ...string) (code int, stdout, stderr string) {
@@ -152,5 +153,24 @@ func TestProxyConfigRefusesWhatIsNoDump(t *testing.T) {
 	code, _, stderr := run("proxy-config", "listeners", "--file", path)
 	if code != 2 || !strings.Contains(stderr, path+` is not an Envoy config dump`) || !strings.Contains(stderr, `it has no "configs"`) {
 		t.Errorf("exit %d, stderr %q; want 2 and the reason", code, stderr)
+	}
+}
+
+// TestClusterFromEnvironment: MESHLAB_CLUSTER names the kind cluster without a flag, which is how lab
+// scripts call commands whose own --name and --cluster mean something else.
+func TestClusterFromEnvironment(t *testing.T) {
+	t.Setenv(cluster.NameEnv, "from-env")
+	for _, args := range [][]string{
+		{"version"},
+		{"proxy-config", "routes", "--file", filepath.Join("proxyconfig", "testdata", "istio-waypoint-config_dump.json"), "--name", "x"},
+	} {
+		root := NewRootCommand(ui.NewLogger(&bytes.Buffer{}, 0, false), ui.Streams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if got := root.PersistentFlags().Lookup("name").Value.String(); got != "from-env" {
+			t.Errorf("%v with %s=from-env: cluster name = %q", args, cluster.NameEnv, got)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/nodeimage"
 )
 
@@ -41,12 +42,14 @@ type commands struct {
 	progress *progress
 }
 
-// argv returns the process a lab command stands for: meshlab with the lab's --name, kubectl with the
-// lab's context, sleepcurl as meshlab curl in the sleep pod. Any other name is a program on PATH.
+// argv returns the process a lab command stands for: meshlab (its cluster comes from MESHLAB_CLUSTER, set
+// in every command's environment, so that no command's own --name or --cluster flag is taken for it),
+// kubectl with the lab's context, sleepcurl as meshlab curl in the sleep pod. Any other name is a program
+// on PATH.
 func (c *commands) argv(name string, args []string) []string {
 	switch name {
 	case "meshlab":
-		pre := []string{c.cfg.Meshlab, "--name", c.cfg.Name}
+		pre := []string{c.cfg.Meshlab}
 		if c.cfg.Kubeconfig != "" {
 			pre = append(pre, "--kubeconfig", c.cfg.Kubeconfig)
 		}
@@ -99,7 +102,7 @@ func (c *commands) execIn(parent context.Context, ts *testscript.TestScript, arg
 	}
 	// The process's own environment, not the script's: kubectl and kind need the real HOME for the
 	// kubeconfig, and meshlab its cache.
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", cluster.NameEnv+"="+c.cfg.Name)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()

@@ -107,13 +107,14 @@ func TestSelect(t *testing.T) {
 	}
 }
 
-// fakeBin writes a shell script that records its arguments in calls and prints what its first
-// argument after --name NAME selects.
+// fakeBin writes a shell script that records the cluster it was given (MESHLAB_CLUSTER) and its
+// arguments in calls, and prints what its first argument (after kubectl's --context NAME) selects.
 func fakeBin(t *testing.T, dir, name string) string {
 	t.Helper()
 	script := `#!/bin/sh
-echo "$@" >> "` + dir + `/calls"
-case "$3" in
+echo "${MESHLAB_CLUSTER:+cluster=$MESHLAB_CLUSTER }$@" >> "` + dir + `/calls"
+cmd="$1"; [ "$1" = "--context" ] && cmd="$3"
+case "$cmd" in
 ztunnel-config) printf 'NAMESPACE POD NAME ADDRESS NODE WAYPOINT PROTOCOL\ndefault productpage-v1-abc 10.244.0.5 n1 None TCP\n' ;;
 slow) n=$(cat "` + dir + `/slow" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "` + dir + `/slow"; [ $n -ge 2 ] && echo converged || echo pending ;;
 fail) echo "boom" >&2; exit 1 ;;
@@ -172,8 +173,9 @@ meshlab after-failure
 	if strings.Contains(out, "never reached") || strings.Contains(calls, "after-failure") {
 		t.Errorf("the script went on after the failure:\n%s", out)
 	}
-	// The lab's --name is passed on, and the cleanup ran although the script failed.
-	if want := "--name test ztunnel-config workloads\n--name test undo-it\n"; calls != want {
+	// The lab's cluster is passed on (in MESHLAB_CLUSTER, not as a flag), and the cleanup ran although
+	// the script failed.
+	if want := "cluster=test ztunnel-config workloads\ncluster=test undo-it\n"; calls != want {
 		t.Errorf("calls = %q, want %q", calls, want)
 	}
 }
@@ -232,13 +234,13 @@ func TestCommandName(t *testing.T) {
 func TestParamsWithGoTest(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Meshlab: fakeBin(t, dir, "meshlab"), Kubectl: fakeBin(t, dir, "kubectl"), Name: "test"}
-	p, err := cfg.Params(Lab{Name: "tiny", Script: []byte("# Tiny: a test.\nmeshlab status\nstdout '^ok --name test status$'\ncleanup kubectl delete ns x\n")}, t.TempDir())
+	p, err := cfg.Params(Lab{Name: "tiny", Script: []byte("# Tiny: a test.\nmeshlab status\nstdout '^ok status$'\ncleanup kubectl delete ns x\n")}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Run("script", func(t *testing.T) { testscript.Run(t, p) })
 	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
-	if want := "--name test status\n--context kind-test delete ns x\n"; string(calls) != want {
+	if want := "cluster=test status\ncluster=test --context kind-test delete ns x\n"; string(calls) != want {
 		t.Errorf("calls = %q, want %q", calls, want)
 	}
 }
