@@ -1,14 +1,9 @@
 package admission
 
 import (
-	"context"
-	"fmt"
-
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/meshlab/meshlab/controlplane/crds"
 )
@@ -60,29 +55,6 @@ func WebhookConfiguration(caBundle []byte, service, namespace string) *admission
 			TimeoutSeconds:          &timeout,
 		}},
 	}
-}
-
-// PatchCABundle sets caPEM as the caBundle of every webhook of the control plane's
-// ValidatingWebhookConfiguration (ConfigurationName(namespace)), so that the API server trusts the
-// control plane's serving certificate. The control plane calls it at start, as inject.PatchCABundle.
-func PatchCABundle(ctx context.Context, client kubernetes.Interface, namespace string, caPEM []byte) error {
-	name := ConfigurationName(namespace)
-	api := client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for i := range cfg.Webhooks {
-			cfg.Webhooks[i].ClientConfig.CABundle = caPEM
-		}
-		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("patching the caBundle of ValidatingWebhookConfiguration %s: %w", name, err)
-	}
-	return nil
 }
 
 // RBACRules are what the control plane's ClusterRole needs for the webhook: creating its

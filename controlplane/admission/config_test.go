@@ -1,14 +1,11 @@
 package admission
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/meshlab/meshlab/api/mesh"
 )
@@ -40,31 +37,5 @@ func TestWebhookConfigurationShape(t *testing.T) {
 	rbac := RBACRules()
 	if len(rbac) != 1 || rbac[0].Resources[0] != "validatingwebhookconfigurations" || !slices.Contains(rbac[0].Verbs, "update") || !slices.Contains(rbac[0].Verbs, "create") {
 		t.Errorf("RBAC = %+v", rbac)
-	}
-}
-
-// TestPatchCABundle patches the configuration through a fake clientset: the API object's update is what
-// is tested here; the API server calling the webhook with that caBundle is the kind e2e's.
-func TestPatchCABundle(t *testing.T) {
-	ctx := context.Background()
-	client := fake.NewClientset()
-	if err := PatchCABundle(ctx, client, mesh.Namespace, []byte("x")); err == nil || !strings.Contains(err.Error(), ConfigurationName(mesh.Namespace)) {
-		t.Errorf("PatchCABundle() without a configuration = %v", err)
-	}
-	api := client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	if _, err := api.Create(ctx, WebhookConfiguration(nil, mesh.ServiceName, mesh.Namespace), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := PatchCABundle(ctx, client, mesh.Namespace, []byte("root pem")); err != nil {
-		t.Fatalf("PatchCABundle() = %v", err)
-	}
-	got, err := api.Get(ctx, ConfigurationName(mesh.Namespace), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, wh := range got.Webhooks {
-		if string(wh.ClientConfig.CABundle) != "root pem" {
-			t.Errorf("%s caBundle = %q", wh.Name, wh.ClientConfig.CABundle)
-		}
 	}
 }

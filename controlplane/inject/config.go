@@ -1,15 +1,10 @@
 package inject
 
 import (
-	"context"
-	"fmt"
-
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 )
 
 // WebhookConfigurationName names the MutatingWebhookConfiguration (and matches the template ConfigMap).
@@ -101,27 +96,6 @@ func WebhookConfiguration(caBundle []byte, service, namespace string) *admission
 				}),
 		},
 	}
-}
-
-// PatchCABundle sets caPEM as the caBundle of every entry of the installed MutatingWebhookConfiguration, so
-// that the API server trusts the control plane's serving certificate. The control plane calls it at start.
-func PatchCABundle(ctx context.Context, client kubernetes.Interface, caPEM []byte) error {
-	api := client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.Get(ctx, WebhookConfigurationName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for i := range cfg.Webhooks {
-			cfg.Webhooks[i].ClientConfig.CABundle = caPEM
-		}
-		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("patching the caBundle of MutatingWebhookConfiguration %s: %w", WebhookConfigurationName, err)
-	}
-	return nil
 }
 
 // TemplateConfigMap is the ConfigMap holding the injection template (DefaultTemplate when text is empty);

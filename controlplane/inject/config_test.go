@@ -31,30 +31,6 @@ func TestWebhookConfigurationShape(t *testing.T) {
 	}
 }
 
-func TestPatchCABundle(t *testing.T) {
-	ctx := context.Background()
-	client := fake.NewClientset()
-	if err := PatchCABundle(ctx, client, []byte("x")); err == nil || !strings.Contains(err.Error(), "istio-sidecar-injector") {
-		t.Errorf("PatchCABundle() without a configuration = %v", err)
-	}
-	api := client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	if _, err := api.Create(ctx, WebhookConfiguration(nil, "svc", "ns"), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := PatchCABundle(ctx, client, []byte("root pem")); err != nil {
-		t.Fatalf("PatchCABundle() = %v", err)
-	}
-	got, err := api.Get(ctx, WebhookConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, wh := range got.Webhooks {
-		if string(wh.ClientConfig.CABundle) != "root pem" {
-			t.Errorf("%s caBundle = %q", wh.Name, wh.ClientConfig.CABundle)
-		}
-	}
-}
-
 func TestTemplateFromConfigMap(t *testing.T) {
 	ctx := context.Background()
 	client := fake.NewClientset()

@@ -2,7 +2,7 @@
 // injection template (a Go text/template rendering a partial Pod, kept in ConfigMap
 // istio-system/istio-sidecar-injector key "template" so that it can be overridden), the mutating
 // admission webhook for Pods (Handler, served by the control plane at /inject over TLS) and its
-// MutatingWebhookConfiguration (WebhookConfiguration, PatchCABundle). `meshlab kube-inject`,
+// MutatingWebhookConfiguration (WebhookConfiguration; the control plane keeps it, caBundle included). `meshlab kube-inject`,
 // `meshlab inject check` and `meshlab inject matrix` use the same Decide and Template.
 //
 // What the webhook answers:

@@ -203,7 +203,7 @@ func ensureTemplateConfigMap(ctx context.Context, kc kubernetes.Interface) error
 }
 
 // EnsureWebhookConfiguration creates the MutatingWebhookConfiguration (inject.WebhookConfiguration) or
-// brings an existing one back to it, then sets caPEM as every entry's caBundle (inject.PatchCABundle).
+// brings an existing one back to it; caPEM is every entry's caBundle, compared and repaired with the rest.
 func EnsureWebhookConfiguration(ctx context.Context, kc kubernetes.Interface, caPEM []byte, service, namespace string) error {
 	want := inject.WebhookConfiguration(caPEM, service, namespace)
 	api := kc.AdmissionregistrationV1().MutatingWebhookConfigurations()
@@ -221,12 +221,12 @@ func EnsureWebhookConfiguration(ctx context.Context, kc kubernetes.Interface, ca
 			return fmt.Errorf("updating MutatingWebhookConfiguration %s: %w", want.Name, err)
 		}
 	}
-	return inject.PatchCABundle(ctx, kc, caPEM)
+	return nil
 }
 
 // EnsureValidatingWebhookConfiguration creates the ValidatingWebhookConfiguration
-// (admission.WebhookConfiguration) or brings an existing one back to it, then sets caPEM as its caBundle
-// (admission.PatchCABundle), as EnsureWebhookConfiguration does for injection.
+// (admission.WebhookConfiguration) or brings an existing one back to it, caBundle included, as
+// EnsureWebhookConfiguration does for injection.
 func EnsureValidatingWebhookConfiguration(ctx context.Context, kc kubernetes.Interface, caPEM []byte, service, namespace string) error {
 	want := admission.WebhookConfiguration(caPEM, service, namespace)
 	api := kc.AdmissionregistrationV1().ValidatingWebhookConfigurations()
@@ -244,7 +244,7 @@ func EnsureValidatingWebhookConfiguration(ctx context.Context, kc kubernetes.Int
 			return fmt.Errorf("updating ValidatingWebhookConfiguration %s: %w", want.Name, err)
 		}
 	}
-	return admission.PatchCABundle(ctx, kc, namespace, caPEM)
+	return nil
 }
 
 // sameValidatingWebhooks compares what the control plane sets, by value: the API server defaults the
