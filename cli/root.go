@@ -71,10 +71,17 @@ func Run(logger *ui.Logger, streams ui.Streams, args []string) int {
 		return exit.Code
 	}
 	logger.Errorf("%v", err)
-	if cliutil.IsUsage(err) || isCobraUsage(err) {
+	if cliutil.IsUsage(err) || isCobraUsage(err) || isEnvironment(err) {
 		return 2
 	}
 	return 1
+}
+
+// isEnvironment recognises failures of the environment, exit 2 like usage errors: the lab cannot be
+// reached (kind cannot list clusters, the cluster is missing, its API server does not answer: see
+// cluster.MarkUnreachable).
+func isEnvironment(err error) bool {
+	return errors.Is(err, cluster.ErrEnvironment)
 }
 
 // isCobraUsage recognises the errors cobra itself returns for a bad command line.

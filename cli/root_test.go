@@ -174,3 +174,35 @@ func TestClusterFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// Every command that reads the lab exits 2 (environment) with a message naming the cluster when the
+// cluster is unreachable: here a kubeconfig whose API server is a closed port on loopback.
+func TestUnreachableClusterExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: kind-gone, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: kind-gone, user: {token: x}}]
+contexts: [{name: kind-gone, context: {cluster: kind-gone, user: kind-gone}}]
+current-context: kind-gone
+`), 0o600)
+	for _, args := range [][]string{
+		{"status"},
+		{"proxy-status"},
+		{"proxy-config", "listeners", "deploy/waypoint"},
+		{"proxy-config", "endpoints", "productpage-v1-abc.default"},
+		{"ztunnel-config", "workload"},
+		{"waypoint", "list"},
+		{"waypoint", "apply", "-n", "default", "--name", "waypoint"},
+		{"check"},
+		{"scenario", "run", "--all"},
+		{"lab", "run", "--all"},
+	} {
+		args := append(args, "--cluster", "gone", "--kubeconfig", kubeconfig)
+		code, _, stderr := run(args...)
+		if code != 2 || !strings.Contains(stderr, "ERROR") {
+			t.Errorf("meshlab %s: exit %d, want 2 with an error:\n%s", strings.Join(args, " "), code, stderr)
+		}
+	}
+}

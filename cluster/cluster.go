@@ -5,7 +5,10 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -40,11 +43,44 @@ func New(name, kubeconfig string, logger log.Logger) *Cluster {
 	}
 }
 
+// ErrEnvironment marks failures of the machine rather than of meshlab or the mesh: kind cannot list its
+// clusters (no Docker), the lab does not exist, its API server does not answer. Commands exit 2 on it.
+var ErrEnvironment = errors.New("environment")
+
+// MarkUnreachable makes every request of clients built from cfg that cannot reach the API server at all
+// (a refused or timed-out dial, an unknown host) fail with an error wrapping ErrEnvironment that names the
+// cluster, so that any command reading the lab exits 2 for it, whichever call met it first.
+func MarkUnreachable(cfg *rest.Config, name string) *rest.Config {
+	wrap := cfg.WrapTransport
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if wrap != nil {
+			rt = wrap(rt)
+		}
+		return unreachable{rt: rt, name: name, host: cfg.Host}
+	}
+	return cfg
+}
+
+type unreachable struct {
+	rt         http.RoundTripper
+	name, host string
+}
+
+func (u unreachable) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := u.rt.RoundTrip(r)
+	var op *net.OpError
+	var dns *net.DNSError
+	if err != nil && (errors.As(err, &op) && op.Op == "dial" || errors.As(err, &dns)) {
+		return nil, fmt.Errorf("%w: cluster %q is unreachable: its API server %s does not answer: %w", ErrEnvironment, u.name, u.host, err)
+	}
+	return resp, err
+}
+
 // Exists reports whether kind knows the cluster.
 func (c *Cluster) Exists() (bool, error) {
 	names, err := c.provider.List()
 	if err != nil {
-		return false, fmt.Errorf("listing kind clusters: %w", err)
+		return false, fmt.Errorf("%w: listing kind clusters: %w", ErrEnvironment, err)
 	}
 	return slices.Contains(names, c.Name), nil
 }
@@ -101,7 +137,7 @@ func (c *Cluster) RESTConfig() (*rest.Config, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 50, 100
-	return cfg, nil
+	return MarkUnreachable(cfg, c.Name), nil
 }
 
 // Clients are the API clients meshlab uses.

@@ -176,6 +176,8 @@ func TestWalkingSkeleton(t *testing.T) {
 		}
 	})
 
+	t.Run("admission refuses what Istio refuses", func(t *testing.T) { checkAdmission(t, ctx) })
+
 	t.Run("every scenario passes", func(t *testing.T) { runScenarios(t, ctx) })
 
 	t.Run("every lab tutorial passes", func(t *testing.T) {

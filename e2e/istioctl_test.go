@@ -140,6 +140,29 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		if !strings.Contains(out, "istiod-") {
 			t.Errorf("istioctl proxy-status names no istiod instance")
 		}
+		// meshlab's own table, read a moment later, has the same rows (it has no ages by default either).
+		got, err := meshlab(t, ctx, "proxy-status")
+		if err != nil {
+			t.Fatalf("meshlab proxy-status: %v", err)
+		}
+		if want := mustIstioctl(t, ctx, "proxy-status"); got != want {
+			t.Errorf("meshlab proxy-status differs from istioctl's:\nmeshlab:\n%s\nistioctl:\n%s", got, want)
+		}
+	})
+
+	t.Run("version", func(t *testing.T) {
+		// istioctl reads the control plane's identity from its debug xDS answer: meshlab's, named so.
+		out := mustIstioctl(t, ctx, "version")
+		if !regexp.MustCompile(`(?m)^control plane version: meshlab-\S+$`).MatchString(out) {
+			t.Errorf("istioctl version does not say the control plane is meshlab's")
+		}
+		if !regexp.MustCompile(`(?m)^data plane version: .*\(\d+ proxies\)`).MatchString(out) {
+			t.Errorf("istioctl version counts no data plane proxies")
+		}
+		mine, err := meshlab(t, ctx, "version")
+		if err != nil || !strings.Contains(mine, "control plane version: meshlab-") {
+			t.Errorf("meshlab version does not name the lab's control plane: %v\n%s", err, mine)
+		}
 	})
 
 	t.Run("x precheck", func(t *testing.T) { mustIstioctl(t, ctx, "x", "precheck") })
@@ -159,4 +182,37 @@ func waitRolledOut(t *testing.T, ctx context.Context, namespace, name string) er
 	t.Helper()
 	_, err := kc(t, ctx, nil, "-n", namespace, "rollout", "status", "deploy/"+name, "--timeout=3m")
 	return err
+}
+
+// checkIstioctlSidecar runs istioctl proxy-config on a sidecar pod with its defaults, and meshlab's
+// proxy-config on the same pod: the tables must be the same, row for row.
+func checkIstioctlSidecar(t *testing.T, ctx context.Context, namespace, pod string) {
+	for _, kind := range []string{"listener", "cluster", "route", "endpoint", "secret"} {
+		want := mustIstioctl(t, ctx, "proxy-config", kind, pod, "-n", namespace)
+		got, err := meshlab(t, ctx, "proxy-config", kind, pod+"."+namespace)
+		if err != nil {
+			t.Errorf("meshlab proxy-config %s: %v", kind, err)
+			continue
+		}
+		if got != want {
+			t.Errorf("meshlab proxy-config %s differs from istioctl's:\nmeshlab:\n%s\nistioctl:\n%s", kind, got, want)
+		}
+	}
+	// The sidecar's own listeners and the HBONE path to reviews, as istioctl reads them.
+	listeners := mustIstioctl(t, ctx, "proxy-config", "listener", pod, "-n", namespace)
+	for _, port := range []string{"15001", "15006"} {
+		if !hasRow(listeners, `0\.0\.0\.0`, port) {
+			t.Errorf("istioctl proxy-config listener shows no %s listener", port)
+		}
+	}
+	clusters := mustIstioctl(t, ctx, "proxy-config", "cluster", pod, "-n", namespace, "--fqdn", "reviews")
+	if !hasRow(clusters, `reviews\.`+namespace+`\.svc\.cluster\.local`, "9080", "-", "outbound", "EDS") {
+		t.Errorf("istioctl proxy-config cluster --fqdn reviews shows no outbound EDS cluster")
+	}
+	if certs := mustIstioctl(t, ctx, "proxy-config", "secret", pod, "-n", namespace); !strings.Contains(certs, "ROOTCA") || !strings.Contains(certs, "default") {
+		t.Errorf("istioctl proxy-config secret shows no default certificate and ROOTCA")
+	}
+	for _, kind := range []string{"bootstrap", "all"} {
+		mustIstioctl(t, ctx, "proxy-config", kind, pod, "-n", namespace)
+	}
 }

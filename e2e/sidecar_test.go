@@ -189,6 +189,7 @@ func TestSidecar(t *testing.T) {
 				t.Errorf("meshlab proxy-config %s: %v, want %s in:\n%s", c.table, err, c.want, out)
 			}
 		}
+		t.Run("istioctl proxy-config on the sidecar", func(t *testing.T) { checkIstioctlSidecar(t, ctx, sidecarNamespace, pp[0].Name) })
 		clusters, err := labclient.PodGet(ctx, env.Config, env.Kube, sidecarNamespace, pp[0].Name, labclient.AdminPort, "/clusters")
 		if err != nil || !strings.Contains(string(clusters), "outbound|9080||reviews."+sidecarNamespace+".svc.cluster.local::envoy://connect_originate/") {
 			t.Errorf("productpage /clusters: %v, want reviews endpoints through connect_originate (HBONE):\n%.2000s", err, clusters)

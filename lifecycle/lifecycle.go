@@ -5,7 +5,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,8 +33,9 @@ const Namespace = "default"
 // KindDefaultImage is kind's published node image, used when it is present or can be pulled.
 const KindDefaultImage = kinddefaults.Image
 
-// ErrEnvironment marks failures of the machine rather than of meshlab (exit code 2).
-var ErrEnvironment = errors.New("environment")
+// ErrEnvironment marks failures of the machine rather than of meshlab (exit code 2); it is
+// cluster.ErrEnvironment, so that every command classifies them alike.
+var ErrEnvironment = cluster.ErrEnvironment
 
 // UpOptions shape `meshlab up`.
 type UpOptions struct {

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/meshlab/meshlab/log"
@@ -21,7 +20,8 @@ import (
 
 // ErrEnvironment marks problems of the environment rather than of the mesh: no cluster, an API server
 // that does not answer, a control plane that is deployed but not reachable. `meshlab scenario` exits 2.
-var ErrEnvironment = errors.New("environment")
+// It is cluster.ErrEnvironment, so that every command classifies them alike.
+var ErrEnvironment = cluster.ErrEnvironment
 
 // Env is the running lab a scenario works on.
 type Env struct {
@@ -91,7 +91,7 @@ func kubeconfigREST(path, context string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	return cfg, nil
+	return cluster.MarkUnreachable(cfg, context), nil
 }
 
 // ControlPlaneDeployed reports whether the control plane's Deployment exists.

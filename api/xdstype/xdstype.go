@@ -36,7 +36,7 @@ func IsDebug(typeURL string) bool {
 }
 
 // Short returns the short xDS name of a type URL as Istio's tools print it (CDS, LDS, EDS, RDS, SDS; WDS
-// for workload addresses, AUTHZ for authorizations), or the message name for any other type.
+// for workload addresses, WADS for authorizations, as Istio names them), or the message name for any other type.
 func Short(typeURL string) string {
 	switch typeURL {
 	case Cluster:
@@ -52,7 +52,7 @@ func Short(typeURL string) string {
 	case Address:
 		return "WDS"
 	case Authorization:
-		return "AUTHZ"
+		return "WADS"
 	}
 	return typeURL[strings.LastIndex(typeURL, "/")+1:]
 }

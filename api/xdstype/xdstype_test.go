@@ -9,7 +9,7 @@ import (
 func TestShort(t *testing.T) {
 	for typeURL, want := range map[string]string{
 		xdstype.Cluster: "CDS", xdstype.Listener: "LDS", xdstype.Endpoint: "EDS", xdstype.Route: "RDS",
-		xdstype.Secret: "SDS", xdstype.Address: "WDS", xdstype.Authorization: "AUTHZ",
+		xdstype.Secret: "SDS", xdstype.Address: "WDS", xdstype.Authorization: "WADS",
 		"type.googleapis.com/istio.debug.Syncz": "istio.debug.Syncz",
 	} {
 		if got := xdstype.Short(typeURL); got != want {

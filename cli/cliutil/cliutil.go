@@ -122,7 +122,7 @@ func RESTConfig(env Env) (*rest.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading kubeconfig %s: %w", env.Globals.Kubeconfig, err)
 		}
-		return cfg, nil
+		return cluster.MarkUnreachable(cfg, env.Globals.Name), nil
 	}
 	return cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
 }

@@ -112,12 +112,15 @@ func (p *proxy) subscribe(typeURL, answer string) {
 }
 
 // age matches the ages of a test that ran in under ten seconds; replacing keeps the column widths.
-var age = regexp.MustCompile(`SYNCED \(\ds\)`)
+var age = regexp.MustCompile(`(SYNCED|STALE|ERROR) \(\ds\)`)
 
 func TestProxyStatusAgainstRealServer(t *testing.T) {
 	addr, url, s := startControlPlane(t)
 
-	w := connect(t, addr, "waypoint/bookinfo/waypoint", "0.1.0")
+	// A waypoint replica names its pod in Istio's form; its metadata name the Gateway.
+	w := connect(t, addr, "router~10.244.0.9~waypoint-7b9c-x2k4p.bookinfo~bookinfo.svc.cluster.local", "0.1.0")
+	w.node.Metadata.Fields[xds.MetaKind] = structpb.NewStringValue("waypoint")
+	w.node.Metadata.Fields[xds.MetaName] = structpb.NewStringValue("waypoint")
 	w.subscribe(xdstype.Cluster, "ack")
 	w.subscribe(xdstype.Listener, "nack")
 	w.subscribe(xdstype.Endpoint, "none") // answered with an empty response, never acknowledged
@@ -148,19 +151,28 @@ func TestProxyStatusAgainstRealServer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	var out, errOut bytes.Buffer
-	env := cliutil.Env{Logger: ui.NewLogger(&errOut, 0, false), Streams: ui.Streams{Out: &out, ErrOut: &errOut}, Globals: &cliutil.Globals{}}
-	cmd := NewCommand(env)
-	cmd.SetArgs([]string{"--controlplane", url})
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("proxy-status: %v\n%s", err, errOut.String())
+	for _, c := range []struct {
+		args   []string
+		golden string
+	}{
+		{nil, "proxy-status.golden"},
+		{[]string{"--verbosity", "1"}, "proxy-status-verbose.golden"},
+	} {
+		var out, errOut bytes.Buffer
+		env := cliutil.Env{Logger: ui.NewLogger(&errOut, 0, false), Streams: ui.Streams{Out: &out, ErrOut: &errOut}, Globals: &cliutil.Globals{}}
+		cmd := NewCommand(env)
+		cmd.SetArgs(append([]string{"--controlplane", url}, c.args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("proxy-status: %v\n%s", err, errOut.String())
+		}
+		got := age.ReplaceAllString(out.String(), "$1 (Xs)")
+		golden.Check(t, filepath.Join("testdata", c.golden), []byte(got))
 	}
-	got := age.ReplaceAllString(out.String(), "SYNCED (Xs)")
-	golden.Check(t, filepath.Join("testdata", "proxy-status.golden"), []byte(got))
 }
 
 func TestCell(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	pushed := now.Add(-95 * time.Second)
 	tests := []struct {
 		name       string
 		ts         xds.TypeStatus
@@ -169,10 +181,10 @@ func TestCell(t *testing.T) {
 	}{
 		{"not subscribed", xds.TypeStatus{}, false, "IGNORED"},
 		{"subscribed, nothing sent", xds.TypeStatus{}, true, "NOT SENT"},
-		{"acked", xds.TypeStatus{SentNonce: "a", AckedNonce: "a", LastAck: now.Add(-95 * time.Second)}, true, "SYNCED (95s)"},
-		{"acked long ago", xds.TypeStatus{SentNonce: "a", AckedNonce: "a", LastAck: now.Add(-3*time.Minute - 4*time.Second)}, true, "SYNCED (3m4s)"},
-		{"sent, waiting", xds.TypeStatus{SentNonce: "b", AckedNonce: "a"}, true, "STALE"},
-		{"rejected", xds.TypeStatus{SentNonce: "b", AckedNonce: "a", NackError: "bad"}, true, "NACKED"},
+		{"acked", xds.TypeStatus{SentNonce: "a", AckedNonce: "a", LastPush: pushed}, true, "SYNCED (95s)"},
+		{"acked long ago", xds.TypeStatus{SentNonce: "a", AckedNonce: "a", LastPush: now.Add(-3*time.Minute - 4*time.Second)}, true, "SYNCED (3m4s)"},
+		{"sent, waiting", xds.TypeStatus{SentNonce: "b", AckedNonce: "a", LastPush: pushed}, true, "STALE (95s)"},
+		{"rejected", xds.TypeStatus{SentNonce: "b", AckedNonce: "a", NackError: "bad", LastPush: pushed}, true, "ERROR (95s)"},
 	}
 	for _, tt := range tests {
 		if got := Cell(tt.ts, tt.subscribed, now); got != tt.want {

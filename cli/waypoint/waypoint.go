@@ -45,7 +45,7 @@ var NewClients = func(env cliutil.Env) (*kube.Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kube.NewClients(cfg)
+	return kube.NewClients(cluster.MarkUnreachable(cfg, env.Globals.Name))
 }
 
 // NewCommand returns `waypoint` with generate, apply, list, delete and run.

@@ -155,8 +155,8 @@ func syncz(t *testing.T, r *discovery.DiscoveryResponse) map[string]*statusv3.Cl
 	if err := json.Unmarshal([]byte(r.GetControlPlane().GetIdentifier()), &cp); err != nil {
 		t.Fatalf("control_plane.identifier %q: %v", r.GetControlPlane().GetIdentifier(), err)
 	}
-	if cp.Component != xds.ControlPlaneComponent || cp.ID != "istiod-test" || cp.Info.Version != version.String() {
-		t.Errorf("control plane = %+v, want %s istiod-test at %s", cp, xds.ControlPlaneComponent, version.String())
+	if cp.Component != xds.ControlPlaneComponent || cp.ID != "istiod-test" || cp.Info.Version != "meshlab-"+version.String() {
+		t.Errorf("control plane = %+v, want %s istiod-test at meshlab-%s", cp, xds.ControlPlaneComponent, version.String())
 	}
 	out := map[string]*statusv3.ClientConfig{}
 	for _, a := range r.GetResources() {

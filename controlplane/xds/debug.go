@@ -19,6 +19,7 @@ import (
 // acknowledged. `meshlab proxy-status` reads it.
 type SyncStatus struct {
 	ControlPlane string        `json:"control_plane"`
+	Version      string        `json:"version,omitempty"` // ControlPlaneVersion
 	Proxies      []ProxyStatus `json:"proxies"`
 }
 
@@ -28,6 +29,7 @@ type ProxyStatus struct {
 	Kind        string       `json:"kind,omitempty"`
 	Namespace   string       `json:"namespace,omitempty"`
 	Name        string       `json:"name,omitempty"`
+	Pod         string       `json:"pod,omitempty"` // POD.NAMESPACE, from an Istio-form node ID
 	Cluster     string       `json:"cluster,omitempty"`
 	Version     string       `json:"version,omitempty"`
 	Delta       bool         `json:"delta"`
@@ -39,7 +41,7 @@ type ProxyStatus struct {
 // SentNonce; NackError is the error of the last rejected response, cleared by the next ACK.
 type TypeStatus struct {
 	TypeURL      string    `json:"type_url"`
-	Type         string    `json:"type"` // CDS, LDS, EDS, RDS, WDS, AUTHZ...
+	Type         string    `json:"type"` // CDS, LDS, EDS, RDS, WDS, WADS...
 	SentVersion  string    `json:"sent_version,omitempty"`
 	SentNonce    string    `json:"sent_nonce,omitempty"`
 	AckedVersion string    `json:"acked_version,omitempty"`
@@ -90,10 +92,12 @@ func (t TypeStatus) State() SyncState {
 	return Stale
 }
 
-// DisplayName is the proxy's name as istioctl prints it (and asks for it): name.namespace for pods and
-// gateways, else the node's name or ID.
+// DisplayName is the proxy's name as istioctl prints it (and asks for it): pod.namespace (a waypoint
+// replica's pod, not its Gateway), else name.namespace, else the node's name or ID.
 func (p ProxyStatus) DisplayName() string {
 	switch {
+	case p.Pod != "":
+		return p.Pod
 	case p.Name != "" && p.Namespace != "":
 		return p.Name + "." + p.Namespace
 	case p.Name != "":
@@ -104,7 +108,7 @@ func (p ProxyStatus) DisplayName() string {
 
 // SyncStatus returns the sync state of every connected proxy, sorted by proxy ID.
 func (s *Server) SyncStatus() SyncStatus {
-	out := SyncStatus{ControlPlane: s.id, Proxies: []ProxyStatus{}}
+	out := SyncStatus{ControlPlane: s.id, Version: ControlPlaneVersion(), Proxies: []ProxyStatus{}}
 	for _, c := range s.connections() {
 		out.Proxies = append(out.Proxies, c.status())
 	}
@@ -127,7 +131,7 @@ func (c *connection) status() ProxyStatus {
 // read at one instant.
 func (c *connection) snapshot() (ProxyStatus, map[string][]*discovery.Resource) {
 	p := c.proxy
-	ps := ProxyStatus{ID: p.ID, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Cluster: p.Cluster,
+	ps := ProxyStatus{ID: p.ID, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Pod: p.Pod, Cluster: p.Cluster,
 		Version: p.Version, Delta: c.delta, ConnectedAt: c.connectedAt}
 	sent := map[string][]*discovery.Resource{}
 	c.mu.Lock()
@@ -150,12 +154,12 @@ func (c *connection) snapshot() (ProxyStatus, map[string][]*discovery.Resource) 
 }
 
 // findConnection returns the newest connection of the proxy with this ID, or with this display name
-// (name.namespace, as istioctl names a pod).
+// (pod.namespace, as istioctl names a pod; or name.namespace).
 func (s *Server) findConnection(id string) *connection {
 	var c *connection
 	for _, cc := range s.connections() {
 		p := cc.proxy
-		match := p.ID == id || (p.Name != "" && p.Namespace != "" && p.Name+"."+p.Namespace == id)
+		match := p.ID == id || p.Pod == id || (p.Name != "" && p.Namespace != "" && p.Name+"."+p.Namespace == id)
 		if match && (c == nil || cc.connectedAt.After(c.connectedAt)) {
 			c = cc
 		}

@@ -76,12 +76,16 @@ type BuildInfo struct {
 	GitTag        string `json:"tag"`
 }
 
+// ControlPlaneVersion is the version the control plane reports (istioctl version's "control plane
+// version"): meshlab's own, marked as meshlab's so that nobody takes the lab for an Istio release.
+func ControlPlaneVersion() string { return "meshlab-" + version.String() }
+
 // ControlPlane returns the control_plane field of the server's debug responses.
 func (s *Server) ControlPlane() *core.ControlPlane {
 	b, _ := json.Marshal(ControlPlaneInstance{
 		Component: ControlPlaneComponent,
 		ID:        s.id,
-		Info:      BuildInfo{Version: version.String(), GitRevision: version.Revision(), GolangVersion: runtime.Version(), GitTag: version.String()},
+		Info:      BuildInfo{Version: ControlPlaneVersion(), GitRevision: version.Revision(), GolangVersion: runtime.Version(), GitTag: version.String()},
 	})
 	return &core.ControlPlane{Identifier: string(b)}
 }

@@ -124,7 +124,7 @@ func TestDebugSynczAndConfigDump(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.GetControlPlane().GetIdentifier()), &cp); err != nil {
 		t.Fatalf("control plane identifier %q: %v", r.GetControlPlane().GetIdentifier(), err)
 	}
-	if cp.Component != ControlPlaneComponent || cp.ID != "istiod-0" || cp.Info.Version != version.String() || cp.Info.GolangVersion == "" {
+	if cp.Component != ControlPlaneComponent || cp.ID != "istiod-0" || cp.Info.Version != "meshlab-"+version.String() || cp.Info.GolangVersion == "" {
 		t.Errorf("control plane = %+v", cp)
 	}
 	got := clientConfigs(t, r)

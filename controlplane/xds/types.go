@@ -184,9 +184,12 @@ type Proxy struct {
 	Kind      string // waypoint, sidecar, ztunnel, or what the node says
 	Namespace string
 	Name      string // pod or gateway name; the node name for ztunnel
-	Cluster   string
-	Version   string // the client's meshlab (or Envoy) version, for proxy-status
-	Metadata  map[string]string
+	// Pod is POD.NAMESPACE when the node ID is in Istio's form (TYPE~IP~POD.NAMESPACE~DOMAIN): how
+	// istioctl names the proxy. A waypoint's Name is its Gateway, shared by its replicas; Pod is not.
+	Pod      string
+	Cluster  string
+	Version  string // the client's meshlab (or Envoy) version, for proxy-status
+	Metadata map[string]string
 
 	mu      sync.RWMutex
 	watched map[string]*watch
@@ -208,7 +211,7 @@ func NewProxy(node *core.Node) *Proxy {
 	}
 	if parts := strings.Split(p.ID, "~"); len(parts) == 4 {
 		// Istio's form: TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN
-		p.Kind = parts[0]
+		p.Kind, p.Pod = parts[0], parts[2]
 		p.Namespace, _, _ = strings.Cut(parts[3], ".")
 		p.Name = strings.TrimSuffix(parts[2], "."+p.Namespace)
 	} else if parts := strings.Split(p.ID, "/"); len(parts) == 3 {

@@ -42,8 +42,10 @@ type Options struct {
 	XDSAddress string
 	// XDSDialOptions for gRPC; nil means plaintext.
 	XDSDialOptions []grpc.DialOption
-	// Namespace and Name identify the waypoint (its Gateway); the node id is waypoint/NAMESPACE/NAME.
-	Namespace, Name string
+	// Namespace and Name identify the waypoint (its Gateway); the node id is waypoint/NAMESPACE/NAME, or
+	// with Pod and an IP Istio's router~IP~POD.NAMESPACE~..., so that each replica is a proxy of its own
+	// for proxy-status (the metadata still name the Gateway, whose config every replica gets).
+	Namespace, Name, Pod string
 	// IPs are the waypoint pod's addresses, sent as node metadata.
 	IPs []string
 	// Version is reported to the control plane.
@@ -119,12 +121,16 @@ func New(opts Options) (*Waypoint, error) {
 		w.reg = prometheus.NewRegistry()
 	}
 	w.upTLS = &tlsConfigs{svid: opts.SVID, bundle: opts.Bundle, td: opts.TrustDomain}
+	node := xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version)
+	if opts.Pod != "" && len(opts.IPs) > 0 {
+		node.Id = xdsclient.IstioNodeID("router", opts.IPs[0], opts.Pod, opts.Namespace)
+	}
 	var err error
 	w.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
 		Engine: l7.Options{Dial: w.dialUpstream, Rand: opts.Rand, Metrics: l7.NewMetrics(w.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
 		XDS: xdsclient.Options{
 			Address:     opts.XDSAddress,
-			Node:        xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version),
+			Node:        node,
 			DialOptions: opts.XDSDialOptions,
 			Logf:        opts.Logf,
 		},

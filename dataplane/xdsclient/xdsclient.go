@@ -143,6 +143,13 @@ func NewNode(kind, namespace, name string, ips []string, version string) *corev3
 	return &corev3.Node{Id: kind + "/" + namespace + "/" + name, Cluster: "Kubernetes", Metadata: s, UserAgentName: "meshlab", UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: version}}
 }
 
+// IstioNodeID is a node ID in Istio's form, TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local, where TYPE
+// is Istio's proxy type (sidecar, router for gateways and waypoints, ztunnel). istioctl lists and asks for
+// a proxy by its POD.NAMESPACE part.
+func IstioNodeID(proxyType, ip, pod, namespace string) string {
+	return proxyType + "~" + ip + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
+}
+
 // Run keeps a stream open until ctx ends, reconnecting with back-off.
 func (c *Client) Run(ctx context.Context) error {
 	delay := c.opts.MinBackoff

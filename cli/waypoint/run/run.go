@@ -32,6 +32,7 @@ type flagpole struct {
 	certs          proxyboot.CertSource
 	namespace      string
 	name           string
+	pod            string
 	serviceAccount string
 	podIP          string
 	hboneAddr      string
@@ -50,7 +51,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 endpoints over HBONE. Admin on 127.0.0.1:15000 (/config_dump, /clusters, /stats/prometheus, /ready),
 readiness on :15021/healthz/ready.
 
-Flags fall back to the environment: POD_NAMESPACE (--namespace), WAYPOINT_NAME (--name),
+Flags fall back to the environment: POD_NAMESPACE (--namespace), WAYPOINT_NAME (--name), POD_NAME (--pod),
 INSTANCE_IP (--pod-ip), XDS_ADDRESS (--xds-address), CA_ADDRESS (--ca-address).`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -64,6 +65,7 @@ INSTANCE_IP (--pod-ip), XDS_ADDRESS (--xds-address), CA_ADDRESS (--ca-address).`
 	fl.BoolVar(&f.xdsPlaintext, "xds-plaintext", false, "talk to the ADS server without TLS (local test servers)")
 	fl.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the waypoint's namespace")
 	fl.StringVar(&f.name, "name", os.Getenv("WAYPOINT_NAME"), "the waypoint's name (its Gateway)")
+	fl.StringVar(&f.pod, "pod", os.Getenv("POD_NAME"), "the waypoint's pod (its xDS node ID names it, as istioctl lists proxies)")
 	fl.StringVar(&f.serviceAccount, "service-account", "", "the waypoint's service account (default: --name)")
 	fl.StringVar(&f.podIP, "pod-ip", os.Getenv("INSTANCE_IP"), "the waypoint pod's IP, sent as node metadata")
 	cliutil.AddCertFlags(cmd, &f.certs, cliutil.EnvOr("CA_ADDRESS", mesh.XDSAddress))
@@ -92,7 +94,7 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 	}
 	return waypoint.Run(ctx, waypoint.Options{
 		XDSAddress: f.xdsAddress, XDSDialOptions: id.XDSDial,
-		Namespace: f.namespace, Name: f.name, IPs: ips, Version: version.Version,
+		Namespace: f.namespace, Name: f.name, Pod: f.pod, IPs: ips, Version: version.Version,
 		SVID: id.SVID, Bundle: id.Bundle,
 		HBONEAddress: f.hboneAddr, AdminAddress: f.adminAddr, HealthAddress: f.healthAddr,
 		AccessLog: env.Streams.Out, Logf: logf,

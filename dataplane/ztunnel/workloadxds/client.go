@@ -26,6 +26,7 @@ import (
 	"github.com/meshlab/meshlab/api/workloadapi"
 	"github.com/meshlab/meshlab/api/workloadapi/security"
 	"github.com/meshlab/meshlab/api/xdstype"
+	"github.com/meshlab/meshlab/dataplane/xdsclient"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 )
 
@@ -164,7 +165,7 @@ func (c *Client) node() *core.Node {
 
 // IstioNodeID is the xDS node ID Istio's ztunnel sends: ztunnel~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local.
 func IstioNodeID(ip, pod, namespace string) string {
-	return "ztunnel~" + ip + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
+	return xdsclient.IstioNodeID("ztunnel", ip, pod, namespace)
 }
 
 // stream runs one ADS stream: subscribe to every type (with what we hold), then apply responses.
