@@ -32,11 +32,21 @@ type seen struct {
 // Weighted choices always take the first cluster.
 func generatedWaypoint(t *testing.T, snap *model.Snapshot) (addr string) {
 	t.Helper()
+	return generatedWaypointWith(t, snap, nil)
+}
+
+// generatedWaypointWith is generatedWaypoint with a hook that sees every request a backend pod gets first
+// (with the pod's version) and answers it itself when it returns true.
+func generatedWaypointWith(t *testing.T, snap *model.Snapshot, hook func(version string, w http.ResponseWriter, r *http.Request) bool) (addr string) {
+	t.Helper()
 	reviews := snap.Service("reviews.default.svc.cluster.local")
 	backends := map[string]string{} // pod IP -> backend address
 	for _, ep := range reviews.Endpoints {
 		version := ep.Labels()["version"]
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if hook != nil && hook(version, w, r) {
+				return
+			}
 			w.Header().Set("X-Internal", "backend")
 			w.Header().Set("X-Resp-Set", "backend")
 			w.Header().Set("X-Resp-Add", "backend")

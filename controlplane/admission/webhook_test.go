@@ -272,14 +272,19 @@ spec: {rules: [{backendRefs: [{name: x, port: 1, weight: -10}]}]}
 	}
 
 	// Istio's warnings reach kubectl on an admitted object.
-	warned := strings.Replace(validVS, "  - route:", "  - mirrorPercent: 50\n    mirror: {host: reviews}\n    route:", 1)
+	warned := strings.Replace(validVS, "  - route:", "  - mirrorPercent: 50\n    mirror: {host: reviews}\n    retries: {attempts: 2, retryRemoteLocalities: true}\n    route:", 1)
 	r := admit(t, client, srv.URL, review(t, admissionv1.Create, warned))
 	if !r.Allowed || len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "spec.http[0].mirrorPercent: deprecated") {
 		t.Errorf("deprecated mirrorPercent: allowed %v, warnings %q", r.Allowed, r.Warnings)
 	}
-	// ... and so do meshlab's: it does not mirror.
-	if !slices.Contains(r.Warnings, "spec.http[0].mirror: meshlab does not implement VirtualService http.mirror; no requests are mirrored") {
-		t.Errorf("mirror: warnings %q lack meshlab's", r.Warnings)
+	// ... and so do meshlab's: it ignores retryRemoteLocalities (it mirrors: no warning for mirror).
+	if !slices.Contains(r.Warnings, "spec.http[0].retries.retryRemoteLocalities: meshlab does not implement VirtualService http.retries.retryRemoteLocalities; it is ignored") {
+		t.Errorf("retryRemoteLocalities: warnings %q lack meshlab's", r.Warnings)
+	}
+	for _, w := range r.Warnings {
+		if strings.Contains(w, "http.mirror") {
+			t.Errorf("warning %q: meshlab implements mirror", w)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -302,7 +303,25 @@ func retryPolicy(r *model.Retry) *routev3.RetryPolicy {
 	p := DefaultRetryPolicy()
 	p.NumRetries = wrapperspb.UInt32(r.Attempts)
 	if r.RetryOn != "" {
-		p.RetryOn = r.RetryOn
+		// As Istio: status codes in the list become retriable_status_codes (with the
+		// retriable-status-codes condition), the rest stay conditions.
+		var on []string
+		var codes []uint32
+		for _, c := range strings.Split(r.RetryOn, ",") {
+			c = strings.TrimSpace(c)
+			if n, err := strconv.ParseUint(c, 10, 32); err == nil {
+				codes = append(codes, uint32(n))
+			} else if c != "" {
+				on = append(on, c)
+			}
+		}
+		p.RetriableStatusCodes = codes
+		if len(codes) > 0 {
+			if !slices.Contains(on, "retriable-status-codes") {
+				on = append(on, "retriable-status-codes")
+			}
+		}
+		p.RetryOn = strings.Join(on, ",")
 	}
 	if r.PerTryTimeout > 0 {
 		p.PerTryTimeout = durationpb.New(r.PerTryTimeout)
@@ -506,6 +525,23 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 			if r.Timeout != nil {
 				action.Timeout = durationpb.New(*r.Timeout)
 				action.MaxGrpcTimeout = durationpb.New(*r.Timeout)
+			}
+			for _, m := range r.Mirrors {
+				// As Istio: the mirror's cluster in this proxy's naming, the fraction as runtime_fraction's
+				// default, and trace_sampled false (the copy does not force tracing).
+				mp := m.Destination.Port
+				if mp == 0 {
+					mp = port
+				}
+				den := typev3.FractionalPercent_HUNDRED
+				if m.PerMillion {
+					den = typev3.FractionalPercent_MILLION
+				}
+				action.RequestMirrorPolicies = append(action.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
+					Cluster:         name(m.Destination.Service, mp, m.Destination.Subset),
+					RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: m.Numerator, Denominator: den}},
+					TraceSampled:    wrapperspb.Bool(false),
+				})
 			}
 			if rw := r.Rewrite; rw != nil {
 				switch {

@@ -39,6 +39,9 @@ func TestGolden(t *testing.T) {
 		{"sidecar-productpage.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVS}, productpage},
 		{"waypoint-vs-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSFilters}, reviewsWaypoint},
 		{"waypoint-httproute-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters}, reviewsWaypoint},
+		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
+		{"waypoint-httproute-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteMirror}, reviewsWaypoint},
+		{"sidecar-productpage-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, productpage},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)

@@ -186,7 +186,7 @@ metadata: {name: reviews}
 spec:
   hosts: [reviews]
   http:
-  - mirror: {host: reviews}
+  - retries: {attempts: 2, retryRemoteLocalities: true}
     route: [{destination: {host: reviews}}]
 ---
 apiVersion: security.istio.io/v1
@@ -207,7 +207,7 @@ spec: {mtls: {mode: STRICT}}
 	}
 	all := strings.Join(got, "\n")
 	for _, want := range []string{
-		"warned.yaml: document 1 (VirtualService reviews), line 1: spec.http[0].mirror: meshlab does not implement VirtualService http.mirror",
+		"warned.yaml: document 1 (VirtualService reviews), line 1: spec.http[0].retries.retryRemoteLocalities: meshlab does not implement VirtualService http.retries.retryRemoteLocalities",
 		"warned.yaml: document 2 (PeerAuthentication default), line 10: skipping security.istio.io/v1 PeerAuthentication: meshlab does not implement PeerAuthentication; it has no effect",
 	} {
 		if !strings.Contains(all, want) {

@@ -98,10 +98,10 @@ spec:
   parentRefs: [{group: "", kind: Service, name: reviews}]
   rules:
   - filters:
-    - type: RequestMirror
-      requestMirror: {backendRef: {name: reviews, port: 9080}}
+    - type: CORS
+      cors: {allowOrigins: ["*"]}
     backendRefs: [{name: reviews, port: 9080}]`)
-	if len(snap.Problems) != 1 || !strings.Contains(snap.Problems[0].Message, "filter RequestMirror is not supported") {
-		t.Errorf("Problems = %v, want one for RequestMirror", snap.Problems)
+	if len(snap.Problems) != 1 || !strings.Contains(snap.Problems[0].Message, "filter CORS is not supported") {
+		t.Errorf("Problems = %v, want one for CORS", snap.Problems)
 	}
 }

@@ -324,7 +324,18 @@ type Fault struct {
 type Retry struct {
 	Attempts      uint32
 	PerTryTimeout time.Duration
-	RetryOn       string
+	// RetryOn is Istio's list: Envoy conditions and HTTP status codes, comma-separated ("" keeps Istio's
+	// default conditions).
+	RetryOn string
+}
+
+// Mirror sends a copy of a fraction of the requests to another destination (VirtualService mirror,
+// mirrors[] and mirrorPercentage; HTTPRoute RequestMirror). The fraction is kept as Istio writes it into
+// Envoy's runtime_fraction: Numerator out of 100, or out of a million when PerMillion is set.
+type Mirror struct {
+	Destination Destination
+	Numerator   uint32
+	PerMillion  bool
 }
 
 // RouteRule is one HTTP routing rule for a service port, from a VirtualService http entry or an HTTPRoute
@@ -341,5 +352,7 @@ type RouteRule struct {
 	Redirect     *Redirect
 	Rewrite      *Rewrite
 	Headers      *Headers
-	Source       ingest.Key
+	// Mirrors are applied to routed requests only (not redirects or direct responses), as in Istio.
+	Mirrors []Mirror
+	Source  ingest.Key
 }

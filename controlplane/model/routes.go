@@ -3,11 +3,13 @@ package model
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -107,8 +109,8 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i)
 	}
-	if h.Delegate != nil || h.Mirror != nil || len(h.Mirrors) > 0 {
-		b.problem(key, "http[%d]: delegate and mirror are not supported; ignored", i)
+	if h.Delegate != nil {
+		b.problem(key, "http[%d]: delegate is not supported; ignored", i)
 	}
 	r.Headers = istioHeaders(h.Headers)
 	for _, m := range h.Match {
@@ -209,6 +211,7 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 		b.problem(key, "http[%d]: no valid destination; requests get 503", i)
 		r.DirectStatus = 503
 	}
+	r.Mirrors = b.vsMirrors(key, ns, i, h)
 	if h.Timeout != nil {
 		t := h.Timeout.AsDuration()
 		r.Timeout = &t
@@ -221,6 +224,59 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 	}
 	r.Fault = istioFault(h.Fault)
 	return r
+}
+
+// vsMirrors converts mirror (with mirrorPercentage, else the deprecated mirrorPercent, else 100%) and
+// mirrors[] (each with its percentage, else 100%) as Istio does: a percentage given as a Percent is kept in
+// millionths, an integer one (and the 100% default) in hundredths; an explicit 0 mirrors nothing.
+func (b *builder) vsMirrors(key ingest.Key, ns string, i int, h *networkingv1alpha3.HTTPRoute) []Mirror {
+	var out []Mirror
+	add := func(what string, d *networkingv1alpha3.Destination, pct *networkingv1alpha3.Percent, legacy *wrapperspb.UInt32Value) {
+		m := Mirror{Numerator: 100}
+		switch {
+		case pct != nil:
+			if pct.GetValue() <= 0 {
+				return
+			}
+			m.Numerator, m.PerMillion = uint32(pct.GetValue()*10000), true
+		case legacy != nil:
+			if legacy.GetValue() == 0 {
+				return
+			}
+			m.Numerator = legacy.GetValue()
+		}
+		host := resolveHost(d.GetHost(), ns)
+		svc := b.s.byHost[host]
+		if svc == nil {
+			b.problem(key, "http[%d].%s: host %s matches no service; not mirrored", i, what, host)
+			return
+		}
+		m.Destination = Destination{Service: svc, Port: d.GetPort().GetNumber(), Subset: d.GetSubset(), Weight: 1}
+		if m.Destination.Port == 0 && len(svc.Ports) == 1 {
+			m.Destination.Port = svc.Ports[0].Port
+		}
+		if m.Destination.Port != 0 {
+			if _, ok := svc.Port(m.Destination.Port); !ok {
+				b.problem(key, "http[%d].%s: service %s has no port %d; not mirrored", i, what, host, m.Destination.Port)
+				return
+			}
+		}
+		if m.Destination.Subset != "" {
+			if _, ok := b.s.drs[host].Subset(m.Destination.Subset); !ok {
+				b.problem(key, "http[%d].%s: subset %q of %s is not defined by any DestinationRule", i, what, m.Destination.Subset, host)
+			}
+		}
+		out = append(out, m)
+	}
+	if h.Mirror != nil {
+		add("mirror", h.Mirror, h.MirrorPercentage, h.MirrorPercent)
+	}
+	for j, mp := range h.Mirrors {
+		if mp.GetDestination() != nil {
+			add(fmt.Sprintf("mirrors[%d]", j), mp.GetDestination(), mp.GetPercentage(), nil)
+		}
+	}
+	return out
 }
 
 func istioFault(f *networkingv1alpha3.HTTPFaultInjection) *Fault {
@@ -412,8 +468,11 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 	var redirect *gwv1.HTTPRequestRedirectFilter
 	var rewrite *gwv1.HTTPURLRewriteFilter
 	var other []gwv1.HTTPRouteFilter
+	var mirrors []*gwv1.HTTPRequestMirrorFilter
 	for _, f := range rule.Filters {
 		switch {
+		case f.Type == gwv1.HTTPRouteFilterRequestMirror && f.RequestMirror != nil:
+			mirrors = append(mirrors, f.RequestMirror)
 		case f.Type == gwv1.HTTPRouteFilterRequestRedirect && f.RequestRedirect != nil:
 			redirect = f.RequestRedirect
 		case f.Type == gwv1.HTTPRouteFilterURLRewrite && f.URLRewrite != nil:
@@ -521,15 +580,90 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 			b.problem(key, "rules[%d]: no valid backendRef; requests get 500", i)
 		}
 	}
+	for j, m := range mirrors {
+		if mm, ok := b.gatewayMirror(key, ns, i, j, m); ok {
+			r.Mirrors = append(r.Mirrors, mm)
+		}
+	}
+	if rt := rule.Retry; rt != nil {
+		// As Istio converts it: retry on connection errors, plus the codes; 2 attempts unless set.
+		on := []string{"connect-failure", "refused-stream", "unavailable", "cancelled"}
+		for _, c := range rt.Codes {
+			on = append(on, strconv.Itoa(int(c)))
+		}
+		r.Retry = &Retry{Attempts: 2, RetryOn: strings.Join(on, ",")}
+		if rt.Attempts != nil && *rt.Attempts >= 0 {
+			r.Retry.Attempts = uint32(*rt.Attempts)
+		}
+	}
 	if rule.Timeouts != nil && rule.Timeouts.Request != nil {
 		d, err := time.ParseDuration(string(*rule.Timeouts.Request))
 		if err != nil {
 			b.problem(key, "rules[%d]: timeouts.request %q: %v", i, *rule.Timeouts.Request, err)
-		} else {
+		} else if d != 0 {
+			r.Timeout = &d
+		}
+	}
+	if rule.Timeouts != nil && rule.Timeouts.BackendRequest != nil {
+		// As Istio converts it: the per-try timeout of the rule's retries, or without a retry stanza the
+		// route timeout (Istio's default retries then keep no per-try bound).
+		d, err := time.ParseDuration(string(*rule.Timeouts.BackendRequest))
+		switch {
+		case err != nil:
+			b.problem(key, "rules[%d]: timeouts.backendRequest %q: %v", i, *rule.Timeouts.BackendRequest, err)
+		case d == 0:
+		case r.Retry != nil:
+			r.Retry.PerTryTimeout = d
+		default:
 			r.Timeout = &d
 		}
 	}
 	return r
+}
+
+// gatewayMirror converts a RequestMirror filter as Istio does: percent, or numerator/denominator
+// (denominator 100 by default), as a Percent (millionths); neither set means 100%.
+func (b *builder) gatewayMirror(key ingest.Key, ns string, i, j int, f *gwv1.HTTPRequestMirrorFilter) (Mirror, bool) {
+	m := Mirror{Numerator: 100}
+	switch {
+	case f.Fraction != nil:
+		den := 100.0
+		if f.Fraction.Denominator != nil {
+			den = float64(*f.Fraction.Denominator)
+		}
+		if den <= 0 {
+			b.problem(key, "rules[%d].filters RequestMirror %d: fraction denominator %v; not mirrored", i, j, den)
+			return m, false
+		}
+		m.Numerator, m.PerMillion = uint32(100*float64(f.Fraction.Numerator)/den*10000), true
+	case f.Percent != nil:
+		m.Numerator, m.PerMillion = uint32(max(*f.Percent, 0))*10000, true
+	}
+	ref := f.BackendRef
+	if !isServiceRef(ref.Group, ref.Kind) {
+		b.problem(key, "rules[%d].filters RequestMirror %d: only Service backends are supported; not mirrored", i, j)
+		return m, false
+	}
+	bns := ns
+	if ref.Namespace != nil {
+		bns = string(*ref.Namespace)
+	}
+	svc := b.s.byHost[FQDN(string(ref.Name), bns)]
+	if svc == nil {
+		b.problem(key, "rules[%d].filters RequestMirror %d: Service %s/%s does not exist; not mirrored", i, j, bns, ref.Name)
+		return m, false
+	}
+	m.Destination = Destination{Service: svc, Weight: 1}
+	if ref.Port != nil {
+		m.Destination.Port = uint32(*ref.Port)
+		if _, ok := svc.Port(m.Destination.Port); !ok {
+			b.problem(key, "rules[%d].filters RequestMirror %d: Service %s/%s has no port %d; not mirrored", i, j, bns, ref.Name, m.Destination.Port)
+			return m, false
+		}
+	} else if len(svc.Ports) == 1 {
+		m.Destination.Port = svc.Ports[0].Port
+	}
+	return m, true
 }
 
 // gatewayRedirect converts a RequestRedirect filter as Istio does: without a port, the request's port is

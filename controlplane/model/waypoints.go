@@ -179,7 +179,7 @@ type WaypointScope struct {
 	Waypoint *Waypoint
 	// Services are bound to the waypoint: they get listener chains, routes, clusters and endpoints.
 	Services []*Service
-	// Backends are other services that the bound services' routes send to (for example reviews-v1 in an
+	// Backends are other services that the bound services' routes send (or mirror) to (for example reviews-v1 in an
 	// HTTPRoute): they get clusters and endpoints only.
 	Backends []*Service
 	// Workloads are bound to the waypoint for workload-addressed traffic (direct pod IPs).
@@ -204,6 +204,11 @@ func (s *Snapshot) Scope(w *Waypoint) WaypointScope {
 				for _, d := range r.Destinations {
 					if !bound[d.Service] {
 						backends[d.Service] = true
+					}
+				}
+				for _, m := range r.Mirrors {
+					if !bound[m.Destination.Service] {
+						backends[m.Destination.Service] = true
 					}
 				}
 			}

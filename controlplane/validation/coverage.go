@@ -8,8 +8,8 @@ package validation
 // The rule for choosing: a field is Rejected when ignoring it would make traffic behave differently in a way
 // that misleads — an authorization rule not enforced, a match condition dropped (the route would match more),
 // a response the user configured but does not get (redirect, rewrite, fault, CORS, header changes) — and
-// Warned when ignoring it degrades gracefully (tuning such as load balancing and outlier detection, mirrors,
-// exportTo visibility).
+// Warned when ignoring it degrades gracefully (tuning such as load balancing and outlier detection, retry
+// back-off, exportTo visibility).
 //
 // Coverage is a separate check from Validate, which stays Istio's admission rules: what Istio rejects is
 // invalid; what meshlab does not implement is a finding.
@@ -51,7 +51,7 @@ func (s Support) String() string {
 // FieldCoverage is one row of the coverage table: a field of a kind, and how meshlab handles it.
 type FieldCoverage struct {
 	Group, Kind string
-	// Path is the field in the object's YAML form, lists marked with [] (e.g. "spec.http[].mirror").
+	// Path is the field in the object's YAML form, lists marked with [] (e.g. "spec.http[].retries.backoff").
 	Path string
 	// Name is how messages name the field: "meshlab does not implement <Kind> <Name>".
 	Name    string
@@ -65,8 +65,8 @@ type FieldCoverage struct {
 
 // Finding is one field meshlab does not implement, set in an object.
 type Finding struct {
-	Field   string // the concrete path, e.g. "spec.http[0].mirror"; empty for the whole object
-	Message string // "meshlab does not implement VirtualService http.mirror..."
+	Field   string // the concrete path, e.g. "spec.http[0].retries.backoff"; empty for the whole object
+	Message string // "meshlab does not implement VirtualService http.retries.backoff..."
 	Support Support
 }
 
@@ -127,6 +127,17 @@ var Coverage = []FieldCoverage{
 	hr("spec.rules[].filters[].urlRewrite", "rules.filters URLRewrite", Implemented, ""),
 	hr("spec.rules[].filters[].requestHeaderModifier", "rules.filters RequestHeaderModifier", Implemented, ""),
 	hr("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
+	// Request mirroring and per-try timeouts.
+	vs("spec.http[].mirror", "http.mirror", Implemented, ""),
+	vs("spec.http[].mirrors", "http.mirrors", Implemented, ""),
+	vs("spec.http[].mirrorPercentage", "http.mirrorPercentage", Implemented, ""),
+	vs("spec.http[].mirrorPercent", "http.mirrorPercent", Implemented, ""),
+	vs("spec.http[].retries.perTryTimeout", "http.retries.perTryTimeout", Implemented, ""),
+	hr("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Implemented, ""),
+	hr("spec.rules[].timeouts.backendRequest", "rules.timeouts.backendRequest", Implemented, ""),
+	hr("spec.rules[].retry.attempts", "rules.retry.attempts", Implemented, ""),
+	hr("spec.rules[].retry.codes", "rules.retry.codes", Implemented, ""),
+	hr("spec.rules[].retry.backoff", "rules.retry.backoff", Warned, "Envoy's default backoff is used"),
 	// --- end of the rows to flip ---
 
 	// VirtualService: HTTP routing for the mesh (sidecars and waypoints).
@@ -159,7 +170,6 @@ var Coverage = []FieldCoverage{
 	vs("spec.http[].delegate", "http.delegate", Rejected, "the delegate's routes would not be used"),
 	vs("spec.http[].timeout", "http.timeout", Implemented, ""),
 	vs("spec.http[].retries.attempts", "http.retries.attempts", Implemented, ""),
-	vs("spec.http[].retries.perTryTimeout", "http.retries.perTryTimeout", Implemented, ""),
 	vs("spec.http[].retries.retryOn", "http.retries.retryOn", Implemented, ""),
 	vs("spec.http[].retries.retryRemoteLocalities", "http.retries.retryRemoteLocalities", Warned, noteIgnored),
 	vs("spec.http[].retries.retryIgnorePreviousHosts", "http.retries.retryIgnorePreviousHosts", Warned, "previous hosts are always skipped on retry"),
@@ -172,10 +182,6 @@ var Coverage = []FieldCoverage{
 	vs("spec.http[].fault.abort.percentage", "http.fault.abort.percentage", Implemented, ""),
 	vs("spec.http[].fault.abort.grpcStatus", "http.fault.abort.grpcStatus", Rejected, "no abort would be injected"),
 	vs("spec.http[].fault.abort.http2Error", "http.fault.abort.http2Error", Rejected, "no abort would be injected"),
-	vs("spec.http[].mirror", "http.mirror", Warned, "no requests are mirrored"),
-	vs("spec.http[].mirrors", "http.mirrors", Warned, "no requests are mirrored"),
-	vs("spec.http[].mirrorPercentage", "http.mirrorPercentage", Warned, "no requests are mirrored"),
-	vs("spec.http[].mirrorPercent", "http.mirrorPercent", Warned, "no requests are mirrored"),
 	vs("spec.http[].corsPolicy", "http.corsPolicy", Rejected, "preflight requests would not be answered and no CORS headers added"),
 	vs("spec.tcp", "tcp", Rejected, "TCP traffic would not be routed by it"),
 	vs("spec.tls", "tls", Rejected, "TLS traffic would not be routed by it"),
@@ -254,7 +260,6 @@ var Coverage = []FieldCoverage{
 	hr("spec.rules[].matches[].headers", "rules.matches.headers", Implemented, ""),
 	hr("spec.rules[].matches[].method", "rules.matches.method", Implemented, ""),
 	hr("spec.rules[].matches[].queryParams", "rules.matches.queryParams", Rejected, noteBroader),
-	hr("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Warned, "no requests are mirrored"),
 	hr("spec.rules[].filters[].cors", "rules.filters CORS", Rejected, "preflight requests would not be answered and no CORS headers added"),
 	hr("spec.rules[].filters[].externalAuth", "rules.filters ExternalAuth", Rejected, "no external authorizer is called"),
 	hr("spec.rules[].filters[].extensionRef", "rules.filters ExtensionRef", Rejected, noteResponses),
@@ -271,8 +276,6 @@ var Coverage = []FieldCoverage{
 	hr("spec.rules[].backendRefs[].filters[].cors", "rules.backendRefs.filters CORS", Rejected, noteResponses),
 	hr("spec.rules[].backendRefs[].filters[].extensionRef", "rules.backendRefs.filters ExtensionRef", Rejected, noteResponses),
 	hr("spec.rules[].timeouts.request", "rules.timeouts.request", Implemented, ""),
-	hr("spec.rules[].timeouts.backendRequest", "rules.timeouts.backendRequest", Warned, noteIgnored),
-	hr("spec.rules[].retry", "rules.retry", Warned, "Istio's default retry policy applies"),
 	hr("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
 
 	// Gateway (Gateway API): waypoints only.

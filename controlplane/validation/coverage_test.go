@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -218,7 +219,7 @@ var coverageCases = []struct {
     - {name: reviews-v1, port: 9080, weight: 1, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}, {type: ResponseHeaderModifier, responseHeaderModifier: {remove: [x]}}, {type: RequestRedirect, requestRedirect: {statusCode: 301}}, {type: URLRewrite, urlRewrite: {hostname: x}}, {type: RequestMirror, requestMirror: {backendRef: {name: reviews, port: 9080}}}, {type: CORS, cors: {allowOrigins: ["*"]}}, {type: ExtensionRef, extensionRef: {group: g, kind: K, name: n}}]}
     - {group: networking.istio.io, kind: ServiceEntry, name: se}
     timeouts: {request: 1s, backendRequest: 1s}
-    retry: {attempts: 2}
+    retry: {attempts: 2, codes: [503], backoff: 100ms}
     sessionPersistence: {sessionName: s}
 `, []string{
 		"rejected spec.rules[0].filters[0].requestRedirect: meshlab does not implement HTTPRoute rules.filters RequestRedirect",
@@ -240,7 +241,7 @@ var coverageCases = []struct {
 		"rejected spec.rules[0].backendRefs[0].filters[5].cors: meshlab does not implement HTTPRoute rules.backendRefs.filters CORS",
 		"rejected spec.rules[0].backendRefs[0].filters[6].extensionRef: meshlab does not implement HTTPRoute rules.backendRefs.filters ExtensionRef",
 		"warned spec.rules[0].timeouts.backendRequest: meshlab does not implement HTTPRoute rules.timeouts.backendRequest",
-		"warned spec.rules[0].retry: meshlab does not implement HTTPRoute rules.retry",
+		"warned spec.rules[0].retry.backoff: meshlab does not implement HTTPRoute rules.retry.backoff",
 		"warned spec.rules[0].sessionPersistence: meshlab does not implement HTTPRoute rules.sessionPersistence",
 	}},
 	{"waypoint Gateway", gwHead + `spec:
@@ -354,15 +355,15 @@ func TestCheckCoverageObject(t *testing.T) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "VirtualService"},
 		ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns"},
 		Spec: networking.VirtualService{Hosts: []string{"reviews"}, Http: []*networking.HTTPRoute{{
-			Mirror: &networking.Destination{Host: "reviews"},
-			Route:  []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: "reviews"}}},
+			Retries: &networking.HTTPRetry{Attempts: 2, RetryRemoteLocalities: wrapperspb.Bool(true)},
+			Route:   []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: "reviews"}}},
 		}}},
 	}
 	fs, err := CheckCoverageObject(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fs) != 1 || fs[0].Field != "spec.http[0].mirror" || fs[0].Support != Warned {
+	if len(fs) != 1 || fs[0].Field != "spec.http[0].retries.retryRemoteLocalities" || fs[0].Support != Warned {
 		t.Errorf("CheckCoverageObject = %+v", fs)
 	}
 	rejected, warned := SplitFindings(fs)

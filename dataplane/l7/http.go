@@ -186,7 +186,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 	if policy != nil {
 		retries = policy.NumRetries
 	}
-	body, replayable, err := e.bufferBody(r, retries > 0)
+	body, replayable, err := e.bufferBody(r, retries > 0 || len(route.mirrors) > 0)
 	if err != nil {
 		rl.flag("DPE")
 		localReply(w, http.StatusBadRequest, "reading request body: "+err.Error())
@@ -209,6 +209,9 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 			header.Set("X-Envoy-Original-Path", r.URL.RequestURI()) // as the router does on a path rewrite
 		}
 		target.path, target.rawPath = p, raw
+	}
+	if len(route.mirrors) > 0 && replayable {
+		e.mirror(t, route, r, target, header, body, d)
 	}
 	tried := map[string]bool{}
 	for attempt := 1; ; attempt++ {
@@ -401,8 +404,15 @@ func upstreamHeader(r *http.Request, h *HTTPManager, d *Downstream, route *Route
 		}
 		out.Set("X-Forwarded-For", ip)
 	}
-	if !h.suppressEnvoyHeaders && route.Timeout > 0 {
-		out.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(route.Timeout.Milliseconds(), 10))
+	if !h.suppressEnvoyHeaders {
+		// The per-try timeout when it is the shorter bound, as Envoy's router sets it.
+		expected := route.Timeout
+		if p := route.Retry; p != nil && p.PerTryTimeout > 0 && (expected == 0 || p.PerTryTimeout < expected) {
+			expected = p.PerTryTimeout
+		}
+		if expected > 0 {
+			out.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(expected.Milliseconds(), 10))
+		}
 	}
 	return out
 }

@@ -148,6 +148,8 @@ func TestRetryPolicy(t *testing.T) {
 	}
 	all, _ := compileRetry(&routev3.RetryPolicy{RetryOn: "5xx,reset"})
 	gw, _ := compileRetry(&routev3.RetryPolicy{RetryOn: "gateway-error,retriable-4xx"})
+	reset, _ := compileRetry(&routev3.RetryPolicy{RetryOn: "reset"})
+	cf, _ := compileRetry(&routev3.RetryPolicy{RetryOn: "connect-failure,retriable-status-codes", RetriableStatusCodes: []uint32{504}})
 	tests := []struct {
 		name string
 		p    *RetryPolicy
@@ -167,6 +169,12 @@ func TestRetryPolicy(t *testing.T) {
 		{"5xx: reset", all, attemptFailure{reset: true}, true},
 		{"5xx: per-try timeout", all, attemptFailure{timeout: true}, true},
 		{"5xx: 404", all, attemptFailure{status: 404}, false},
+		{"istio: per-try timeout", p, attemptFailure{timeout: true}, false},
+		{"gateway: per-try timeout", gw, attemptFailure{timeout: true}, true},
+		{"gateway: reset", gw, attemptFailure{reset: true}, true},
+		{"reset: per-try timeout", reset, attemptFailure{timeout: true}, true},
+		{"reset: connect failure", reset, attemptFailure{connect: true}, true},
+		{"connect-failure: per-try timeout", cf, attemptFailure{timeout: true}, false},
 		{"gateway: 502", gw, attemptFailure{status: 502}, true},
 		{"gateway: 500", gw, attemptFailure{status: 500}, false},
 		{"gateway: 409", gw, attemptFailure{status: 409}, true},

@@ -99,15 +99,23 @@ func (p *RetryPolicy) shouldRetry(f attemptFailure) bool {
 		return false
 	}
 	on := p.On
-	switch {
-	case f.connect:
-		return on["connect-failure"] || on["5xx"] || on["gateway-error"] || on["reset"]
-	case f.refused:
-		return on["refused-stream"] || on["5xx"] || on["reset"]
-	case f.reset:
-		return on["reset"] || on["5xx"]
-	case f.timeout:
-		return on["5xx"] || on["gateway-error"]
+	// An attempt that ended without a response is a reset in Envoy's router, and "reset", "5xx" and
+	// "gateway-error" each retry every reset (Envoy's docs: they cover an upstream that "does not respond at
+	// all (disconnect/reset/read timeout)"). A per-try timeout is such a reset (Envoy resets the timed-out
+	// upstream stream and asks the retry policy as for a local reset), so it is retried on those three and
+	// on nothing else: Istio's default retry_on (connect-failure, refused-stream, unavailable, cancelled,
+	// retriable-status-codes) does not retry it, and its 504 is not a retriable status code either, since
+	// no response came. connect-failure and refused-stream add their own kind of reset.
+	if f.connect || f.refused || f.reset || f.timeout {
+		switch {
+		case on["reset"] || on["5xx"] || on["gateway-error"]:
+			return true
+		case f.connect:
+			return on["connect-failure"]
+		case f.refused:
+			return on["refused-stream"]
+		}
+		return false
 	}
 	s := f.status
 	switch {

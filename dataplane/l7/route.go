@@ -69,6 +69,8 @@ type Route struct {
 	prefixRewrite           string
 	hasPrefixRewrite        bool
 	regexRewrite            *regexRewrite
+	// mirrors are the request mirror policies; nil for routes without (a length check on the request path).
+	mirrors []mirrorPolicy
 }
 
 // WeightedCluster is one backend of a traffic split.
@@ -375,8 +377,15 @@ func (rt *Route) matches(r *http.Request) bool {
 
 func (rt *Route) compileAction(a *routev3.RouteAction) error {
 	if err := checkFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "max_grpc_timeout", "upgrade_configs", "idle_timeout", "cluster_not_found_response_code",
-		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal"); err != nil {
+		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal", "request_mirror_policies"); err != nil {
 		return err
+	}
+	if ms := a.GetRequestMirrorPolicies(); len(ms) > 0 {
+		m, err := compileMirrors(ms)
+		if err != nil {
+			return err
+		}
+		rt.mirrors = m
 	}
 	rt.hostRewrite = a.GetHostRewriteLiteral()
 	if a.GetPrefixRewrite() != "" {

@@ -20,6 +20,11 @@ const (
 	ReviewsVSFilters = "filters/reviews-vs-filters.yaml"
 	// ReviewsHTTPRouteFilters is an HTTPRoute with RequestRedirect, URLRewrite and header modifiers.
 	ReviewsHTTPRouteFilters = "filters/reviews-httproute-filters.yaml"
+	// ReviewsVSMirror is a VirtualService with mirror, mirrorPercentage, mirrorPercent, mirrors[] and
+	// retries.perTryTimeout.
+	ReviewsVSMirror = "filters/reviews-vs-mirror.yaml"
+	// ReviewsHTTPRouteMirror is an HTTPRoute with RequestMirror, retry and timeouts.backendRequest.
+	ReviewsHTTPRouteMirror = "filters/reviews-httproute-mirror.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
