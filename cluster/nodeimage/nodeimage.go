@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/log"
 )
 
@@ -114,6 +115,11 @@ func Build(ctx context.Context, opts Options, steps log.Status, logf func(string
 	}
 	if _, err := exec.LookPath("go"); err != nil {
 		return "", fmt.Errorf("building a node image compiles Kubernetes and needs the go tool on PATH: %w", err)
+	}
+	// The image ends in Docker: say now, not after the long build, when its daemon does not answer.
+	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%w: the Docker daemon does not answer (`docker version`: %v: %s): start it, or run `meshlab host prepare`",
+			cluster.ErrEnvironment, err, strings.TrimSpace(string(out)))
 	}
 	work := filepath.Join(opts.CacheDir, "nodeimage")
 	rootfs := filepath.Join(work, "rootfs-"+opts.Suite)

@@ -3,6 +3,7 @@ package nodeimage
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -18,22 +19,34 @@ func importAndPreload(ctx context.Context, rootfs, imagesTar, image string, logf
 		"--change", "ENV container=docker",
 		"--change", `ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
 		"-", base)
-	pipe, err := tarCmd.StdoutPipe()
+	// An OS pipe whose ends only the two children hold: if docker import dies (no daemon), tar gets EPIPE
+	// and ends instead of blocking forever on a reader this process keeps open (cmd.StdoutPipe's).
+	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
-	imp.Stdin = pipe
-	var impOut strings.Builder
+	tarCmd.Stdout, imp.Stdin = w, r
+	var impOut, tarErr strings.Builder
 	imp.Stdout, imp.Stderr = &impOut, &impOut
+	tarCmd.Stderr = &tarErr
 	if err := imp.Start(); err != nil {
+		r.Close()
+		w.Close()
 		return fmt.Errorf("docker import: %w", err)
 	}
-	if err := tarCmd.Run(); err != nil {
+	r.Close()
+	err = tarCmd.Start()
+	w.Close()
+	if err != nil {
 		imp.Wait()
 		return fmt.Errorf("tar of the node tree: %w", err)
 	}
-	if err := imp.Wait(); err != nil {
-		return fmt.Errorf("docker import: %w: %s", err, impOut.String())
+	impErr, tErr := imp.Wait(), tarCmd.Wait()
+	if impErr != nil {
+		return fmt.Errorf("docker import: %w: %s", impErr, strings.TrimSpace(impOut.String()))
+	}
+	if tErr != nil {
+		return fmt.Errorf("tar of the node tree: %w: %s", tErr, strings.TrimSpace(tarErr.String()))
 	}
 	defer exec.Command("docker", "rmi", base).Run() //nolint:errcheck // only an intermediate tag
 
