@@ -141,9 +141,17 @@ func strMap(v any) map[string]string {
 
 // Complete adds what the cluster's own controllers would have written, identically for both control
 // planes: a waypoint Gateway's status address (the Hostname of its Service, as Istio's gateway deployment
-// controller writes it), a Ready condition on running pods, and an EndpointSlice for every Service with a
-// selector (the kube-controller-manager's), unless the fixture has its own.
+// controller writes it), a Ready condition on running pods, istio-cni's ambient.istio.io/redirection
+// annotation on the pods of ambient namespaces (not on waypoints, nor on pods with a sidecar), and an
+// EndpointSlice for every Service with a selector (the kube-controller-manager's), unless the fixture has
+// its own.
 func Complete(docs []map[string]any) []map[string]any {
+	ambientNS := map[string]bool{}
+	for _, d := range docs {
+		if d["kind"] == "Namespace" && strMap(get(d, "metadata", "labels"))["istio.io/dataplane-mode"] == "ambient" {
+			ambientNS[str(d, "metadata", "name")] = true
+		}
+	}
 	type pod struct {
 		ns, name, ip, node string
 		labels             map[string]string
@@ -161,6 +169,15 @@ func Complete(docs []map[string]any) []map[string]any {
 				}}}
 			}
 		case "Pod":
+			labels, annotations := strMap(get(d, "metadata", "labels")), strMap(get(d, "metadata", "annotations"))
+			mode, hasMode := labels["istio.io/dataplane-mode"]
+			captured := (ambientNS[str(d, "metadata", "namespace")] && !hasMode) || mode == "ambient"
+			if captured && labels["gateway.networking.k8s.io/gateway-name"] == "" && annotations["sidecar.istio.io/status"] == "" {
+				if md["annotations"] == nil {
+					md["annotations"] = map[string]any{}
+				}
+				md["annotations"].(map[string]any)["ambient.istio.io/redirection"] = "enabled"
+			}
 			status, _ := d["status"].(map[string]any)
 			if status == nil {
 				continue

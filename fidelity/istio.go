@@ -1,7 +1,10 @@
 package fidelity
 
 import (
+	"time"
+
 	"istio.io/api/label"
+	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/features"
 	istiomodel "istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/test/xds"
@@ -27,10 +30,22 @@ type Istio struct {
 	S *xds.FakeDiscoveryServer
 }
 
-// NewIstio starts Istio's discovery server on the fixture's YAML.
+// NewIstio starts Istio's discovery server on the fixture's YAML. The Istio config is parsed here rather
+// than passed as ConfigString so that each object gets the domain suffix istiod's CRD client gives it
+// (config.Meta.Domain, which resolves short hosts such as "reviews" to reviews.NS.svc.cluster.local).
 func NewIstio(t test.Failer, yamlText string) *Istio {
+	configs, _, err := crd.ParseInputs(yamlText)
+	if err != nil {
+		t.Fatalf("Istio cannot parse the fixture: %v", err)
+	}
+	for i := range configs {
+		configs[i].Domain = "cluster.local"
+		if configs[i].CreationTimestamp.IsZero() {
+			configs[i].CreationTimestamp = time.Unix(1_700_000_000, 0)
+		}
+	}
 	return &Istio{S: xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
-		ConfigString:           yamlText,
+		Configs:                configs,
 		KubernetesObjectString: yamlText,
 	})}
 }

@@ -5,15 +5,14 @@ import (
 	"os"
 	"path/filepath"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
-	"github.com/meshlab/meshlab/controlplane/render"
 )
 
 // Envoy is one proxy's four resource types, whichever generator produced them.
@@ -60,74 +59,35 @@ func (m *Meshlab) Proxy(id string) (model.Proxy, error) {
 	return m.Snap.Resolve(p)
 }
 
-// Envoy renders a waypoint or sidecar through render.Render, the function behind `meshlab render`, and
-// unpacks its config dump.
+// Envoy renders a waypoint or sidecar as controlplane/render.Render (behind `meshlab render`) does: the proxy
+// resolved in the snapshot, then configgen.Envoy. (render itself is not linked: it registers istio.io/api's
+// metadata-exchange proto for reading Istio's config dumps, whose name Istio's binary registers from
+// go-control-plane's contrib module, and one binary cannot hold both.)
 func (m *Meshlab) Envoy(id string) (*Envoy, error) {
-	p, err := model.ProxyFromID(id)
+	p, err := m.Proxy(id)
 	if err != nil {
 		return nil, err
 	}
-	out, err := render.Render(m.Snap, p)
+	cfg, err := configgen.Envoy(m.Snap, p)
 	if err != nil {
 		return nil, err
 	}
-	return fromConfigDump(out.Envoy)
+	return &Envoy{Listeners: cfg.Listeners, Clusters: cfg.Clusters, Routes: cfg.Routes, Endpoints: cfg.Endpoints}, nil
 }
 
-// Ztunnel renders what a ztunnel receives (the node only selects policies, which are not compared).
-func (m *Meshlab) Ztunnel() (*render.ZtunnelDump, error) {
+// ZtunnelDump is what meshlab's ztunnels receive (render.ZtunnelDump's content).
+type ZtunnelDump struct {
+	Workloads []configgen.ZtunnelWorkload
+	Services  []configgen.ZtunnelService
+}
+
+// Ztunnel renders what a ztunnel receives, as render.Render does (the node only selects policies, which are
+// not compared).
+func (m *Meshlab) Ztunnel() *ZtunnelDump {
 	nodes := m.Snap.Nodes()
 	if len(nodes) == 0 {
-		return &render.ZtunnelDump{}, nil
+		return &ZtunnelDump{}
 	}
-	out, err := render.Render(m.Snap, model.Proxy{Kind: model.KindZtunnel, Name: nodes[0], Node: nodes[0]})
-	if err != nil {
-		return nil, err
-	}
-	return out.Ztunnel, nil
-}
-
-func fromConfigDump(cd *adminv3.ConfigDump) (*Envoy, error) {
-	e := &Envoy{}
-	for _, a := range cd.Configs {
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			return nil, err
-		}
-		switch d := m.(type) {
-		case *adminv3.ClustersConfigDump:
-			for _, c := range d.DynamicActiveClusters {
-				x := &clusterv3.Cluster{}
-				if err := c.Cluster.UnmarshalTo(x); err != nil {
-					return nil, err
-				}
-				e.Clusters = append(e.Clusters, x)
-			}
-		case *adminv3.ListenersConfigDump:
-			for _, l := range d.DynamicListeners {
-				x := &listenerv3.Listener{}
-				if err := l.ActiveState.Listener.UnmarshalTo(x); err != nil {
-					return nil, err
-				}
-				e.Listeners = append(e.Listeners, x)
-			}
-		case *adminv3.RoutesConfigDump:
-			for _, r := range d.DynamicRouteConfigs {
-				x := &routev3.RouteConfiguration{}
-				if err := r.RouteConfig.UnmarshalTo(x); err != nil {
-					return nil, err
-				}
-				e.Routes = append(e.Routes, x)
-			}
-		case *adminv3.EndpointsConfigDump:
-			for _, r := range d.DynamicEndpointConfigs {
-				x := &endpointv3.ClusterLoadAssignment{}
-				if err := r.EndpointConfig.UnmarshalTo(x); err != nil {
-					return nil, err
-				}
-				e.Endpoints = append(e.Endpoints, x)
-			}
-		}
-	}
-	return e, nil
+	w, s, _ := configgen.ZtunnelConfig(m.Snap, nodes[0])
+	return &ZtunnelDump{Workloads: w, Services: s}
 }

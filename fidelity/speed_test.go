@@ -1,19 +1,15 @@
 package fidelity
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"istio.io/istio/pilot/pkg/features"
 	istiomodel "istio.io/istio/pilot/pkg/model"
@@ -23,54 +19,72 @@ import (
 	"istio.io/istio/pkg/test"
 	"istio.io/istio/pkg/util/sets"
 
-	benchcp "github.com/meshlab/meshlab/bench/controlplane"
 	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
-// speedMesh is meshlab's bench mesh at 1,000 services / 2,000 pods (bench/controlplane.ScaleMesh: 20 ambient
-// namespaces of 50 services, each with a 2-replica namespace waypoint), plus one injected pod in a namespace
-// of its own for the sidecar. The same YAML feeds both generators.
-func speedMesh(t testing.TB) string {
-	objs, err := benchcp.ScaleMesh(1000, 2000).Objects()
-	if err != nil {
-		t.Fatal(err)
+// speedMesh is the mesh of meshlab's scale benchmark at 1,000 services / 2,000 pods
+// (bench/controlplane.ScaleMesh(1000, 2000): 20 ambient namespaces of 50 services with 2 pods each, every
+// namespace using its 2-replica namespace waypoint, pods on 20 nodes), written out here as YAML because
+// bench/controlplane links meshlab's xDS server, whose workload API protos share their proto names with
+// Istio's (one binary cannot register both). Plus one injected pod in a namespace of its own for the
+// sidecar. The same YAML feeds both generators.
+func speedMesh() string {
+	const namespaces, perNS, perSvc, replicas, nodes = 20, 50, 2, 2, 20
+	var b strings.Builder
+	vip, podN := 1, 1
+	addr := func(a, b, n int) string { return fmt.Sprintf("%d.%d.%d.%d", a, b, (n>>8)&0xff, n&0xff) }
+	pod := func(ns, name, sa, labels string) {
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s, uid: uid-%s-%s, labels: {%s}}\n"+
+			"spec: {serviceAccountName: %s, nodeName: node-%d, containers: [{name: app, image: app, ports: [{name: http, containerPort: 9080}]}]}\n"+
+			"status: {phase: Running, podIP: %s}\n", name, ns, ns, name, labels, sa, podN%nodes, addr(10, 244, podN))
+		podN++
 	}
-	ready := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	objs = append(objs,
-		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: "client"}},
-		&corev1.Service{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-			ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: "client"},
-			Spec: corev1.ServiceSpec{ClusterIP: "10.97.0.1", ClusterIPs: []string{"10.97.0.1"}, Selector: map[string]string{"app": "client"},
-				Ports: []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
-		},
-		&corev1.Pod{
-			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-			ObjectMeta: metav1.ObjectMeta{Name: "client-0", Namespace: "client", UID: types.UID("uid-client-0"),
-				Labels:      map[string]string{"app": "client", configgen.LabelTLSMode: "istio"},
-				Annotations: map[string]string{"sidecar.istio.io/status": `{"containers":["istio-proxy"]}`}},
-			Spec: corev1.PodSpec{ServiceAccountName: "client", NodeName: "node-0", Containers: []corev1.Container{
-				{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}, {Name: "istio-proxy", Image: "proxy"}}},
-			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.245.0.1", PodIPs: []corev1.PodIP{{IP: "10.245.0.1"}}, Conditions: ready},
-		})
-	docs := make([]map[string]any, 0, len(objs))
-	for _, o := range objs {
-		b, err := json.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
+	for i := range namespaces {
+		ns := fmt.Sprintf("ns-%d", i)
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: %s, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}\n", ns)
+		fmt.Fprintf(&b, "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: %s, labels: {istio.io/waypoint-for: service}}\n"+
+			"spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}\n", ns)
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata: {name: waypoint, namespace: %s, labels: {gateway.networking.k8s.io/gateway-name: waypoint}}\n"+
+			"spec: {clusterIP: %s, selector: {gateway.networking.k8s.io/gateway-name: waypoint}, ports: [{name: mesh, port: 15008}]}\n", ns, addr(10, 96, vip))
+		vip++
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: waypoint, namespace: %s}\n", ns)
+		for r := range replicas {
+			pod(ns, fmt.Sprintf("waypoint-%d", r), "waypoint", "gateway.networking.k8s.io/gateway-name: waypoint")
 		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
+		for j := range perNS {
+			svc := fmt.Sprintf("svc-%d", j)
+			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: %s, namespace: %s}\n", svc, ns)
+			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\n"+
+				"spec: {clusterIP: %s, selector: {app: %s}, ports: [{name: http, port: 9080, targetPort: 9080, protocol: TCP}]}\n", svc, ns, addr(10, 96, vip), svc)
+			vip++
+			for k := range perSvc {
+				pod(ns, fmt.Sprintf("svc-%d-%d", j, k), svc, "app: "+svc)
+			}
 		}
-		docs = append(docs, dropNulls(m).(map[string]any))
 	}
-	text, err := JoinYAML(Complete(docs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return text
+	b.WriteString(`---
+apiVersion: v1
+kind: Namespace
+metadata: {name: client}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: client, namespace: client}
+spec: {clusterIP: 10.97.0.1, selector: {app: client}, ports: [{name: http, port: 8080, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client-0
+  namespace: client
+  uid: uid-client-0
+  labels: {app: client, security.istio.io/tlsMode: istio}
+  annotations: {sidecar.istio.io/status: '{"containers":["istio-proxy"]}'}
+spec: {serviceAccountName: client, nodeName: node-0, containers: [{name: app, image: app, ports: [{containerPort: 8080}]}, {name: istio-proxy, image: proxy}]}
+status: {phase: Running, podIP: 10.245.0.1}
+`)
+	return b.String()
 }
 
 type speedResult struct {
@@ -155,7 +169,14 @@ func TestSpeedAgainstIstio(t *testing.T) {
 	test.SetForTest(t, &features.EnableXDSCaching, false)
 
 	setup := time.Now()
-	text := speedMesh(t)
+	docs, err := SplitYAML([]byte(speedMesh()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := JoinYAML(Complete(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ml, err := NewMeshlab(text, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +184,7 @@ func TestSpeedAgainstIstio(t *testing.T) {
 	is := NewIstio(t, text)
 	t.Logf("setup (YAML, both control planes' stores): %s", time.Since(setup).Round(time.Millisecond))
 
-	ids := []string{"waypoint/" + benchcp.NamespaceName(0) + "/" + benchcp.WaypointName, "sidecar/client/client-0"}
+	ids := []string{"waypoint/ns-0/waypoint", "sidecar/client/client-0"}
 	var mlProxies []model.Proxy
 	var isProxies []istioProxy
 	for _, id := range ids {
@@ -220,23 +241,4 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
-}
-
-// dropNulls removes the null fields (creationTimestamp: null...) Go's JSON encoding of API objects leaves.
-func dropNulls(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if e == nil {
-				delete(x, k)
-				continue
-			}
-			x[k] = dropNulls(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = dropNulls(e)
-		}
-	}
-	return v
 }

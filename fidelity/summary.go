@@ -179,9 +179,22 @@ func flattenMatcher(m *xdsmatcherv3.Matcher, prefix []string) []string {
 				onMatch(in+"^="+v, om)
 			}
 		}
-		if t.GetCustomMatch() != nil {
-			// IP trie matchers (Istio's destination IP ranges).
-			onMatch(in+"~custom", nil)
+		if cm := t.GetCustomMatch(); cm != nil {
+			// An IP trie (Istio's destination IPs): one leaf per range.
+			ipm := &xdsmatcherv3.IPMatcher{}
+			if err := cm.GetTypedConfig().UnmarshalTo(ipm); err == nil {
+				for _, rm := range ipm.RangeMatchers {
+					for _, r := range rm.Ranges {
+						cidr := fmt.Sprintf("%s/%d", r.AddressPrefix, r.GetPrefixLen().GetValue())
+						if p := r.GetPrefixLen().GetValue(); p == 32 || (p == 0 && r.GetPrefixLen() == nil) {
+							cidr = r.AddressPrefix
+						}
+						onMatch(in+"="+cidr, rm.OnMatch)
+					}
+				}
+			} else {
+				onMatch(in+"~"+cm.GetTypedConfig().GetTypeUrl(), nil)
+			}
 		}
 	}
 	if l := m.GetMatcherList(); l != nil {

@@ -9,7 +9,6 @@ import (
 	"istio.io/istio/pkg/workloadapi"
 
 	"github.com/meshlab/meshlab/controlplane/configgen"
-	"github.com/meshlab/meshlab/controlplane/render"
 )
 
 // Ztunnel facts are keyed "workload/NAMESPACE/NAME" and "service/NAMESPACE/HOSTNAME", one per field of the
@@ -137,7 +136,7 @@ func SummarizeIstioZtunnel(addrs []*workloadapi.Address) Facts {
 
 // SummarizeMeshlabZtunnel normalizes meshlab's ztunnel config the same way. meshlab's services carry no
 // network name; its addresses are written with Istio's default network, "" (see docs/fidelity.md).
-func SummarizeMeshlabZtunnel(d *render.ZtunnelDump) Facts {
+func SummarizeMeshlabZtunnel(d *ZtunnelDump) Facts {
 	f := Facts{}
 	for _, w := range d.Workloads {
 		k := "workload/" + w.Namespace + "/" + w.Name
