@@ -91,11 +91,10 @@ func TestFidelity(t *testing.T) {
 				var unlisted []string
 				for _, d := range diffs {
 					found := false
-					for _, k := range known {
+					for _, k := range known { // every entry that explains it counts as used
 						if k.Matches(d.Fixture, d.Proxy, d.Side, d.Fact) {
 							used[k.ID]++
 							found = true
-							break
 						}
 					}
 					if !found {

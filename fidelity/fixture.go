@@ -141,7 +141,7 @@ func strMap(v any) map[string]string {
 
 // Complete adds what the cluster's own controllers would have written, identically for both control
 // planes: a waypoint Gateway's status address (the Hostname of its Service, as Istio's gateway deployment
-// controller writes it), a Ready condition on running pods, istio-cni's ambient.istio.io/redirection
+// controller writes it), a Ready condition on running pods, appProtocol hbone on a waypoint Service's port 15008, istio-cni's ambient.istio.io/redirection
 // annotation on the pods of ambient namespaces (not on waypoints, nor on pods with a sidecar), and an
 // EndpointSlice for every Service with a selector (the kube-controller-manager's), unless the fixture has
 // its own.
@@ -158,11 +158,14 @@ func Complete(docs []map[string]any) []map[string]any {
 		ports              map[string]int64 // container port names
 	}
 	var pods []pod
-	haveSlices := map[string]bool{}
+	haveSlices, waypoints := map[string]bool{}, map[string]bool{}
 	for _, d := range docs {
 		md, _ := d["metadata"].(map[string]any)
 		switch d["kind"] {
 		case "Gateway":
+			if str(d, "spec", "gatewayClassName") == "istio-waypoint" {
+				waypoints[str(d, "metadata", "namespace")+"/"+str(d, "metadata", "name")] = true
+			}
 			if str(d, "spec", "gatewayClassName") == "istio-waypoint" && get(d, "status") == nil {
 				d["status"] = map[string]any{"addresses": []any{map[string]any{
 					"type": "Hostname", "value": fmt.Sprintf("%s.%s.svc.cluster.local", md["name"], md["namespace"]),
@@ -208,6 +211,19 @@ func Complete(docs []map[string]any) []map[string]any {
 			}
 		case "EndpointSlice":
 			haveSlices[str(d, "metadata", "namespace")+"/"+strMap(get(d, "metadata", "labels"))["kubernetes.io/service-name"]] = true
+		}
+	}
+	// The waypoint controller's Service for a waypoint names its HBONE port with appProtocol hbone.
+	for _, d := range docs {
+		if d["kind"] != "Service" || !waypoints[str(d, "metadata", "namespace")+"/"+str(d, "metadata", "name")] {
+			continue
+		}
+		if ports, ok := get(d, "spec", "ports").([]any); ok {
+			for _, p := range ports {
+				if pm := p.(map[string]any); toInt(pm["port"]) == 15008 && pm["appProtocol"] == nil {
+					pm["appProtocol"] = "hbone"
+				}
+			}
 		}
 	}
 	sort.Slice(pods, func(i, j int) bool { return pods[i].ns+"/"+pods[i].name < pods[j].ns+"/"+pods[j].name })

@@ -111,7 +111,7 @@ func summarizeListener(f Facts, l *listenerv3.Listener) {
 			f.add("%s: match=%s", ck, m)
 		}
 		if fc.TransportSocket != nil {
-			f.add("%s: transport_socket=%s", ck, fc.TransportSocket.Name)
+			f.add("%s: transport_socket=%s", ck, typeName(fc.TransportSocket.GetTypedConfig()))
 		}
 		for _, nf := range fc.Filters {
 			f.add("%s: filter=%s", ck, nf.Name)
@@ -223,6 +223,15 @@ func actionName(a interface{ GetTypedConfig() *anypb.Any }) string {
 	return tc.TypeUrl
 }
 
+// typeName is the message name of a typed config (transport sockets are named freely; their type is what
+// they are).
+func typeName(a *anypb.Any) string {
+	if a == nil {
+		return "none"
+	}
+	return a.TypeUrl[strings.LastIndex(a.TypeUrl, "/")+1:]
+}
+
 func inputName(a *anypb.Any) string {
 	if a == nil {
 		return "?"
@@ -260,8 +269,10 @@ func summarizeNetworkFilter(f Facts, ck string, nf *listenerv3.Filter) {
 			f.add("%s: destination=route:%s", ck, rds.RouteConfigName)
 		}
 		if rc := c.GetRouteConfig(); rc != nil {
-			f.add("%s: destination=inline_route:%s", ck, rc.Name)
-			summarizeRouteConfig(f, ck+" inline_route/"+rc.Name, rc)
+			// An inline route reads like an RDS one (istioctl lists both); only how it is delivered differs.
+			f.add("%s: destination=route:%s", ck, rc.Name)
+			f.add("%s: inline_route", ck)
+			summarizeRouteConfig(f, "route/"+rc.Name, rc)
 		}
 		for _, hf := range c.HttpFilters {
 			f.add("%s: http_filter=%s", ck, hf.Name)
@@ -315,7 +326,7 @@ func summarizeCluster(f Facts, c *clusterv3.Cluster) {
 			dur(c.OutlierDetection.Interval), dur(c.OutlierDetection.BaseEjectionTime))
 	}
 	if c.TransportSocket != nil {
-		f.add("%s: transport_socket=%s", k, c.TransportSocket.Name)
+		f.add("%s: transport_socket=%s", k, typeName(c.TransportSocket.GetTypedConfig()))
 	}
 	for _, m := range c.TransportSocketMatches {
 		f.add("%s: transport_socket_match=%s", k, m.Name)
