@@ -393,7 +393,9 @@ func summarizeRouteConfig(f Facts, k string, rc *routev3.RouteConfiguration) {
 			f.add("%s: retries=%s", vk, retry(vh.RetryPolicy))
 		}
 		for i, r := range vh.Routes {
-			rk := fmt.Sprintf("%s route[%d]/%s", vk, i, r.Name)
+			// Routes are keyed by position (their order is their precedence); the name is a fact of its own.
+			rk := fmt.Sprintf("%s route[%d]", vk, i)
+			f.add("%s: name=%s", rk, r.Name)
 			f.add("%s: match=%s", rk, routeMatch(r.Match))
 			if r.Decorator != nil {
 				f.add("%s: decorator=%s", rk, r.Decorator.Operation)
