@@ -141,7 +141,8 @@ func strMap(v any) map[string]string {
 
 // Complete adds what the cluster's own controllers would have written, identically for both control
 // planes: a waypoint Gateway's status address (the Hostname of its Service, as Istio's gateway deployment
-// controller writes it), a Ready condition on running pods, appProtocol hbone on a waypoint Service's port 15008, istio-cni's ambient.istio.io/redirection
+// controller writes it), a Ready condition on running pods, the gateway.istio.io/managed label and appProtocol hbone (on port
+// 15008) on a waypoint's Service, istio-cni's ambient.istio.io/redirection
 // annotation on the pods of ambient namespaces (not on waypoints, nor on pods with a sidecar), and an
 // EndpointSlice for every Service with a selector (the kube-controller-manager's), unless the fixture has
 // its own.
@@ -213,10 +214,18 @@ func Complete(docs []map[string]any) []map[string]any {
 			haveSlices[str(d, "metadata", "namespace")+"/"+strMap(get(d, "metadata", "labels"))["kubernetes.io/service-name"]] = true
 		}
 	}
-	// The waypoint controller's Service for a waypoint names its HBONE port with appProtocol hbone.
+	// The waypoint controller's Service for a waypoint is labelled gateway.istio.io/managed and names its
+	// HBONE port with appProtocol hbone.
 	for _, d := range docs {
 		if d["kind"] != "Service" || !waypoints[str(d, "metadata", "namespace")+"/"+str(d, "metadata", "name")] {
 			continue
+		}
+		md := d["metadata"].(map[string]any)
+		if md["labels"] == nil {
+			md["labels"] = map[string]any{}
+		}
+		if l := md["labels"].(map[string]any); l["gateway.istio.io/managed"] == nil {
+			l["gateway.istio.io/managed"] = "istio.io-mesh-controller"
 		}
 		if ports, ok := get(d, "spec", "ports").([]any); ok {
 			for _, p := range ports {
