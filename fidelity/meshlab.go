@@ -79,6 +79,8 @@ func (m *Meshlab) Envoy(id string) (*Envoy, error) {
 type ZtunnelDump struct {
 	Workloads []configgen.ZtunnelWorkload
 	Services  []configgen.ZtunnelService
+	// Waypoints maps each waypoint address to NAMESPACE/NAME, to name the waypoints the dump refers to.
+	Waypoints map[string]string
 }
 
 // Ztunnel renders what a ztunnel receives, as render.Render does (the node only selects policies, which are
@@ -89,5 +91,11 @@ func (m *Meshlab) Ztunnel() *ZtunnelDump {
 		return &ZtunnelDump{}
 	}
 	w, s, _ := configgen.ZtunnelConfig(m.Snap, nodes[0])
-	return &ZtunnelDump{Workloads: w, Services: s}
+	d := &ZtunnelDump{Workloads: w, Services: s, Waypoints: map[string]string{}}
+	for _, wp := range m.Snap.Waypoints() {
+		for _, a := range wp.Addresses {
+			d.Waypoints[a] = wp.Namespace + "/" + wp.Name
+		}
+	}
+	return d
 }

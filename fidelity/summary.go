@@ -121,6 +121,14 @@ func summarizeListener(f Facts, l *listenerv3.Listener) {
 	if l.FilterChainMatcher != nil {
 		for _, path := range flattenMatcher(l.FilterChainMatcher, nil) {
 			f.add("%s: chain_matcher %s", k, path)
+			// What a reader of the matcher wants to know: which destination IPs reach which chain, whatever
+			// the port and protocol conditions between (a service waypoint serves VIPs, not pod IPs).
+			conds, chain, _ := strings.Cut(path, " -> ")
+			for _, c := range strings.Split(conds, ",") {
+				if ip, ok := strings.CutPrefix(c, "ip="); ok {
+					f.add("%s: serves ip=%s -> %s", k, ip, chain)
+				}
+			}
 		}
 	}
 }

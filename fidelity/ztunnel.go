@@ -29,20 +29,54 @@ func istioGateway(g *workloadapi.GatewayAddress) string {
 	dest := ""
 	switch {
 	case g.GetHostname() != nil:
-		dest = "hostname:" + g.GetHostname().Hostname
+		// NAME.NAMESPACE.svc.cluster.local: the waypoint's Service, named after its Gateway.
+		h := strings.Split(g.GetHostname().Hostname, ".")
+		if len(h) > 2 {
+			dest = h[1] + "/" + h[0]
+		} else {
+			dest = "hostname:" + g.GetHostname().Hostname
+		}
 	case g.GetAddress() != nil:
 		dest = "address:" + ip(g.GetAddress().Address)
 	}
 	return fmt.Sprintf("%s,hbone_mtls_port:%d", dest, g.HboneMtlsPort)
 }
 
-func meshlabGateway(g *configgen.ZtunnelGatewayAddress) string {
+func istioGatewayForm(g *workloadapi.GatewayAddress) string {
+	switch {
+	case g == nil:
+		return ""
+	case g.GetHostname() != nil:
+		return "hostname"
+	}
+	return "address"
+}
+
+func meshlabGatewayForm(g *configgen.ZtunnelGatewayAddress) string {
+	switch {
+	case g == nil:
+		return ""
+	case g.Address != "":
+		return "address"
+	}
+	return "hostname"
+}
+
+// meshlabGateway names the waypoint as istioGateway does: NAMESPACE/NAME, found by its address in
+// waypoints (address -> NAMESPACE/NAME) or from its hostname.
+func meshlabGateway(g *configgen.ZtunnelGatewayAddress, waypoints map[string]string) string {
 	if g == nil {
 		return ""
 	}
 	dest := "hostname:" + g.Hostname
+	if h := strings.Split(g.Hostname, "."); len(h) > 2 {
+		dest = h[1] + "/" + h[0]
+	}
 	if g.Address != "" {
 		dest = "address:" + g.Address
+		if w, ok := waypoints[g.Address]; ok {
+			dest = w
+		}
 	}
 	return fmt.Sprintf("%s,hbone_mtls_port:%d", dest, g.HBONEMTLSPort)
 }
@@ -70,6 +104,7 @@ func SummarizeIstioZtunnel(addrs []*workloadapi.Address) Facts {
 			addIf(f, k, "trust_domain", w.TrustDomain)
 			addIf(f, k, "service_account", w.ServiceAccount)
 			addIf(f, k, "waypoint", istioGateway(w.Waypoint))
+			addIf(f, k, "waypoint_form", istioGatewayForm(w.Waypoint))
 			addIf(f, k, "network_gateway", istioGateway(w.NetworkGateway))
 			addIf(f, k, "node", w.Node)
 			addIf(f, k, "canonical_name", w.CanonicalName)
@@ -113,6 +148,7 @@ func SummarizeIstioZtunnel(addrs []*workloadapi.Address) Facts {
 				f.add("%s: subject_alt_name=%s", k, san)
 			}
 			addIf(f, k, "waypoint", istioGateway(s.Waypoint))
+			addIf(f, k, "waypoint_form", istioGatewayForm(s.Waypoint))
 			if lb := s.LoadBalancing; lb != nil {
 				var scopes []string
 				for _, sc := range lb.RoutingPreference {
@@ -135,7 +171,8 @@ func SummarizeIstioZtunnel(addrs []*workloadapi.Address) Facts {
 }
 
 // SummarizeMeshlabZtunnel normalizes meshlab's ztunnel config the same way. meshlab's services carry no
-// network name; its addresses are written with Istio's default network, "" (see docs/fidelity.md).
+// network name; its addresses are written with Istio's default network, "". A waypoint is named
+// NAMESPACE/NAME in both (Istio's by its Service's hostname, meshlab's by its address).
 func SummarizeMeshlabZtunnel(d *ZtunnelDump) Facts {
 	f := Facts{}
 	for _, w := range d.Workloads {
@@ -148,7 +185,8 @@ func SummarizeMeshlabZtunnel(d *ZtunnelDump) Facts {
 		f.add("%s: tunnel_protocol=%s", k, w.TunnelProtocol)
 		addIf(f, k, "trust_domain", w.TrustDomain)
 		addIf(f, k, "service_account", w.ServiceAccount)
-		addIf(f, k, "waypoint", meshlabGateway(w.Waypoint))
+		addIf(f, k, "waypoint", meshlabGateway(w.Waypoint, d.Waypoints))
+		addIf(f, k, "waypoint_form", meshlabGatewayForm(w.Waypoint))
 		addIf(f, k, "node", w.Node)
 		addIf(f, k, "canonical_name", w.CanonicalName)
 		addIf(f, k, "canonical_revision", w.CanonicalRevision)
@@ -178,7 +216,8 @@ func SummarizeMeshlabZtunnel(d *ZtunnelDump) Facts {
 		for _, p := range s.Ports {
 			f.add("%s: port=%d->%d", k, p.ServicePort, p.TargetPort)
 		}
-		addIf(f, k, "waypoint", meshlabGateway(s.Waypoint))
+		addIf(f, k, "waypoint", meshlabGateway(s.Waypoint, d.Waypoints))
+		addIf(f, k, "waypoint_form", meshlabGatewayForm(s.Waypoint))
 	}
 	return f
 }
