@@ -141,7 +141,8 @@ func strMap(v any) map[string]string {
 
 // Complete adds what the cluster's own controllers would have written, identically for both control
 // planes: a waypoint Gateway's status address (the Hostname of its Service, as Istio's gateway deployment
-// controller writes it), a Ready condition on running pods, the gateway.istio.io/managed label and appProtocol hbone (on port
+// controller writes it), a Service port's default targetPort (the API server's), a Ready condition on
+// running pods, the gateway.istio.io/managed label and appProtocol hbone (on port
 // 15008) on a waypoint's Service, istio-cni's ambient.istio.io/redirection
 // annotation on the pods of ambient namespaces (not on waypoints, nor on pods with a sidecar), and an
 // EndpointSlice for every Service with a selector (the kube-controller-manager's), unless the fixture has
@@ -212,6 +213,19 @@ func Complete(docs []map[string]any) []map[string]any {
 			}
 		case "EndpointSlice":
 			haveSlices[str(d, "metadata", "namespace")+"/"+strMap(get(d, "metadata", "labels"))["kubernetes.io/service-name"]] = true
+		}
+	}
+	// The API server defaults a Service port's targetPort to its port.
+	for _, d := range docs {
+		if d["kind"] != "Service" {
+			continue
+		}
+		if ports, ok := get(d, "spec", "ports").([]any); ok {
+			for _, p := range ports {
+				if pm := p.(map[string]any); pm["targetPort"] == nil {
+					pm["targetPort"] = pm["port"]
+				}
+			}
 		}
 	}
 	// The waypoint controller's Service for a waypoint is labelled gateway.istio.io/managed and names its
