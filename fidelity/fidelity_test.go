@@ -6,12 +6,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	istiolog "istio.io/istio/pkg/log"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated list of differences in docs/fidelity.md")
 
 func TestMain(m *testing.M) {
 	EnableAmbient()
+	for _, s := range istiolog.Scopes() { // istiod's logs would bury a failure's report
+		s.SetOutputLevel(istiolog.NoneLevel)
+	}
 	os.Exit(m.Run())
 }
 
