@@ -14,7 +14,7 @@ ISTIOCTL        := $(ISTIOCTL_DIR)/istioctl
 E2E_CLUSTER ?= meshlab-e2e
 export CGO_ENABLED := 0
 
-.PHONY: all build up down status test unit e2e vet fmt clean istioctl
+.PHONY: all build up down status test unit fidelity e2e vet fmt clean istioctl
 
 all: build
 
@@ -30,7 +30,7 @@ down: build
 status: build
 	$(BIN) status --name $(CLUSTER)
 
-test: vet istioctl unit e2e
+test: vet istioctl unit fidelity e2e
 
 # istioctl is not a dependency of meshlab's module: it is installed as a tool, outside the build.
 istioctl: $(ISTIOCTL)
@@ -43,6 +43,11 @@ vet:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The fidelity module (fidelity/, its own go.mod so that meshlab never depends on Istio) renders fixtures with
+# Istio's generator and meshlab's and fails on any difference docs/fidelity.md does not list.
+fidelity:
+	cd fidelity && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The end-to-end run needs root (Docker, kind) and builds the node image offline the first time (cached after).
 e2e: build istioctl

@@ -26,6 +26,8 @@ const (
 	LabelWaypointFor           = "istio.io/waypoint-for"
 	AnnotationForServiceAcount = "istio.io/for-service-account"
 	LabelGatewayName           = "gateway.networking.k8s.io/gateway-name"
+	LabelGatewayManaged        = "gateway.istio.io/managed"   // on the objects Istio's waypoint controller creates
+	GatewayManagedMesh         = "istio.io-mesh-controller"   // its value for waypoints
 	LabelServiceName           = "kubernetes.io/service-name" // on EndpointSlices
 
 )

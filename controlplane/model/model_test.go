@@ -174,6 +174,23 @@ func TestWaypointScoping(t *testing.T) {
 			wantServices: []string{"cart"}, wantWorkloads: []string{"cart-1"},
 		},
 		{
+			name:    "another waypoint's Service is not served by the namespace waypoint (Istio's rule)",
+			nsLabel: "istio.io/use-waypoint: waypoint",
+			gateway: waypointYAML("waypoint", "", "") + "\n---\n" + waypointYAML("other", "", "") + `
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: shop}
+spec: {clusterIP: 10.96.9.9, selector: {gateway.networking.k8s.io/gateway-name: other}, ports: [{name: mesh, port: 15008}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: managed, namespace: shop, labels: {gateway.istio.io/managed: istio.io-mesh-controller}}
+spec: {clusterIP: 10.96.9.10, selector: {app: managed}, ports: [{name: mesh, port: 15008}]}
+`,
+			wantServices: []string{"cart", "pay"}, wantWorkloads: []string{},
+		},
+		{
 			name:         "no use-waypoint label: nothing",
 			gateway:      waypointYAML("waypoint", "", ""),
 			wantServices: []string{}, wantWorkloads: []string{},

@@ -113,8 +113,8 @@ func (b *builder) bindWaypoints() {
 			}
 			w = nil
 		}
-		if w != nil && isWaypointItself(s.Name, s.Namespace, w) {
-			w = nil
+		if w != nil && b.frontsWaypoint(s) {
+			w = nil // a waypoint's own Service never goes through a waypoint, its own or another's (Istio's rule)
 		}
 		s.Waypoint = w
 	}
@@ -146,8 +146,10 @@ func (b *builder) bindWaypoints() {
 	}
 }
 
-func isWaypointItself(name, namespace string, w *Waypoint) bool {
-	return name == w.Name && namespace == w.Namespace
+// frontsWaypoint reports whether s is a waypoint's Service: the waypoint controller's (named after its
+// Gateway), or any Service Istio's controller labelled gateway.istio.io/managed=istio.io-mesh-controller.
+func (b *builder) frontsWaypoint(s *Service) bool {
+	return b.s.waypointBy[s.Namespace+"/"+s.Name] != nil || s.Labels[LabelGatewayManaged] == GatewayManagedMesh
 }
 
 // perServiceAccountWaypoint returns the per-service-account waypoint in the service's namespace whose
