@@ -259,3 +259,20 @@ func createNamespace(t *testing.T, ctx context.Context, cluster, ns string) {
 func timeouts() config.TimeoutConfig {
 	return config.DefaultTimeoutConfig()
 }
+
+// TestEchoImages: the images to stand in for are read from the suite's own manifests.
+func TestEchoImages(t *testing.T) {
+	refs, err := echoImages(gwconformance.Manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) == 0 {
+		t.Fatal("no image in the suite's mesh manifests")
+	}
+	for _, r := range refs {
+		if !strings.Contains(r, "echo") {
+			t.Errorf("image %q is not an echo image; the stand-in would not fit it", r)
+		}
+	}
+	t.Logf("echo images: %v", refs)
+}
