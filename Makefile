@@ -12,9 +12,13 @@ ISTIOCTL_MODULE := istio.io/istio/istioctl/cmd/istioctl@v0.0.0-20260827124520-ee
 ISTIOCTL_DIR    ?= $(HOME)/.cache/meshlab/istioctl
 ISTIOCTL        := $(ISTIOCTL_DIR)/istioctl
 E2E_CLUSTER ?= meshlab-e2e
+# The Gateway API conformance run (MESH-HTTP) gets its own cluster, created and deleted by the run, and
+# writes the suite's report here (docs/conformance/README.md).
+CONFORMANCE_CLUSTER ?= meshlab-conf
+CONFORMANCE_REPORT  ?= $(CURDIR)/docs/conformance/meshlab-ambient-mesh-http-report.yaml
 export CGO_ENABLED := 0
 
-.PHONY: all build up down status test unit fidelity e2e vet fmt clean istioctl
+.PHONY: all build up down status test unit fidelity e2e conformance vet fmt clean istioctl
 
 all: build
 
@@ -30,7 +34,7 @@ down: build
 status: build
 	$(BIN) status --name $(CLUSTER)
 
-test: vet istioctl unit fidelity e2e
+test: vet istioctl unit fidelity e2e conformance
 
 # istioctl is not a dependency of meshlab's module: it is installed as a tool, outside the build.
 istioctl: $(ISTIOCTL)
@@ -40,6 +44,7 @@ $(ISTIOCTL):
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	cd conformance && $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 ./...
@@ -53,6 +58,12 @@ fidelity:
 e2e: build istioctl
 	MESHLAB_E2E=1 MESHLAB_BIN=$(abspath $(BIN)) MESHLAB_E2E_CLUSTER=$(E2E_CLUSTER) MESHLAB_ISTIOCTL=$(ISTIOCTL) \
 		$(GO) test -count=1 -timeout 80m -v ./e2e/...
+
+# The upstream Gateway API conformance suite, profile MESH-HTTP, on a kind lab of its own (conformance/ is a
+# separate Go module). The test creates the cluster and deletes it at the end unless it existed before.
+conformance: build
+	cd conformance && MESHLAB_CONFORMANCE=1 MESHLAB_BIN=$(abspath $(BIN)) MESHLAB_CONFORMANCE_CLUSTER=$(CONFORMANCE_CLUSTER) \
+		MESHLAB_CONFORMANCE_REPORT=$(CONFORMANCE_REPORT) $(GO) test -count=1 -timeout 45m -v .
 
 clean:
 	rm -rf bin

@@ -22,6 +22,7 @@ import (
 	"github.com/meshlab/meshlab/cli/controlplane"
 	"github.com/meshlab/meshlab/cli/curl"
 	"github.com/meshlab/meshlab/cli/down"
+	"github.com/meshlab/meshlab/cli/echo"
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
 	"github.com/meshlab/meshlab/cli/inject"
@@ -52,7 +53,20 @@ func Main() int {
 		return host.RunShim(os.Args[1:]) // dockerd runs meshlab as its runc shim; see cluster/host
 	}
 	streams := ui.StandardStreams()
-	return Run(ui.NewLogger(streams.ErrOut, 0, false), streams, os.Args[1:])
+	return Run(ui.NewLogger(streams.ErrOut, 0, false), streams, Args(os.Args))
+}
+
+// Args returns the command line to run for argv: meshlab's arguments, or, when the binary is called by
+// one of the echo stand-in image's names (`server`, `client`), `echo server|client` and the arguments.
+func Args(argv []string) []string {
+	if len(argv) == 0 {
+		return nil
+	}
+	switch base := filepath.Base(argv[0]); base {
+	case "server", "client":
+		return append([]string{"echo", base}, argv[1:]...)
+	}
+	return argv[1:]
 }
 
 // Run executes one meshlab invocation. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -151,7 +165,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		image.NewCommand(env),
 		proxystatus.NewCommand(env),
 		render.NewCommand(env), proxyconfig.NewCommand(env),
-		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env),
+		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env), echo.NewCommand(env),
 		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection
 		bench.NewCommand(env),
 		scenario.NewCommand(env), // scenario list|run

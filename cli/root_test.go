@@ -206,3 +206,20 @@ current-context: kind-gone
 		}
 	}
 }
+
+func TestArgsDispatchOnEchoNames(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"/usr/local/bin/meshlab", "up"}, "up"},
+		{[]string{"/usr/local/bin/client", "http://echo/", "--method=GET", "-H", "A:b"}, "echo client http://echo/ --method=GET -H A:b"},
+		{[]string{"/usr/local/bin/server", "--port=8080", "--tcp=9090"}, "echo server --port=8080 --tcp=9090"},
+		{[]string{"server"}, "echo server"},
+		{nil, ""},
+	} {
+		if got := strings.Join(Args(c.argv), " "); got != c.want {
+			t.Errorf("Args(%q) = %q, want %q", c.argv, got, c.want)
+		}
+	}
+}

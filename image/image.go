@@ -52,53 +52,10 @@ meshlab:x:1000:
 // Build packs the static linux binary at binaryPath into a one-layer image and returns it with its
 // content tag, Repository:sha-<first 12 hex digits of the manifest digest>.
 func Build(binaryPath string) (v1.Image, name.Tag, error) {
-	arch, err := inspect(binaryPath)
+	img, err := build(binaryPath, nil, []string{BinaryPath}, "meshlab")
 	if err != nil {
 		return nil, name.Tag{}, err
 	}
-	bin, err := os.ReadFile(binaryPath)
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("reading %s: %w", binaryPath, err)
-	}
-	layerTar, err := rootfs(bin)
-	if err != nil {
-		return nil, name.Tag{}, err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("creating layer: %w", err)
-	}
-
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:     layer,
-		MediaType: types.OCILayer,
-		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "meshlab image build"},
-	})
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("appending layer: %w", err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("reading config: %w", err)
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS = arch, "linux"
-	cf.Created = v1.Time{Time: epoch}
-	cf.Config.Entrypoint = []string{BinaryPath}
-	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
-	cf.Config.Labels = map[string]string{
-		"org.opencontainers.image.title":   "meshlab",
-		"org.opencontainers.image.version": version.String(),
-	}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("setting config: %w", err)
-	}
-
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, name.Tag{}, fmt.Errorf("computing digest: %w", err)
@@ -110,24 +67,107 @@ func Build(binaryPath string) (v1.Image, name.Tag, error) {
 	return img, tag, nil
 }
 
-// rootfs returns the layer's uncompressed tar: directories, passwd, group and the binary, all owned
-// by root with fixed times.
-func rootfs(bin []byte) ([]byte, error) {
-	entries := []struct {
-		path string
-		mode int64
-		data []byte // nil for a directory
-	}{
-		{"etc/", 0o755, nil},
-		{"etc/group", 0o644, []byte(group)},
-		{"etc/passwd", 0o644, []byte(passwd)},
-		{"root/", 0o700, nil},
-		{"tmp/", 0o1777, nil},
-		{"usr/", 0o755, nil},
-		{"usr/local/", 0o755, nil},
-		{"usr/local/bin/", 0o755, nil},
-		{BinaryPath[1:], 0o755, bin},
+// EchoNames are the names the echo stand-in image installs the binary under, besides meshlab's own:
+// Istio's echo image has its server as the entrypoint and its client on the PATH, and the Gateway API
+// conformance suite runs `client URL ...` in the container. meshlab dispatches on the name it is called
+// by (cli.Args).
+var EchoNames = []string{"server", "client"}
+
+// BuildEcho packs the binary as a stand-in for Istio's echo image (the one the Gateway API conformance
+// suite's mesh manifests name, e.g. registry.k8s.io/gateway-api/echo-advanced:v1.5.1), tagged ref: the
+// same layer as Build's plus /usr/local/bin/server and /usr/local/bin/client, symlinks to meshlab, and
+// /usr/local/bin/server as the entrypoint, so the manifests' args (--port=8080 --tcp=9090 ...) reach
+// `meshlab echo server`.
+func BuildEcho(binaryPath, ref string) (v1.Image, name.Tag, error) {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return nil, name.Tag{}, fmt.Errorf("echo image reference %q: %w", ref, err)
 	}
+	var links []entry
+	for _, n := range EchoNames {
+		links = append(links, entry{path: "usr/local/bin/" + n, mode: 0o777, link: "meshlab"})
+	}
+	img, err := build(binaryPath, links, []string{"/usr/local/bin/server"}, "meshlab echo (stand-in for Istio's echo app)")
+	if err != nil {
+		return nil, name.Tag{}, err
+	}
+	return img, tag, nil
+}
+
+// build packs the binary and the extra entries into a one-layer image with entrypoint.
+func build(binaryPath string, extra []entry, entrypoint []string, title string) (v1.Image, error) {
+	arch, err := inspect(binaryPath)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := os.ReadFile(binaryPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", binaryPath, err)
+	}
+	layerTar, err := rootfs(bin, extra...)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
+	if err != nil {
+		return nil, fmt.Errorf("creating layer: %w", err)
+	}
+
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.Append(img, mutate.Addendum{
+		Layer:     layer,
+		MediaType: types.OCILayer,
+		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "meshlab image build"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appending layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = arch, "linux"
+	cf.Created = v1.Time{Time: epoch}
+	cf.Config.Entrypoint = entrypoint
+	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	cf.Config.Labels = map[string]string{
+		"org.opencontainers.image.title":   title,
+		"org.opencontainers.image.version": version.String(),
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("setting config: %w", err)
+	}
+
+	return img, nil
+}
+
+// entry is one file, directory (data nil, link empty) or symlink (link set) of the layer.
+type entry struct {
+	path string
+	mode int64
+	data []byte
+	link string
+}
+
+// rootfs returns the layer's uncompressed tar: directories, passwd, group, the binary and the extra
+// entries, all owned by root with fixed times.
+func rootfs(bin []byte, extra ...entry) ([]byte, error) {
+	entries := append([]entry{
+		{path: "etc/", mode: 0o755},
+		{path: "etc/group", mode: 0o644, data: []byte(group)},
+		{path: "etc/passwd", mode: 0o644, data: []byte(passwd)},
+		{path: "root/", mode: 0o700},
+		{path: "tmp/", mode: 0o1777},
+		{path: "usr/", mode: 0o755},
+		{path: "usr/local/", mode: 0o755},
+		{path: "usr/local/bin/", mode: 0o755},
+		{path: BinaryPath[1:], mode: 0o755, data: bin},
+	}, extra...)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -139,9 +179,13 @@ func rootfs(bin []byte) ([]byte, error) {
 			Gname:   "root",
 			Format:  tar.FormatPAX,
 		}
-		if e.data == nil {
+		switch {
+		case e.link != "":
+			hdr.Typeflag = tar.TypeSymlink
+			hdr.Linkname = e.link
+		case e.data == nil:
 			hdr.Typeflag = tar.TypeDir
-		} else {
+		default:
 			hdr.Typeflag = tar.TypeReg
 			hdr.Size = int64(len(e.data))
 		}

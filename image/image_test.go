@@ -384,3 +384,59 @@ func TestSelfBinary(t *testing.T) {
 		t.Errorf("SelfBinary() = %q, want %q", got, exe)
 	}
 }
+
+func TestBuildEcho(t *testing.T) {
+	const ref = "registry.k8s.io/gateway-api/echo-advanced:v1.5.1"
+	img, tag, err := BuildEcho(staticBinary(t), ref)
+	if err != nil {
+		t.Fatalf("BuildEcho() = %v", err)
+	}
+	if tag.String() != ref {
+		t.Errorf("tag = %s, want %s", tag, ref)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cf.Config.Entrypoint, []string{"/usr/local/bin/server"}) {
+		t.Errorf("entrypoint = %v, want /usr/local/bin/server", cf.Config.Entrypoint)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("Layers() = %d layers, %v; want 1", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	links := map[string]string{}
+	var haveBinary bool
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			links[hdr.Name] = hdr.Linkname
+		}
+		if hdr.Name == BinaryPath[1:] && hdr.Typeflag == tar.TypeReg {
+			haveBinary = true
+		}
+	}
+	if !haveBinary {
+		t.Error("no meshlab binary in the echo image")
+	}
+	for _, n := range []string{"server", "client"} {
+		if got := links["usr/local/bin/"+n]; got != "meshlab" {
+			t.Errorf("usr/local/bin/%s -> %q, want meshlab", n, got)
+		}
+	}
+	if _, _, err := BuildEcho(staticBinary(t), "not a reference!"); err == nil {
+		t.Error("BuildEcho accepted a bad reference")
+	}
+}

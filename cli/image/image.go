@@ -30,16 +30,21 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 type flagpole struct {
 	output string
 	binary string
+	echoAs string
 }
 
 func newBuildCommand(env cliutil.Env) *cobra.Command {
 	flags := &flagpole{}
 	cmd := &cobra.Command{
-		Use:   "build -o FILE [--binary PATH]",
+		Use:   "build -o FILE [--binary PATH] [--echo-as REF]",
 		Short: "Pack a static meshlab binary into an image tarball and print its reference",
 		Long: `Packs the running meshlab binary (or --binary) into a one-layer image with an empty base and
 writes it as a tarball that 'docker load' and 'ctr images import' accept. The tag is derived from the
-image digest, so the same binary always gives the same reference, which is printed on stdout.`,
+image digest, so the same binary always gives the same reference, which is printed on stdout.
+
+With --echo-as REF it builds the stand-in for Istio's echo image instead (what the Gateway API
+conformance suite deploys), tagged REF: the binary is also /usr/local/bin/server (the entrypoint, which
+runs 'meshlab echo server') and /usr/local/bin/client ('meshlab echo client').`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runE(env, flags)
@@ -47,6 +52,7 @@ image digest, so the same binary always gives the same reference, which is print
 	}
 	cmd.Flags().StringVarP(&flags.output, "output", "o", "", "tarball to write (required)")
 	cmd.Flags().StringVar(&flags.binary, "binary", "", "static linux meshlab binary to pack (default: the running one)")
+	cmd.Flags().StringVar(&flags.echoAs, "echo-as", "", "build the echo stand-in image under this reference (e.g. registry.k8s.io/gateway-api/echo-advanced:v1.5.1)")
 	return cmd
 }
 
@@ -63,6 +69,9 @@ func runE(env cliutil.Env, flags *flagpole) error {
 		}
 	}
 	img, tag, err := mlimage.Build(bin)
+	if flags.echoAs != "" {
+		img, tag, err = mlimage.BuildEcho(bin, flags.echoAs)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/meshlab/meshlab/lifecycle"
 )
 
-// NewCommand returns the status command. It exits 0 when the lab is up and ready, 1 otherwise.
+// NewCommand returns the status command. It exits 0 when the lab is up and ready, 1 when it is not ready,
+// and 2 when there is no lab.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
@@ -34,7 +35,8 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 				printTable(env, st)
 			}
 			if !st.Exists {
-				return &cliutil.ExitError{Code: 1, Err: fmt.Errorf("cluster %q does not exist: run `meshlab up`", st.Cluster)}
+				// No lab is the environment, as for every command that reads it: exit 2.
+				return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("cluster %q does not exist: run `meshlab up`", st.Cluster)}
 			}
 			if !st.Ready {
 				return &cliutil.ExitError{Code: 1}

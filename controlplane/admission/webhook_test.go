@@ -323,7 +323,7 @@ spec:
   hosts: [reviews]
   http: [{corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}, route: [{destination: {host: reviews}}]}]
 `, denied: "spec.http[0].corsPolicy: meshlab does not implement VirtualService http.corsPolicy"},
-		{name: "HTTPRoute queryParams is denied", doc: `
+		{name: "HTTPRoute CORS filter is denied", doc: `
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: reviews, namespace: bookinfo}
@@ -331,8 +331,9 @@ spec:
   parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
   rules:
   - matches: [{queryParams: [{name: v, value: "2"}]}]
+    filters: [{type: CORS, cors: {allowOrigins: ["https://example.com"]}}]
     backendRefs: [{name: reviews-v2, port: 9080}]
-`, denied: "spec.rules[0].matches[0].queryParams: meshlab does not implement HTTPRoute rules.matches.queryParams"},
+`, denied: "spec.rules[0].filters[0].cors: meshlab does not implement HTTPRoute rules.filters CORS"},
 		{name: "DestinationRule outlierDetection is a warning", doc: `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule

@@ -194,3 +194,38 @@ spec:
 		`"sourceIps":["10.1.0.0/16"]`, `"notSourceIps":["10.2.0.1"]`,
 		`"destinationPorts":[9080]`, `"notDestinationPorts":[9090]`)
 }
+
+// TestRouteMatchQueryParams: HTTPRoute queryParams (exact, regular expression) become Envoy
+// query_parameters matchers at the waypoint; a rule with two matches becomes two routes.
+func TestRouteMatchQueryParams(t *testing.T) {
+	routes, err := os.ReadFile(modeltest.Path(modeltest.ReviewsHTTPRoute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := modeltest.FromYAML(t, bookinfoWith(t, strings.Replace(string(routes), `  rules:
+  - backendRefs:`, `  rules:
+  - name: q
+    matches:
+    - queryParams: [{name: animal, value: whale}]
+    - queryParams: [{type: RegularExpression, name: color, value: "bl.*"}]
+    backendRefs:`, 1)))
+	if len(snap.Problems) != 0 {
+		t.Fatalf("Problems = %v", snap.Problems)
+	}
+	cfg, err := configgen.Envoy(snap, reviewsWaypoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for _, rc := range cfg.Routes {
+		b, _ := protojson.Marshal(rc)
+		got.Write(b)
+	}
+	s := strings.ReplaceAll(got.String(), " ", "")
+	containsAll(t, "routes", s,
+		`"queryParameters":[{"name":"animal","stringMatch":{"exact":"whale"}}]`,
+		`"queryParameters":[{"name":"color","stringMatch":{"safeRegex":{"regex":"bl.*"}}}]`)
+	if n := strings.Count(s, `"name":"q"`); n != 2 {
+		t.Errorf("%d routes named q, want 2 (one per match):\n%s", n, s)
+	}
+}

@@ -367,6 +367,15 @@ func routeMatch(m model.RouteMatch) *routev3.RouteMatch {
 		}
 		rm.Headers = append(rm.Headers, hm)
 	}
+	for _, q := range m.QueryParams {
+		qm := &routev3.QueryParameterMatcher{Name: q.Name}
+		if q.Match.Type == model.MatchPresent {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_PresentMatch{PresentMatch: true}
+		} else {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: stringMatcher(q.Match)}
+		}
+		rm.QueryParameters = append(rm.QueryParameters, qm)
+	}
 	return rm
 }
 

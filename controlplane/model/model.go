@@ -252,9 +252,17 @@ type HeaderMatch struct {
 // RouteMatch is one set of conditions, all of which must hold. A rule matches when any of its RouteMatches
 // does; a rule without RouteMatches matches everything.
 type RouteMatch struct {
-	Path    *StringMatch
-	Method  string
-	Headers []HeaderMatch
+	Path        *StringMatch
+	Method      string
+	Headers     []HeaderMatch
+	QueryParams []QueryParamMatch
+}
+
+// QueryParamMatch matches one query parameter (HTTPRoute matches[].queryParams, VirtualService
+// match[].queryParams); MatchPresent matches any value.
+type QueryParamMatch struct {
+	Name  string
+	Match StringMatch
 }
 
 // Destination is one weighted backend of a route.

@@ -128,6 +128,9 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 		for _, name := range sortedKeys(m.WithoutHeaders) {
 			rm.Headers = append(rm.Headers, HeaderMatch{Name: strings.ToLower(name), Match: istioMatch(m.WithoutHeaders[name]), Invert: true})
 		}
+		for _, name := range sortedKeys(m.QueryParams) {
+			rm.QueryParams = append(rm.QueryParams, QueryParamMatch{Name: name, Match: istioMatch(m.QueryParams[name])})
+		}
 		if m.Port != 0 {
 			if p, ok := b.s.ruleRefs[r]; ok && p != m.Port {
 				b.problem(key, "http[%d]: matches on different ports are not supported; using port %d", i, p)
@@ -418,6 +421,7 @@ func isServiceRef(group *gwv1.Group, kind *gwv1.Kind) bool {
 }
 
 func (b *builder) buildHTTPRoutes() {
+	sorted := map[string]bool{} // hosts HTTPRoutes route
 	for _, hr := range byAge(b.objs.HTTPRoutes) {
 		key := ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: hr.Namespace, Name: hr.Name}
 		for _, parent := range hr.Spec.ParentRefs {
@@ -450,14 +454,88 @@ func (b *builder) buildHTTPRoutes() {
 				continue
 			}
 			for i, rule := range hr.Spec.Rules {
-				r := b.httpRouteRule(key, hr.Namespace, i, rule)
-				if port != 0 {
-					b.s.ruleRefs[r] = port
+				// One route per match, as istiod generates them, so that matches sort by Gateway API
+				// precedence across rules and HTTPRoutes (sortByPrecedence).
+				for _, r := range splitMatches(b.httpRouteRule(key, hr.Namespace, i, rule)) {
+					if port != 0 {
+						b.s.ruleRefs[r] = port
+					}
+					b.s.routes[host] = append(b.s.routes[host], r)
 				}
-				b.s.routes[host] = append(b.s.routes[host], r)
+				sorted[host] = true
 			}
 		}
 	}
+	for host := range sorted {
+		sortByPrecedence(b.s.routes[host])
+	}
+}
+
+// splitMatches returns one rule per match of r (r itself when it has at most one).
+func splitMatches(r *RouteRule) []*RouteRule {
+	if len(r.Matches) <= 1 {
+		return []*RouteRule{r}
+	}
+	out := make([]*RouteRule, len(r.Matches))
+	for i, m := range r.Matches {
+		c := *r
+		c.Matches = []RouteMatch{m}
+		out[i] = &c
+	}
+	return out
+}
+
+// sortByPrecedence orders one-match HTTPRoute rules by Gateway API's precedence, as istiod's
+// sortHTTPRoutes does: an exact path before a regular expression before a prefix, a longer path before a
+// shorter one, then a method match, then more header matches, then more query parameter matches. The sort
+// is stable: ties keep the order they were built in (oldest HTTPRoute first, then namespace/name, then
+// rule and match order), which is the spec's tie-break.
+func sortByPrecedence(rules []*RouteRule) {
+	sort.SliceStable(rules, func(i, j int) bool {
+		if len(rules[i].Matches) == 0 {
+			return false
+		}
+		if len(rules[j].Matches) == 0 {
+			return true
+		}
+		a, b := rules[i].Matches[0], rules[j].Matches[0]
+		if ra, rb := pathRank(a.Path), pathRank(b.Path); ra != rb {
+			return ra > rb
+		}
+		if la, lb := pathLen(a.Path), pathLen(b.Path); la != lb {
+			return la > lb
+		}
+		if (a.Method != "") != (b.Method != "") {
+			return a.Method != ""
+		}
+		if len(a.Headers) != len(b.Headers) {
+			return len(a.Headers) > len(b.Headers)
+		}
+		return len(a.QueryParams) > len(b.QueryParams)
+	})
+}
+
+// pathRank is istiod's getURIRank: exact 3, regex 2, prefix 1, none -1.
+func pathRank(p *StringMatch) int {
+	if p == nil {
+		return -1
+	}
+	switch p.Type {
+	case MatchExact:
+		return 3
+	case MatchRegex:
+		return 2
+	case MatchPrefix, MatchPathPrefix:
+		return 1
+	}
+	return -1
+}
+
+func pathLen(p *StringMatch) int {
+	if p == nil {
+		return 0
+	}
+	return len(p.Value)
 }
 
 func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTPRouteRule) *RouteRule {
@@ -520,8 +598,12 @@ func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTP
 			}
 			rm.Headers = append(rm.Headers, HeaderMatch{Name: strings.ToLower(string(h.Name)), Match: sm})
 		}
-		if len(m.QueryParams) > 0 {
-			b.problem(key, "rules[%d]: queryParams matches are not supported; ignored", i)
+		for _, q := range m.QueryParams {
+			sm := StringMatch{Type: MatchExact, Value: q.Value}
+			if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
+				sm.Type = MatchRegex
+			}
+			rm.QueryParams = append(rm.QueryParams, QueryParamMatch{Name: string(q.Name), Match: sm})
 		}
 		r.Matches = append(r.Matches, rm)
 	}

@@ -27,7 +27,7 @@ var Rules = []Rule{
 	{From: []string{"api", "identity", "log", "version", "internal"}, To: []string{"controlplane", "dataplane", "cluster", "scenarios", "labs", "lifecycle", "manifests", "meshlabenv"},
 		Except: []string{"internal/layout"}, Why: "the shared foundations import no component"},
 	{From: []string{"log"}, To: []string{"*"}, Why: "log is the seam every package may import: it imports nothing of meshlab (kind's log package)"},
-	{From: []string{"bookinfo"}, To: []string{"controlplane", "dataplane", "cluster", "scenarios", "manifests"}, Why: "the sample applications know nothing of the mesh they run in"},
+	{From: []string{"bookinfo", "echo"}, To: []string{"controlplane", "dataplane", "cluster", "scenarios", "manifests"}, Why: "the sample applications know nothing of the mesh they run in"},
 	{From: []string{"controlplane", "dataplane"}, To: []string{"manifests", "lifecycle", "cluster", "scenarios", "labs", "meshlabenv", "bench", "diagnose"},
 		Why: "components do not know how the lab deploys or tests them; manifests read the components' constants, not the reverse"},
 }
