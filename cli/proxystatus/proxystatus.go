@@ -1,6 +1,6 @@
 // Package proxystatus implements `meshlab proxy-status`: for every proxy connected to the control plane,
 // whether it has the latest config of each xDS type, in istioctl proxy-status's table. It reads the
-// control plane's /debug/syncz.
+// control plane's /debug/meshlab/syncz.
 package proxystatus
 
 import (
@@ -79,7 +79,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole) error {
 // Fetch reads the sync status from the control plane at baseURL.
 func Fetch(ctx context.Context, client *http.Client, baseURL string) (xds.SyncStatus, error) {
 	var status xds.SyncStatus
-	url := strings.TrimSuffix(baseURL, "/") + "/debug/syncz"
+	url := strings.TrimSuffix(baseURL, "/") + xds.MeshlabSynczPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return status, fmt.Errorf("building request for %s: %w", url, err)

@@ -195,7 +195,7 @@ func TestCell(t *testing.T) {
 
 func TestFetchErrors(t *testing.T) {
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/debug/syncz" {
+		if r.URL.Path == xds.MeshlabSynczPath {
 			w.Write([]byte("not json"))
 			return
 		}

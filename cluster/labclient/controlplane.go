@@ -19,7 +19,7 @@ import (
 	"github.com/meshlab/meshlab/controlplane/xds"
 )
 
-// Syncz reads the control plane's /debug/syncz: every connected proxy and what it acknowledged.
+// Syncz reads the control plane's /debug/meshlab/syncz: every connected proxy and what it acknowledged.
 func Syncz(ctx context.Context, kc kubernetes.Interface) (xds.SyncStatus, error) {
 	var st xds.SyncStatus
 	body, err := SynczRaw(ctx, kc)
@@ -27,14 +27,14 @@ func Syncz(ctx context.Context, kc kubernetes.Interface) (xds.SyncStatus, error)
 		return st, err
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("decoding /debug/syncz: %w", err)
+		return st, fmt.Errorf("decoding %s: %w", xds.MeshlabSynczPath, err)
 	}
 	return st, nil
 }
 
-// SynczRaw is the body of /debug/syncz as served.
+// SynczRaw is the body of /debug/meshlab/syncz as served.
 func SynczRaw(ctx context.Context, kc kubernetes.Interface) ([]byte, error) {
-	return ServiceGet(ctx, kc, ControlPlaneNamespace, ControlPlaneService, ControlPlaneDebugPort, "/debug/syncz", nil)
+	return ServiceGet(ctx, kc, ControlPlaneNamespace, ControlPlaneService, ControlPlaneDebugPort, xds.MeshlabSynczPath, nil)
 }
 
 // ControlPlaneDumpRaw is the body of /debug/config_dump?proxy=ID: what the control plane last sent a proxy.

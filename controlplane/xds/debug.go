@@ -15,7 +15,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// SyncStatus is the body of /debug/syncz: every connected proxy and, per type, what was sent and what it
+// MeshlabSynczPath is where the control plane serves SyncStatus over HTTP; /debug/syncz is istiod's shape.
+const MeshlabSynczPath = "/debug/meshlab/syncz"
+
+// SyncStatus is the body of /debug/meshlab/syncz: every connected proxy and, per type, what was sent and what it
 // acknowledged. `meshlab proxy-status` reads it.
 type SyncStatus struct {
 	ControlPlane string        `json:"control_plane"`
@@ -216,10 +219,65 @@ func resourceJSON(r *discovery.Resource) json.RawMessage {
 	return b
 }
 
-// RegisterHTTP adds the debug endpoints to mux: /debug/syncz, /debug/config_dump?proxy=ID and /metrics.
+// IstioSyncStatus is one proxy in istiod's /debug/syncz (pilot's xds.SyncStatus JSON): what `istioctl
+// version` reads for the data plane's versions. Nonces are the last sent and acknowledged per type.
+type IstioSyncStatus struct {
+	ClusterID     string `json:"cluster_id,omitempty"`
+	ProxyID       string `json:"proxy,omitempty"`
+	ProxyType     string `json:"proxy_type,omitempty"`
+	ProxyVersion  string `json:"proxy_version,omitempty"`
+	IstioVersion  string `json:"istio_version,omitempty"`
+	ClusterSent   string `json:"cluster_sent,omitempty"`
+	ClusterAcked  string `json:"cluster_acked,omitempty"`
+	ListenerSent  string `json:"listener_sent,omitempty"`
+	ListenerAcked string `json:"listener_acked,omitempty"`
+	RouteSent     string `json:"route_sent,omitempty"`
+	RouteAcked    string `json:"route_acked,omitempty"`
+	EndpointSent  string `json:"endpoint_sent,omitempty"`
+	EndpointAcked string `json:"endpoint_acked,omitempty"`
+}
+
+// IstioSyncz is st in istiod's /debug/syncz shape, one entry per proxy.
+func IstioSyncz(st SyncStatus) []IstioSyncStatus {
+	out := []IstioSyncStatus{}
+	for _, p := range st.Proxies {
+		e := IstioSyncStatus{ClusterID: p.Cluster, ProxyID: p.DisplayName(), ProxyVersion: p.Version, IstioVersion: p.Version}
+		switch p.Kind {
+		case KindWaypoint:
+			e.ProxyType = "router" // Istio's node type for gateways and waypoints
+		default:
+			e.ProxyType = p.Kind
+		}
+		for _, t := range p.Types {
+			switch t.TypeURL {
+			case xdstype.Cluster:
+				e.ClusterSent, e.ClusterAcked = t.SentNonce, t.AckedNonce
+			case xdstype.Listener:
+				e.ListenerSent, e.ListenerAcked = t.SentNonce, t.AckedNonce
+			case xdstype.Route:
+				e.RouteSent, e.RouteAcked = t.SentNonce, t.AckedNonce
+			case xdstype.Endpoint:
+				e.EndpointSent, e.EndpointAcked = t.SentNonce, t.AckedNonce
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// RegisterHTTP adds the debug endpoints to mux: /debug/syncz in istiod's shape (for istioctl),
+// /debug/meshlab/syncz in meshlab's (SyncStatus: types, versions, NACK errors, ages), /debug/config_dump?proxy=ID,
+// /version as istiod's (for istioctl version) and /metrics.
 func (s *Server) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, IstioSyncz(s.SyncStatus()))
+	})
+	mux.HandleFunc("GET "+MeshlabSynczPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, s.SyncStatus())
+	})
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+		// istiod's answer: {"clientVersion": BuildInfo}; istioctl version shows its version.
+		writeJSON(w, map[string]BuildInfo{"clientVersion": buildInfo()})
 	})
 	mux.HandleFunc("GET /debug/config_dump", func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("proxy")

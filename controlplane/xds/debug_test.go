@@ -46,7 +46,7 @@ func TestDebugHandlers(t *testing.T) {
 	d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: xdstype.Listener, ResponseNonce: r.Nonce, ErrorDetail: &status.Status{Code: 3, Message: "listener main_internal: bad filter chain"}})
 	waitFor(t, "NACK", func() bool { st, _ := typeStatus(s, id, xdstype.Listener); return st.NackError != "" })
 
-	code, body := get(t, web.URL+"/debug/syncz")
+	code, body := get(t, web.URL+MeshlabSynczPath)
 	if code != http.StatusOK {
 		t.Fatalf("/debug/syncz = %d %s", code, body)
 	}
@@ -68,6 +68,21 @@ func TestDebugHandlers(t *testing.T) {
 	lds, _ := p.Type(xdstype.Listener)
 	if lds.Synced() || lds.NackError != "listener main_internal: bad filter chain" || lds.NackVersion != lds.SentVersion {
 		t.Errorf("LDS status = %+v, want the NACK recorded", lds)
+	}
+
+	// istiod's shapes, for istioctl version: /debug/syncz as an array, /version with clientVersion.
+	code, body = get(t, web.URL+"/debug/syncz")
+	var istio []IstioSyncStatus
+	if err := json.Unmarshal([]byte(body), &istio); code != http.StatusOK || err != nil || len(istio) != 1 {
+		t.Fatalf("/debug/syncz = %d %v %s, want istiod's array of one", code, err, body)
+	}
+	if e := istio[0]; e.ProxyID != "waypoint.default" || e.ProxyType != "router" || e.IstioVersion != "test" || e.ClusterSent == "" || e.ClusterAcked != e.ClusterSent || e.ListenerAcked == e.ListenerSent {
+		t.Errorf("istiod-shaped syncz entry = %+v", e)
+	}
+	code, body = get(t, web.URL+"/version")
+	var v struct{ ClientVersion BuildInfo }
+	if err := json.Unmarshal([]byte(body), &v); code != http.StatusOK || err != nil || v.ClientVersion.Version != ControlPlaneVersion() {
+		t.Errorf("/version = %d %v %s, want clientVersion %s", code, err, body, ControlPlaneVersion())
 	}
 
 	code, body = get(t, web.URL+"/debug/config_dump?proxy="+id)

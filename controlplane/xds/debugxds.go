@@ -80,12 +80,16 @@ type BuildInfo struct {
 // version"): meshlab's own, marked as meshlab's so that nobody takes the lab for an Istio release.
 func ControlPlaneVersion() string { return "meshlab-" + version.String() }
 
+func buildInfo() BuildInfo {
+	return BuildInfo{Version: ControlPlaneVersion(), GitRevision: version.Revision(), GolangVersion: runtime.Version(), BuildStatus: "Clean", GitTag: version.String()}
+}
+
 // ControlPlane returns the control_plane field of the server's debug responses.
 func (s *Server) ControlPlane() *core.ControlPlane {
 	b, _ := json.Marshal(ControlPlaneInstance{
 		Component: ControlPlaneComponent,
 		ID:        s.id,
-		Info:      BuildInfo{Version: ControlPlaneVersion(), GitRevision: version.Revision(), GolangVersion: runtime.Version(), GitTag: version.String()},
+		Info:      buildInfo(),
 	})
 	return &core.ControlPlane{Identifier: string(b)}
 }

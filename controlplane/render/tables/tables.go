@@ -180,7 +180,9 @@ func listeners(w io.Writer, d *Dump, waypoint, named bool) error {
 		for _, fc := range chains(l) {
 			rows = append(rows, row{describeFilterChainMatch(fc.FilterChainMatch), destination(fc.Filters)})
 		}
-		sort.SliceStable(rows, func(i, j int) bool { return rows[i].dest > rows[j].dest })
+		// sort.Slice, not SliceStable, on purpose: istioctl sorts these rows with it, and rows of the same
+		// destination then come out in its (deterministic, unstable) order only with the same algorithm.
+		sort.Slice(rows, func(i, j int) bool { return rows[i].dest > rows[j].dest })
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s%s\t%d\t%s\t%s\n", name, strings.Join(addrs, ","), listenerPort(l), r.match, r.dest)
 		}
@@ -450,26 +452,38 @@ func routes(w io.Writer, d *Dump, named bool) error {
 // describeDomains shows up to two distinct host names (ports dropped, the virtual host's own name skipped)
 // and how many more there are, as istioctl does.
 func describeDomains(vh *routev3.VirtualHost) string {
-	if len(vh.Domains) == 1 {
-		return vh.Domains[0]
+	domains := vh.GetDomains()
+	switch len(domains) {
+	case 0:
+		return ""
+	case 1:
+		return domains[0]
 	}
-	self, _, _ := strings.Cut(vh.Name, ":")
-	seen := map[string]bool{self: true}
+	// As istioctl: the domains without a port (an IPv6 address only when bracketed with no port), then
+	// without the longer forms of a name also listed short (NAME.svc.cluster.local and NAME.svc when NAME
+	// is there), in their order; two of them and a count.
 	var hosts []string
-	for _, d := range vh.Domains {
-		h := d
-		if host, _, err := net.SplitHostPort(d); err == nil {
-			h = host
-		}
-		if !seen[h] {
-			seen[h] = true
-			hosts = append(hosts, h)
+	for _, d := range domains {
+		if !strings.Contains(d, ":") || strings.Count(d, ":") > 2 && strings.HasSuffix(d, "]") {
+			hosts = append(hosts, d)
 		}
 	}
-	if len(hosts) > 2 {
-		return fmt.Sprintf("%s + %d more...", strings.Join(hosts[:2], ", "), len(hosts)-2)
+	listed := map[string]bool{}
+	for _, h := range hosts {
+		listed[h] = true
 	}
-	return strings.Join(hosts, ", ")
+	short := hosts[:0:0]
+	for _, h := range hosts {
+		full, partial := strings.TrimSuffix(h, ".svc.cluster.local"), strings.TrimSuffix(h, ".svc")
+		if full != h && listed[full] || partial != h && listed[partial] {
+			continue
+		}
+		short = append(short, h)
+	}
+	if len(short) > 2 {
+		return fmt.Sprintf("%s + %d more...", strings.Join(short[:2], ", "), len(short)-2)
+	}
+	return strings.Join(short, ", ")
 }
 
 // describeConfig turns Istio's config metadata (/apis/GROUP/VERSION/namespaces/NS/KIND/NAME) into NAME.NS.
