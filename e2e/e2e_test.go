@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/meshlab/meshlab/cluster"
 )
 
 var (
@@ -41,8 +43,10 @@ func TestMain(m *testing.M) {
 // meshlab runs the binary under test and returns stdout; stderr is logged.
 func meshlab(t *testing.T, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
-	args = append([]string{"--name", clusterName}, args...)
+	// The cluster is named by MESHLAB_CLUSTER, not --name: some commands have a --name (proxy-config
+	// routes) or --cluster (proxy-config endpoints) of their own, with istioctl's meaning.
 	cmd := exec.CommandContext(ctx, meshlabBin, args...)
+	cmd.Env = append(os.Environ(), cluster.NameEnv+"="+clusterName)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
