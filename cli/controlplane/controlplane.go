@@ -47,7 +47,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Long: `Runs the control plane: informers into the config store, one immutable snapshot per full push,
 xDS for waypoints and sidecars and the workload API for ztunnel over ADS, the CA, and the waypoint
 controller. Ports: 15012 gRPC over TLS (xDS and the CA), 15010 plaintext gRPC (xDS only, for tests and
-debugging), 15014 HTTP (/ready, /metrics, /debug/syncz, /debug/config_dump?proxy=ID, /debug/problems),
+debugging), 15014 HTTP (/ready, /metrics, /version and /debug/syncz (istiod's shapes), /debug/meshlab/syncz, /debug/config_dump?proxy=ID, /debug/problems),
 15017 HTTPS: the sidecar injection webhook (/inject) and the validating webhook (/validate), registered
 as the MutatingWebhookConfiguration istio-sidecar-injector and the ValidatingWebhookConfiguration istio-validator-<namespace> once
 they answer.
