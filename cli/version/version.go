@@ -13,8 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cluster"
-	"github.com/meshlab/meshlab/cluster/labclient"
+	"github.com/meshlab/meshlab/scenarios"
 	mlversion "github.com/meshlab/meshlab/version"
 )
 
@@ -55,21 +54,11 @@ func remoteVersions(ctx context.Context, env cliutil.Env) (controlPlane, dataPla
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c := cluster.New(env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
-	if env.Globals.Kubeconfig == "" {
-		exists, err := c.Exists()
-		if err != nil {
-			return "", "", err
-		}
-		if !exists {
-			return "", "", fmt.Errorf("no lab %q (meshlab up)", env.Globals.Name)
-		}
-	}
-	clients, err := c.Clients()
+	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
 	if err != nil {
 		return "", "", err
 	}
-	st, err := labclient.Syncz(ctx, clients.Kube)
+	st, err := lab.Syncz(ctx)
 	if err != nil {
 		return "", "", err
 	}
