@@ -301,22 +301,9 @@ func (e *Engine) attempt(ctx context.Context, r *http.Request, target upstreamTa
 			rl.upstreamPeer = p.PeerID().String()
 		}
 	}})
-	out := &http.Request{
-		Method: r.Method,
-		URL: &url.URL{Scheme: "http", Host: ep.Address, Path: target.path, RawPath: target.rawPath,
-			RawQuery: r.URL.RawQuery},
-		Host:          target.host,
-		Header:        header.Clone(),
-		ContentLength: r.ContentLength,
-		Proto:         "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-	}
-	switch {
-	case body != nil:
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	case r.Body != nil && r.Body != http.NoBody:
-		out.Body = r.Body
+	out := upstreamRequest(r, target.host, target, header, body, ep)
+	if body == nil && r.Body != nil && r.Body != http.NoBody {
+		out.Body = r.Body // streamed: not buffered, so not retried
 	}
 	if out.ContentLength == 0 {
 		out.Body = nil
@@ -324,15 +311,40 @@ func (e *Engine) attempt(ctx context.Context, r *http.Request, target upstreamTa
 	out = out.WithContext(actx)
 	ep.active.Add(1)
 	defer ep.active.Add(-1)
-	var rt http.RoundTripper = e.h1
-	if c.upstreamProto == "http2" || (c.upstreamProto == "downstream" && r.ProtoMajor == 2) {
-		rt = e.h2
-	}
-	resp, err := rt.RoundTrip(out)
+	resp, err := e.transport(c, r).RoundTrip(out)
 	if err != nil {
 		return nil, classify(err, actx, ctx), cancel
 	}
 	return resp, attemptFailure{status: resp.StatusCode, grpc: resp.Header.Get("Grpc-Status")}, cancel
+}
+
+// upstreamRequest is the request sent to ep for r: target's path, host as the authority, a copy of
+// header, and the buffered body when there is one (replayable, for retries and mirrors).
+func upstreamRequest(r *http.Request, host string, target upstreamTarget, header http.Header, body []byte, ep *Endpoint) *http.Request {
+	out := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{Scheme: "http", Host: ep.Address, Path: target.path, RawPath: target.rawPath,
+			RawQuery: r.URL.RawQuery},
+		Host:          host,
+		Header:        header.Clone(),
+		ContentLength: r.ContentLength,
+		Proto:         "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return out
+}
+
+// transport is the round tripper for requests of r to cluster c: HTTP/2 when the cluster says so, or
+// when it follows the downstream protocol and r came over HTTP/2; else HTTP/1.1.
+func (e *Engine) transport(c *Cluster, r *http.Request) http.RoundTripper {
+	if c.upstreamProto == "http2" || (c.upstreamProto == "downstream" && r.ProtoMajor == 2) {
+		return e.h2
+	}
+	return e.h1
 }
 
 func classify(err error, actx, ctx context.Context) attemptFailure {

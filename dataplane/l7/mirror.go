@@ -1,12 +1,10 @@
 package l7
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -75,24 +73,11 @@ func (e *Engine) mirror(t *Table, route *Route, r *http.Request, target upstream
 			e.metrics.upstreamRq.WithLabelValues(c.Name, "503").Inc()
 			continue
 		}
-		out := &http.Request{
-			Method: r.Method,
-			URL: &url.URL{Scheme: "http", Host: ep.Address, Path: target.path, RawPath: target.rawPath,
-				RawQuery: r.URL.RawQuery},
-			Host:   shadowHost(target.host),
-			Header: header.Clone(),
-			Proto:  "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		out := upstreamRequest(r, shadowHost(target.host), target, header, body, ep)
+		if len(body) == 0 { // only a buffered body is copied (the caller mirrors replayable requests only)
+			out.Body, out.GetBody, out.ContentLength = nil, nil, 0
 		}
-		if len(body) > 0 {
-			out.Body = io.NopCloser(bytes.NewReader(body))
-			out.ContentLength = int64(len(body))
-			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		}
-		var rt http.RoundTripper = e.h1
-		if c.upstreamProto == "http2" || (c.upstreamProto == "downstream" && r.ProtoMajor == 2) {
-			rt = e.h2
-		}
-		go e.sendShadow(rt, out, ep, c, route.Timeout)
+		go e.sendShadow(e.transport(c, r), out, ep, c, route.Timeout)
 	}
 }
 
