@@ -183,28 +183,11 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 		if d.Weight < 0 {
 			continue
 		}
-		host := resolveHost(d.GetDestination().GetHost(), ns)
-		svc := b.s.byHost[host]
-		if svc == nil {
-			b.problem(key, "http[%d].route[%d]: destination host %s matches no service", i, j, host)
+		dest, ok := b.istioDestination(key, ns, fmt.Sprintf("http[%d].route[%d]", i, j), "", d.GetDestination())
+		if !ok {
 			continue
 		}
-		dest := Destination{Service: svc, Port: d.GetDestination().GetPort().GetNumber(), Subset: d.GetDestination().GetSubset(), Weight: uint32(d.Weight),
-			Headers: istioHeaders(d.Headers)}
-		if dest.Port == 0 && len(svc.Ports) == 1 {
-			dest.Port = svc.Ports[0].Port
-		}
-		if dest.Port != 0 {
-			if _, ok := svc.Port(dest.Port); !ok {
-				b.problem(key, "http[%d].route[%d]: service %s has no port %d", i, j, host, dest.Port)
-				continue
-			}
-		}
-		if dest.Subset != "" {
-			if _, ok := b.s.drs[host].Subset(dest.Subset); !ok {
-				b.problem(key, "http[%d].route[%d]: subset %q of %s is not defined by any DestinationRule", i, j, dest.Subset, host)
-			}
-		}
+		dest.Weight, dest.Headers = uint32(d.Weight), istioHeaders(d.Headers)
 		if total == 0 {
 			dest.Weight = 1 // one destination, or weights left out: share equally
 		}
@@ -229,6 +212,34 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 	return r
 }
 
+// istioDestination resolves a VirtualService destination (a route's or a mirror's, named by where) to its
+// Service, port (the only one when unset) and subset. A host matching no Service or a port the Service
+// lacks is a problem (followed by consequence) and no destination; an undefined subset is a problem only.
+func (b *builder) istioDestination(key ingest.Key, ns, where, consequence string, d *networkingv1alpha3.Destination) (Destination, bool) {
+	host := resolveHost(d.GetHost(), ns)
+	svc := b.s.byHost[host]
+	if svc == nil {
+		b.problem(key, "%s: destination host %s matches no service%s", where, host, consequence)
+		return Destination{}, false
+	}
+	dest := Destination{Service: svc, Port: d.GetPort().GetNumber(), Subset: d.GetSubset()}
+	if dest.Port == 0 && len(svc.Ports) == 1 {
+		dest.Port = svc.Ports[0].Port
+	}
+	if dest.Port != 0 {
+		if _, ok := svc.Port(dest.Port); !ok {
+			b.problem(key, "%s: service %s has no port %d%s", where, host, dest.Port, consequence)
+			return Destination{}, false
+		}
+	}
+	if dest.Subset != "" {
+		if _, ok := b.s.drs[host].Subset(dest.Subset); !ok {
+			b.problem(key, "%s: subset %q of %s is not defined by any DestinationRule", where, dest.Subset, host)
+		}
+	}
+	return dest, true
+}
+
 // vsMirrors converts mirror (with mirrorPercentage, else the deprecated mirrorPercent, else 100%) and
 // mirrors[] (each with its percentage, else 100%) as Istio does: a percentage given as a Percent is kept in
 // millionths, an integer one (and the 100% default) in hundredths; an explicit 0 mirrors nothing.
@@ -248,27 +259,12 @@ func (b *builder) vsMirrors(key ingest.Key, ns string, i int, h *networkingv1alp
 			}
 			m.Numerator = legacy.GetValue()
 		}
-		host := resolveHost(d.GetHost(), ns)
-		svc := b.s.byHost[host]
-		if svc == nil {
-			b.problem(key, "http[%d].%s: host %s matches no service; not mirrored", i, what, host)
+		dest, ok := b.istioDestination(key, ns, fmt.Sprintf("http[%d].%s", i, what), "; not mirrored", d)
+		if !ok {
 			return
 		}
-		m.Destination = Destination{Service: svc, Port: d.GetPort().GetNumber(), Subset: d.GetSubset(), Weight: 1}
-		if m.Destination.Port == 0 && len(svc.Ports) == 1 {
-			m.Destination.Port = svc.Ports[0].Port
-		}
-		if m.Destination.Port != 0 {
-			if _, ok := svc.Port(m.Destination.Port); !ok {
-				b.problem(key, "http[%d].%s: service %s has no port %d; not mirrored", i, what, host, m.Destination.Port)
-				return
-			}
-		}
-		if m.Destination.Subset != "" {
-			if _, ok := b.s.drs[host].Subset(m.Destination.Subset); !ok {
-				b.problem(key, "http[%d].%s: subset %q of %s is not defined by any DestinationRule", i, what, m.Destination.Subset, host)
-			}
-		}
+		dest.Weight = 1
+		m.Destination = dest
 		out = append(out, m)
 	}
 	if h.Mirror != nil {
