@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/meshlab/meshlab/controlplane/configgen"
+	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 )
 
@@ -52,22 +53,7 @@ spec:
     directResponse: {status: 418}
   - fault: {delay: {fixedDelay: 2s, percent: 20}}
     route: [{destination: {host: reviews}}]`))
-	if len(snap.Problems) != 0 {
-		t.Fatalf("Problems = %v", snap.Problems)
-	}
-	cfg, err := configgen.Envoy(snap, reviewsWaypoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got strings.Builder
-	for _, rc := range cfg.Routes {
-		b, err := protojson.Marshal(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got.Write(b)
-	}
-	s := strings.ReplaceAll(got.String(), " ", "")
+	s := waypointRoutesJSON(t, snap)
 	containsAll(t, "routes", s,
 		`"name":"exact"`, `"path":"/reviews/1"`, `"name":":method","stringMatch":{"exact":"GET"}`,
 		`"name":"x-debug","presentMatch":true,"invertMatch":true`,
@@ -94,19 +80,7 @@ func TestCoverageHTTPRouteFields(t *testing.T) {
     - path: {type: RegularExpression, value: "/r[0-9]+"}
     timeouts: {request: 3s}
     backendRefs:`, 1)))
-	if len(snap.Problems) != 0 {
-		t.Fatalf("Problems = %v", snap.Problems)
-	}
-	cfg, err := configgen.Envoy(snap, reviewsWaypoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got strings.Builder
-	for _, rc := range cfg.Routes {
-		b, _ := protojson.Marshal(rc)
-		got.Write(b)
-	}
-	s := strings.ReplaceAll(got.String(), " ", "")
+	s := waypointRoutesJSON(t, snap)
 	containsAll(t, "routes", s,
 		`"path":"/reviews/1"`, `"name":":method","stringMatch":{"exact":"GET"}`,
 		`"name":"x-user","stringMatch":{"exact":"admin"}`, `"safeRegex":{"regex":"/r[0-9]+"}`,
@@ -209,6 +183,19 @@ func TestRouteMatchQueryParams(t *testing.T) {
     - queryParams: [{name: animal, value: whale}]
     - queryParams: [{type: RegularExpression, name: color, value: "bl.*"}]
     backendRefs:`, 1)))
+	s := waypointRoutesJSON(t, snap)
+	containsAll(t, "routes", s,
+		`"queryParameters":[{"name":"animal","stringMatch":{"exact":"whale"}}]`,
+		`"queryParameters":[{"name":"color","stringMatch":{"safeRegex":{"regex":"bl.*"}}}]`)
+	if n := strings.Count(s, `"name":"q"`); n != 2 {
+		t.Errorf("%d routes named q, want 2 (one per match):\n%s", n, s)
+	}
+}
+
+// waypointRoutesJSON is the reviews waypoint's route configurations as compact protojson (spaces removed),
+// after checking that the snapshot has no problems.
+func waypointRoutesJSON(t *testing.T, snap *model.Snapshot) string {
+	t.Helper()
 	if len(snap.Problems) != 0 {
 		t.Fatalf("Problems = %v", snap.Problems)
 	}
@@ -218,14 +205,11 @@ func TestRouteMatchQueryParams(t *testing.T) {
 	}
 	var got strings.Builder
 	for _, rc := range cfg.Routes {
-		b, _ := protojson.Marshal(rc)
+		b, err := protojson.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		got.Write(b)
 	}
-	s := strings.ReplaceAll(got.String(), " ", "")
-	containsAll(t, "routes", s,
-		`"queryParameters":[{"name":"animal","stringMatch":{"exact":"whale"}}]`,
-		`"queryParameters":[{"name":"color","stringMatch":{"safeRegex":{"regex":"bl.*"}}}]`)
-	if n := strings.Count(s, `"name":"q"`); n != 2 {
-		t.Errorf("%d routes named q, want 2 (one per match):\n%s", n, s)
-	}
+	return strings.ReplaceAll(got.String(), " ", "")
 }
