@@ -68,16 +68,9 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		for _, kind := range []string{"policy", "connection", "all"} {
 			mustIstioctl(t, ctx, "ztunnel-config", kind)
 		}
-		// meshlab's own command prints what istioctl prints, for the tables that do not move by the second.
-		for _, kind := range []string{"workload", "service"} {
-			want := mustIstioctl(t, ctx, "ztunnel-config", kind)
-			got, err := meshlab(t, ctx, "ztunnel-config", kind)
-			if err != nil {
-				t.Fatalf("meshlab ztunnel-config %s: %v", kind, err)
-			}
-			if got != want {
-				t.Errorf("meshlab ztunnel-config %s differs from istioctl's:\nmeshlab:\n%s\nistioctl:\n%s", kind, got, want)
-			}
+		// meshlab's own command prints what istioctl prints, every table.
+		for _, kind := range []string{"workload", "service", "policy", "certificate", "connection", "all"} {
+			sameAsIstioctl(t, ctx, []string{"ztunnel-config", kind}, []string{"ztunnel-config", kind})
 		}
 	})
 
@@ -92,7 +85,12 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		if list := mustIstioctl(t, ctx, "waypoint", "list", "-n", "default"); !regexp.MustCompile(`(?m)^waypoint\s.*\sTrue\s*$`).MatchString(list) {
 			t.Errorf("istioctl waypoint list shows no programmed waypoint")
 		}
-		mustIstioctl(t, ctx, "waypoint", "status", "-n", "default")
+		if status := mustIstioctl(t, ctx, "waypoint", "status", "-n", "default"); !hasRow(status, "waypoint", "True", "Programmed") {
+			t.Errorf("istioctl waypoint status shows no programmed waypoint")
+		}
+		for _, c := range []string{"list", "status"} {
+			sameAsIstioctl(t, ctx, []string{"waypoint", c, "-n", "default"}, []string{"waypoint", c, "-n", "default"})
+		}
 		if err := waitRolledOut(t, ctx, "default", "waypoint"); err != nil {
 			t.Fatal(err)
 		}
@@ -110,21 +108,24 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		if c := pc("cluster"); !strings.Contains(c, "reviews.default.svc.cluster.local") {
 			t.Errorf("istioctl proxy-config cluster lacks reviews")
 		}
-		pc("route")
-		pc("secret")
-		pc("bootstrap")
+		if r := pc("route"); !strings.Contains(r, "inbound-vip|9080|http|reviews.default.svc.cluster.local") {
+			t.Errorf("istioctl proxy-config route lacks reviews' route config")
+		}
+		if certs := pc("secret"); !strings.Contains(certs, "ROOTCA") || !strings.Contains(certs, "default") {
+			t.Errorf("istioctl proxy-config secret shows no default certificate and ROOTCA")
+		}
+		if b := pc("bootstrap"); !strings.Contains(b, `"id": "router~`) {
+			t.Errorf("istioctl proxy-config bootstrap shows no router node ID")
+		}
 		pc("all")
-		endpoints := pc("endpoint")
-		if !regexp.MustCompile(`(?m)^\S+\s+HEALTHY\s+\S+\s+inbound-vip\|9080\|http\|reviews\.default\.svc\.cluster\.local\s*$`).MatchString(endpoints) {
+		if endpoints := pc("endpoint"); !regexp.MustCompile(`(?m)^\S+\s+HEALTHY\s+\S+\s+inbound-vip\|9080\|http\|reviews\.default\.svc\.cluster\.local\s*$`).MatchString(endpoints) {
 			t.Errorf("istioctl proxy-config endpoint shows no healthy reviews endpoint")
 		}
-		got, err := meshlab(t, ctx, "proxy-config", "endpoints", "deploy/waypoint.default")
-		if err != nil {
-			t.Fatalf("meshlab proxy-config endpoints: %v", err)
-		}
-		if got != endpoints {
-			t.Errorf("meshlab proxy-config endpoints differs from istioctl's:\nmeshlab:\n%s\nistioctl:\n%s", got, endpoints)
-		}
+		// meshlab's proxy-config on the same waypoint prints the same bytes, table by table (and the
+		// waypoint view, which istioctl gives with --waypoint).
+		compareProxyConfig(t, ctx, target, "deploy/waypoint.default")
+		sameAsIstioctl(t, ctx, append([]string{"proxy-config", "listener", "--waypoint"}, target...),
+			[]string{"proxy-config", "listener", "--waypoint", "deploy/waypoint.default"})
 		if out := mustIstioctl(t, ctx, "waypoint", "delete", "waypoint", "-n", "default"); !strings.Contains(out, "deleted") {
 			t.Errorf("istioctl waypoint delete said %q", out)
 		}
@@ -187,17 +188,7 @@ func waitRolledOut(t *testing.T, ctx context.Context, namespace, name string) er
 // checkIstioctlSidecar runs istioctl proxy-config on a sidecar pod with its defaults, and meshlab's
 // proxy-config on the same pod: the tables must be the same, row for row.
 func checkIstioctlSidecar(t *testing.T, ctx context.Context, namespace, pod string) {
-	for _, kind := range []string{"listener", "cluster", "route", "endpoint", "secret"} {
-		want := mustIstioctl(t, ctx, "proxy-config", kind, pod, "-n", namespace)
-		got, err := meshlab(t, ctx, "proxy-config", kind, pod+"."+namespace)
-		if err != nil {
-			t.Errorf("meshlab proxy-config %s: %v", kind, err)
-			continue
-		}
-		if got != want {
-			t.Errorf("meshlab proxy-config %s differs from istioctl's:\nmeshlab:\n%s\nistioctl:\n%s", kind, got, want)
-		}
-	}
+	compareProxyConfig(t, ctx, []string{pod, "-n", namespace}, pod+"."+namespace)
 	// The sidecar's own listeners and the HBONE path to reviews, as istioctl reads them.
 	listeners := mustIstioctl(t, ctx, "proxy-config", "listener", pod, "-n", namespace)
 	for _, port := range []string{"15001", "15006"} {
@@ -212,7 +203,37 @@ func checkIstioctlSidecar(t *testing.T, ctx context.Context, namespace, pod stri
 	if certs := mustIstioctl(t, ctx, "proxy-config", "secret", pod, "-n", namespace); !strings.Contains(certs, "ROOTCA") || !strings.Contains(certs, "default") {
 		t.Errorf("istioctl proxy-config secret shows no default certificate and ROOTCA")
 	}
-	for _, kind := range []string{"bootstrap", "all"} {
-		mustIstioctl(t, ctx, "proxy-config", kind, pod, "-n", namespace)
+}
+
+// compareProxyConfig runs every proxy-config table of istioctl on a proxy (istioTarget, in istioctl's
+// form) and meshlab's on the same proxy (meshlabTarget): each must print the same bytes.
+func compareProxyConfig(t *testing.T, ctx context.Context, istioTarget []string, meshlabTarget string) {
+	t.Helper()
+	for _, kind := range []string{"listener", "cluster", "route", "endpoint", "secret", "bootstrap", "all"} {
+		sameAsIstioctl(t, ctx, append([]string{"proxy-config", kind}, istioTarget...), []string{"proxy-config", kind, meshlabTarget})
+	}
+}
+
+// sameAsIstioctl runs istioctl and meshlab's equivalent command and fails unless they print the same bytes.
+// Tables that move by the second (connections, endpoints being rolled) get two more reads, a second
+// apart, before they count as different.
+func sameAsIstioctl(t *testing.T, ctx context.Context, istioArgs, meshlabArgs []string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		want := mustIstioctl(t, ctx, istioArgs...)
+		got, err := meshlab(t, ctx, meshlabArgs...)
+		if err != nil {
+			t.Errorf("meshlab %s: %v", strings.Join(meshlabArgs, " "), err)
+			return
+		}
+		if got == want {
+			return
+		}
+		if attempt == 3 {
+			t.Errorf("meshlab %s differs from istioctl %s:\nmeshlab:\n%s\nistioctl:\n%s",
+				strings.Join(meshlabArgs, " "), strings.Join(istioArgs, " "), got, want)
+			return
+		}
+		time.Sleep(time.Second)
 	}
 }

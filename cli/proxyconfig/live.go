@@ -8,32 +8,32 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cluster/labclient"
-	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/scenarios"
 )
 
 // liveGet is the seam tests replace: it returns a running proxy's admin answer at path (/config_dump,
-// /clusters?format=json) and whether the pod is a waypoint.
-var liveGet = func(ctx context.Context, env cliutil.Env, target labclient.Target, path string) ([]byte, bool, error) {
+// /clusters?format=json).
+var liveGet = func(ctx context.Context, env cliutil.Env, target labclient.Target, path string) ([]byte, error) {
 	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
 	if err != nil {
-		return nil, false, &cliutil.ExitError{Code: 2, Err: err}
+		return nil, &cliutil.ExitError{Code: 2, Err: err}
 	}
 	pod, err := target.Pod(ctx, lab.Kube)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	env.Logger.V(1)("reading %s from %s/%s:%d through a port-forward", path, pod.Namespace, pod.Name, labclient.AdminPort)
 	data, err := labclient.PodGet(ctx, lab.Config, lab.Kube, pod.Namespace, pod.Name, labclient.AdminPort, path)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w (is %s a meshlab proxy? waypoints, sidecars and ztunnel serve their admin API on %d)", err, target, labclient.AdminPort)
+		return nil, fmt.Errorf("%w (is %s a meshlab proxy? waypoints, sidecars and ztunnel serve their admin API on %d)", err, target, labclient.AdminPort)
 	}
-	return data, pod.Labels[model.LabelGatewayName] != "", nil
+	return data, nil
 }
 
 // readDump returns what to print and a name for it in messages: the --file DUMP, or the admin answer at
 // path of TARGET (deploy/NAME[.NAMESPACE] or a pod NAME[.NAMESPACE]) read from its admin port through
-// the API server's port-forward. A waypoint's listeners are shown in the waypoint view.
+// the API server's port-forward. As with istioctl, a waypoint's listeners are in the waypoint view only
+// with --waypoint.
 func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []string, path string) ([]byte, string, error) {
 	switch {
 	case flags.file != "" && len(args) > 0:
@@ -56,10 +56,9 @@ func readDump(ctx context.Context, env cliutil.Env, flags *flagpole, args []stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	data, waypoint, err := liveGet(ctx, env, target, path)
+	data, err := liveGet(ctx, env, target, path)
 	if err != nil {
 		return nil, "", err
 	}
-	flags.waypoint = flags.waypoint || waypoint
 	return data, target.String(), nil
 }

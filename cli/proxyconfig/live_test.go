@@ -50,13 +50,13 @@ func TestLiveTarget(t *testing.T) {
 	var paths []string
 	old := liveGet
 	t.Cleanup(func() { liveGet = old })
-	liveGet = func(_ context.Context, _ cliutil.Env, target labclient.Target, path string) ([]byte, bool, error) {
+	liveGet = func(_ context.Context, _ cliutil.Env, target labclient.Target, path string) ([]byte, error) {
 		asked = target
 		paths = append(paths, path)
 		if path == "/clusters?format=json" {
-			return clustersJSON, true, nil
+			return clustersJSON, nil
 		}
-		return dump, true, nil
+		return dump, nil
 	}
 	file := filepath.Join(t.TempDir(), "dump.json")
 	if err := os.WriteFile(file, dump, 0o644); err != nil {
@@ -80,13 +80,20 @@ func TestLiveTarget(t *testing.T) {
 	if asked != (labclient.Target{Kind: "deploy", Name: "reviews-waypoint", Namespace: "default"}) {
 		t.Errorf("asked for %+v", asked)
 	}
-	// A waypoint pod gets the waypoint view without --waypoint, the same table as --file with --waypoint.
-	fromFile, err := exec("listeners", "--file", file, "--waypoint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if live != fromFile || !strings.HasPrefix(live, "LISTENER") {
-		t.Errorf("live output differs from --file --waypoint:\n%s\nvs\n%s", live, fromFile)
+	// A waypoint pod gets istioctl's default table, as istioctl prints it, and the waypoint view only with
+	// --waypoint: the same tables as --file gives.
+	for _, flags := range [][]string{nil, {"--waypoint"}} {
+		live, err := exec(append([]string{"listeners", "deploy/reviews-waypoint"}, flags...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromFile, err := exec(append([]string{"listeners", "--file", file}, flags...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if header := map[bool]string{false: "ADDRESSES", true: "LISTENER"}[flags != nil]; live != fromFile || !strings.HasPrefix(live, header) {
+			t.Errorf("live output with %v differs from --file's or does not start with %s:\n%s\nvs\n%s", flags, header, live, fromFile)
+		}
 	}
 
 	// Endpoints come from /clusters?format=json, like istioctl's: every host, in its columns and order.

@@ -10,9 +10,11 @@ import (
 	"fmt"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // deprecated, but it is istioctl's marshaller: same bytes
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
@@ -90,18 +92,19 @@ var sections = []struct {
 	{"clusters", []string{"cluster", "c"}, "Print the clusters of a config dump"},
 	{"endpoints", []string{"endpoint", "ep"}, "Print the endpoints of a config dump"},
 	{"secret", []string{"secrets", "s"}, "Print the secrets (certificates) of a config dump"},
+	{"bootstrap", []string{"b"}, "Print the bootstrap of a config dump (JSON by default, as istioctl; -o short for the versions)"},
 	{"all", []string{"a"}, "Print clusters, listeners, routes and endpoints of a config dump"},
 }
 
 // NewCommand returns the proxy-config command and its subcommands.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "proxy-config listeners|routes|clusters|endpoints|secret|all [TARGET | --file DUMP]",
+		Use:     "proxy-config listeners|routes|clusters|endpoints|secret|bootstrap|all [TARGET | --file DUMP]",
 		Aliases: []string{"pc"},
 		Short:   "Print an Envoy config dump in istioctl's proxy-config tables",
 		Args:    cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cliutil.Usagef("name what to print: listeners, routes, clusters, endpoints, secret or all")
+			return cliutil.Usagef("name what to print: listeners, routes, clusters, endpoints, secret, bootstrap or all")
 		},
 	}
 	for _, s := range sections {
@@ -128,22 +131,30 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 	return cmd
 }
 
+// livePaths is what each section asks a running proxy's admin for, as istioctl asks it: endpoints from
+// /clusters?format=json (the hosts Envoy has, EDS included), the others from /config_dump masked to their
+// own fields (so, as with istioctl, a section's last_updated is not shown), all of it with EDS for "all".
+var livePaths = map[string]string{
+	"listeners": "/config_dump?mask=dynamic_listeners,static_listeners",
+	"routes":    "/config_dump?mask=dynamic_route_configs,static_route_configs",
+	"clusters":  "/config_dump?mask=dynamic_active_clusters,dynamic_warming_clusters,static_clusters",
+	"endpoints": "/clusters?format=json",
+	"secret":    "/config_dump?mask=dynamic_active_secrets,dynamic_warming_secrets",
+	"bootstrap": "/config_dump?mask=bootstrap",
+	"all":       "/config_dump?include_eds",
+}
+
 func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string, args []string) error {
 	switch flags.output {
 	case "", cprender.FormatJSON, cprender.FormatYAML:
+	case "short":
+		if section != "bootstrap" {
+			return cliutil.Usagef("-o short is for bootstrap; the other tables are the default output")
+		}
 	default:
 		return cliutil.Usagef("unknown output format %q; want json or yaml", flags.output)
 	}
-	// Live, as istioctl does: endpoints from /clusters?format=json (the hosts Envoy has, EDS included),
-	// everything else from /config_dump, with EDS for "all".
-	path := "/config_dump"
-	switch section {
-	case "endpoints":
-		path = "/clusters?format=json"
-	case "all":
-		path = "/config_dump?include_eds"
-	}
-	data, source, err := readDump(ctx, env, flags, args, path) // --file DUMP, or live from TARGET (live.go)
+	data, source, err := readDump(ctx, env, flags, args, livePaths[section]) // --file DUMP, or live from TARGET (live.go)
 	if err != nil {
 		return err
 	}
@@ -182,8 +193,11 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, section string,
 	}
 	full := d
 	d = d.Filter(filter)
-	if section == "secret" {
+	switch section {
+	case "secret":
 		return printSecrets(env, d, flags.output, source)
+	case "bootstrap":
+		return printBootstrap(env, d, flags.output, source)
 	}
 	if flags.output != "" {
 		return printList(env, d, section, flags.output)
@@ -280,6 +294,31 @@ func printSecrets(env cliutil.Env, d *tables.Dump, format, source string) error 
 		}
 	}
 	_, err = fmt.Fprintln(env.Streams.Out, string(b))
+	return err
+}
+
+// printBootstrap prints the bootstrap section as istioctl's proxy-config bootstrap does: JSON by default,
+// marshalled as istioctl marshals it (golang/protobuf's jsonpb, four-space indent, so the bytes are the
+// same), YAML, or with -o short the versions.
+func printBootstrap(env cliutil.Env, d *tables.Dump, format, source string) error {
+	if d.Bootstrap == nil {
+		return fmt.Errorf("%s: the config dump has no bootstrap section", source)
+	}
+	if format == "short" {
+		return tables.BootstrapSummary(env.Streams.Out, d)
+	}
+	out, err := (&jsonpb.Marshaler{Indent: "    "}).MarshalToString(protoadapt.MessageV1Of(d.Bootstrap))
+	if err != nil {
+		return fmt.Errorf("%s: marshalling the bootstrap: %w", source, err)
+	}
+	if format == cprender.FormatYAML {
+		b, err := yaml.JSONToYAML([]byte(out))
+		if err != nil {
+			return err
+		}
+		out = string(b)
+	}
+	_, err = fmt.Fprintln(env.Streams.Out, out)
 	return err
 }
 

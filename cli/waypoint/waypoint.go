@@ -1,13 +1,15 @@
-// Package waypoint is `meshlab waypoint`, shaped like istioctl's: generate, apply, list and delete waypoint
+// Package waypoint is `meshlab waypoint`, shaped like istioctl's: generate, apply, list, status and delete waypoint
 // Gateways (gatewayClassName istio-waypoint, one HBONE listener on 15008), plus `run` (cli/waypoint/run),
 // the process the waypoint Deployments execute.
 package waypoint
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -48,7 +50,7 @@ var NewClients = func(env cliutil.Env) (*kube.Clients, error) {
 	return kube.NewClients(cluster.MarkUnreachable(cfg, env.Globals.Name))
 }
 
-// NewCommand returns `waypoint` with generate, apply, list, delete and run.
+// NewCommand returns `waypoint` with generate, apply, list, status, delete and run.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "waypoint",
@@ -56,7 +58,8 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Args:  cliutil.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newGenerateCommand(env), newApplyCommand(env), newListCommand(env), newDeleteCommand(env),
+	cmd.AddCommand(newGenerateCommand(env), newApplyCommand(env), newListCommand(env), newStatusCommand(env),
+		newDeleteCommand(env),
 		run.NewCommand(env))
 	return cmd
 }
@@ -158,25 +161,28 @@ func newApplyCommand(env cliutil.Env) *cobra.Command {
 			if err := Apply(ctx, c, Gateway(f.namespace, f.name, f.trafficType)); err != nil {
 				return err
 			}
+			// istioctl's lines, in its order (istioctl waits only with --wait; meshlab waits by default).
+			fmt.Fprintf(env.Streams.Out, "✅ waypoint %s/%s applied\n", f.namespace, f.name)
 			if wait {
 				if err := WaitProgrammed(ctx, c, f.namespace, f.name, timeout); err != nil {
 					return err
 				}
+				fmt.Fprintf(env.Streams.Out, "✅ waypoint %s/%s is ready!\n", f.namespace, f.name)
 			}
-			fmt.Fprintf(env.Streams.Out, "✅ waypoint %s/%s applied\n", f.namespace, f.name)
 			if enroll {
 				if err := Enroll(ctx, c, f.namespace, f.name); err != nil {
 					return err
 				}
-				fmt.Fprintf(env.Streams.Out, "✅ namespace %s labeled with \"%s=%s\"\n", f.namespace, model.LabelUseWaypoint, f.name)
+				fmt.Fprintf(env.Streams.Out, "✅ namespace %s labeled with \"%s: %s\"\n", f.namespace, model.LabelUseWaypoint, f.name)
 			}
 			return nil
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&enroll, "enroll-namespace", false, "label the namespace "+model.LabelUseWaypoint+"=NAME so its services use the waypoint")
-	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the waypoint is Programmed")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for Programmed")
+	cmd.Flags().BoolVarP(&wait, "wait", "w", true, "wait until the waypoint is Programmed (istioctl's default is not to)")
+	cmd.Flags().DurationVar(&timeout, "waypoint-timeout", 2*time.Minute, "how long to wait for Programmed")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "same as --waypoint-timeout")
 	return cmd
 }
 
@@ -243,10 +249,6 @@ func newListCommand(env cliutil.Env) *cobra.Command {
 		Short: "List waypoints",
 		Args:  cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			c, err := NewClients(env)
 			if err != nil {
 				return err
@@ -254,22 +256,12 @@ func newListCommand(env cliutil.Env) *cobra.Command {
 			if all {
 				namespace = ""
 			}
-			l, err := c.Gateway.GatewayV1().Gateways(namespace).List(ctx, metav1.ListOptions{})
+			gws, err := listWaypoints(commandContext(cmd), c, namespace)
 			if err != nil {
-				return fmt.Errorf("listing gateways: %w", err)
-			}
-			var gws []gwv1.Gateway
-			for _, gw := range l.Items {
-				if string(gw.Spec.GatewayClassName) == model.WaypointGatewayClass {
-					gws = append(gws, gw)
-				}
+				return err
 			}
 			if len(gws) == 0 {
-				where := "namespace " + namespace
-				if all {
-					where = "any namespace"
-				}
-				fmt.Fprintf(env.Streams.Out, "No waypoints found in %s.\n", where)
+				fmt.Fprintln(env.Streams.Out, noWaypoints)
 				return nil
 			}
 			return WriteList(env.Streams.Out, gws, all)
@@ -280,10 +272,44 @@ func newListCommand(env cliutil.Env) *cobra.Command {
 	return cmd
 }
 
+// noWaypoints is what istioctl's list and status print when there is nothing to show.
+const noWaypoints = "No waypoints found."
+
+// commandContext is the command's context, or Background when it was run without one (tests).
+func commandContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// listWaypoints returns the Gateways of class istio-waypoint in namespace ("" for all), sorted by namespace
+// and name as istioctl sorts them.
+func listWaypoints(ctx context.Context, c *kube.Clients, namespace string) ([]gwv1.Gateway, error) {
+	l, err := c.Gateway.GatewayV1().Gateways(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing gateways: %w", err)
+	}
+	var gws []gwv1.Gateway
+	for _, gw := range l.Items {
+		if string(gw.Spec.GatewayClassName) == model.WaypointGatewayClass {
+			gws = append(gws, gw)
+		}
+	}
+	slices.SortFunc(gws, func(a, b gwv1.Gateway) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return gws, nil
+}
+
+// newTable is istioctl waypoint's table layout (tabwriter padding 5), so both print the same bytes.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 5, ' ', 0) }
+
 // WriteList prints waypoints as istioctl does: NAME REVISION TRAFFIC TYPE PROGRAMMED (NAMESPACE first with
-// all namespaces).
+// all namespaces). The traffic type is the istio.io/waypoint-for label as written ("none" without one) and
+// PROGRAMMED is False until the controller says otherwise, as in istioctl.
 func WriteList(w io.Writer, gws []gwv1.Gateway, withNamespace bool) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	tw := newTable(w)
 	header := "NAME\tREVISION\tTRAFFIC TYPE\tPROGRAMMED"
 	if withNamespace {
 		header = "NAMESPACE\t" + header
@@ -296,13 +322,87 @@ func WriteList(w io.Writer, gws []gwv1.Gateway, withNamespace bool) error {
 		}
 		traffic := gw.Labels[model.LabelWaypointFor]
 		if traffic == "" {
-			traffic = string(model.TrafficService)
+			traffic = string(model.TrafficNone)
 		}
-		programmed := "Unknown"
+		programmed := string(metav1.ConditionFalse)
 		if c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); c != nil {
 			programmed = string(c.Status)
 		}
-		row := []string{gw.Name, revision, strings.ToUpper(traffic[:1]) + traffic[1:], programmed}
+		row := []string{gw.Name, revision, traffic, programmed}
+		if withNamespace {
+			row = append([]string{gw.Namespace}, row...)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func newStatusCommand(env cliutil.Env) *cobra.Command {
+	var namespace string
+	var all, wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the status of waypoints (their Programmed condition), waiting until they are programmed",
+		Args:  cliutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := commandContext(cmd)
+			c, err := NewClients(env)
+			if err != nil {
+				return err
+			}
+			if all {
+				namespace = ""
+			}
+			gws, err := listWaypoints(ctx, c, namespace)
+			if err != nil {
+				return err
+			}
+			if len(gws) == 0 {
+				fmt.Fprintln(env.Streams.Out, noWaypoints)
+				return nil
+			}
+			var rows []*gwv1.Gateway
+			for _, gw := range gws {
+				if wait {
+					if err := WaitProgrammed(ctx, c, gw.Namespace, gw.Name, timeout); err != nil {
+						return err
+					}
+				}
+				now, err := c.Gateway.GatewayV1().Gateways(gw.Namespace).Get(ctx, gw.Name, metav1.GetOptions{})
+				if err != nil {
+					return fmt.Errorf("reading waypoint %s/%s: %w", gw.Namespace, gw.Name, err)
+				}
+				rows = append(rows, now)
+			}
+			return WriteStatus(env.Streams.Out, rows, all)
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the waypoints")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "show waypoints in every namespace")
+	cmd.Flags().BoolVarP(&wait, "wait", "w", true, "wait until each waypoint is programmed")
+	cmd.Flags().DurationVar(&timeout, "waypoint-timeout", 90*time.Second, "how long to wait for each waypoint")
+	return cmd
+}
+
+// WriteStatus prints one row per waypoint as istioctl waypoint status does: NAME STATUS TYPE REASON MESSAGE
+// (NAMESPACE first with all namespaces), from the Programmed condition, or the last condition when the
+// Gateway has no Programmed one yet.
+func WriteStatus(w io.Writer, gws []*gwv1.Gateway, withNamespace bool) error {
+	tw := newTable(w)
+	header := "NAME\tSTATUS\tTYPE\tREASON\tMESSAGE"
+	if withNamespace {
+		header = "NAMESPACE\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for _, gw := range gws {
+		var cond metav1.Condition
+		if c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); c != nil {
+			cond = *c
+		} else if n := len(gw.Status.Conditions); n > 0 {
+			cond = gw.Status.Conditions[n-1]
+		}
+		row := []string{gw.Name, string(cond.Status), cond.Type, cond.Reason, cond.Message}
 		if withNamespace {
 			row = append([]string{gw.Namespace}, row...)
 		}

@@ -102,11 +102,25 @@ func TestApplyListDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "NAME       REVISION   TRAFFIC TYPE   PROGRAMMED\n" +
-		"second     default    Workload       Unknown\n" +
-		"waypoint   default    Service        True\n"
+	// istioctl's bytes: padding 5, the label as written, False until the controller says otherwise.
+	want := "NAME         REVISION     TRAFFIC TYPE     PROGRAMMED\n" +
+		"second       default      workload         False\n" +
+		"waypoint     default      service          True\n"
 	if out != want {
 		t.Errorf("list:\n%s\nwant:\n%s", out, want)
+	}
+	out, err = run(t, "status", "--wait=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "NAME         STATUS     TYPE           REASON         MESSAGE\n" +
+		"second                                                \n" +
+		"waypoint     True       Programmed     Programmed     \n"
+	if out != want {
+		t.Errorf("status:\n%q\nwant:\n%q", out, want)
+	}
+	if _, err := run(t, "status", "--waypoint-timeout", "300ms"); err == nil || !strings.Contains(err.Error(), "waypoint default/second not programmed") {
+		t.Errorf("status waiting for an unprogrammed waypoint: %v, want a timeout naming it", err)
 	}
 	if _, err := run(t, "delete", "ingress"); err == nil {
 		t.Errorf("deleting a non-waypoint Gateway succeeded")
@@ -130,7 +144,7 @@ func TestRunIsASubcommand(t *testing.T) {
 	for _, c := range cmd.Commands() {
 		names = append(names, c.Name())
 	}
-	if strings.Join(names, ",") != "apply,delete,generate,list,run" {
+	if strings.Join(names, ",") != "apply,delete,generate,list,run,status" {
 		t.Errorf("subcommands = %v", names)
 	}
 }

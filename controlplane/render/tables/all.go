@@ -20,8 +20,9 @@ import (
 // now is the time certificates are checked against (a seam for tests).
 var now = time.Now
 
-// bootstrapSummary prints the Istio and Envoy versions of the bootstrap, as istioctl does.
-func bootstrapSummary(w io.Writer, d *Dump) error {
+// BootstrapSummary prints the Istio and Envoy versions of the bootstrap, as istioctl does (`proxy-config
+// bootstrap -o short`, and the head of `all`).
+func BootstrapSummary(w io.Writer, d *Dump) error {
 	node := d.Bootstrap.GetBootstrap().GetNode()
 	md := node.GetMetadata().GetFields()
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)

@@ -135,12 +135,20 @@ func listeners(w io.Writer, d *Dump, waypoint, named bool) error {
 	tw := newWriter(w)
 	ls := append([]*listenerv3.Listener(nil), d.Listeners...)
 	if waypoint {
-		sort.SliceStable(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+		// As istioctl's waypoint view: internal listeners by name, the others by port, address and type
+		// (sort.Slice with istioctl's comparator, so ties come out in its order); every listener named
+		// envoy://NAME, or "internal" when an internal listener's only chain already carries that name.
+		sort.Slice(ls, func(i, j int) bool {
+			if ls[i].GetInternalListener() != nil && ls[j].GetInternalListener() != nil {
+				return ls[i].Name < ls[j].Name
+			}
+			return listenerLess(ls[i], ls[j])
+		})
 		fmt.Fprintln(tw, "LISTENER\tCHAIN\tMATCH\tDESTINATION")
 		for _, l := range ls {
 			name := "envoy://" + l.Name
-			if l.GetInternalListener() == nil {
-				name = l.Name
+			if cs := chains(l); l.GetInternalListener() != nil && len(cs) == 1 && cs[0].Name == name {
+				name = "internal"
 			}
 			for _, fc := range chains(l) {
 				for _, m := range chainMatches(l, fc) {
@@ -150,16 +158,7 @@ func listeners(w io.Writer, d *Dump, waypoint, named bool) error {
 		}
 		return tw.Flush()
 	}
-	sort.SliceStable(ls, func(i, j int) bool {
-		pi, pj := listenerPort(ls[i]), listenerPort(ls[j])
-		if pi != pj {
-			return pi < pj
-		}
-		if ai, aj := listenerAddress(ls[i]), listenerAddress(ls[j]); ai != aj {
-			return ai < aj
-		}
-		return ListenerType(ls[i]) < ListenerType(ls[j])
-	})
+	sort.SliceStable(ls, func(i, j int) bool { return listenerLess(ls[i], ls[j]) })
 	// As istioctl: the listener's addresses (an internal listener has none), each chain's filter_chain_match
 	// (a filter_chain_matcher tree is shown in the waypoint view only), chains by destination descending.
 	header, name := "ADDRESSES\tPORT\tMATCH\tDESTINATION", ""
@@ -188,6 +187,17 @@ func listeners(w io.Writer, d *Dump, waypoint, named bool) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// listenerLess orders listeners as istioctl's tables do: by port, then address, then type.
+func listenerLess(a, b *listenerv3.Listener) bool {
+	if pa, pb := listenerPort(a), listenerPort(b); pa != pb {
+		return pa < pb
+	}
+	if aa, ab := listenerAddress(a), listenerAddress(b); aa != ab {
+		return aa < ab
+	}
+	return ListenerType(a) < ListenerType(b)
 }
 
 func chains(l *listenerv3.Listener) []*listenerv3.FilterChain {
@@ -706,7 +716,7 @@ func EndpointsFromClusters(w io.Writer, cs *adminv3.Clusters) error {
 // waypoint view. A section the dump lacks prints as an empty table (istioctl refuses such a dump).
 func All(w io.Writer, d *Dump, waypoint bool) error {
 	for i, f := range []func() error{
-		func() error { return bootstrapSummary(w, d) },
+		func() error { return BootstrapSummary(w, d) },
 		func() error { return clusters(w, d, true) },
 		func() error {
 			if waypoint {
