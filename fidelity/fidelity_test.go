@@ -131,7 +131,10 @@ func TestFidelity(t *testing.T) {
 func renderBoth(t *testing.T, ml *Meshlab, is *Istio, id string) (istioFacts, meshlabFacts Facts) {
 	t.Helper()
 	if id == "ztunnel" {
-		return SummarizeIstioZtunnel(is.Addresses()), SummarizeMeshlabZtunnel(ml.Ztunnel())
+		istioFacts, meshlabFacts = SummarizeIstioZtunnel(is.Addresses()), SummarizeMeshlabZtunnel(ml.Ztunnel())
+		SummarizeIstioPeerAuthn(istioFacts, is.Policies())
+		SummarizeMeshlabPeerAuthn(meshlabFacts, ml.Ztunnel().Policies)
+		return istioFacts, meshlabFacts
 	}
 	p, err := ml.Proxy(id)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"istio.io/istio/pkg/config/constants"
 	"istio.io/istio/pkg/test"
 	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
 )
 
 // EnableAmbient turns on Istio's ambient features as PILOT_ENABLE_AMBIENT=true does in istiod (the flags
@@ -87,6 +88,15 @@ func (i *Istio) Envoy(p *istiomodel.Proxy) *Envoy {
 	l := i.S.Listeners(p)
 	c := i.S.Clusters(p)
 	return &Envoy{Listeners: l, Clusters: c, Routes: i.S.RoutesFromListeners(p, l), Endpoints: i.S.Endpoints(p)}
+}
+
+// Policies is every L4 policy Istio's workload xDS can send a ztunnel (istio.security.Authorization).
+func (i *Istio) Policies() []*security.Authorization {
+	var out []*security.Authorization
+	for _, p := range i.S.AmbientIndex.Policies(nil) {
+		out = append(out, p.Authorization)
+	}
+	return out
 }
 
 // Addresses is what Istio's workload xDS sends a ztunnel: every workload and service of the ambient index.

@@ -79,19 +79,20 @@ func (m *Meshlab) Envoy(id string) (*Envoy, error) {
 type ZtunnelDump struct {
 	Workloads []configgen.ZtunnelWorkload
 	Services  []configgen.ZtunnelService
+	Policies  []configgen.ZtunnelAuthorization // those of the first node's workloads
 	// Waypoints maps each waypoint address to NAMESPACE/NAME, to name the waypoints the dump refers to.
 	Waypoints map[string]string
 }
 
-// Ztunnel renders what a ztunnel receives, as render.Render does (the node only selects policies, which are
-// not compared).
+// Ztunnel renders what a ztunnel receives, as render.Render does (the node only selects policies: fixtures
+// that compare policies put their pods on one node).
 func (m *Meshlab) Ztunnel() *ZtunnelDump {
 	nodes := m.Snap.Nodes()
 	if len(nodes) == 0 {
 		return &ZtunnelDump{}
 	}
-	w, s, _ := configgen.ZtunnelConfig(m.Snap, nodes[0])
-	d := &ZtunnelDump{Workloads: w, Services: s, Waypoints: map[string]string{}}
+	w, s, p := configgen.ZtunnelConfig(m.Snap, nodes[0])
+	d := &ZtunnelDump{Workloads: w, Services: s, Policies: p, Waypoints: map[string]string{}}
 	for _, wp := range m.Snap.Waypoints() {
 		for _, a := range wp.Addresses {
 			d.Waypoints[a] = wp.Namespace + "/" + wp.Name

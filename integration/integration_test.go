@@ -15,6 +15,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/meshlab/meshlab/api/mesh"
+	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/netnstest"
 	"github.com/meshlab/meshlab/identity/ca"
@@ -339,6 +340,79 @@ func TestAmbient(t *testing.T) {
 		if n := m.flakyHits.count("L7 deny on the whole waypoint: flaky /admin -> 403"); n != 0 {
 			t.Errorf("flaky saw %d requests the waypoint denied", n)
 		}
+	})
+
+	t.Run("PeerAuthentication STRICT: ztunnel refuses plain text, a PERMISSIVE port lets it in", func(t *testing.T) {
+		zt1 := m.ztunnel[m.node1]
+		apply := func(doc string) []ingest.Key {
+			objs, _, err := ingest.Decode("peerauthn.yaml", []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []ingest.Key
+			for _, o := range objs {
+				if _, err := m.cp.Store.Add(o); err != nil {
+					t.Fatal(err)
+				}
+				k, _ := ingest.KeyOf(o)
+				keys = append(keys, k)
+			}
+			return keys
+		}
+		// plainToEcho waits until plain -> echo's pod (plain text, no identity) gets the wanted outcome.
+		plainToEcho := func(wantOK bool) {
+			t.Helper()
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				st, _, err := request(m.plain, "GET", "http://"+m.echo.Addr(appPort)+"/", nil)
+				if ok := err == nil && st == http.StatusOK; ok == wantOK {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("plain -> echo: status %d, err %v; want success=%v", st, err, wantOK)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		from := zt1.out.len()
+		mesh := apply(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+`)
+		t.Cleanup(func() {
+			for _, k := range mesh {
+				m.cp.Store.Delete(k)
+			}
+		})
+		plainToEcho(false)
+		if line, ok := zt1.out.waitLine(from, `src.addr="`+m.plain.IP.String()+`:`, `error="denied by policy istio-system/istio_converted_static_strict"`); !ok {
+			t.Errorf("node1 ztunnel logged no STRICT rejection of plain:\n%s", zt1.out.String()[from:])
+		} else {
+			t.Logf("%s", line)
+		}
+		// Mutual TLS (HBONE with sleep's identity) still gets through.
+		if st, _, err := request(m.sleep, "GET", "http://"+m.echo.Addr(appPort)+"/", nil); err != nil || st != http.StatusOK {
+			t.Errorf("sleep -> echo under STRICT = %d, %v; want 200", st, err)
+		}
+		// A workload policy with mode unset (STRICT from the mesh) and the app port PERMISSIVE: Istio's
+		// converted form replaces the static STRICT policy for echo, and plain text on that port is let in.
+		workload := apply(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: echo-app-port, namespace: mesh}
+spec:
+  selector: {matchLabels: {app: echo}}
+  portLevelMtls: {8080: {mode: PERMISSIVE}}
+`)
+		plainToEcho(true)
+		for _, k := range workload {
+			m.cp.Store.Delete(k)
+		}
+		plainToEcho(false)
+		for _, k := range mesh {
+			m.cp.Store.Delete(k)
+		}
+		plainToEcho(true)
 	})
 
 	t.Run("istioctl ztunnel-config reads the ztunnel config dumps", func(t *testing.T) { m.checkIstioctl(t) })

@@ -129,6 +129,7 @@ func controlPlaneClusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices/status", "destinationrules/status"}, Verbs: status},
 		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies"}, Verbs: read},
 		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status"}, Verbs: status},
+		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"peerauthentications"}, Verbs: read},
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 	}
 	// Sidecar injection: namespace labels, the template ConfigMap, and the webhook configuration the

@@ -342,12 +342,12 @@ spec:
   host: reviews
   trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
 `, warn: "spec.trafficPolicy.outlierDetection: meshlab does not implement DestinationRule trafficPolicy.outlierDetection; no host is ejected"},
-		{name: "PeerAuthentication is stored with a warning", doc: `
+		{name: "RequestAuthentication is stored with a warning", doc: `
 apiVersion: security.istio.io/v1
-kind: PeerAuthentication
+kind: RequestAuthentication
 metadata: {name: default, namespace: bookinfo}
-spec: {mtls: {mode: STRICT}}
-`, warn: "meshlab does not implement PeerAuthentication; it is stored but has no effect"},
+spec: {jwtRules: [{issuer: "https://example.com"}]}
+`, warn: "meshlab does not implement RequestAuthentication; it is stored but has no effect"},
 		{name: "Sidecar is stored with a warning", doc: `
 apiVersion: networking.istio.io/v1
 kind: Sidecar

@@ -65,14 +65,24 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
-	t.Run("ztunnel-meshlab-worker.golden.json", func(t *testing.T) {
-		w, s, p := configgen.ZtunnelConfig(modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS), "meshlab-worker")
-		got, err := json.MarshalIndent(map[string]any{"workloads": w, "services": s, "policies": p}, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden.Check(t, filepath.Join("testdata", "ztunnel-meshlab-worker.golden.json"), append(got, '\n'))
-	})
+	for _, tc := range []struct {
+		golden string
+		files  []string
+	}{
+		{"ztunnel-meshlab-worker.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVS}},
+		// PeerAuthentication as Istio converts it for ztunnel: the static STRICT DENY policy for the
+		// namespace's workloads, and reviews' converted policy exempting 9080.
+		{"ztunnel-peer-authentication.golden.json", []string{modeltest.Bookinfo, modeltest.PeerAuthentication}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			w, s, p := configgen.ZtunnelConfig(modeltest.Load(t, tc.files...), "meshlab-worker")
+			got, err := json.MarshalIndent(map[string]any{"workloads": w, "services": s, "policies": p}, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden.Check(t, filepath.Join("testdata", tc.golden), append(got, '\n'))
+		})
+	}
 }
 
 func TestWaypointScopedToWhatItServes(t *testing.T) {

@@ -104,6 +104,7 @@ type ZtunnelAuthorization struct {
 func ZtunnelConfig(s *model.Snapshot, node string) ([]ZtunnelWorkload, []ZtunnelService, []ZtunnelAuthorization) {
 	var workloads []ZtunnelWorkload
 	onNode := map[*model.AuthorizationPolicy]bool{}
+	peerAuthnOnNode := map[string]bool{}
 	for _, wl := range s.Workloads() {
 		zw := ZtunnelWorkload{
 			UID:               "Kubernetes//Pod/" + wl.Namespace + "/" + wl.Name,
@@ -141,6 +142,13 @@ func ZtunnelConfig(s *model.Snapshot, node string) ([]ZtunnelWorkload, []Ztunnel
 				onNode[p] = true
 			}
 		}
+		// After the AuthorizationPolicies, as Istio lists them: the PeerAuthentication-derived ones.
+		for _, key := range s.PeerAuthnPolicyKeys(wl) {
+			zw.AuthorizationPolicies = append(zw.AuthorizationPolicies, key)
+			if wl.Node == node {
+				peerAuthnOnNode[key] = true
+			}
+		}
 		workloads = append(workloads, zw)
 	}
 	var services []ZtunnelService
@@ -157,6 +165,7 @@ func ZtunnelConfig(s *model.Snapshot, node string) ([]ZtunnelWorkload, []Ztunnel
 			policies = append(policies, ztunnelAuthorization(p))
 		}
 	}
+	policies = append(policies, peerAuthnPolicies(s, peerAuthnOnNode)...)
 	sort.Slice(policies, func(i, j int) bool {
 		if policies[i].Namespace != policies[j].Namespace {
 			return policies[i].Namespace < policies[j].Namespace
@@ -196,6 +205,40 @@ func gatewayAddress(w *model.Waypoint) *ZtunnelGatewayAddress {
 		ga.Hostname = model.FQDN(w.Name, w.Namespace)
 	}
 	return ga
+}
+
+// peerAuthnPolicies returns the DENY policies derived from PeerAuthentications: the static STRICT one
+// whenever any PeerAuthentication exists (as Istio sends it), and the converted workload policies that a
+// workload on this node references.
+func peerAuthnPolicies(s *model.Snapshot, onNode map[string]bool) []ZtunnelAuthorization {
+	if len(s.PeerAuthentications()) == 0 {
+		return nil
+	}
+	out := []ZtunnelAuthorization{ztunnelDeny(model.StaticStrictPolicy())}
+	for _, p := range s.PeerAuthentications() {
+		if d, ok := s.ConvertedPeerAuthentication(p); ok && onNode[d.Namespace+"/"+d.Name] {
+			out = append(out, ztunnelDeny(d))
+		}
+	}
+	return out
+}
+
+// ztunnelDeny writes a derived DENY policy in the workload API's shape: plain text is "no principal"
+// (notPrincipals: presence), each condition one Rules of one Match, ANDed within the group.
+func ztunnelDeny(d model.L4Deny) ZtunnelAuthorization {
+	za := ZtunnelAuthorization{Name: d.Name, Namespace: d.Namespace, Scope: "WORKLOAD_SELECTOR", Action: model.ActionDeny, Groups: []ZtunnelGroup{}}
+	for _, conds := range d.Groups {
+		var g ZtunnelGroup
+		for _, c := range conds {
+			m := ZtunnelMatch{DestinationPorts: c.Ports, NotDestinationPorts: c.NotPorts}
+			if c.Plaintext {
+				m.NotPrincipals = []ZtunnelStringMatch{{Presence: true}}
+			}
+			g.Rules = append(g.Rules, ZtunnelRules{Matches: []ZtunnelMatch{m}})
+		}
+		za.Groups = append(za.Groups, g)
+	}
+	return za
 }
 
 func ztunnelAuthorization(p *model.AuthorizationPolicy) ZtunnelAuthorization {

@@ -189,10 +189,10 @@ spec:
   - retries: {attempts: 2, retryRemoteLocalities: true}
     route: [{destination: {host: reviews}}]
 ---
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
+apiVersion: networking.istio.io/v1
+kind: Sidecar
 metadata: {name: default}
-spec: {mtls: {mode: STRICT}}
+spec: {egress: [{hosts: ["./*"]}]}
 `)
 	store, warnings, err := ingest.LoadFiles(warned)
 	if err != nil {
@@ -208,7 +208,7 @@ spec: {mtls: {mode: STRICT}}
 	all := strings.Join(got, "\n")
 	for _, want := range []string{
 		"warned.yaml: document 1 (VirtualService reviews), line 1: spec.http[0].retries.retryRemoteLocalities: meshlab does not implement VirtualService http.retries.retryRemoteLocalities",
-		"warned.yaml: document 2 (PeerAuthentication default), line 10: skipping security.istio.io/v1 PeerAuthentication: meshlab does not implement PeerAuthentication; it has no effect",
+		"warned.yaml: document 2 (Sidecar default), line 10: skipping networking.istio.io/v1 Sidecar: meshlab does not implement Sidecar; it has no effect",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("warnings lack %q:\n%s", want, all)

@@ -41,11 +41,12 @@ const (
 	KindVirtualService      Kind = "VirtualService"
 	KindDestinationRule     Kind = "DestinationRule"
 	KindAuthorizationPolicy Kind = "AuthorizationPolicy"
+	KindPeerAuthentication  Kind = "PeerAuthentication"
 )
 
 // Kinds lists every kind in a fixed order.
 var Kinds = []Kind{KindNamespace, KindService, KindPod, KindServiceAccount, KindEndpointSlice, KindGatewayClass,
-	KindGateway, KindHTTPRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy}
+	KindGateway, KindHTTPRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindPeerAuthentication}
 
 // Namespaced reports whether objects of kind k live in a namespace.
 func (k Kind) Namespaced() bool { return k != KindNamespace && k != KindGatewayClass }
@@ -75,6 +76,8 @@ func KindOf(obj Object) (Kind, error) {
 		return KindDestinationRule, nil
 	case *securityv1.AuthorizationPolicy:
 		return KindAuthorizationPolicy, nil
+	case *securityv1.PeerAuthentication:
+		return KindPeerAuthentication, nil
 	}
 	return "", fmt.Errorf("unsupported object type %T", obj)
 }
@@ -255,6 +258,7 @@ type Objects struct {
 	VirtualServices       []*networkingv1.VirtualService
 	DestinationRules      []*networkingv1.DestinationRule
 	AuthorizationPolicies []*securityv1.AuthorizationPolicy
+	PeerAuthentications   []*securityv1.PeerAuthentication
 }
 
 // Objects returns a typed view of everything in the store, taken under one lock so it is consistent.
@@ -291,6 +295,8 @@ func (s *Store) Objects() Objects {
 			out.DestinationRules = append(out.DestinationRules, o)
 		case *securityv1.AuthorizationPolicy:
 			out.AuthorizationPolicies = append(out.AuthorizationPolicies, o)
+		case *securityv1.PeerAuthentication:
+			out.PeerAuthentications = append(out.PeerAuthentications, o)
 		}
 	}
 	return out

@@ -167,7 +167,7 @@ func reference(key ingest.Key, obj ingest.Object) *corev1.ObjectReference {
 		apiVersion = "gateway.networking.k8s.io/v1"
 	case ingest.KindVirtualService, ingest.KindDestinationRule:
 		apiVersion = "networking.istio.io/v1"
-	case ingest.KindAuthorizationPolicy:
+	case ingest.KindAuthorizationPolicy, ingest.KindPeerAuthentication:
 		apiVersion = "security.istio.io/v1"
 	}
 	return &corev1.ObjectReference{APIVersion: apiVersion, Kind: string(key.Kind), Namespace: key.Namespace,

@@ -331,3 +331,44 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve(sidecar) = %+v, %v", p, err)
 	}
 }
+
+// A STRICT PeerAuthentication over pods with a meshlab sidecar is reported: ztunnel enforces it for ambient
+// pods only, and a sidecar pod still accepts plain text.
+func TestPeerAuthenticationOnSidecarPodsIsAProblem(t *testing.T) {
+	snap := modeltest.FromYAML(t, `
+apiVersion: v1
+kind: Namespace
+metadata: {name: legacy, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: legacy, labels: {app: web, security.istio.io/tlsMode: istio}}
+spec: {serviceAccountName: web, nodeName: node-a, containers: [{name: web, image: web}]}
+status: {phase: Running, podIP: 10.244.7.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain-0, namespace: legacy, labels: {app: plain}}
+spec: {serviceAccountName: plain, nodeName: node-a, containers: [{name: plain, image: plain}]}
+status: {phase: Running, podIP: 10.244.7.11}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-0, namespace: legacy, labels: {app: api, security.istio.io/tlsMode: istio}}
+spec: {serviceAccountName: api, nodeName: node-a, containers: [{name: api, image: api}]}
+status: {phase: Running, podIP: 10.244.7.12}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: legacy}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: api-permissive, namespace: legacy}
+spec: {selector: {matchLabels: {app: api}}, mtls: {mode: PERMISSIVE}}`)
+	want := []string{"PeerAuthentication/legacy/strict: STRICT is not enforced on pods with a meshlab sidecar (web-0): they still accept plain text; meshlab enforces PeerAuthentication in ztunnel, for ambient pods only"}
+	if got := names(snap.Problems, model.Problem.String); !reflect.DeepEqual(got, want) {
+		t.Errorf("problems = %q, want %q", got, want)
+	}
+}

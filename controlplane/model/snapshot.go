@@ -28,11 +28,12 @@ type Snapshot struct {
 	waypoints  []*Waypoint // sorted by namespace/name
 	waypointBy map[string]*Waypoint
 
-	routes   map[string][]*RouteRule // by FQDN, in precedence order; port filter applied by RoutesFor
-	routeSrc map[string]ingest.Key
-	ruleRefs map[*RouteRule]uint32 // rule -> port it is restricted to (0 = any)
-	drs      map[string]*DestinationRule
-	authz    []*AuthorizationPolicy
+	routes    map[string][]*RouteRule // by FQDN, in precedence order; port filter applied by RoutesFor
+	routeSrc  map[string]ingest.Key
+	ruleRefs  map[*RouteRule]uint32 // rule -> port it is restricted to (0 = any)
+	drs       map[string]*DestinationRule
+	authz     []*AuthorizationPolicy
+	peerAuthn []*PeerAuthentication
 }
 
 // Build makes a snapshot from a consistent view of the store.
@@ -80,6 +81,7 @@ func (b *builder) build() {
 	b.buildVirtualServices()
 	b.buildHTTPRoutes()
 	b.buildAuthorizationPolicies()
+	b.buildPeerAuthentications()
 }
 
 // FQDN returns name.namespace.svc.cluster.local.

@@ -93,6 +93,10 @@ func ap(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupSecurity, Kind: "AuthorizationPolicy", Path: path, Name: name, Support: s, Note: note}
 }
 
+func pa(path, name string, s Support, note string) FieldCoverage {
+	return FieldCoverage{Group: groupSecurity, Kind: "PeerAuthentication", Path: path, Name: name, Support: s, Note: note}
+}
+
 func hr(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "HTTPRoute", Path: path, Name: name, Support: s, Note: note}
 }
@@ -204,6 +208,12 @@ var Coverage = []FieldCoverage{
 	dr("spec.exportTo", "exportTo", Warned, "the DestinationRule is visible in every namespace"),
 	dr("spec.workloadSelector", "workloadSelector", Warned, "the subsets apply to every client"),
 
+	// PeerAuthentication: enforced by ztunnel for ambient pods, as Istio converts it (DENY plain text); a
+	// meshlab sidecar does not enforce it, which the model reports as a problem (a warning event).
+	pa("spec.selector", "selector", Implemented, ""),
+	pa("spec.mtls.mode", "mtls.mode", Implemented, ""),
+	pa("spec.portLevelMtls", "portLevelMtls", Implemented, ""),
+
 	// AuthorizationPolicy: selector policies are enforced by ztunnel, targetRefs policies by the waypoint.
 	ap("spec.selector", "selector", Implemented, ""),
 	ap("spec.targetRef", "targetRef", Implemented, ""),
@@ -304,7 +314,6 @@ var UnimplementedKinds = map[schema.GroupKind]bool{
 	{Group: groupNetworking, Kind: "WorkloadEntry"}:                       true,
 	{Group: groupNetworking, Kind: "WorkloadGroup"}:                       true,
 	{Group: groupNetworking, Kind: "ProxyConfig"}:                         true,
-	{Group: groupSecurity, Kind: "PeerAuthentication"}:                    true,
 	{Group: groupSecurity, Kind: "RequestAuthentication"}:                 true,
 	{Group: "telemetry.istio.io", Kind: "Telemetry"}:                      true,
 	{Group: "extensions.istio.io", Kind: "WasmPlugin"}:                    true,

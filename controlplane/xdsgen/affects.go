@@ -60,7 +60,7 @@ func (g *Generator) Affects(p *xds.Proxy, req *xds.PushRequest) bool {
 // ztunnelKinds are the kinds the workload API is built from; L7 routing never reaches ztunnel.
 var ztunnelKinds = map[ingest.Kind]bool{
 	ingest.KindNamespace: true, ingest.KindService: true, ingest.KindPod: true, ingest.KindEndpointSlice: true,
-	ingest.KindGateway: true, ingest.KindAuthorizationPolicy: true,
+	ingest.KindGateway: true, ingest.KindAuthorizationPolicy: true, ingest.KindPeerAuthentication: true,
 }
 
 // waypointDeps lists the configs waypoint w's resources are built from in snapshot s.

@@ -37,7 +37,7 @@ var sidecarOutboundDeps = map[string][]xds.ConfigKey{
 	xdstype.Endpoint: every(ingest.KindService, ingest.KindEndpointSlice, ingest.KindPod, ingest.KindDestinationRule, ingest.KindNamespace),
 }
 
-var ztunnelDeps = every(ingest.KindNamespace, ingest.KindService, ingest.KindPod, ingest.KindEndpointSlice, ingest.KindGateway, ingest.KindAuthorizationPolicy)
+var ztunnelDeps = every(ingest.KindNamespace, ingest.KindService, ingest.KindPod, ingest.KindEndpointSlice, ingest.KindGateway, ingest.KindAuthorizationPolicy, ingest.KindPeerAuthentication)
 
 // cached generates from one snapshot through the cache.
 type cached struct {

@@ -25,6 +25,9 @@ const (
 	ReviewsVSMirror = "filters/reviews-vs-mirror.yaml"
 	// ReviewsHTTPRouteMirror is an HTTPRoute with RequestMirror, retry and timeouts.backendRequest.
 	ReviewsHTTPRouteMirror = "filters/reviews-httproute-mirror.yaml"
+	// PeerAuthentication is STRICT for the default namespace, with reviews' 9080 left PERMISSIVE by a
+	// workload policy.
+	PeerAuthentication = "peer-authentication.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.

@@ -79,8 +79,15 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 		return caserver.Caller{Namespace: ns, ServiceAccount: sa}, nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := xds.NewServer(xdsgen.New(store), xds.WithDebounce(0, 0),
+	gen := xdsgen.New(store)
+	srv := xds.NewServer(gen, xds.WithDebounce(0, 0),
 		xds.WithDebugAuthorizer(server.DebugAccess(authn, mesh.Namespace)))
+	// As the real server does: a change to the store (a test applying config) pushes what it affects.
+	store.OnChange(func(ev ingest.Event) {
+		if req := gen.PushRequestFor(ev); req != nil {
+			srv.ConfigUpdate(req)
+		}
+	})
 	srv.Start(ctx)
 	cp := &ControlPlane{CA: authority, Store: store, XDS: srv}
 	var servers []*grpc.Server
