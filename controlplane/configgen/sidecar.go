@@ -228,6 +228,7 @@ func originalDstCluster(name string, bind string) *clusterv3.Cluster {
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:       durationpb.New(connectTimeout),
+		CircuitBreakers:      defaultCircuitBreakers(),
 	}
 	if bind != "" {
 		c.UpstreamBindConfig = &corev3.BindConfig{SourceAddress: &corev3.SocketAddress{Address: bind, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0}}}
@@ -263,12 +264,12 @@ func (g *sidecarGen) outboundClusters() []*clusterv3.Cluster {
 	for _, svc := range g.snap.Services() {
 		dr := g.snap.DestinationRule(svc.FQDN)
 		for _, p := range svc.Ports {
-			out = append(out, edsCluster(OutboundName(svc, p.Port, ""), svc, dr))
+			out = append(out, serviceCluster(OutboundName(svc, p.Port, ""), svc, dr, p.Port, ""))
 			if dr == nil {
 				continue
 			}
 			for _, ss := range dr.Subsets {
-				out = append(out, edsCluster(OutboundName(svc, p.Port, ss.Name), svc, dr))
+				out = append(out, serviceCluster(OutboundName(svc, p.Port, ss.Name), svc, dr, p.Port, ss.Name))
 			}
 		}
 	}
@@ -303,7 +304,7 @@ func (g *sidecarGen) routes() []*routev3.RouteConfiguration {
 			byPort[p.Port] = append(byPort[p.Port], &routev3.VirtualHost{
 				Name:    svc.FQDN + ":" + strconv.FormatUint(uint64(p.Port), 10),
 				Domains: g.domains(svc, p.Port),
-				Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, OutboundName),
+				Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, OutboundName, routeHashes{snap: g.snap, defaultRoute: true}),
 			})
 		}
 	}

@@ -35,7 +35,7 @@ func (e *Engine) serveTCP(ctx context.Context, conn net.Conn, d Downstream, chai
 		conn.Close()
 		return
 	}
-	ep := c.pick(d.Destination, nil, 0, e.opts.Rand)
+	ep := c.pick(d.Destination, nil, 0, e.opts.Rand, 0, false)
 	if ep == nil {
 		flags = "UH"
 		conn.Close()
