@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/cespare/xxhash/v2"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 )
 
 // hashPolicy is one of a route's hash policies (route.hash_policy): what of a request a consistent-hash

@@ -7,20 +7,20 @@ import (
 // Metrics are the engine's Prometheus metrics, named after the Envoy stats Istio exports
 // (envoy_cluster_upstream_rq, envoy_http_rbac_denied, ...), so the familiar queries work.
 type Metrics struct {
-	upstreamRq      *prometheus.CounterVec
-	upstreamRetry   *prometheus.CounterVec
+	upstreamRq    *prometheus.CounterVec
+	upstreamRetry *prometheus.CounterVec
 	// Circuit breaking and outlier detection.
 	upstreamRetryOverflow *prometheus.CounterVec
 	upstreamRqOverflow    *prometheus.CounterVec
 	outlierEjections      *prometheus.CounterVec
-	upstreamCx      *prometheus.CounterVec
-	upstreamCxFail  *prometheus.CounterVec
-	downstreamRq    *prometheus.CounterVec
-	rbacDenied      *prometheus.CounterVec
-	faultAborts     *prometheus.CounterVec
-	faultDelays     *prometheus.CounterVec
-	downstreamCx    *prometheus.CounterVec
-	downstreamCxAct *prometheus.GaugeVec
+	upstreamCx            *prometheus.CounterVec
+	upstreamCxFail        *prometheus.CounterVec
+	downstreamRq          *prometheus.CounterVec
+	rbacDenied            *prometheus.CounterVec
+	faultAborts           *prometheus.CounterVec
+	faultDelays           *prometheus.CounterVec
+	downstreamCx          *prometheus.CounterVec
+	downstreamCxAct       *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
