@@ -46,7 +46,7 @@ func applyTrafficPolicy(c *clusterv3.Cluster, p *networking.TrafficPolicy) {
 
 // defaultCircuitBreakers are Istio's thresholds for every cluster without a connection pool: unlimited
 // (2^32-1), so that Envoy's own defaults (1024 connections, pending and active requests, 3 retries) never
-// throttle mesh traffic, with the remaining-capacity gauges on.
+// throttle mesh traffic. (track_remaining stays off: istiod's DISABLE_TRACK_REMAINING_CB_METRICS default.)
 func defaultCircuitBreakers() *clusterv3.CircuitBreakers {
 	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{defaultThresholds()}}
 }
@@ -57,7 +57,6 @@ func defaultThresholds() *clusterv3.CircuitBreakers_Thresholds {
 		MaxRequests:        wrapperspb.UInt32(math.MaxUint32),
 		MaxConnections:     wrapperspb.UInt32(math.MaxUint32),
 		MaxPendingRequests: wrapperspb.UInt32(math.MaxUint32),
-		TrackRemaining:     true,
 	}
 }
 
@@ -153,7 +152,16 @@ func applyOutlierDetection(c *clusterv3.Cluster, od *networking.OutlierDetection
 // deprecated LEAST_CONN and an unset policy (Istio's default), PASSTHROUGH as an original-destination
 // cluster; a consistent hash then makes it RING_HASH (ringHash, or the deprecated minimumRingSize with
 // Envoy's 1024 by default) or MAGLEV.
+//
+// Istio sends a service's unready endpoints too, so it turns Envoy's panic mode off (threshold 0) unless
+// outlier detection has set minHealthPercent: traffic never spills onto unready or ejected hosts.
 func applyLoadBalancer(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings) {
+	if c.CommonLbConfig == nil {
+		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
+	}
+	if c.CommonLbConfig.HealthyPanicThreshold == nil {
+		c.CommonLbConfig.HealthyPanicThreshold = &typev3.Percent{Value: 0}
+	}
 	switch lb.GetSimple() {
 	case networking.LoadBalancerSettings_RANDOM:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
