@@ -25,6 +25,9 @@ const (
 	ReviewsVSMirror = "filters/reviews-vs-mirror.yaml"
 	// ReviewsHTTPRouteMirror is an HTTPRoute with RequestMirror, retry and timeouts.backendRequest.
 	ReviewsHTTPRouteMirror = "filters/reviews-httproute-mirror.yaml"
+	// ReviewsDRPolicy is a DestinationRule with traffic policies (consistent hashes, a connection pool,
+	// outlier detection; subset and port-level overrides), one subset per VirtualService path.
+	ReviewsDRPolicy = "filters/reviews-dr-policy.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
