@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"sync"
 	"strings"
 	"time"
 
@@ -366,11 +367,18 @@ func (e *Engine) attempt(ctx context.Context, r *http.Request, target upstreamTa
 		out.Body = nil
 	}
 	out = out.WithContext(actx)
+	// The request counts as active on ep (LEAST_REQUEST) until its response has been read, as in Envoy.
 	ep.active.Add(1)
-	defer ep.active.Add(-1)
 	resp, err := e.transport(c, r).RoundTrip(out)
 	if err != nil {
+		ep.active.Add(-1)
 		return nil, classify(err, actx, ctx), cancel
+	}
+	var once sync.Once
+	cancelTry := cancel
+	cancel = func() {
+		once.Do(func() { ep.active.Add(-1) })
+		cancelTry()
 	}
 	return resp, attemptFailure{status: resp.StatusCode, grpc: resp.Header.Get("Grpc-Status")}, cancel
 }
