@@ -22,12 +22,13 @@ type policyBackends struct {
 	release chan struct{}
 	failing map[string]bool
 	mu      sync.Mutex
-	held    []string // versions holding a /hold request
-	got     []string // "version path" of every request
+	held    []string        // versions holding a /hold request
+	got     []string        // "version path" of every request
+	conns   map[string]bool // the upstream connections (client addresses) of /limited requests
 }
 
 func newPolicyBackends(failing ...string) *policyBackends {
-	b := &policyBackends{release: make(chan struct{}), failing: map[string]bool{}}
+	b := &policyBackends{release: make(chan struct{}), failing: map[string]bool{}, conns: map[string]bool{}}
 	for _, v := range failing {
 		b.failing[v] = true
 	}
@@ -39,6 +40,9 @@ func (b *policyBackends) hook(version string, w http.ResponseWriter, r *http.Req
 	b.got = append(b.got, version+" "+r.URL.Path)
 	if strings.Contains(r.URL.Path, "/hold") {
 		b.held = append(b.held, version)
+	}
+	if strings.HasPrefix(r.URL.Path, "/limited/seq") {
+		b.conns[r.RemoteAddr] = true
 	}
 	b.mu.Unlock()
 	w.Header().Set("X-Version", version)
@@ -202,7 +206,8 @@ func TestGeneratedLeastRequest(t *testing.T) {
 
 // TestGeneratedCircuitBreaker: connectionPool tcp.maxConnections 1 and http.http1MaxPendingRequests 1 to
 // v1: with one request in flight a second waits, a third overflows at once with Envoy's 503 and
-// x-envoy-overloaded; the waiting one is served when the first ends.
+// x-envoy-overloaded; the waiting one is served when the first ends. http.maxRequestsPerConnection closes
+// an upstream connection after that many requests.
 func TestGeneratedCircuitBreaker(t *testing.T) {
 	b := newPolicyBackends()
 	addr := generatedWaypointRand(t, modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsDRPolicy), b.hook, nil)
@@ -255,6 +260,19 @@ func TestGeneratedCircuitBreaker(t *testing.T) {
 	}
 	if a := mustGet(t, addr, "/limited/after", nil); a.status != 200 {
 		t.Errorf("after the burst: %d, want 200", a.status)
+	}
+
+	// maxRequestsPerConnection 5: twelve requests in a row take three upstream connections.
+	for i := 0; i < 12; i++ {
+		if a := mustGet(t, addr, fmt.Sprintf("/limited/seq/%d", i), nil); a.status != 200 {
+			t.Fatalf("sequential request %d: %d", i, a.status)
+		}
+	}
+	b.mu.Lock()
+	conns := len(b.conns)
+	b.mu.Unlock()
+	if conns != 3 {
+		t.Errorf("12 requests with maxRequestsPerConnection 5 used %d upstream connections, want 3", conns)
 	}
 }
 

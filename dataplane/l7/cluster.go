@@ -70,7 +70,11 @@ type Cluster struct {
 	// upstreamProto is how HTTP is spoken upstream: "" (HTTP/1.1, Envoy's default), "http2" (h2c) or
 	// "downstream" (whatever the client used).
 	upstreamProto string
-	panicPercent  float64
+	// From the HTTP protocol options' common_http_protocol_options, for HTTP/1.1 upstream connections:
+	// requests per connection (0: unlimited) and idle timeout (0: the engine's).
+	maxRequestsPerConn int
+	idleTimeout        time.Duration
+	panicPercent       float64
 	Hosts         []*Endpoint
 	healthy       []*Endpoint
 	rr            atomic.Uint64
@@ -184,6 +188,13 @@ func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		}
 		if err := checkFields(hpo, "explicit_http_config", "use_downstream_protocol_config", "common_http_protocol_options"); err != nil {
 			return nil, fmt.Errorf("typed_extension_protocol_options %s: %w", name, err)
+		}
+		if co := hpo.GetCommonHttpProtocolOptions(); co != nil {
+			if err := checkFields(co, "idle_timeout", "max_requests_per_connection"); err != nil {
+				return nil, fmt.Errorf("typed_extension_protocol_options %s: common_http_protocol_options: %w", name, err)
+			}
+			out.idleTimeout = co.GetIdleTimeout().AsDuration()
+			out.maxRequestsPerConn = int(co.GetMaxRequestsPerConnection().GetValue())
 		}
 		switch {
 		case hpo.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil:

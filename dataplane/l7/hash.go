@@ -18,7 +18,8 @@ type hashPolicy struct {
 	cookie     string // cookie name
 	cookieTTL  time.Duration
 	cookiePath string
-	cookieSet  bool // ttl given: a request without the cookie gets one, as Envoy issues it
+	cookieSet  bool     // ttl given: a request without the cookie gets one, as Envoy issues it
+	cookieAttr []string // "name=value" (or "name") attributes of an issued cookie
 	sourceIP   bool
 	query      string
 }
@@ -37,10 +38,17 @@ func compileHashPolicies(hps []*routev3.RouteAction_HashPolicy) ([]hashPolicy, e
 			}
 			p.header = http.CanonicalHeaderKey(s.Header.GetHeaderName())
 		case *routev3.RouteAction_HashPolicy_Cookie_:
-			if err := checkFields(s.Cookie, "name", "ttl", "path"); err != nil {
+			if err := checkFields(s.Cookie, "name", "ttl", "path", "attributes"); err != nil {
 				return nil, fmt.Errorf("hash_policy %d: cookie: %w", i, err)
 			}
 			p.cookie, p.cookiePath = s.Cookie.GetName(), s.Cookie.GetPath()
+			for _, a := range s.Cookie.GetAttributes() {
+				attr := a.GetName()
+				if a.GetValue() != "" {
+					attr += "=" + a.GetValue()
+				}
+				p.cookieAttr = append(p.cookieAttr, attr)
+			}
 			if t := s.Cookie.GetTtl(); t != nil {
 				p.cookieTTL, p.cookieSet = t.AsDuration(), true
 			}
@@ -111,6 +119,9 @@ func cookieHeader(p hashPolicy, value string) string {
 	}
 	if p.cookiePath != "" {
 		s += "; Path=" + p.cookiePath
+	}
+	for _, a := range p.cookieAttr {
+		s += "; " + a
 	}
 	return s + "; HttpOnly"
 }
