@@ -75,9 +75,9 @@ type Cluster struct {
 	maxRequestsPerConn int
 	idleTimeout        time.Duration
 	panicPercent       float64
-	Hosts         []*Endpoint
-	healthy       []*Endpoint
-	rr            atomic.Uint64
+	Hosts              []*Endpoint
+	healthy            []*Endpoint
+	rr                 atomic.Uint64
 
 	// breaker enforces circuit_breakers; outlier, if set, ejects failing hosts (outlier_detection).
 	breaker *breaker
