@@ -16,7 +16,8 @@ import (
 // HTTP/1.1 carries one request per connection, so with an HTTP/1.1 upstream meshlab counts a request in
 // flight as a connection: past max_connections a request waits (pending) for one to finish, and past
 // max_pending_requests it overflows. Past max_requests a request overflows at once, whatever the protocol.
-// An overflow is answered as Envoy answers it: 503 with x-envoy-overloaded (see overflowReply).
+// An overflow is answered as Envoy answers it: 503 with x-envoy-overloaded. A TCP cluster's connections
+// (tcp_proxy) are bounded by max_connections and refused past it.
 type breaker struct {
 	maxConnections, maxPending, maxRequests, maxRetries int64
 
@@ -24,6 +25,7 @@ type breaker struct {
 	active  int64         // requests in flight
 	pending int64         // requests waiting for a connection
 	retries int64         // retries in flight
+	tcp     int64         // TCP connections (tcp_proxy), bounded by max_connections
 	freed   chan struct{} // closed and replaced when a request finishes, to wake the pending ones
 }
 
@@ -97,6 +99,25 @@ func (b *breaker) acquire(ctx context.Context, http1 bool) (release func(), ok b
 			b.active--
 			close(b.freed)
 			b.freed = make(chan struct{})
+			b.mu.Unlock()
+		})
+	}, true
+}
+
+// connection admits one TCP connection to the cluster (tcp_proxy); false past max_connections. release
+// must be called when the connection ends.
+func (b *breaker) connection() (release func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tcp >= b.maxConnections {
+		return nil, false
+	}
+	b.tcp++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.tcp--
 			b.mu.Unlock()
 		})
 	}, true

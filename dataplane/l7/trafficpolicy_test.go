@@ -3,6 +3,7 @@ package l7
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -185,5 +186,64 @@ func TestIdleTimeoutAndRequestsPerConnection(t *testing.T) {
 	defer mu.Unlock()
 	if len(conns) != 4 {
 		t.Errorf("a request after the idle timeout reused a connection: %d connections, want 4", len(conns))
+	}
+}
+
+// TestTCPMaxConnections: a TCP cluster's max_connections refuses connections past it (tcp_proxy has no
+// pending queue), and admits again once one closes.
+func TestTCPMaxConnections(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	svc := l7test.Service{FQDN: "db.default.svc.cluster.local", VIP: "10.96.0.20", Port: 5432, TCP: true}
+	name := svc.Name("")
+	cfg := Config(l7test.Waypoint([]l7test.Service{svc}, nil, map[string][]string{name: {l.Addr().String()}}, nil))
+	cfg.Clusters[0].CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxConnections: wrapperspb.UInt32(1)}}}
+	f := newEngineFixture(t, cfg, netip.MustParseAddrPort("10.96.0.20:5432"))
+
+	echo := func(c net.Conn, msg string) error {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c, msg); err != nil {
+			return err
+		}
+		buf := make([]byte, len(msg))
+		_, err := io.ReadFull(c, buf)
+		return err
+	}
+	first, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(first, "one"); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	second, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(second, "two"); err == nil {
+		t.Errorf("a second connection past max_connections 1 was proxied")
+	}
+	second.Close()
+	first.Close()
+	time.Sleep(100 * time.Millisecond)
+	third, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if err := echo(third, "three"); err != nil {
+		t.Errorf("after the first closed, a new connection failed: %v", err)
 	}
 }
