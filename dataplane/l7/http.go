@@ -267,7 +267,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		}
 		resp, fail, cancelTry := e.attempt(ctx, r, target, header, body, ep, c, policy, rl)
 		retryDone()
-		if c.outlier != nil {
+		if c.outlier != nil && r.Context().Err() == nil { // a client that went away says nothing of the host
 			if c.outlier.report(ep, fail.outlierStatus(), len(c.Hosts)) {
 				e.metrics.outlierEjections.WithLabelValues(name).Inc()
 			}
