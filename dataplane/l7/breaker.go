@@ -61,18 +61,18 @@ func compileBreaker(cb *clusterv3.CircuitBreakers) (*breaker, error) {
 	return b, nil
 }
 
-// acquire admits a request to the cluster, waiting while it is pending. ok is false on overflow (or when
-// ctx ends while pending); otherwise release must be called when the request is done.
-func (b *breaker) acquire(ctx context.Context, http1 bool) (release func(), ok bool) {
+// acquire admits a request to the cluster, waiting while it is pending. It is false on overflow (or when
+// ctx ends while pending); otherwise release must be called once the request is done.
+func (b *breaker) acquire(ctx context.Context, http1 bool) bool {
 	b.mu.Lock()
 	if b.active >= b.maxRequests {
 		b.mu.Unlock()
-		return nil, false
+		return false
 	}
 	if http1 && b.active >= b.maxConnections {
 		if b.pending >= b.maxPending {
 			b.mu.Unlock()
-			return nil, false
+			return false
 		}
 		b.pending++
 		for b.active >= b.maxConnections || b.active >= b.maxRequests {
@@ -84,7 +84,7 @@ func (b *breaker) acquire(ctx context.Context, http1 bool) (release func(), ok b
 				b.mu.Lock()
 				b.pending--
 				b.mu.Unlock()
-				return nil, false
+				return false
 			}
 			b.mu.Lock()
 		}
@@ -92,16 +92,19 @@ func (b *breaker) acquire(ctx context.Context, http1 bool) (release func(), ok b
 	}
 	b.active++
 	b.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			b.active--
-			close(b.freed)
-			b.freed = make(chan struct{})
-			b.mu.Unlock()
-		})
-	}, true
+	return true
+}
+
+// release ends a request acquire admitted, waking the pending ones (if any: the common path allocates
+// nothing).
+func (b *breaker) release() {
+	b.mu.Lock()
+	b.active--
+	if b.pending > 0 {
+		close(b.freed)
+		b.freed = make(chan struct{})
+	}
+	b.mu.Unlock()
 }
 
 // connection admits one TCP connection to the cluster (tcp_proxy); false past max_connections. release

@@ -225,8 +225,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		}
 	}
 	// The circuit breaker admits the request (it may wait as pending) for as long as it is forwarded.
-	release, admitted := c.breaker.acquire(ctx, e.transport(c, r) == http.RoundTripper(e.h1))
-	if !admitted {
+	if !c.breaker.acquire(ctx, e.transport(c, r) == http.RoundTripper(e.h1)) {
 		if ctx.Err() != nil && r.Context().Err() == nil {
 			rl.flag("UT")
 			e.metrics.upstreamRq.WithLabelValues(name, "504").Inc()
@@ -242,7 +241,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		localReply(w, http.StatusServiceUnavailable, bodyOverflow)
 		return
 	}
-	defer release()
+	defer c.breaker.release()
 	tried := map[string]bool{}
 	retryDone := func() {}
 	defer func() { retryDone() }()
