@@ -15,10 +15,12 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // Facts is a proxy's config normalized into comparable statements, "KIND/NAME...: field=value", one per
@@ -329,9 +331,34 @@ func summarizeCluster(f Facts, c *clusterv3.Cluster) {
 				t.GetMaxConnections().GetValue(), t.GetMaxPendingRequests().GetValue(), t.GetMaxRequests().GetValue(), t.GetMaxRetries().GetValue())
 		}
 	}
-	if c.OutlierDetection != nil {
-		f.add("%s: outlier_detection=consecutive_5xx:%d,interval:%s,base_ejection:%s", k, c.OutlierDetection.GetConsecutive_5Xx().GetValue(),
-			dur(c.OutlierDetection.Interval), dur(c.OutlierDetection.BaseEjectionTime))
+	if od := c.OutlierDetection; od != nil {
+		f.add("%s: outlier_detection=consecutive_5xx:%s,interval:%s,base_ejection:%s", k, u32(od.Consecutive_5Xx),
+			dur(od.Interval), dur(od.BaseEjectionTime))
+		f.add("%s: outlier_detection_gateway=consecutive:%s,enforcing:%s", k, u32(od.ConsecutiveGatewayFailure), u32(od.EnforcingConsecutiveGatewayFailure))
+		f.add("%s: outlier_detection_enforcing=5xx:%s,success_rate:%s,max_ejection_percent:%s", k, u32(od.EnforcingConsecutive_5Xx),
+			u32(od.EnforcingSuccessRate), u32(od.MaxEjectionPercent))
+	}
+	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
+		f.add("%s: healthy_panic_threshold=%g", k, p.Value)
+	}
+	if r := c.GetRingHashLbConfig(); r != nil {
+		f.add("%s: ring_hash=minimum_ring_size:%d", k, r.GetMinimumRingSize().GetValue())
+	}
+	if m := c.GetMaglevLbConfig(); m != nil {
+		f.add("%s: maglev=table_size:%d", k, m.GetTableSize().GetValue())
+	}
+	if cb := c.CircuitBreakers; cb != nil {
+		for _, t := range cb.Thresholds {
+			f.add("%s: circuit_breaker[%s].track_remaining=%t", k, t.Priority, t.TrackRemaining)
+		}
+	}
+	for name, opt := range c.TypedExtensionProtocolOptions {
+		if m, err := opt.UnmarshalNew(); err == nil {
+			if hpo, ok := m.(*httpv3.HttpProtocolOptions); ok && hpo.CommonHttpProtocolOptions != nil {
+				co := hpo.CommonHttpProtocolOptions
+				f.add("%s: %s.common=idle_timeout:%s,max_requests_per_connection:%s", k, name, dur(co.IdleTimeout), u32(co.MaxRequestsPerConnection))
+			}
+		}
 	}
 	if c.TransportSocket != nil {
 		f.add("%s: transport_socket=%s", k, typeName(c.TransportSocket.GetTypedConfig()))
@@ -435,6 +462,9 @@ func summarizeRouteConfig(f Facts, k string, rc *routev3.RouteConfiguration) {
 				if ra.GetPrefixRewrite() != "" {
 					f.add("%s: prefix_rewrite=%s", rk, ra.GetPrefixRewrite())
 				}
+				for j, hp := range ra.HashPolicy {
+					f.add("%s: hash_policy[%d]=%s", rk, j, hashPolicy(hp))
+				}
 				for _, u := range ra.UpgradeConfigs {
 					f.add("%s: upgrade=%s", rk, u.UpgradeType)
 				}
@@ -447,6 +477,27 @@ func summarizeRouteConfig(f Facts, k string, rc *routev3.RouteConfiguration) {
 			}
 		}
 	}
+}
+
+func u32(v *wrapperspb.UInt32Value) string {
+	if v == nil {
+		return "unset"
+	}
+	return strconv.FormatUint(uint64(v.Value), 10)
+}
+
+func hashPolicy(hp *routev3.RouteAction_HashPolicy) string {
+	switch p := hp.PolicySpecifier.(type) {
+	case *routev3.RouteAction_HashPolicy_Header_:
+		return "header:" + p.Header.HeaderName
+	case *routev3.RouteAction_HashPolicy_Cookie_:
+		return fmt.Sprintf("cookie:%s,ttl:%s,path:%s,attributes:%d", p.Cookie.Name, dur(p.Cookie.Ttl), p.Cookie.Path, len(p.Cookie.Attributes))
+	case *routev3.RouteAction_HashPolicy_ConnectionProperties_:
+		return fmt.Sprintf("source_ip:%t", p.ConnectionProperties.SourceIp)
+	case *routev3.RouteAction_HashPolicy_QueryParameter_:
+		return "query_parameter:" + p.QueryParameter.Name
+	}
+	return fmt.Sprintf("%T", hp.PolicySpecifier)
 }
 
 func retry(r *routev3.RetryPolicy) string {

@@ -39,6 +39,13 @@ func generatedWaypoint(t *testing.T, snap *model.Snapshot) (addr string) {
 // (with the pod's version) and answers it itself when it returns true.
 func generatedWaypointWith(t *testing.T, snap *model.Snapshot, hook func(version string, w http.ResponseWriter, r *http.Request) bool) (addr string) {
 	t.Helper()
+	return generatedWaypointRand(t, snap, hook, func() uint64 { return 0 })
+}
+
+// generatedWaypointRand is generatedWaypointWith with the engine's random source (nil: math/rand), for
+// tests of load balancing.
+func generatedWaypointRand(t *testing.T, snap *model.Snapshot, hook func(version string, w http.ResponseWriter, r *http.Request) bool, rnd func() uint64) (addr string) {
+	t.Helper()
 	reviews := snap.Service("reviews.default.svc.cluster.local")
 	backends := map[string]string{} // pod IP -> backend address
 	for _, ep := range reviews.Endpoints {
@@ -75,7 +82,7 @@ func generatedWaypointWith(t *testing.T, snap *model.Snapshot, hook func(version
 			}
 			return (&net.Dialer{}).DialContext(ctx, "tcp", to)
 		},
-		Rand: func() uint64 { return 0 },
+		Rand: rnd,
 	})
 	if err != nil {
 		t.Fatal(err)

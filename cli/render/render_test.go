@@ -89,7 +89,7 @@ kind: DestinationRule
 metadata: {name: reviews-lb, namespace: default}
 spec:
   host: ratings
-  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST, warmupDurationSecs: 30s}}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ spec:
 	if err != nil || !strings.Contains(out, "workloads") {
 		t.Fatalf("render with a warned field = %v\n%s", err, stderr)
 	}
-	if want := "spec.trafficPolicy.loadBalancer: meshlab does not implement DestinationRule trafficPolicy.loadBalancer"; !strings.Contains(stderr, want) {
+	if want := "spec.trafficPolicy.loadBalancer.warmupDurationSecs: meshlab does not implement DestinationRule trafficPolicy.loadBalancer.warmupDurationSecs"; !strings.Contains(stderr, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 

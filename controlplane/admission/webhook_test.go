@@ -334,14 +334,14 @@ spec:
     filters: [{type: CORS, cors: {allowOrigins: ["https://example.com"]}}]
     backendRefs: [{name: reviews-v2, port: 9080}]
 `, denied: "spec.rules[0].filters[0].cors: meshlab does not implement HTTPRoute rules.filters CORS"},
-		{name: "DestinationRule outlierDetection is a warning", doc: `
+		{name: "DestinationRule outlierDetection interval is a warning", doc: `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews, namespace: bookinfo}
 spec:
   host: reviews
-  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
-`, warn: "spec.trafficPolicy.outlierDetection: meshlab does not implement DestinationRule trafficPolicy.outlierDetection; no host is ejected"},
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3, interval: 5s}}
+`, warn: "spec.trafficPolicy.outlierDetection.interval: meshlab does not implement DestinationRule trafficPolicy.outlierDetection.interval; it is written into the cluster as in Istio, but meshlab's proxies return an ejected host when its ejection time ends, not at the next interval"},
 		{name: "RequestAuthentication is stored with a warning", doc: `
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication

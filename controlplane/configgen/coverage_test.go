@@ -213,3 +213,45 @@ func waypointRoutesJSON(t *testing.T, snap *model.Snapshot) string {
 	}
 	return strings.ReplaceAll(got.String(), " ", "")
 }
+
+// TestCoverageLoadBalancerSimple: each simple load balancer becomes the cluster's lb_policy as in Istio:
+// UNSPECIFIED and the deprecated LEAST_CONN are LEAST_REQUEST, PASSTHROUGH is an original-destination
+// cluster without EDS; a port-level setting for another port does not apply.
+func TestCoverageLoadBalancerSimple(t *testing.T) {
+	for _, tc := range []struct{ simple, want string }{
+		{"UNSPECIFIED", `"lbPolicy":"LEAST_REQUEST"`},
+		{"LEAST_CONN", `"lbPolicy":"LEAST_REQUEST"`},
+		{"LEAST_REQUEST", `"lbPolicy":"LEAST_REQUEST"`},
+		{"RANDOM", `"lbPolicy":"RANDOM"`},
+		{"ROUND_ROBIN", `"name":"inbound-vip|9080|http|reviews.default.svc.cluster.local","type":"EDS"`},
+		{"PASSTHROUGH", `"name":"inbound-vip|9080|http|reviews.default.svc.cluster.local","type":"ORIGINAL_DST","connectTimeout":"10s","lbPolicy":"CLUSTER_PROVIDED"`},
+	} {
+		t.Run(tc.simple, func(t *testing.T) {
+			snap := modeltest.FromYAML(t, bookinfoWith(t, `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: `+tc.simple+`}
+    portLevelSettings: [{port: {number: 9999}, loadBalancer: {simple: RANDOM}}]`))
+			cfg, err := configgen.Envoy(snap, reviewsWaypoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cfg.Clusters {
+				if c.GetName() != "inbound-vip|9080|http|reviews.default.svc.cluster.local" {
+					continue
+				}
+				b, _ := protojson.Marshal(c)
+				got := strings.ReplaceAll(string(b), " ", "")
+				containsAll(t, "cluster", got, tc.want)
+				if tc.simple == "ROUND_ROBIN" && strings.Contains(got, "lbPolicy") {
+					t.Errorf("ROUND_ROBIN (Envoy's default, omitted) cluster has an lbPolicy: %s", got)
+				}
+				return
+			}
+			t.Fatal("no reviews cluster")
+		})
+	}
+}

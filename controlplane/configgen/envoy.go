@@ -479,20 +479,34 @@ func redirectAction(rd *model.Redirect, port uint32, gatewayAPI bool) *routev3.R
 // clusterNamer names the cluster for a destination: the waypoint and the sidecar spell them differently.
 type clusterNamer func(svc *model.Service, port uint32, subset string) string
 
+// routeHashes finds the DestinationRules whose consistent hash a route's destinations use. defaultRoute
+// says whether a service's default route (no VirtualService or HTTPRoute) hashes too: a sidecar's outbound
+// route does, a waypoint's inbound one does not (as in Istio).
+type routeHashes struct {
+	snap         *model.Snapshot
+	defaultRoute bool
+}
+
 // buildRoutes turns a service port's routing rules into Envoy routes; with no rules, one default route.
-func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name clusterNamer) []*routev3.Route {
+func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name clusterNamer, hashes routeHashes) []*routev3.Route {
 	operation := svc.FQDN + ":" + strconv.FormatUint(uint64(port), 10) + "/*"
 	if len(rules) == 0 {
+		action := &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name(svc, port, "")},
+			Timeout:          durationpb.New(0),
+			RetryPolicy:      DefaultRetryPolicy(),
+			MaxGrpcTimeout:   durationpb.New(0),
+		}
+		if hashes.defaultRoute {
+			if hp := hashPolicy(hashes.snap.DestinationRule(svc.FQDN).ServiceHashFor(port)); hp != nil {
+				action.HashPolicy = []*routev3.RouteAction_HashPolicy{hp}
+			}
+		}
 		return []*routev3.Route{{
 			Name:      "default",
 			Match:     &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 			Decorator: &routev3.Decorator{Operation: operation},
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name(svc, port, "")},
-				Timeout:          durationpb.New(0),
-				RetryPolicy:      DefaultRetryPolicy(),
-				MaxGrpcTimeout:   durationpb.New(0),
-			}},
+			Action:    &routev3.Route_Route{Route: action},
 		}}
 	}
 	var out []*routev3.Route
@@ -588,6 +602,14 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 					}
 				}
 				weighted = append(weighted, cw)
+				// As Istio: every destination's hash policy goes on the route, in destination order.
+				if hp := hashPolicy(hashes.snap.DestinationRule(d.Service.FQDN).HashFor(d.Port, d.Subset)); hp != nil {
+					action.HashPolicy = append(action.HashPolicy, hp)
+				}
+			}
+			if len(weighted) == 1 && len(action.HashPolicy) > 0 && action.RetryPolicy != nil {
+				// A consistent hash must not move a retry to another host: no previous_hosts predicate.
+				action.RetryPolicy.RetryHostPredicate = nil
 			}
 			if len(weighted) == 1 {
 				// One destination: Istio moves its header operations onto the route, after the route's own,

@@ -124,22 +124,30 @@ func messages[M proto.Message](in []M) []proto.Message {
 type inboundPort struct {
 	port     uint32
 	protocol model.Protocol
+	// service and servicePort: the first service port that targets port, whose DestinationRule's
+	// connection pool applies to the inbound cluster.
+	service     *model.Service
+	servicePort uint32
 }
 
 func (g *sidecarGen) inboundPorts() []inboundPort {
-	seen := map[uint32]model.Protocol{}
+	seen := map[uint32]inboundPort{}
 	for _, ws := range g.wl.Services {
 		for _, pm := range ws.Ports {
 			if p, ok := ws.Service.Port(pm.ServicePort); ok {
-				if prev, dup := seen[pm.TargetPort]; !dup || (!prev.IsHTTP() && p.Protocol.IsHTTP()) {
-					seen[pm.TargetPort] = p.Protocol
+				prev, dup := seen[pm.TargetPort]
+				if !dup {
+					seen[pm.TargetPort] = inboundPort{pm.TargetPort, p.Protocol, ws.Service, pm.ServicePort}
+				} else if !prev.protocol.IsHTTP() && p.Protocol.IsHTTP() {
+					prev.protocol = p.Protocol
+					seen[pm.TargetPort] = prev
 				}
 			}
 		}
 	}
 	var out []inboundPort
-	for port, proto := range seen {
-		out = append(out, inboundPort{port, proto})
+	for _, ip := range seen {
+		out = append(out, ip)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
 	return out
@@ -228,6 +236,7 @@ func originalDstCluster(name string, bind string) *clusterv3.Cluster {
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:       durationpb.New(connectTimeout),
+		CircuitBreakers:      defaultCircuitBreakers(),
 	}
 	if bind != "" {
 		c.UpstreamBindConfig = &corev3.BindConfig{SourceAddress: &corev3.SocketAddress{Address: bind, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0}}}
@@ -244,7 +253,13 @@ func (g *sidecarGen) clusters() []*clusterv3.Cluster {
 func (g *sidecarGen) inboundClusters() []*clusterv3.Cluster {
 	var out []*clusterv3.Cluster
 	for _, ip := range g.inboundPorts() {
-		out = append(out, originalDstCluster(InboundName(ip.port), InboundBindAddress))
+		c := originalDstCluster(InboundName(ip.port), InboundBindAddress)
+		// As Istio: of the service's DestinationRule, only the connection pool applies inbound.
+		if dr := g.snap.DestinationRule(ip.service.FQDN); dr != nil && dr.Policy != nil {
+			applyConnectionPool(c, dr.PolicyFor(ip.servicePort, "").GetConnectionPool())
+			c.Metadata = configMetadata(dr.Source)
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -263,12 +278,12 @@ func (g *sidecarGen) outboundClusters() []*clusterv3.Cluster {
 	for _, svc := range g.snap.Services() {
 		dr := g.snap.DestinationRule(svc.FQDN)
 		for _, p := range svc.Ports {
-			out = append(out, edsCluster(OutboundName(svc, p.Port, ""), svc, dr))
+			out = append(out, serviceCluster(OutboundName(svc, p.Port, ""), svc, dr, p.Port, ""))
 			if dr == nil {
 				continue
 			}
 			for _, ss := range dr.Subsets {
-				out = append(out, edsCluster(OutboundName(svc, p.Port, ss.Name), svc, dr))
+				out = append(out, serviceCluster(OutboundName(svc, p.Port, ss.Name), svc, dr, p.Port, ss.Name))
 			}
 		}
 	}
@@ -303,7 +318,7 @@ func (g *sidecarGen) routes() []*routev3.RouteConfiguration {
 			byPort[p.Port] = append(byPort[p.Port], &routev3.VirtualHost{
 				Name:    svc.FQDN + ":" + strconv.FormatUint(uint64(p.Port), 10),
 				Domains: g.domains(svc, p.Port),
-				Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, OutboundName),
+				Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, OutboundName, routeHashes{snap: g.snap, defaultRoute: true}),
 			})
 		}
 	}

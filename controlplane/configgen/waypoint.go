@@ -237,17 +237,20 @@ func (g *waypointGen) clusters() []*clusterv3.Cluster {
 		internalCluster(ClusterEncap, ListenerConnectOriginate),
 		internalCluster(ClusterMainInternal, ListenerMainInternal),
 	}
+	for _, c := range out {
+		c.CircuitBreakers = defaultCircuitBreakers()
+	}
 	for _, svc := range g.servedServices() {
 		dr := g.snap.DestinationRule(svc.FQDN)
 		for _, p := range svc.Ports {
-			c := edsCluster(InboundVIPName(svc, p.Port, ""), svc, dr)
+			c := serviceCluster(InboundVIPName(svc, p.Port, ""), svc, dr, p.Port, "")
 			c.TransportSocket = internalUpstream()
 			out = append(out, c)
 			if dr == nil {
 				continue
 			}
 			for _, ss := range dr.Subsets {
-				c := edsCluster(InboundVIPName(svc, p.Port, ss.Name), svc, dr)
+				c := serviceCluster(InboundVIPName(svc, p.Port, ss.Name), svc, dr, p.Port, ss.Name)
 				c.TransportSocket = internalUpstream()
 				out = append(out, c)
 			}
@@ -284,7 +287,7 @@ func (g *waypointGen) routes() []*routev3.RouteConfiguration {
 				VirtualHosts: []*routev3.VirtualHost{{
 					Name:    "inbound|http|" + strconv.FormatUint(uint64(p.Port), 10),
 					Domains: []string{"*"},
-					Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, InboundVIPName),
+					Routes:  buildRoutes(g.snap.RoutesFor(svc, p.Port), svc, p.Port, InboundVIPName, routeHashes{snap: g.snap}),
 				}},
 			})
 		}

@@ -7,6 +7,7 @@ package model
 import (
 	"time"
 
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
@@ -201,6 +202,8 @@ func (w *Waypoint) Selects(wl *Workload) bool {
 type Subset struct {
 	Name   string
 	Labels map[string]string
+	// Policy is the subset's trafficPolicy, nil when unset; PolicyFor merges it over the rule's.
+	Policy *networkingv1alpha3.TrafficPolicy
 }
 
 // DestinationRule is the resolved destination rule for one host.
@@ -208,6 +211,9 @@ type DestinationRule struct {
 	Host    string // FQDN
 	Subsets []Subset
 	Source  ingest.Key
+	// Policy is spec.trafficPolicy (with its portLevelSettings), nil when unset. It is the API's own message,
+	// read as istiod reads it; the parts meshlab does not implement are reported by validation.Coverage.
+	Policy *networkingv1alpha3.TrafficPolicy
 }
 
 // Subset returns the named subset.

@@ -48,7 +48,7 @@ func (b *builder) buildDestinationRules() {
 			b.problem(key, "ignored: DestinationRule %s/%s already configures host %s", prev.Source.Namespace, prev.Source.Name, host)
 			continue
 		}
-		d := &DestinationRule{Host: host, Source: key}
+		d := &DestinationRule{Host: host, Source: key, Policy: dr.Spec.TrafficPolicy}
 		seen := map[string]bool{}
 		for _, ss := range dr.Spec.Subsets {
 			if ss.Name == "" || seen[ss.Name] {
@@ -56,7 +56,7 @@ func (b *builder) buildDestinationRules() {
 				continue
 			}
 			seen[ss.Name] = true
-			d.Subsets = append(d.Subsets, Subset{Name: ss.Name, Labels: ss.Labels})
+			d.Subsets = append(d.Subsets, Subset{Name: ss.Name, Labels: ss.Labels, Policy: ss.TrafficPolicy})
 		}
 		sort.Slice(d.Subsets, func(i, j int) bool { return d.Subsets[i].Name < d.Subsets[j].Name })
 		b.s.drs[host] = d

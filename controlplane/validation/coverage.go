@@ -121,7 +121,7 @@ const (
 // Coverage is the table: every field of the kinds meshlab acts on that the model or the generators read
 // (Implemented), and every one they do not (Warned or Rejected). Fields of those kinds not listed are parts
 // of a listed field (a destination's host, a parentRef's name and kind) or identify it (a match's name).
-var Coverage = []FieldCoverage{
+var Coverage = append(append([]FieldCoverage{
 	// HTTP redirect, URI rewrite, header add/set/remove.
 	vs("spec.http[].redirect", "http.redirect", Implemented, ""),
 	vs("spec.http[].rewrite", "http.rewrite", Implemented, ""),
@@ -190,21 +190,17 @@ var Coverage = []FieldCoverage{
 	vs("spec.tcp", "tcp", Rejected, "TCP traffic would not be routed by it"),
 	vs("spec.tls", "tls", Rejected, "TLS traffic would not be routed by it"),
 
-	// DestinationRule: only subsets, for routing.
+	// DestinationRule: subsets for routing, and the traffic policy's load balancer, connection pool and
+	// outlier detection (at the top, per subset, per port), generated and executed as in Istio.
 	dr("spec.host", "host", Implemented, ""),
 	when(dr("spec.host", "host with a wildcard", Warned, "the DestinationRule is ignored; name the Service"),
 		func(_ map[string]any, v any) bool { s, _ := v.(string); return strings.Contains(s, "*") }),
 	dr("spec.subsets[].name", "subsets.name", Implemented, ""),
 	dr("spec.subsets[].labels", "subsets.labels", Implemented, ""),
-	dr("spec.subsets[].trafficPolicy", "subsets.trafficPolicy", Warned, noteIgnored),
-	dr("spec.trafficPolicy.loadBalancer", "trafficPolicy.loadBalancer", Warned, "round robin is used"),
-	dr("spec.trafficPolicy.connectionPool", "trafficPolicy.connectionPool", Warned, "Envoy's default limits apply"),
-	dr("spec.trafficPolicy.outlierDetection", "trafficPolicy.outlierDetection", Warned, "no host is ejected"),
-	dr("spec.trafficPolicy.tls", "trafficPolicy.tls", Warned, "meshlab chooses TLS itself: mutual TLS between mesh workloads"),
-	dr("spec.trafficPolicy.portLevelSettings", "trafficPolicy.portLevelSettings", Warned, noteIgnored),
-	dr("spec.trafficPolicy.tunnel", "trafficPolicy.tunnel", Warned, noteIgnored),
-	dr("spec.trafficPolicy.proxyProtocol", "trafficPolicy.proxyProtocol", Warned, noteIgnored),
-	dr("spec.trafficPolicy.retryBudget", "trafficPolicy.retryBudget", Warned, noteIgnored),
+	dr("spec.subsets[].trafficPolicy", "subsets.trafficPolicy", Implemented, ""),
+	dr("spec.trafficPolicy.portLevelSettings", "trafficPolicy.portLevelSettings", Implemented, ""),
+	dr("spec.subsets[].trafficPolicy.portLevelSettings", "subsets.trafficPolicy.portLevelSettings", Implemented, ""),
+}, trafficPolicyRows()...), []FieldCoverage{
 	dr("spec.exportTo", "exportTo", Warned, "the DestinationRule is visible in every namespace"),
 	dr("spec.workloadSelector", "workloadSelector", Warned, "the subsets apply to every client"),
 
@@ -302,6 +298,79 @@ var Coverage = []FieldCoverage{
 	// GatewayClass: the waypoint controller reads controllerName.
 	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.controllerName", Name: "controllerName", Support: Implemented},
 	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.parametersRef", Name: "parametersRef", Support: Warned, Note: noteIgnored},
+}...)
+
+// trafficPolicyRows are the DestinationRule traffic policy's rows, alike wherever a policy may stand: the
+// rule's trafficPolicy, a subset's, and their portLevelSettings (which hold no tunnel, proxyProtocol or
+// retryBudget).
+func trafficPolicyRows() []FieldCoverage {
+	const (
+		noteSlowStart = "no slow start: a new host gets its full share at once"
+		noteProtocol  = "the upstream protocol follows the Service port"
+		noteLocal     = "connection failures and resets count as 503s, as Istio's default does"
+	)
+	leaves := []struct {
+		path    string
+		support Support
+		note    string
+	}{
+		{"loadBalancer.simple", Implemented, ""},
+		{"loadBalancer.consistentHash.httpHeaderName", Implemented, ""},
+		{"loadBalancer.consistentHash.httpCookie", Implemented, ""},
+		{"loadBalancer.consistentHash.useSourceIp", Implemented, ""},
+		{"loadBalancer.consistentHash.httpQueryParameterName", Implemented, ""},
+		{"loadBalancer.consistentHash.ringHash", Implemented, ""},
+		{"loadBalancer.consistentHash.maglev", Implemented, ""},
+		{"loadBalancer.consistentHash.minimumRingSize", Implemented, ""},
+		{"loadBalancer.localityLbSetting", Warned, "meshlab has one locality: no locality weighting or failover"},
+		{"loadBalancer.warmupDurationSecs", Warned, noteSlowStart},
+		{"loadBalancer.warmup", Warned, noteSlowStart},
+		{"connectionPool.tcp.maxConnections", Implemented, ""},
+		{"connectionPool.tcp.connectTimeout", Implemented, ""},
+		{"connectionPool.tcp.idleTimeout", Implemented, ""},
+		{"connectionPool.tcp.tcpKeepalive", Warned, noteIgnored},
+		{"connectionPool.tcp.maxConnectionDuration", Warned, "upstream connections are not closed for their age"},
+		{"connectionPool.http.http1MaxPendingRequests", Implemented, ""},
+		{"connectionPool.http.http2MaxRequests", Implemented, ""},
+		{"connectionPool.http.maxRetries", Implemented, ""},
+		{"connectionPool.http.maxRequestsPerConnection", Implemented, ""},
+		{"connectionPool.http.idleTimeout", Implemented, ""},
+		{"connectionPool.http.h2UpgradePolicy", Warned, noteProtocol},
+		{"connectionPool.http.useClientProtocol", Warned, noteProtocol},
+		{"connectionPool.http.maxConcurrentStreams", Warned, noteIgnored},
+		{"connectionPool.http.http2KeepAlive", Warned, noteIgnored},
+		{"outlierDetection.consecutive5xxErrors", Implemented, ""},
+		{"outlierDetection.consecutiveGatewayErrors", Implemented, ""},
+		{"outlierDetection.baseEjectionTime", Implemented, ""},
+		{"outlierDetection.maxEjectionPercent", Implemented, ""},
+		{"outlierDetection.minHealthPercent", Implemented, ""},
+		{"outlierDetection.interval", Warned, "it is written into the cluster as in Istio, but meshlab's proxies return an ejected host when its ejection time ends, not at the next interval"},
+		{"outlierDetection.consecutiveErrors", Warned, "Istio ignores this deprecated field too; use consecutive5xxErrors"},
+		{"outlierDetection.splitExternalLocalOriginErrors", Warned, noteLocal},
+		{"outlierDetection.consecutiveLocalOriginFailures", Warned, noteLocal},
+		{"tls", Warned, "meshlab chooses TLS itself: mutual TLS between mesh workloads"},
+		{"tunnel", Warned, noteIgnored},
+		{"proxyProtocol", Warned, noteIgnored},
+		{"retryBudget", Warned, noteIgnored},
+	}
+	var out []FieldCoverage
+	for _, at := range []struct {
+		path, name string
+		portLevel  bool
+	}{
+		{"spec.trafficPolicy", "trafficPolicy", false},
+		{"spec.subsets[].trafficPolicy", "subsets.trafficPolicy", false},
+		{"spec.trafficPolicy.portLevelSettings[]", "trafficPolicy.portLevelSettings", true},
+		{"spec.subsets[].trafficPolicy.portLevelSettings[]", "subsets.trafficPolicy.portLevelSettings", true},
+	} {
+		for _, l := range leaves {
+			if at.portLevel && (l.path == "tunnel" || l.path == "proxyProtocol" || l.path == "retryBudget") {
+				continue
+			}
+			out = append(out, dr(at.path+"."+l.path, at.name+"."+l.path, l.support, l.note))
+		}
+	}
+	return out
 }
 
 // UnimplementedKinds are the kinds whose CRDs meshlab installs (or Istio defines) but on which meshlab does

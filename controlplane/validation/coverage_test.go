@@ -134,23 +134,10 @@ var coverageCases = []struct {
     loadBalancer: {simple: LEAST_REQUEST}
     connectionPool: {tcp: {maxConnections: 1}}
     outlierDetection: {consecutive5xxErrors: 1}
-    tls: {mode: ISTIO_MUTUAL}
     portLevelSettings: [{port: {number: 80}, loadBalancer: {simple: RANDOM}}]
-    tunnel: {targetHost: x, targetPort: 1}
-    proxyProtocol: {version: V1}
-    retryBudget: {percent: 10}
   subsets: [{name: v1, labels: {version: v1}, trafficPolicy: {loadBalancer: {simple: RANDOM}}}]
 `, []string{
 		"warned spec.host: meshlab does not implement DestinationRule host with a wildcard",
-		"warned spec.subsets[0].trafficPolicy: meshlab does not implement DestinationRule subsets.trafficPolicy",
-		"warned spec.trafficPolicy.loadBalancer: meshlab does not implement DestinationRule trafficPolicy.loadBalancer",
-		"warned spec.trafficPolicy.connectionPool: meshlab does not implement DestinationRule trafficPolicy.connectionPool",
-		"warned spec.trafficPolicy.outlierDetection: meshlab does not implement DestinationRule trafficPolicy.outlierDetection",
-		"warned spec.trafficPolicy.tls: meshlab does not implement DestinationRule trafficPolicy.tls",
-		"warned spec.trafficPolicy.portLevelSettings: meshlab does not implement DestinationRule trafficPolicy.portLevelSettings",
-		"warned spec.trafficPolicy.tunnel: meshlab does not implement DestinationRule trafficPolicy.tunnel",
-		"warned spec.trafficPolicy.proxyProtocol: meshlab does not implement DestinationRule trafficPolicy.proxyProtocol",
-		"warned spec.trafficPolicy.retryBudget: meshlab does not implement DestinationRule trafficPolicy.retryBudget",
 		"warned spec.exportTo: meshlab does not implement DestinationRule exportTo",
 		"warned spec.workloadSelector: meshlab does not implement DestinationRule workloadSelector",
 	}},
@@ -388,4 +375,56 @@ func TestCoverageDocumented(t *testing.T) {
 			t.Errorf("docs/api-coverage.md does not list %s", gk.Kind)
 		}
 	}
+}
+
+// trafficPolicyCase sets every traffic policy field meshlab does not implement, at each place a policy may
+// stand (the rule's, a subset's, and their port-level settings).
+func trafficPolicyCase() (doc string, want []string) {
+	const policy = `
+  loadBalancer: {simple: LEAST_REQUEST, localityLbSetting: {enabled: true}, warmupDurationSecs: 10s, warmup: {duration: 10s}}
+  connectionPool:
+    tcp: {maxConnections: 1, tcpKeepalive: {time: 10s}, maxConnectionDuration: 1h}
+    http: {http1MaxPendingRequests: 1, h2UpgradePolicy: UPGRADE, useClientProtocol: true, maxConcurrentStreams: 10, http2KeepAlive: {interval: 10s}}
+  outlierDetection: {consecutive5xxErrors: 1, interval: 5s, consecutiveErrors: 3, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 2}
+  tls: {mode: ISTIO_MUTUAL}`
+	const whole = policy + `
+  tunnel: {targetHost: x, targetPort: 1}
+  proxyProtocol: {version: V1}
+  retryBudget: {percent: 10}`
+	indent := func(s, by string) string { return strings.ReplaceAll(s, "\n", "\n"+by) }
+	portLevel := "\n  portLevelSettings:\n  - port: {number: 80}" + indent(policy, "  ")
+	doc = drHead + "spec:\n  host: reviews\n  trafficPolicy:" + indent(whole+portLevel, "  ") +
+		"\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy:" + indent(whole+portLevel, "    ") + "\n"
+	fields := []string{
+		"loadBalancer.localityLbSetting", "loadBalancer.warmupDurationSecs", "loadBalancer.warmup",
+		"connectionPool.tcp.tcpKeepalive", "connectionPool.tcp.maxConnectionDuration",
+		"connectionPool.http.h2UpgradePolicy", "connectionPool.http.useClientProtocol",
+		"connectionPool.http.maxConcurrentStreams", "connectionPool.http.http2KeepAlive",
+		"outlierDetection.interval", "outlierDetection.consecutiveErrors",
+		"outlierDetection.splitExternalLocalOriginErrors", "outlierDetection.consecutiveLocalOriginFailures", "tls",
+	}
+	for _, at := range []struct{ field, name string }{
+		{"spec.trafficPolicy", "trafficPolicy"},
+		{"spec.subsets[0].trafficPolicy", "subsets.trafficPolicy"},
+		{"spec.trafficPolicy.portLevelSettings[0]", "trafficPolicy.portLevelSettings"},
+		{"spec.subsets[0].trafficPolicy.portLevelSettings[0]", "subsets.trafficPolicy.portLevelSettings"},
+	} {
+		fs := fields
+		if !strings.Contains(at.name, "portLevelSettings") {
+			fs = append(append([]string(nil), fields...), "tunnel", "proxyProtocol", "retryBudget")
+		}
+		for _, f := range fs {
+			want = append(want, "warned "+at.field+"."+f+": meshlab does not implement DestinationRule "+at.name+"."+f)
+		}
+	}
+	return doc, want
+}
+
+func init() {
+	doc, want := trafficPolicyCase()
+	coverageCases = append(coverageCases, struct {
+		name string
+		doc  string
+		want []string
+	}{"DestinationRule traffic policy", doc, want})
 }

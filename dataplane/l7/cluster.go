@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,19 +70,53 @@ type Cluster struct {
 	// upstreamProto is how HTTP is spoken upstream: "" (HTTP/1.1, Envoy's default), "http2" (h2c) or
 	// "downstream" (whatever the client used).
 	upstreamProto string
-	panicPercent  float64
-	Hosts         []*Endpoint
-	healthy       []*Endpoint
-	rr            atomic.Uint64
+	// From the HTTP protocol options' common_http_protocol_options, for HTTP/1.1 upstream connections:
+	// requests per connection (0: unlimited) and idle timeout (0: the engine's).
+	maxRequestsPerConn int
+	idleTimeout        time.Duration
+	panicPercent       float64
+	Hosts              []*Endpoint
+	healthy            []*Endpoint
+	rr                 atomic.Uint64
+
+	// breaker enforces circuit_breakers; outlier, if set, ejects failing hosts (outlier_detection).
+	breaker *breaker
+	outlier *outlierDetector
+	// ringSize (RING_HASH minimum_ring_size) or tableSize (MAGLEV table_size), 0 for Envoy's default; the
+	// ring or table is built from the hosts on first use.
+	ringSize, tableSize uint64
+	hashOnce            sync.Once
+	ring                *hashRing
+	maglev              *maglevTable
 }
 
 func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {
 	if err := checkFields(c, "name", "type", "eds_cluster_config", "connect_timeout", "lb_policy", "load_assignment",
 		"transport_socket", "original_dst_lb_config", "typed_extension_protocol_options", "common_lb_config", "metadata",
-		"alt_stat_name", "upstream_bind_config"); err != nil {
+		"alt_stat_name", "upstream_bind_config", "circuit_breakers", "outlier_detection", "ring_hash_lb_config",
+		"maglev_lb_config"); err != nil {
 		return nil, err
 	}
 	out := &Cluster{Name: c.GetName(), ConnectTimeout: 10 * time.Second, lb: c.GetLbPolicy(), panicPercent: 50}
+	var err error
+	if out.breaker, err = compileBreaker(c.GetCircuitBreakers()); err != nil {
+		return nil, fmt.Errorf("circuit_breakers: %w", err)
+	}
+	if out.outlier, err = compileOutlier(c.GetOutlierDetection()); err != nil {
+		return nil, fmt.Errorf("outlier_detection: %w", err)
+	}
+	if r := c.GetRingHashLbConfig(); r != nil {
+		if err := checkFields(r, "minimum_ring_size", "maximum_ring_size", "hash_function"); err != nil {
+			return nil, fmt.Errorf("ring_hash_lb_config: %w", err)
+		}
+		out.ringSize = r.GetMinimumRingSize().GetValue()
+	}
+	if m := c.GetMaglevLbConfig(); m != nil {
+		if err := checkFields(m, "table_size"); err != nil {
+			return nil, fmt.Errorf("maglev_lb_config: %w", err)
+		}
+		out.tableSize = m.GetTableSize().GetValue()
+	}
 	if d := c.GetConnectTimeout(); d != nil {
 		out.ConnectTimeout = d.AsDuration()
 	}
@@ -123,7 +158,7 @@ func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		return nil, fmt.Errorf("type: unsupported discovery type %s", c.GetType())
 	}
 	switch c.GetLbPolicy() {
-	case clusterv3.Cluster_ROUND_ROBIN, clusterv3.Cluster_RANDOM, clusterv3.Cluster_LEAST_REQUEST:
+	case clusterv3.Cluster_ROUND_ROBIN, clusterv3.Cluster_RANDOM, clusterv3.Cluster_LEAST_REQUEST, clusterv3.Cluster_RING_HASH, clusterv3.Cluster_MAGLEV:
 	case clusterv3.Cluster_CLUSTER_PROVIDED:
 		if !out.originalDst {
 			return nil, fmt.Errorf("lb_policy: CLUSTER_PROVIDED needs an ORIGINAL_DST cluster")
@@ -153,6 +188,13 @@ func compileCluster(c *clusterv3.Cluster) (*Cluster, error) {
 		}
 		if err := checkFields(hpo, "explicit_http_config", "use_downstream_protocol_config", "common_http_protocol_options"); err != nil {
 			return nil, fmt.Errorf("typed_extension_protocol_options %s: %w", name, err)
+		}
+		if co := hpo.GetCommonHttpProtocolOptions(); co != nil {
+			if err := checkFields(co, "idle_timeout", "max_requests_per_connection"); err != nil {
+				return nil, fmt.Errorf("typed_extension_protocol_options %s: common_http_protocol_options: %w", name, err)
+			}
+			out.idleTimeout = co.GetIdleTimeout().AsDuration()
+			out.maxRequestsPerConn = int(co.GetMaxRequestsPerConnection().GetValue())
 		}
 		switch {
 		case hpo.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil:
@@ -315,7 +357,10 @@ func (c *Cluster) adopt(hosts []*Endpoint) {
 // pick chooses a host. avoid lists hosts already tried (the previous_hosts retry predicate); selection is
 // retried up to reselect times before the last choice is used anyway, as Envoy does. dst is the
 // downstream's original destination, used by original-destination clusters.
-func (c *Cluster) pick(dst netip.AddrPort, avoid map[string]bool, reselect int, rnd func() uint64) *Endpoint {
+//
+// hash, when ok, is the request's hash (requestHash) for a RING_HASH or MAGLEV cluster; without one those
+// pick at random, as Envoy does.
+func (c *Cluster) pick(dst netip.AddrPort, avoid map[string]bool, reselect int, rnd func() uint64, hash uint64, hashed bool) *Endpoint {
 	if c.originalDst {
 		port := dst.Port()
 		if c.portOverride != 0 && c.internalListener == "" {
@@ -327,13 +372,28 @@ func (c *Cluster) pick(dst netip.AddrPort, avoid map[string]bool, reselect int, 
 		}
 		return ep
 	}
-	hosts := c.healthy
+	healthy := c.healthy
+	if c.outlier != nil && c.outlier.anyEjected() {
+		// An ejected host counts as unhealthy.
+		healthy = nil
+		for _, h := range c.healthy {
+			if !c.outlier.ejected(h) {
+				healthy = append(healthy, h)
+			}
+		}
+	}
+	hosts := healthy
 	// Panic mode: with too few healthy hosts, Envoy balances over all of them.
-	if float64(len(c.healthy))*100 < c.panicPercent*float64(len(c.Hosts)) {
+	if float64(len(healthy))*100 < c.panicPercent*float64(len(c.Hosts)) {
 		hosts = c.Hosts
 	}
 	if len(hosts) == 0 {
 		return nil
+	}
+	if hashed && (c.lb == clusterv3.Cluster_RING_HASH || c.lb == clusterv3.Cluster_MAGLEV) {
+		if h := c.pickHashed(hash, hosts); h != nil {
+			return h
+		}
 	}
 	var h *Endpoint
 	for i := 0; i <= reselect; i++ {
@@ -343,6 +403,49 @@ func (c *Cluster) pick(dst netip.AddrPort, avoid map[string]bool, reselect int, 
 		}
 	}
 	return h
+}
+
+// pickHashed finds the host for hash on the ring (or table) of all the cluster's hosts; when that host is
+// not among hosts (unhealthy or ejected), the ring is walked on (Envoy's behaviour: the next host) by
+// rehashing, a bounded number of times.
+func (c *Cluster) pickHashed(hash uint64, hosts []*Endpoint) *Endpoint {
+	c.hashOnce.Do(func() {
+		if len(c.Hosts) == 0 {
+			return
+		}
+		if c.lb == clusterv3.Cluster_MAGLEV {
+			c.maglev = newMaglevTable(c.Hosts, c.tableSize)
+		} else {
+			c.ring = newHashRing(c.Hosts, c.ringSize)
+		}
+	})
+	usable := func(ep *Endpoint) bool {
+		if len(hosts) == len(c.Hosts) {
+			return true
+		}
+		for _, h := range hosts {
+			if h == ep {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i < 32; i++ {
+		var ep *Endpoint
+		switch {
+		case c.maglev != nil:
+			ep = c.maglev.pick(hash)
+		case c.ring != nil:
+			ep = c.ring.pick(hash)
+		default:
+			return nil
+		}
+		if usable(ep) {
+			return ep
+		}
+		hash = hash*0x9E3779B97F4A7C15 + 1
+	}
+	return nil
 }
 
 func (c *Cluster) choose(hosts []*Endpoint, rnd func() uint64) *Endpoint {

@@ -94,6 +94,13 @@ func NewEngine(opts Options) (*Engine, error) {
 	empty, _ := Build(Config{})
 	e.table.Store(empty)
 	e.h1 = newH1Client(e.dialHTTP, 256, 90*time.Second)
+	e.h1.limits = func(ctx context.Context) (string, int, time.Duration) {
+		u, _ := ctx.Value(upstreamKey{}).(*upstreamCtx)
+		if u == nil {
+			return "", 0, 0
+		}
+		return u.cluster.Name, u.cluster.maxRequestsPerConn, u.cluster.idleTimeout
+	}
 	e.h2 = &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {

@@ -28,6 +28,10 @@ type h1Client struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	idleTimeout time.Duration
 	maxIdle     int // kept-alive connections per address
+	// limits, if set, gives a request's connection pool (connections are kept per pool and address) and
+	// that pool's limits: requests per connection (0: unlimited) and idle timeout (0: idleTimeout). The
+	// engine pools per cluster, with the cluster's HTTP protocol options, as Envoy does.
+	limits func(ctx context.Context) (pool string, maxRequests int, idle time.Duration)
 
 	mu     sync.Mutex
 	idle   map[string][]*h1Conn
@@ -53,6 +57,10 @@ type h1Conn struct {
 	read, written int64
 	timer         *time.Timer // closes the connection once it has idled for idleTimeout
 	probe         [1]byte     // alive's read buffer
+	// requests counts the requests served; after maxRequests (if > 0) the connection is closed rather
+	// than kept. idle, if > 0, replaces the client's idle timeout.
+	requests, maxRequests int
+	idle                  time.Duration
 }
 
 // Read counts what the bufio.Reader takes from the connection.
@@ -74,9 +82,18 @@ func (hc *h1Conn) Write(p []byte) (int, error) {
 func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for {
-		hc, reused, err := c.get(ctx, req.URL.Host)
+		key, maxRequests, idle := req.URL.Host, 0, time.Duration(0)
+		if c.limits != nil {
+			var pool string
+			pool, maxRequests, idle = c.limits(ctx)
+			key = pool + "|" + key
+		}
+		hc, reused, err := c.get(ctx, key, req.URL.Host)
 		if err != nil {
 			return nil, err
+		}
+		if !reused {
+			hc.maxRequests, hc.idle = maxRequests, idle
 		}
 		read, written := hc.read, hc.written
 		resp, err := hc.roundTrip(req)
@@ -116,12 +133,12 @@ func idempotent(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 }
 
-// get returns an idle connection to addr, or dials one.
-func (c *h1Client) get(ctx context.Context, addr string) (hc *h1Conn, reused bool, err error) {
+// get returns an idle connection of pool key, or dials addr.
+func (c *h1Client) get(ctx context.Context, key, addr string) (hc *h1Conn, reused bool, err error) {
 	c.mu.Lock()
-	for n := len(c.idle[addr]); n > 0 && hc == nil; n = len(c.idle[addr]) {
-		hc = c.idle[addr][n-1]
-		c.idle[addr] = c.idle[addr][:n-1]
+	for n := len(c.idle[key]); n > 0 && hc == nil; n = len(c.idle[key]) {
+		hc = c.idle[key][n-1]
+		c.idle[key] = c.idle[key][:n-1]
 		if !hc.timer.Stop() { // expired while we looked: expire no longer finds it, so close it here
 			hc.nc.Close()
 			hc = nil
@@ -130,7 +147,7 @@ func (c *h1Client) get(ctx context.Context, addr string) (hc *h1Conn, reused boo
 	c.mu.Unlock()
 	if hc != nil && !hc.alive() {
 		hc.nc.Close()
-		return c.get(ctx, addr)
+		return c.get(ctx, key, addr)
 	}
 	if hc != nil {
 		reused = true
@@ -139,7 +156,7 @@ func (c *h1Client) get(ctx context.Context, addr string) (hc *h1Conn, reused boo
 		if err != nil {
 			return nil, false, err
 		}
-		hc = &h1Conn{c: c, key: addr, nc: nc}
+		hc = &h1Conn{c: c, key: key, nc: nc}
 		hc.br = bufio.NewReader(hc)
 		hc.bw = bufio.NewWriter(hc)
 	}
@@ -183,16 +200,21 @@ func (hc *h1Conn) alive() bool {
 
 // put keeps hc for the next request to its address, unless the pool is full or closed.
 func (c *h1Client) put(hc *h1Conn) {
+	hc.requests++
 	c.mu.Lock()
-	if c.closed || len(c.idle[hc.key]) >= c.maxIdle {
+	if c.closed || len(c.idle[hc.key]) >= c.maxIdle || (hc.maxRequests > 0 && hc.requests >= hc.maxRequests) {
 		c.mu.Unlock()
 		hc.nc.Close()
 		return
 	}
+	idle := c.idleTimeout
+	if hc.idle > 0 {
+		idle = hc.idle
+	}
 	if hc.timer == nil {
-		hc.timer = time.AfterFunc(c.idleTimeout, func() { c.expire(hc) })
+		hc.timer = time.AfterFunc(idle, func() { c.expire(hc) })
 	} else {
-		hc.timer.Reset(c.idleTimeout)
+		hc.timer.Reset(idle)
 	}
 	c.idle[hc.key] = append(c.idle[hc.key], hc)
 	c.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -27,6 +28,7 @@ const (
 	bodyTimeout       = "upstream request timeout"
 	bodyConnectFailed = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset         = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	bodyOverflow      = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 )
 
 // reqLog is what the access log records about one request.
@@ -213,7 +215,36 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 	if len(route.mirrors) > 0 && replayable {
 		e.mirror(t, route, r, target, header, body, d)
 	}
+	var hash uint64
+	var hashed bool
+	if len(route.hash) > 0 {
+		var cookie string
+		hash, hashed, cookie = requestHash(route.hash, r, d)
+		if cookie != "" {
+			w.Header().Add("Set-Cookie", cookie)
+		}
+	}
+	// The circuit breaker admits the request (it may wait as pending) for as long as it is forwarded.
+	if !c.breaker.acquire(ctx, e.transport(c, r) == http.RoundTripper(e.h1)) {
+		if ctx.Err() != nil && r.Context().Err() == nil {
+			rl.flag("UT")
+			e.metrics.upstreamRq.WithLabelValues(name, "504").Inc()
+			localReply(w, http.StatusGatewayTimeout, bodyTimeout)
+			return
+		}
+		rl.flag("UO")
+		e.metrics.upstreamRqOverflow.WithLabelValues(name).Inc()
+		e.metrics.upstreamRq.WithLabelValues(name, "503").Inc()
+		if !h.suppressEnvoyHeaders {
+			w.Header().Set("X-Envoy-Overloaded", "true")
+		}
+		localReply(w, http.StatusServiceUnavailable, bodyOverflow)
+		return
+	}
+	defer c.breaker.release()
 	tried := map[string]bool{}
+	retryDone := func() {}
+	defer func() { retryDone() }()
 	for attempt := 1; ; attempt++ {
 		rl.attempts = attempt
 		var avoid map[string]bool
@@ -221,7 +252,7 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 		if policy != nil && policy.PreviousHosts {
 			avoid, reselect = tried, policy.HostSelectMax
 		}
-		ep := c.pick(d.Destination, avoid, reselect, e.opts.Rand)
+		ep := c.pick(d.Destination, avoid, reselect, e.opts.Rand, hash, hashed)
 		if ep == nil {
 			rl.flag("UH")
 			e.metrics.upstreamRq.WithLabelValues(name, "503").Inc()
@@ -234,6 +265,12 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 			header.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
 		}
 		resp, fail, cancelTry := e.attempt(ctx, r, target, header, body, ep, c, policy, rl)
+		retryDone()
+		if c.outlier != nil && r.Context().Err() == nil { // a client that went away says nothing of the host
+			if c.outlier.report(ep, fail.outlierStatus(), len(c.Hosts)) {
+				e.metrics.outlierEjections.WithLabelValues(name).Inc()
+			}
+		}
 		if ctx.Err() != nil && r.Context().Err() == nil {
 			// The route timeout covers every attempt.
 			cancelTry()
@@ -242,7 +279,15 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 			localReply(w, http.StatusGatewayTimeout, bodyTimeout)
 			return
 		}
+		retryOK := false
 		if attempt <= retries && replayable && policy.shouldRetry(fail) {
+			// max_retries bounds the retries in flight to the cluster; past it the answer stands.
+			if retryDone, retryOK = c.breaker.retry(); !retryOK {
+				retryDone = func() {}
+				e.metrics.upstreamRetryOverflow.WithLabelValues(name).Inc()
+			}
+		}
+		if retryOK {
 			if resp != nil {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				resp.Body.Close()
@@ -282,6 +327,18 @@ func (e *Engine) forward(w *countingWriter, r *http.Request, route *Route, h *HT
 	}
 }
 
+// outlierStatus is the status outlier detection counts for an attempt: the upstream's, 503 for a
+// connection failure or reset and 504 for a timeout (Envoy's non-split mode).
+func (f attemptFailure) outlierStatus() int {
+	switch {
+	case f.status != 0:
+		return f.status
+	case f.timeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusServiceUnavailable
+}
+
 func (f attemptFailure) retriable() bool {
 	return f.connect || f.refused || f.reset || f.timeout || f.status >= 500
 }
@@ -309,11 +366,18 @@ func (e *Engine) attempt(ctx context.Context, r *http.Request, target upstreamTa
 		out.Body = nil
 	}
 	out = out.WithContext(actx)
+	// The request counts as active on ep (LEAST_REQUEST) until its response has been read, as in Envoy.
 	ep.active.Add(1)
-	defer ep.active.Add(-1)
 	resp, err := e.transport(c, r).RoundTrip(out)
 	if err != nil {
+		ep.active.Add(-1)
 		return nil, classify(err, actx, ctx), cancel
+	}
+	var once sync.Once
+	cancelTry := cancel
+	cancel = func() {
+		once.Do(func() { ep.active.Add(-1) })
+		cancelTry()
 	}
 	return resp, attemptFailure{status: resp.StatusCode, grpc: resp.Header.Get("Grpc-Status")}, cancel
 }

@@ -311,9 +311,12 @@ func TestValidationErrors(t *testing.T) {
 			c.Clusters[0].ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 			c.Clusters[0].EdsClusterConfig = nil
 		}, "type: unsupported discovery type STRICT_DNS"},
-		{"outlier detection", func(c *Config) {
-			c.Clusters[0].OutlierDetection = &clusterv3.OutlierDetection{}
-		}, "unsupported field outlier_detection"},
+		{"outlier detection by success rate", func(c *Config) {
+			c.Clusters[0].OutlierDetection = &clusterv3.OutlierDetection{SuccessRateMinimumHosts: wrapperspb.UInt32(3)}
+		}, "outlier_detection: unsupported field success_rate_minimum_hosts"},
+		{"circuit breaker retry budget", func(c *Config) {
+			c.Clusters[0].CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{RetryBudget: &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}}}}
+		}, "circuit_breakers: thresholds 0: unsupported field retry_budget"},
 		{"hcm field", func(c *Config) {
 			m := hcmFor()
 			m.Tracing = &hcmv3.HttpConnectionManager_Tracing{}

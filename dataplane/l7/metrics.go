@@ -7,16 +7,20 @@ import (
 // Metrics are the engine's Prometheus metrics, named after the Envoy stats Istio exports
 // (envoy_cluster_upstream_rq, envoy_http_rbac_denied, ...), so the familiar queries work.
 type Metrics struct {
-	upstreamRq      *prometheus.CounterVec
-	upstreamRetry   *prometheus.CounterVec
-	upstreamCx      *prometheus.CounterVec
-	upstreamCxFail  *prometheus.CounterVec
-	downstreamRq    *prometheus.CounterVec
-	rbacDenied      *prometheus.CounterVec
-	faultAborts     *prometheus.CounterVec
-	faultDelays     *prometheus.CounterVec
-	downstreamCx    *prometheus.CounterVec
-	downstreamCxAct *prometheus.GaugeVec
+	upstreamRq    *prometheus.CounterVec
+	upstreamRetry *prometheus.CounterVec
+	// Circuit breaking and outlier detection.
+	upstreamRetryOverflow *prometheus.CounterVec
+	upstreamRqOverflow    *prometheus.CounterVec
+	outlierEjections      *prometheus.CounterVec
+	upstreamCx            *prometheus.CounterVec
+	upstreamCxFail        *prometheus.CounterVec
+	downstreamRq          *prometheus.CounterVec
+	rbacDenied            *prometheus.CounterVec
+	faultAborts           *prometheus.CounterVec
+	faultDelays           *prometheus.CounterVec
+	downstreamCx          *prometheus.CounterVec
+	downstreamCxAct       *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -27,6 +31,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"envoy_cluster_name", "envoy_response_code"}),
 		upstreamRetry: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envoy_cluster_upstream_rq_retry", Help: "Upstream requests retried.",
+		}, []string{"envoy_cluster_name"}),
+		upstreamRetryOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "envoy_cluster_upstream_rq_retry_overflow", Help: "Retries not sent because max_retries were in flight.",
+		}, []string{"envoy_cluster_name"}),
+		upstreamRqOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "envoy_cluster_upstream_rq_pending_overflow", Help: "Requests refused by the circuit breaker (pending or active requests at their limit).",
+		}, []string{"envoy_cluster_name"}),
+		outlierEjections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "envoy_cluster_outlier_detection_ejections_enforced_total", Help: "Hosts ejected by outlier detection.",
 		}, []string{"envoy_cluster_name"}),
 		upstreamCx: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envoy_cluster_upstream_cx_total", Help: "Upstream connections opened.",
@@ -54,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"envoy_listener_address"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.upstreamRq, m.upstreamRetry, m.upstreamCx, m.upstreamCxFail, m.downstreamRq, m.rbacDenied,
+		reg.MustRegister(m.upstreamRq, m.upstreamRetry, m.upstreamRetryOverflow, m.upstreamRqOverflow, m.outlierEjections, m.upstreamCx, m.upstreamCxFail, m.downstreamRq, m.rbacDenied,
 			m.faultAborts, m.faultDelays, m.downstreamCx, m.downstreamCxAct)
 	}
 	return m

@@ -68,7 +68,7 @@ func (e *Engine) mirror(t *Table, route *Route, r *http.Request, target upstream
 		if c == nil {
 			continue
 		}
-		ep := c.pick(d.Destination, nil, 0, e.opts.Rand)
+		ep := c.pick(d.Destination, nil, 0, e.opts.Rand, 0, false)
 		if ep == nil {
 			e.metrics.upstreamRq.WithLabelValues(c.Name, "503").Inc()
 			continue

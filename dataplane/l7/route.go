@@ -71,6 +71,8 @@ type Route struct {
 	regexRewrite            *regexRewrite
 	// mirrors are the request mirror policies; nil for routes without (a length check on the request path).
 	mirrors []mirrorPolicy
+	// hash is what a consistent-hash cluster hashes (hash_policy); nil for none.
+	hash []hashPolicy
 }
 
 // WeightedCluster is one backend of a traffic split.
@@ -377,8 +379,15 @@ func (rt *Route) matches(r *http.Request) bool {
 
 func (rt *Route) compileAction(a *routev3.RouteAction) error {
 	if err := checkFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "max_grpc_timeout", "upgrade_configs", "idle_timeout", "cluster_not_found_response_code",
-		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal", "request_mirror_policies"); err != nil {
+		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal", "request_mirror_policies", "hash_policy"); err != nil {
 		return err
+	}
+	if hps := a.GetHashPolicy(); len(hps) > 0 {
+		hs, err := compileHashPolicies(hps)
+		if err != nil {
+			return err
+		}
+		rt.hash = hs
 	}
 	if ms := a.GetRequestMirrorPolicies(); len(ms) > 0 {
 		m, err := compileMirrors(ms)

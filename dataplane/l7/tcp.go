@@ -35,7 +35,17 @@ func (e *Engine) serveTCP(ctx context.Context, conn net.Conn, d Downstream, chai
 		conn.Close()
 		return
 	}
-	ep := c.pick(d.Destination, nil, 0, e.opts.Rand)
+	// The circuit breaker's max_connections bounds a TCP cluster's connections; past it the connection is
+	// refused at once (Envoy's upstream_cx_overflow: tcp_proxy has no pending queue).
+	release, ok := c.breaker.connection()
+	if !ok {
+		flags = "UO"
+		e.metrics.upstreamRqOverflow.WithLabelValues(name).Inc()
+		conn.Close()
+		return
+	}
+	defer release()
+	ep := c.pick(d.Destination, nil, 0, e.opts.Rand, 0, false)
 	if ep == nil {
 		flags = "UH"
 		conn.Close()

@@ -28,6 +28,9 @@ const (
 	// PeerAuthentication is STRICT for the default namespace, with reviews' 9080 left PERMISSIVE by a
 	// workload policy.
 	PeerAuthentication = "peer-authentication.yaml"
+	// ReviewsDRPolicy is a DestinationRule with traffic policies (consistent hashes, a connection pool,
+	// outlier detection; subset and port-level overrides), one subset per VirtualService path.
+	ReviewsDRPolicy = "filters/reviews-dr-policy.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
