@@ -105,6 +105,14 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.generateRequestID && r.Header.Get("X-Request-Id") == "" {
 		r.Header.Set("X-Request-Id", newUUID())
 	}
+	// jwt_authn runs first: the route is chosen after it, as with Envoy's clear_route_cache, so headers it
+	// sets (claim_to_headers) can be matched.
+	meta := map[string]map[string]any{}
+	if msg := h.jwt.authenticate(r, time.Now(), meta); msg != "" {
+		e.metrics.jwtDenied.WithLabelValues(h.StatPrefix).Inc()
+		jwtDenied(lw, r, msg)
+		return
+	}
 	var route *Route
 	if rt := t.RouteTableFor(h); rt != nil {
 		route = rt.Match(r)
@@ -113,8 +121,8 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rl.route = route.Name
 	}
 
-	// HTTP filters, in order: RBAC, fault, then the router.
-	ri := &requestInfo{r: r, down: d}
+	// Then RBAC, fault, and the router.
+	ri := &requestInfo{r: r, down: d, meta: meta}
 	for _, f := range h.rbac {
 		if ok, _ := f.allowed(ri); !ok {
 			e.metrics.rbacDenied.WithLabelValues(h.StatPrefix).Inc()
