@@ -83,8 +83,14 @@ func newObject(apiVersion, kind string) Object {
 			return &networkingv1.DestinationRule{}
 		}
 	case "security.istio.io":
-		if (version == "v1" || version == "v1beta1") && kind == "AuthorizationPolicy" {
+		if version != "v1" && version != "v1beta1" {
+			return nil
+		}
+		switch kind {
+		case "AuthorizationPolicy":
 			return &securityv1.AuthorizationPolicy{}
+		case "RequestAuthentication":
+			return &securityv1.RequestAuthentication{}
 		}
 	}
 	return nil

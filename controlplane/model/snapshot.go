@@ -33,6 +33,7 @@ type Snapshot struct {
 	ruleRefs map[*RouteRule]uint32 // rule -> port it is restricted to (0 = any)
 	drs      map[string]*DestinationRule
 	authz    []*AuthorizationPolicy
+	authn    []*RequestAuthentication
 }
 
 // Build makes a snapshot from a consistent view of the store.
@@ -80,6 +81,7 @@ func (b *builder) build() {
 	b.buildVirtualServices()
 	b.buildHTTPRoutes()
 	b.buildAuthorizationPolicies()
+	b.buildRequestAuthentications()
 }
 
 // FQDN returns name.namespace.svc.cluster.local.

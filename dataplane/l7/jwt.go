@@ -183,7 +183,12 @@ func compileJWTProvider(name string, p *jwtv3.JwtProvider) (*jwtProvider, error)
 // parseJWKS reads a JSON Web Key Set, or a single key, as Envoy accepts both.
 func parseJWKS(s string) (jose.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
-	if err := json.Unmarshal([]byte(s), &set); err == nil && len(set.Keys) > 0 {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal([]byte(s), &doc) == nil && doc["keys"] != nil {
+		// A set, possibly empty: then no token verifies (what istiod sends when it cannot fetch keys).
+		if err := json.Unmarshal([]byte(s), &set); err != nil {
+			return set, fmt.Errorf("not a JSON Web Key Set: %w", err)
+		}
 		return set, nil
 	}
 	var k jose.JSONWebKey

@@ -51,7 +51,7 @@ func istioJWTFilter(providers ...*jwtv3.JwtProvider) *hcmv3.HttpFilter {
 func provider(iss *jwttest.Issuer, audiences ...string) *jwtv3.JwtProvider {
 	return &jwtv3.JwtProvider{
 		Issuer: iss.Name, Audiences: audiences, PayloadInMetadata: "payload",
-		JwksSourceSpecifier: &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: iss.JWKS()}}},
+		JwksSourceSpecifier:        &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: iss.JWKS()}}},
 		NormalizePayloadInMetadata: &jwtv3.JwtProvider_NormalizePayload{SpaceDelimitedClaims: []string{"permission", "scope"}},
 	}
 }
