@@ -42,6 +42,8 @@ func TestGolden(t *testing.T) {
 		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
 		{"waypoint-httproute-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteMirror}, reviewsWaypoint},
 		{"sidecar-productpage-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, productpage},
+		{"waypoint-jwt.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsJWT}, reviewsWaypoint},
+		{"sidecar-productpage-jwt.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsJWT}, productpage},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)

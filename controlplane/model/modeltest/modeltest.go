@@ -25,6 +25,9 @@ const (
 	ReviewsVSMirror = "filters/reviews-vs-mirror.yaml"
 	// ReviewsHTTPRouteMirror is an HTTPRoute with RequestMirror, retry and timeouts.backendRequest.
 	ReviewsHTTPRouteMirror = "filters/reviews-httproute-mirror.yaml"
+	// ReviewsJWT has RequestAuthentications (reviews through its waypoint, productpage's sidecar) and
+	// AuthorizationPolicies on request principals and request.auth.* conditions.
+	ReviewsJWT = "filters/reviews-jwt.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
