@@ -105,20 +105,28 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.generateRequestID && r.Header.Get("X-Request-Id") == "" {
 		r.Header.Set("X-Request-Id", newUUID())
 	}
-	// jwt_authn runs first: the route is chosen after it, as with Envoy's clear_route_cache, so headers it
-	// sets (claim_to_headers) can be matched.
-	meta := map[string]map[string]any{}
-	if msg := h.jwt.authenticate(r, time.Now(), meta); msg != "" {
-		e.metrics.jwtDenied.WithLabelValues(h.StatPrefix).Inc()
-		jwtDenied(lw, r, msg)
-		return
-	}
 	var route *Route
-	if rt := t.RouteTableFor(h); rt != nil {
+	rt := t.RouteTableFor(h)
+	if rt != nil {
 		route = rt.Match(r)
 	}
 	if route != nil {
 		rl.route = route.Name
+	}
+	// jwt_authn, then (clear_route_cache) the route again: headers it set (claim_to_headers) may match.
+	var meta map[string]map[string]any
+	if h.jwt != nil {
+		meta = map[string]map[string]any{}
+		if msg := h.jwt.authenticate(r, time.Now(), meta); msg != "" {
+			e.metrics.jwtDenied.WithLabelValues(h.StatPrefix).Inc()
+			jwtDenied(lw, r, msg)
+			return
+		}
+		if h.jwt.clearRouteCache && rt != nil {
+			if route = rt.Match(r); route != nil {
+				rl.route = route.Name
+			}
+		}
 	}
 
 	// Then RBAC, fault, and the router.

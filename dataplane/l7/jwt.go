@@ -54,6 +54,8 @@ type JWTAuthn struct {
 	providers  map[string]*jwtProvider
 	rules      []jwtRule
 	bypassCORS bool
+	// clearRouteCache: some provider asks for the route to be chosen again after verification.
+	clearRouteCache bool
 	// every lists the providers in name order: allow_missing looks for a token wherever any of them would.
 	every []*jwtProvider
 }
@@ -105,6 +107,7 @@ func compileJWTAuthn(f *jwtv3.JwtAuthentication) (*JWTAuthn, error) {
 		}
 		out.providers[name] = p
 		out.every = append(out.every, p)
+		out.clearRouteCache = out.clearRouteCache || f.GetProviders()[name].GetClearRouteCache()
 	}
 	for i, r := range f.GetRules() {
 		if err := checkFields(r, "match", "requires"); err != nil {
