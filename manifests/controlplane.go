@@ -128,7 +128,7 @@ func controlPlaneClusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices", "destinationrules"}, Verbs: read},
 		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices/status", "destinationrules/status"}, Verbs: status},
 		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies", "requestauthentications"}, Verbs: read},
-		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status"}, Verbs: status},
+		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status", "requestauthentications/status"}, Verbs: status},
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 	}
 	// Sidecar injection: namespace labels, the template ConfigMap, and the webhook configuration the
