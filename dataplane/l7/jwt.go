@@ -311,7 +311,7 @@ func (jr *jwtRequest) check(req *jwtRequirement) string {
 		// (what every other provider of a multi-provider OR answers).
 		failure := ""
 		for _, c := range req.any {
-			msg := c.check(jr)
+			msg := jr.check(c)
 			if msg == "" {
 				return ""
 			}
@@ -322,7 +322,7 @@ func (jr *jwtRequest) check(req *jwtRequirement) string {
 		return failure
 	case req.all != nil:
 		for _, c := range req.all {
-			if msg := c.check(jr); msg != "" {
+			if msg := jr.check(c); msg != "" {
 				return msg
 			}
 		}
@@ -347,8 +347,6 @@ func (jr *jwtRequest) check(req *jwtRequirement) string {
 	}
 	return ""
 }
-
-func (req *jwtRequirement) check(jr *jwtRequest) string { return jr.check(req) }
 
 // byIssuer returns the provider whose issuer the token names: the one it was found for when that matches
 // (or has no issuer), else any provider with that issuer.
@@ -402,7 +400,7 @@ func (jr *jwtRequest) find(p *jwtProvider) []jwtFound {
 }
 
 func isJWTChar(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.=+/", r)
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.=", r)
 }
 
 // verify checks one token against one provider, once per request.
