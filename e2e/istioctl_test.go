@@ -65,11 +65,11 @@ func checkIstioctl(t *testing.T, ctx context.Context) {
 		if !strings.Contains(certs, "spiffe://cluster.local/ns/default/sa/bookinfo-productpage") {
 			t.Errorf("istioctl ztunnel-config certificate lacks productpage's identity")
 		}
-		for _, kind := range []string{"policy", "connection", "all"} {
+		for _, kind := range []string{"policy", "connections", "all"} {
 			mustIstioctl(t, ctx, "ztunnel-config", kind)
 		}
 		// meshlab's own command prints what istioctl prints, every table.
-		for _, kind := range []string{"workload", "service", "policy", "certificate", "connection", "all"} {
+		for _, kind := range []string{"workload", "service", "policy", "certificate", "connections", "all"} {
 			sameAsIstioctl(t, ctx, []string{"ztunnel-config", kind}, []string{"ztunnel-config", kind})
 		}
 	})

@@ -286,6 +286,7 @@ func summarizeNetworkFilter(f Facts, ck string, nf *listenerv3.Filter) {
 		}
 		for _, hf := range c.HttpFilters {
 			f.add("%s: http_filter=%s", ck, hf.Name)
+			summarizeHTTPFilter(f, ck, hf)
 		}
 		if c.CodecType != hcmv3.HttpConnectionManager_AUTO {
 			f.add("%s: codec=%s", ck, c.CodecType)

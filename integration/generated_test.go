@@ -51,6 +51,8 @@ spec:
 		{"sidecar", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVS), sidecar},
 		{"sidecar with VirtualService redirect, rewrite and headers", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsVSFilters), sidecar},
 		{"sidecar with HTTPRoute filters", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters), sidecar},
+		{"waypoint with RequestAuthentication and JWT policies", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsJWT), waypoint},
+		{"sidecar with RequestAuthentication and JWT policies", modeltest.Load(t, modeltest.Bookinfo, modeltest.ReviewsJWT), sidecar},
 	} {
 		cfg, err := configgen.Envoy(tc.snap, tc.proxy)
 		if err != nil {

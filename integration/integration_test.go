@@ -415,6 +415,8 @@ spec:
 		plainToEcho(true)
 	})
 
+	t.Run("RequestAuthentication and request principals at the waypoint", func(t *testing.T) { m.checkJWT(t) })
+
 	t.Run("istioctl ztunnel-config reads the ztunnel config dumps", func(t *testing.T) { m.checkIstioctl(t) })
 }
 

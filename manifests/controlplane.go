@@ -127,8 +127,8 @@ func controlPlaneClusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{crds.GatewayGroup}, Resources: []string{"gatewayclasses/status", "gateways/status", "httproutes/status"}, Verbs: status},
 		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices", "destinationrules"}, Verbs: read},
 		{APIGroups: []string{crds.NetworkingGroup}, Resources: []string{"virtualservices/status", "destinationrules/status"}, Verbs: status},
-		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies"}, Verbs: read},
-		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status"}, Verbs: status},
+		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies", "requestauthentications"}, Verbs: read},
+		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"authorizationpolicies/status", "requestauthentications/status"}, Verbs: status},
 		{APIGroups: []string{crds.SecurityGroup}, Resources: []string{"peerauthentications"}, Verbs: read},
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 	}

@@ -73,7 +73,7 @@ func TestControlPlane(t *testing.T) {
 		{"", "pods", "watch"}, {"", "namespaces", "list"}, {"discovery.k8s.io", "endpointslices", "watch"},
 		{"gateway.networking.k8s.io", "httproutes/status", "update"}, {"gateway.networking.k8s.io", "gateways/status", "update"},
 		{"gateway.networking.k8s.io", "gatewayclasses", "create"}, {"networking.istio.io", "virtualservices/status", "update"},
-		{"security.istio.io", "authorizationpolicies", "watch"}, {"apps", "deployments", "create"}, {"", "serviceaccounts", "create"},
+		{"security.istio.io", "authorizationpolicies", "watch"}, {"security.istio.io", "requestauthentications", "watch"}, {"apps", "deployments", "create"}, {"", "serviceaccounts", "create"},
 		{"", "services", "update"}, {"", "events", "create"}, {"", "configmaps", "create"}, {"authentication.k8s.io", "tokenreviews", "create"},
 		{"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create"}, {"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update"},
 		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"}, {"admissionregistration.k8s.io", "validatingwebhookconfigurations", "update"},

@@ -28,8 +28,9 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Short: "Print the config one proxy would receive, computed from YAML without a cluster",
 		Long: `render reads Kubernetes YAML (Namespaces, Services with spec.clusterIP, Pods with labels,
 serviceAccountName, spec.nodeName and status.podIP, ServiceAccounts, Gateways, HTTPRoutes, VirtualServices,
-DestinationRules, AuthorizationPolicies) into the control plane's config store and prints what the proxy would
-receive: an Envoy /config_dump for a waypoint or sidecar, workloads, services and policies for a ztunnel.
+DestinationRules, AuthorizationPolicies, RequestAuthentications) into the control plane's config store and
+prints what the proxy would receive: an Envoy /config_dump for a waypoint or sidecar, workloads, services and
+policies for a ztunnel.
 Every object is decoded strictly and validated as Istio's admission webhook and the API server would:
 a misspelt field, a duplicate key or an invalid value is an error naming file, document, line and field, and
 nothing is rendered (exit 2). kind: List documents are read as their items. Problems found in the valid

@@ -45,6 +45,7 @@ const (
 	nameRouter         = "envoy.filters.http.router"
 	nameFault          = "envoy.filters.http.fault"
 	nameRBAC           = "envoy.filters.http.rbac"
+	nameJWTAuthn       = "envoy.filters.http.jwt_authn"
 	nameOriginalDst    = "envoy.filters.listener.original_dst"
 	nameTLS            = "envoy.transport_sockets.tls"
 	nameInternal       = "envoy.transport_sockets.internal_upstream"

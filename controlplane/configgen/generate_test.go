@@ -44,6 +44,8 @@ func TestGolden(t *testing.T) {
 		{"sidecar-productpage-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, productpage},
 		{"waypoint-dr-policy.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsDRPolicy}, reviewsWaypoint},
 		{"sidecar-productpage-dr-policy.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsDRPolicy}, productpage},
+		{"waypoint-jwt.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsJWT}, reviewsWaypoint},
+		{"sidecar-productpage-jwt.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsJWT}, productpage},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)

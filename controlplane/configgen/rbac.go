@@ -50,20 +50,26 @@ func rbacFilters(policies []*model.AuthorizationPolicy) []*hcmv3.HttpFilter {
 	return out
 }
 
-// rbacPolicy converts one Istio rule: (any from) AND (any to). Conditions (when) cannot be evaluated here, so
-// a rule that has them fails closed: it never allows, and as a DENY rule it denies without them.
+// rbacPolicy converts one Istio rule: (any from, each AND the conditions) AND (any to). Conditions on the
+// request's JWT (request.auth.*) become metadata principals over what jwt_authn verified. Other conditions
+// cannot be evaluated here (validation.Coverage rejects them), so a rule that has one fails closed: it
+// never allows, and as a DENY rule it denies without its conditions.
 func rbacPolicy(r *securityv1beta1.Rule, action string) *rbacconfigv3.Policy {
-	if len(r.When) > 0 && action == model.ActionAllow {
-		return nil
+	conditions, ok := conditionPrincipals(r.When)
+	if !ok {
+		if action == model.ActionAllow {
+			return nil
+		}
+		conditions = nil
 	}
 	pol := &rbacconfigv3.Policy{}
 	for _, f := range r.From {
 		if f.Source != nil {
-			pol.Principals = append(pol.Principals, sourcePrincipal(f.Source))
+			pol.Principals = append(pol.Principals, andPrincipals(append(sourcePrincipals(f.Source), conditions...)))
 		}
 	}
 	if len(pol.Principals) == 0 {
-		pol.Principals = []*rbacconfigv3.Principal{{Identifier: &rbacconfigv3.Principal_Any{Any: true}}}
+		pol.Principals = []*rbacconfigv3.Principal{andPrincipals(conditions)}
 	}
 	for _, t := range r.To {
 		if t.Operation != nil {
@@ -74,6 +80,17 @@ func rbacPolicy(r *securityv1beta1.Rule, action string) *rbacconfigv3.Policy {
 		pol.Permissions = []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Any{Any: true}}}
 	}
 	return pol
+}
+
+// andPrincipals is all of ids: any principal when there are none, the one itself when there is one.
+func andPrincipals(ids []*rbacconfigv3.Principal) *rbacconfigv3.Principal {
+	switch len(ids) {
+	case 0:
+		return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Any{Any: true}}
+	case 1:
+		return ids[0]
+	}
+	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_AndIds{AndIds: &rbacconfigv3.Principal_Set{Ids: ids}}}
 }
 
 // principalMatcher matches an Istio principal ("cluster.local/ns/x/sa/y", with * globs) against the peer's
@@ -127,7 +144,8 @@ func principalSet(values []string, conv func(string) *rbacconfigv3.Principal) *r
 	return orIDs(ids)
 }
 
-func sourcePrincipal(s *securityv1beta1.Source) *rbacconfigv3.Principal {
+// sourcePrincipals are the principals a source's fields require, all of which must match.
+func sourcePrincipals(s *securityv1beta1.Source) []*rbacconfigv3.Principal {
 	var and []*rbacconfigv3.Principal
 	add := func(values []string, negate bool, conv func(string) *rbacconfigv3.Principal) {
 		if len(values) == 0 {
@@ -157,6 +175,12 @@ func sourcePrincipal(s *securityv1beta1.Source) *rbacconfigv3.Principal {
 	}
 	add(s.Principals, false, principal)
 	add(s.NotPrincipals, true, principal)
+	if len(s.RequestPrincipals) > 0 {
+		and = append(and, requestPrincipal(s.RequestPrincipals))
+	}
+	if len(s.NotRequestPrincipals) > 0 {
+		and = append(and, notID(requestPrincipal(s.NotRequestPrincipals)))
+	}
 	add(s.Namespaces, false, namespace)
 	add(s.NotNamespaces, true, namespace)
 	add(s.ServiceAccounts, false, serviceAccount)
@@ -165,13 +189,7 @@ func sourcePrincipal(s *securityv1beta1.Source) *rbacconfigv3.Principal {
 	add(s.NotIpBlocks, true, directIP)
 	add(s.RemoteIpBlocks, false, remoteIP)
 	add(s.NotRemoteIpBlocks, true, remoteIP)
-	if len(and) == 0 {
-		return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Any{Any: true}}
-	}
-	if len(and) == 1 {
-		return and[0]
-	}
-	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_AndIds{AndIds: &rbacconfigv3.Principal_Set{Ids: and}}}
+	return and
 }
 
 func regexpQuote(s string) string {

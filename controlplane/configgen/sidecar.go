@@ -11,6 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -94,7 +95,8 @@ func SidecarInbound(s *model.Snapshot, p model.Proxy, typeURL string) ([]proto.M
 }
 
 // SidecarInboundKey describes every input of a pod's SidecarInbound part: pods with equal keys get equal
-// inbound config. policies are the AuthorizationPolicies it applies (their content is not in the key).
+// inbound config. policies are the AuthorizationPolicies and RequestAuthentications it applies (their
+// content is not in the key).
 func SidecarInboundKey(s *model.Snapshot, p model.Proxy) (key string, policies []ingest.Key, err error) {
 	g, err := newSidecarGen(s, p)
 	if err != nil {
@@ -108,6 +110,10 @@ func SidecarInboundKey(s *model.Snapshot, p model.Proxy) (key string, policies [
 	for _, pol := range s.PoliciesForWorkload(g.wl) {
 		policies = append(policies, pol.Source)
 		b.WriteString(pol.Source.String() + ",")
+	}
+	for _, ra := range s.JWTRulesForWorkload(g.wl) {
+		policies = append(policies, ra.Source)
+		b.WriteString(ra.Source.String() + ",")
 	}
 	return b.String(), policies, nil
 }
@@ -191,7 +197,12 @@ func (g *sidecarGen) outbound() *listenerv3.Listener {
 }
 
 func (g *sidecarGen) inbound() *listenerv3.Listener {
-	policies := g.snap.PoliciesForWorkload(g.wl)
+	// Inbound HTTP filters, in istiod's order: jwt_authn, then RBAC.
+	var filters []*hcmv3.HttpFilter
+	if f := jwtFilter(g.snap.JWTRulesForWorkload(g.wl), false); f != nil {
+		filters = append(filters, f)
+	}
+	filters = append(filters, rbacFilters(g.snap.PoliciesForWorkload(g.wl))...)
 	var chains []*listenerv3.FilterChain
 	for _, ip := range g.inboundPorts() {
 		name := InboundName(ip.port)
@@ -209,7 +220,7 @@ func (g *sidecarGen) inbound() *listenerv3.Listener {
 					}},
 				}},
 			}}}
-			f = hcm("inbound_0.0.0.0_"+strconv.FormatUint(uint64(ip.port), 10), "", route, rbacFilters(policies)...)
+			f = hcm("inbound_0.0.0.0_"+strconv.FormatUint(uint64(ip.port), 10), "", route, filters...)
 		} else {
 			f = tcpProxy(name, name)
 		}

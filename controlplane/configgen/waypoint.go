@@ -70,8 +70,14 @@ func (g *waypointGen) policies(svc *model.Service) []*model.AuthorizationPolicy 
 	return out
 }
 
+// httpFilters are a chain's filters before the router, in istiod's order: jwt_authn (RequestAuthentications
+// for the chain), RBAC (AuthorizationPolicies), fault.
 func (g *waypointGen) httpFilters(svc *model.Service) []*hcmv3.HttpFilter {
-	return append(rbacFilters(g.policies(svc)), faultFilter())
+	var out []*hcmv3.HttpFilter
+	if f := jwtFilter(g.snap.JWTRulesForWaypoint(g.scope.Waypoint, svc), true); f != nil {
+		out = append(out, f)
+	}
+	return append(append(out, rbacFilters(g.policies(svc))...), faultFilter())
 }
 
 func (g *waypointGen) listeners() []*listenerv3.Listener {

@@ -91,6 +91,8 @@ func newObject(apiVersion, kind string) Object {
 			return &securityv1.AuthorizationPolicy{}
 		case "PeerAuthentication":
 			return &securityv1.PeerAuthentication{}
+		case "RequestAuthentication":
+			return &securityv1.RequestAuthentication{}
 		}
 	}
 	return nil

@@ -220,15 +220,15 @@ kind: AuthorizationPolicy
 metadata: {name: jwt}
 spec:
   rules:
-  - from:
-    - source:
-        requestPrincipals: ["*"]
+  - when:
+    - key: request.headers[x-user]
+      values: [admin]
 `)
 	store, _, err = ingest.LoadFiles(rejected)
 	if err == nil || store != nil {
 		t.Fatalf("LoadFiles() = %v, %v; want an error", store, err)
 	}
-	if want := "rejected.yaml: document 1 (AuthorizationPolicy jwt), line 8: spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals"; !strings.Contains(err.Error(), want) {
+	if want := "rejected.yaml: document 1 (AuthorizationPolicy jwt), line 7: spec.rules[0].when[0]: meshlab does not implement AuthorizationPolicy rules.when on keys other than request.auth.*"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error = %v\nwant %q", err, want)
 	}
 	data, _ := os.ReadFile(rejected)

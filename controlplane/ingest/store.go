@@ -30,23 +30,25 @@ type Kind string
 
 // The kinds the store holds.
 const (
-	KindNamespace           Kind = "Namespace"
-	KindService             Kind = "Service"
-	KindPod                 Kind = "Pod"
-	KindServiceAccount      Kind = "ServiceAccount"
-	KindEndpointSlice       Kind = "EndpointSlice"
-	KindGatewayClass        Kind = "GatewayClass"
-	KindGateway             Kind = "Gateway"
-	KindHTTPRoute           Kind = "HTTPRoute"
-	KindVirtualService      Kind = "VirtualService"
-	KindDestinationRule     Kind = "DestinationRule"
-	KindAuthorizationPolicy Kind = "AuthorizationPolicy"
-	KindPeerAuthentication  Kind = "PeerAuthentication"
+	KindNamespace             Kind = "Namespace"
+	KindService               Kind = "Service"
+	KindPod                   Kind = "Pod"
+	KindServiceAccount        Kind = "ServiceAccount"
+	KindEndpointSlice         Kind = "EndpointSlice"
+	KindGatewayClass          Kind = "GatewayClass"
+	KindGateway               Kind = "Gateway"
+	KindHTTPRoute             Kind = "HTTPRoute"
+	KindVirtualService        Kind = "VirtualService"
+	KindDestinationRule       Kind = "DestinationRule"
+	KindAuthorizationPolicy   Kind = "AuthorizationPolicy"
+	KindRequestAuthentication Kind = "RequestAuthentication"
+	KindPeerAuthentication    Kind = "PeerAuthentication"
 )
 
 // Kinds lists every kind in a fixed order.
 var Kinds = []Kind{KindNamespace, KindService, KindPod, KindServiceAccount, KindEndpointSlice, KindGatewayClass,
-	KindGateway, KindHTTPRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindPeerAuthentication}
+	KindGateway, KindHTTPRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindRequestAuthentication,
+	KindPeerAuthentication}
 
 // Namespaced reports whether objects of kind k live in a namespace.
 func (k Kind) Namespaced() bool { return k != KindNamespace && k != KindGatewayClass }
@@ -78,6 +80,8 @@ func KindOf(obj Object) (Kind, error) {
 		return KindAuthorizationPolicy, nil
 	case *securityv1.PeerAuthentication:
 		return KindPeerAuthentication, nil
+	case *securityv1.RequestAuthentication:
+		return KindRequestAuthentication, nil
 	}
 	return "", fmt.Errorf("unsupported object type %T", obj)
 }
@@ -246,19 +250,20 @@ func sortObjects(objs []Object) {
 
 // Objects is a consistent, typed and sorted view of the store at one version: the input of a model snapshot.
 type Objects struct {
-	Version               uint64
-	Namespaces            []*corev1.Namespace
-	Services              []*corev1.Service
-	Pods                  []*corev1.Pod
-	ServiceAccounts       []*corev1.ServiceAccount
-	EndpointSlices        []*discoveryv1.EndpointSlice
-	GatewayClasses        []*gwv1.GatewayClass
-	Gateways              []*gwv1.Gateway
-	HTTPRoutes            []*gwv1.HTTPRoute
-	VirtualServices       []*networkingv1.VirtualService
-	DestinationRules      []*networkingv1.DestinationRule
-	AuthorizationPolicies []*securityv1.AuthorizationPolicy
-	PeerAuthentications   []*securityv1.PeerAuthentication
+	Version                uint64
+	Namespaces             []*corev1.Namespace
+	Services               []*corev1.Service
+	Pods                   []*corev1.Pod
+	ServiceAccounts        []*corev1.ServiceAccount
+	EndpointSlices         []*discoveryv1.EndpointSlice
+	GatewayClasses         []*gwv1.GatewayClass
+	Gateways               []*gwv1.Gateway
+	HTTPRoutes             []*gwv1.HTTPRoute
+	VirtualServices        []*networkingv1.VirtualService
+	DestinationRules       []*networkingv1.DestinationRule
+	AuthorizationPolicies  []*securityv1.AuthorizationPolicy
+	RequestAuthentications []*securityv1.RequestAuthentication
+	PeerAuthentications    []*securityv1.PeerAuthentication
 }
 
 // Objects returns a typed view of everything in the store, taken under one lock so it is consistent.
@@ -297,6 +302,8 @@ func (s *Store) Objects() Objects {
 			out.AuthorizationPolicies = append(out.AuthorizationPolicies, o)
 		case *securityv1.PeerAuthentication:
 			out.PeerAuthentications = append(out.PeerAuthentications, o)
+		case *securityv1.RequestAuthentication:
+			out.RequestAuthentications = append(out.RequestAuthentications, o)
 		}
 	}
 	return out

@@ -92,6 +92,7 @@ func NewInformers(c *Clients, store *ingest.Store, logf func(string, ...any)) *I
 		i.Istio.Networking().V1().DestinationRules().Informer(),
 		i.Istio.Security().V1().AuthorizationPolicies().Informer(),
 		i.Istio.Security().V1().PeerAuthentications().Informer(),
+		i.Istio.Security().V1().RequestAuthentications().Informer(),
 	} {
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    i.put,

@@ -46,8 +46,8 @@ const (
 //   - HTTPRoutes: a parent status per parentRef (Service or waypoint Gateway) with Accepted, and
 //     ResolvedRefs when a backend is missing;
 //   - waypoint Gateways: Accepted (Programmed is the waypoint controller's);
-//   - VirtualServices, DestinationRules, AuthorizationPolicies: a Warning event, and in status an Accepted
-//     condition plus a validationMessages entry, as Istio's analysis does;
+//   - VirtualServices, DestinationRules, AuthorizationPolicies, RequestAuthentications: a Warning event, and
+//     in status an Accepted condition plus a validationMessages entry, as Istio's analysis does;
 //   - anything else (Services, Pods, Namespaces): a Warning event.
 //
 // Status is compared with what the object already carries and written only when it differs, so reporting
@@ -128,7 +128,7 @@ func (w *StatusWriter) Sync(ctx context.Context, snap *model.Snapshot) {
 	for _, o := range w.store.List(ingest.KindGateway) {
 		w.gateway(ctx, o.(*gwv1.Gateway), problems)
 	}
-	for _, kind := range []ingest.Kind{ingest.KindVirtualService, ingest.KindDestinationRule, ingest.KindAuthorizationPolicy} {
+	for _, kind := range []ingest.Kind{ingest.KindVirtualService, ingest.KindDestinationRule, ingest.KindAuthorizationPolicy, ingest.KindRequestAuthentication} {
 		for _, o := range w.store.List(kind) {
 			w.istio(ctx, kind, o, problems)
 		}
@@ -167,7 +167,7 @@ func reference(key ingest.Key, obj ingest.Object) *corev1.ObjectReference {
 		apiVersion = "gateway.networking.k8s.io/v1"
 	case ingest.KindVirtualService, ingest.KindDestinationRule:
 		apiVersion = "networking.istio.io/v1"
-	case ingest.KindAuthorizationPolicy, ingest.KindPeerAuthentication:
+	case ingest.KindAuthorizationPolicy, ingest.KindRequestAuthentication, ingest.KindPeerAuthentication:
 		apiVersion = "security.istio.io/v1"
 	}
 	return &corev1.ObjectReference{APIVersion: apiVersion, Kind: string(key.Kind), Namespace: key.Namespace,
@@ -407,6 +407,8 @@ func (w *StatusWriter) istio(ctx context.Context, kind ingest.Kind, obj ingest.O
 		cur = &o.Status
 	case *securityv1.AuthorizationPolicy:
 		cur = &o.Status
+	case *securityv1.RequestAuthentication:
+		cur = &o.Status
 	default:
 		return
 	}
@@ -450,6 +452,17 @@ func (w *StatusWriter) istio(ctx context.Context, kind ingest.Kind, obj ingest.O
 			}
 			setIstioStatus(&o.Status, want)
 			_, err = w.c.Istio.SecurityV1().AuthorizationPolicies(ns).UpdateStatus(ctx, o, opts)
+			return err
+		case ingest.KindRequestAuthentication:
+			o, err := w.c.Istio.SecurityV1().RequestAuthentications(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if want = istioStatus(&o.Status, o.Generation, msgs); want == nil || istioStatusEqual(&o.Status, want) {
+				return nil
+			}
+			setIstioStatus(&o.Status, want)
+			_, err = w.c.Istio.SecurityV1().RequestAuthentications(ns).UpdateStatus(ctx, o, opts)
 			return err
 		}
 		return fmt.Errorf("no status for %s", kind)

@@ -4,6 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
 )
@@ -88,42 +89,50 @@ func (b *builder) buildAuthorizationPolicies() {
 				p.Selector = map[string]string{}
 			}
 		}
-		for _, r := range refs {
-			t := TargetRef{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
-			if t.Namespace == "" {
-				t.Namespace = ap.Namespace
-			}
-			if t.Namespace != ap.Namespace {
-				b.problem(key, "targetRef %s %s/%s is in another namespace; ignored", t.Kind, t.Namespace, t.Name)
-				continue
-			}
-			switch {
-			case t.Kind == "Gateway" && (t.Group == "gateway.networking.k8s.io" || t.Group == ""):
-				if b.s.waypointBy[t.Namespace+"/"+t.Name] == nil {
-					b.problem(key, "targetRef Gateway %s/%s is not a waypoint; ignored", t.Namespace, t.Name)
-					continue
-				}
-			case t.Kind == "Service" && (t.Group == "" || t.Group == "core"):
-				svc := b.s.byHost[FQDN(t.Name, t.Namespace)]
-				if svc == nil {
-					b.problem(key, "targetRef Service %s/%s does not exist; ignored", t.Namespace, t.Name)
-					continue
-				}
-				if svc.Waypoint == nil {
-					b.problem(key, "targetRef Service %s/%s is not bound to a waypoint, so nothing enforces this policy", t.Namespace, t.Name)
-					continue
-				}
-			default:
-				b.problem(key, "targetRef kind %s/%s is not supported; ignored", t.Group, t.Kind)
-				continue
-			}
-			p.TargetRefs = append(p.TargetRefs, t)
-		}
+		p.TargetRefs = b.policyTargets(key, ap.Namespace, refs)
 		if len(refs) > 0 && len(p.TargetRefs) == 0 {
 			continue
 		}
 		b.s.authz = append(b.s.authz, p)
 	}
+}
+
+// policyTargets resolves a policy's targetRefs (AuthorizationPolicy, RequestAuthentication) to the waypoint
+// Gateways and waypoint-bound Services of its namespace; the others are reported and dropped.
+func (b *builder) policyTargets(key ingest.Key, namespace string, refs []*typev1beta1.PolicyTargetReference) []TargetRef {
+	var out []TargetRef
+	for _, r := range refs {
+		t := TargetRef{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+		if t.Namespace == "" {
+			t.Namespace = namespace
+		}
+		if t.Namespace != namespace {
+			b.problem(key, "targetRef %s %s/%s is in another namespace; ignored", t.Kind, t.Namespace, t.Name)
+			continue
+		}
+		switch {
+		case t.Kind == "Gateway" && (t.Group == "gateway.networking.k8s.io" || t.Group == ""):
+			if b.s.waypointBy[t.Namespace+"/"+t.Name] == nil {
+				b.problem(key, "targetRef Gateway %s/%s is not a waypoint; ignored", t.Namespace, t.Name)
+				continue
+			}
+		case t.Kind == "Service" && (t.Group == "" || t.Group == "core"):
+			svc := b.s.byHost[FQDN(t.Name, t.Namespace)]
+			if svc == nil {
+				b.problem(key, "targetRef Service %s/%s does not exist; ignored", t.Namespace, t.Name)
+				continue
+			}
+			if svc.Waypoint == nil {
+				b.problem(key, "targetRef Service %s/%s is not bound to a waypoint, so nothing enforces this policy", t.Namespace, t.Name)
+				continue
+			}
+		default:
+			b.problem(key, "targetRef kind %s/%s is not supported; ignored", t.Group, t.Kind)
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // AuthorizationPolicies returns every valid policy, sorted by namespace and name.

@@ -33,6 +33,7 @@ type Snapshot struct {
 	ruleRefs  map[*RouteRule]uint32 // rule -> port it is restricted to (0 = any)
 	drs       map[string]*DestinationRule
 	authz     []*AuthorizationPolicy
+	authn     []*RequestAuthentication
 	peerAuthn []*PeerAuthentication
 }
 
@@ -82,6 +83,7 @@ func (b *builder) build() {
 	b.buildHTTPRoutes()
 	b.buildAuthorizationPolicies()
 	b.buildPeerAuthentications()
+	b.buildRequestAuthentications()
 }
 
 // FQDN returns name.namespace.svc.cluster.local.

@@ -97,6 +97,10 @@ func pa(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupSecurity, Kind: "PeerAuthentication", Path: path, Name: name, Support: s, Note: note}
 }
 
+func ra(path, name string, s Support, note string) FieldCoverage {
+	return FieldCoverage{Group: groupSecurity, Kind: "RequestAuthentication", Path: path, Name: name, Support: s, Note: note}
+}
+
 func hr(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "HTTPRoute", Path: path, Name: name, Support: s, Note: note}
 }
@@ -115,6 +119,8 @@ const (
 	noteResponses = "requests would be answered as if it were not there"
 	noteBroader   = "the route would match requests this condition excludes"
 	noteAuthz     = "the policy would not be enforced as written"
+	noteAuthn     = "the JWT rules would not be checked where written"
+	noteNoFetch   = "meshlab fetches no keys (nothing outside the lab is reachable), so every token would be rejected; give the key set inline in jwks"
 	noteZtunnelL7 = "ztunnel enforces selector policies and sees no HTTP: an ALLOW rule with it never matches, a DENY rule is enforced without it (as in Istio ambient); attach the policy to a waypoint with targetRefs"
 )
 
@@ -231,8 +237,10 @@ var Coverage = append(append([]FieldCoverage{
 	when(ap("spec.rules[].from[].source.notServiceAccounts", "source.notServiceAccounts in a selector (ztunnel) policy", Rejected, noteAuthz), ztunnelPolicy),
 	when(ap("spec.rules[].from[].source.remoteIpBlocks", "source.remoteIpBlocks in a selector (ztunnel) policy", Rejected, noteAuthz), ztunnelPolicy),
 	when(ap("spec.rules[].from[].source.notRemoteIpBlocks", "source.notRemoteIpBlocks in a selector (ztunnel) policy", Rejected, noteAuthz), ztunnelPolicy),
-	ap("spec.rules[].from[].source.requestPrincipals", "source.requestPrincipals", Rejected, noteAuthz+" (no JWT is checked)"),
-	ap("spec.rules[].from[].source.notRequestPrincipals", "source.notRequestPrincipals", Rejected, noteAuthz+" (no JWT is checked)"),
+	ap("spec.rules[].from[].source.requestPrincipals", "source.requestPrincipals", Implemented, ""),
+	ap("spec.rules[].from[].source.notRequestPrincipals", "source.notRequestPrincipals", Implemented, ""),
+	when(ap("spec.rules[].from[].source.requestPrincipals", "source.requestPrincipals in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
+	when(ap("spec.rules[].from[].source.notRequestPrincipals", "source.notRequestPrincipals in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
 	ap("spec.rules[].to[].operation.ports", "operation.ports", Implemented, ""),
 	ap("spec.rules[].to[].operation.notPorts", "operation.notPorts", Implemented, ""),
 	ap("spec.rules[].to[].operation.methods", "operation.methods", Implemented, ""),
@@ -249,7 +257,38 @@ var Coverage = append(append([]FieldCoverage{
 	when(ap("spec.rules[].to[].operation.notPaths", "operation.notPaths in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
 	when(ap("spec.rules[].to[].operation.hosts", "operation.hosts in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
 	when(ap("spec.rules[].to[].operation.notHosts", "operation.notHosts in a selector (ztunnel) policy", Warned, noteZtunnelL7), ztunnelPolicy),
-	ap("spec.rules[].when", "rules.when", Rejected, noteAuthz+" (an ALLOW rule with conditions would never match, a DENY rule would deny without them)"),
+	// Conditions on the request's JWT are RBAC metadata principals; the other attributes are not evaluated.
+	ap("spec.rules[].when[]", "rules.when on request.auth.principal, audiences, presenter, claims", Implemented, ""),
+	when(ap("spec.rules[].when[]", "rules.when on request.auth.* in a selector (ztunnel) policy", Warned, noteZtunnelL7),
+		func(obj map[string]any, v any) bool { return ztunnelPolicy(obj, v) && requestAuthCondition(v) }),
+	when(ap("spec.rules[].when[]", "rules.when on keys other than request.auth.*", Rejected, noteAuthz+" (an ALLOW rule with such a condition would never match, a DENY rule would deny without it)"),
+		func(_ map[string]any, v any) bool { return !requestAuthCondition(v) }),
+
+	// RequestAuthentication: JWT rules checked by the waypoint (targetRefs) or the sidecar (selector).
+	ra("spec.selector", "selector", Implemented, ""),
+	ra("spec.targetRef", "targetRef", Implemented, ""),
+	ra("spec.targetRefs", "targetRefs", Implemented, ""),
+	when(ra("spec.targetRefs[].kind", "targetRefs kinds other than Gateway and Service", Rejected, noteAuthn),
+		func(_ map[string]any, v any) bool { return v != "Gateway" && v != "Service" }),
+	when(ra("spec.targetRef.kind", "targetRef kinds other than Gateway and Service", Rejected, noteAuthn),
+		func(_ map[string]any, v any) bool { return v != "Gateway" && v != "Service" }),
+	ra("spec.jwtRules[].issuer", "jwtRules.issuer", Implemented, ""),
+	ra("spec.jwtRules[].audiences", "jwtRules.audiences", Implemented, ""),
+	ra("spec.jwtRules[].jwks", "jwtRules.jwks", Implemented, ""),
+	ra("spec.jwtRules[].fromHeaders", "jwtRules.fromHeaders", Implemented, ""),
+	ra("spec.jwtRules[].fromParams", "jwtRules.fromParams", Implemented, ""),
+	ra("spec.jwtRules[].fromCookies", "jwtRules.fromCookies", Implemented, ""),
+	ra("spec.jwtRules[].outputPayloadToHeader", "jwtRules.outputPayloadToHeader", Implemented, ""),
+	ra("spec.jwtRules[].forwardOriginalToken", "jwtRules.forwardOriginalToken", Implemented, ""),
+	ra("spec.jwtRules[].outputClaimToHeaders", "jwtRules.outputClaimToHeaders", Implemented, ""),
+	ra("spec.jwtRules[].spaceDelimitedClaims", "jwtRules.spaceDelimitedClaims", Implemented, ""),
+	ra("spec.jwtRules[].jwksUri", "jwtRules.jwksUri", Rejected, noteNoFetch),
+	when(ra("spec.jwtRules[]", "jwtRules without jwks", Rejected, noteNoFetch),
+		func(_ map[string]any, v any) bool {
+			m, _ := v.(map[string]any)
+			return !isSet(m["jwks"]) && !isSet(m["jwksUri"])
+		}),
+	ra("spec.jwtRules[].timeout", "jwtRules.timeout", Warned, "it is ignored: the keys are inline and never fetched"),
 
 	// HTTPRoute: GAMMA mesh routing, attached to Services.
 	when(hr("spec.parentRefs[]", "parentRefs to a Gateway", Warned, "meshlab has no ingress gateways; only Service parentRefs (mesh routing) have an effect"),
@@ -383,7 +422,6 @@ var UnimplementedKinds = map[schema.GroupKind]bool{
 	{Group: groupNetworking, Kind: "WorkloadEntry"}:                       true,
 	{Group: groupNetworking, Kind: "WorkloadGroup"}:                       true,
 	{Group: groupNetworking, Kind: "ProxyConfig"}:                         true,
-	{Group: groupSecurity, Kind: "RequestAuthentication"}:                 true,
 	{Group: "telemetry.istio.io", Kind: "Telemetry"}:                      true,
 	{Group: "extensions.istio.io", Kind: "WasmPlugin"}:                    true,
 	{Group: groupGatewayAPI, Kind: "GRPCRoute"}:                           true,
@@ -406,6 +444,17 @@ func UnimplementedKindMessage(kind string) string {
 func ztunnelPolicy(obj map[string]any, _ any) bool {
 	spec, _ := obj["spec"].(map[string]any)
 	return !isSet(spec["targetRef"]) && !isSet(spec["targetRefs"])
+}
+
+// requestAuthCondition reports whether an AuthorizationPolicy condition is on the request's JWT.
+func requestAuthCondition(v any) bool {
+	m, _ := v.(map[string]any)
+	k, _ := m["key"].(string)
+	switch {
+	case k == "request.auth.principal", k == "request.auth.audiences", k == "request.auth.presenter":
+		return true
+	}
+	return strings.HasPrefix(k, "request.auth.claims[")
 }
 
 func isWaypoint(obj map[string]any, _ any) bool {

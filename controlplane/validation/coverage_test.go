@@ -19,6 +19,7 @@ const (
 	vsHead = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: ns}\n"
 	drHead = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: ns}\n"
 	apHead = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: ns}\n"
+	raHead = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: a, namespace: ns}\n"
 	hrHead = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: ns}\n"
 	gwHead = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: w, namespace: ns}\n"
 	gcHead = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\n"
@@ -148,16 +149,17 @@ var coverageCases = []struct {
   rules:
   - from: [{source: {principals: [a], notServiceAccounts: [ns/sa], remoteIpBlocks: [1.2.3.4], notRemoteIpBlocks: [1.2.3.5], requestPrincipals: ["*"], notRequestPrincipals: [x]}}]
     to: [{operation: {methods: [GET], ports: ["80"]}}, {operation: {notMethods: [PUT], paths: [/a], notPaths: [/b], hosts: [h], notHosts: [i]}}]
-    when: [{key: source.ip, values: [1.2.3.4]}]
+    when: [{key: source.ip, values: [1.2.3.4]}, {key: "request.auth.claims[groups]", values: [dev]}]
 `, []string{
 		"rejected spec.action: meshlab does not implement AuthorizationPolicy action CUSTOM and AUDIT",
 		"rejected spec.provider: meshlab does not implement AuthorizationPolicy provider",
 		"rejected spec.rules[0].from[0].source.notServiceAccounts: meshlab does not implement AuthorizationPolicy source.notServiceAccounts in a selector (ztunnel) policy",
 		"rejected spec.rules[0].from[0].source.remoteIpBlocks: meshlab does not implement AuthorizationPolicy source.remoteIpBlocks in a selector (ztunnel) policy",
 		"rejected spec.rules[0].from[0].source.notRemoteIpBlocks: meshlab does not implement AuthorizationPolicy source.notRemoteIpBlocks in a selector (ztunnel) policy",
-		"rejected spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals",
-		"rejected spec.rules[0].from[0].source.notRequestPrincipals: meshlab does not implement AuthorizationPolicy source.notRequestPrincipals",
-		"rejected spec.rules[0].when: meshlab does not implement AuthorizationPolicy rules.when",
+		"warned spec.rules[0].from[0].source.requestPrincipals: meshlab does not implement AuthorizationPolicy source.requestPrincipals in a selector (ztunnel) policy",
+		"warned spec.rules[0].from[0].source.notRequestPrincipals: meshlab does not implement AuthorizationPolicy source.notRequestPrincipals in a selector (ztunnel) policy",
+		"rejected spec.rules[0].when[0]: meshlab does not implement AuthorizationPolicy rules.when on keys other than request.auth.*",
+		"warned spec.rules[0].when[1]: meshlab does not implement AuthorizationPolicy rules.when on request.auth.* in a selector (ztunnel) policy",
 		"warned spec.rules[0].to[0].operation.methods: meshlab does not implement AuthorizationPolicy operation.methods in a selector (ztunnel) policy",
 		"warned spec.rules[0].to[1].operation.notMethods: meshlab does not implement AuthorizationPolicy operation.notMethods in a selector (ztunnel) policy",
 		"warned spec.rules[0].to[1].operation.paths: meshlab does not implement AuthorizationPolicy operation.paths in a selector (ztunnel) policy",
@@ -259,8 +261,34 @@ var coverageCases = []struct {
 	}},
 	{"ServiceEntry", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.example]}\n",
 		[]string{"warned meshlab does not implement ServiceEntry"}},
-	{"RequestAuthentication", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: s}\nspec: {}\n",
-		[]string{"warned meshlab does not implement RequestAuthentication"}},
+	{"AuthorizationPolicy on a waypoint with JWT conditions", apHead + `spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: w}]
+  rules:
+  - from: [{source: {requestPrincipals: ["*"], notRequestPrincipals: [x]}}]
+    when:
+    - {key: request.auth.principal, values: [a/b]}
+    - {key: request.auth.audiences, values: [a]}
+    - {key: request.auth.presenter, values: [a]}
+    - {key: "request.auth.claims[groups]", values: [dev]}
+    - {key: "request.headers[x-user]", values: [admin]}
+`, []string{
+		"rejected spec.rules[0].when[4]: meshlab does not implement AuthorizationPolicy rules.when on keys other than request.auth.*",
+	}},
+	{"RequestAuthentication", raHead + `spec:
+  targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: s}]
+  targetRef: {kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}
+  jwtRules:
+  - {issuer: a, jwks: '{"keys":[]}', audiences: [x], fromHeaders: [{name: h}], fromParams: [p], fromCookies: [c], outputPayloadToHeader: h, forwardOriginalToken: true, outputClaimToHeaders: [{header: h, claim: c}], spaceDelimitedClaims: [s], timeout: 5s}
+  - {issuer: b, jwksUri: "https://b.example/jwks"}
+  - {issuer: c}
+`, []string{
+		"rejected spec.targetRefs[0].kind: meshlab does not implement RequestAuthentication targetRefs kinds other than Gateway and Service",
+		"rejected spec.targetRef.kind: meshlab does not implement RequestAuthentication targetRef kinds other than Gateway and Service",
+		"warned spec.jwtRules[0].timeout: meshlab does not implement RequestAuthentication jwtRules.timeout",
+		"rejected spec.jwtRules[1].jwksUri: meshlab does not implement RequestAuthentication jwtRules.jwksUri",
+		"rejected spec.jwtRules[2]: meshlab does not implement RequestAuthentication jwtRules without jwks",
+	}},
+	{"PeerAuthentication: every field implemented", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: s}\nspec: {selector: {matchLabels: {app: a}}, mtls: {mode: STRICT}, portLevelMtls: {8080: {mode: PERMISSIVE}}}\n", nil},
 	{"TCPRoute", "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: s}\nspec: {}\n",
 		[]string{"warned meshlab does not implement TCPRoute"}},
 	{"a kind meshlab reads without a table (Service)", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n", nil},

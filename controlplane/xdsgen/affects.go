@@ -95,6 +95,11 @@ func waypointDeps(s *model.Snapshot, w *model.Waypoint) map[xds.ConfigKey]struct
 	for _, wp := range s.PoliciesForWaypoint(w) {
 		add(wp.Policy.Source)
 	}
+	for _, svc := range append([]*model.Service{nil}, sc.Services...) {
+		for _, ra := range s.JWTRulesForWaypoint(w, svc) {
+			add(ra.Source)
+		}
+	}
 	for _, wl := range s.Workloads() {
 		if wl.Namespace == w.Namespace && wl.Labels[model.LabelGatewayName] == w.Name {
 			add(wl.Key()) // the waypoint's own pods

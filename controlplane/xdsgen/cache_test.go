@@ -217,6 +217,36 @@ spec:
   rules: [{to: [{operation: {methods: [GET]}}]}]
 `)...)
 		}},
+		{"a RequestAuthentication on reviews, through its waypoint", func() {
+			p.apply(decode(t, `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: reviews-jwt, namespace: default, generation: 1}
+spec:
+  targetRefs: [{kind: Service, group: "", name: reviews}]
+  jwtRules: [{issuer: a, jwks: '{"keys":[]}'}]
+`)...)
+		}},
+		{"a RequestAuthentication for productpage's sidecar", func() {
+			p.apply(decode(t, `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: productpage-jwt, namespace: default, generation: 1}
+spec:
+  selector: {matchLabels: {app: productpage}}
+  jwtRules: [{issuer: b, jwks: '{"keys":[]}'}]
+`)...)
+		}},
+		{"the waypoint's RequestAuthentication changes", func() {
+			p.apply(decode(t, `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: reviews-jwt, namespace: default, generation: 2}
+spec:
+  targetRefs: [{kind: Service, group: "", name: reviews}]
+  jwtRules: [{issuer: c, jwks: '{"keys":[]}'}]
+`)...)
+		}},
 		{"the VirtualService is deleted", func() {
 			p.store.Delete(ingest.Key{Kind: ingest.KindVirtualService, Namespace: "default", Name: "reviews"})
 		}},

@@ -177,3 +177,34 @@ func TestWorkloadAPIConversion(t *testing.T) {
 		t.Errorf("source IPs = %v", m.SourceIps)
 	}
 }
+
+// TestAffectsRequestAuthentication: a RequestAuthentication reaches the waypoint it targets (through a
+// Service or its Gateway) and sidecars, never ztunnel, which checks no JWT.
+func TestAffectsRequestAuthentication(t *testing.T) {
+	store, _, err := ingest.LoadFiles(modeltest.Path(modeltest.Bookinfo), modeltest.Path(modeltest.ReviewsJWT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := xdsgen.New(store)
+	if _, err := g.Prepare(nil); err != nil {
+		t.Fatal(err)
+	}
+	ra := func(name string) *xds.PushRequest {
+		return xds.NewPushRequest(true, "config", xds.ConfigKey{Kind: string(ingest.KindRequestAuthentication), Namespace: "default", Name: name})
+	}
+	for _, tc := range []struct {
+		name  string
+		req   *xds.PushRequest
+		proxy *xds.Proxy
+		want  bool
+	}{
+		{"the one targeting reviews reaches the reviews waypoint", ra("reviews-jwt"), proxy("waypoint/default/reviews-waypoint", nil), true},
+		{"the selector one does not reach the waypoint", ra("productpage-jwt"), proxy("waypoint/default/reviews-waypoint", nil), false},
+		{"sidecars see RequestAuthentications", ra("productpage-jwt"), proxy("sidecar/default/productpage-v1-6b746f74dc-9stvs", nil), true},
+		{"ztunnel ignores RequestAuthentications", ra("reviews-jwt"), proxy("ztunnel/meshlab-worker", nil), false},
+	} {
+		if got := g.Affects(tc.proxy, tc.req); got != tc.want {
+			t.Errorf("%s: Affects() = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}

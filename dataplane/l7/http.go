@@ -108,15 +108,31 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", newUUID())
 	}
 	var route *Route
-	if rt := t.RouteTableFor(h); rt != nil {
+	rt := t.RouteTableFor(h)
+	if rt != nil {
 		route = rt.Match(r)
 	}
 	if route != nil {
 		rl.route = route.Name
 	}
+	// jwt_authn, then (clear_route_cache) the route again: headers it set (claim_to_headers) may match.
+	var meta map[string]map[string]any
+	if h.jwt != nil {
+		meta = map[string]map[string]any{}
+		if msg := h.jwt.authenticate(r, time.Now(), meta); msg != "" {
+			e.metrics.jwtDenied.WithLabelValues(h.StatPrefix).Inc()
+			jwtDenied(lw, r, msg)
+			return
+		}
+		if h.jwt.clearRouteCache && rt != nil {
+			if route = rt.Match(r); route != nil {
+				rl.route = route.Name
+			}
+		}
+	}
 
-	// HTTP filters, in order: RBAC, fault, then the router.
-	ri := &requestInfo{r: r, down: d}
+	// Then RBAC, fault, and the router.
+	ri := &requestInfo{r: r, down: d, meta: meta}
 	for _, f := range h.rbac {
 		if ok, _ := f.allowed(ri); !ok {
 			e.metrics.rbacDenied.WithLabelValues(h.StatPrefix).Inc()

@@ -9,6 +9,7 @@ import (
 	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
@@ -50,7 +51,8 @@ type HTTPManager struct {
 	// RDS names the route configuration; Inline is set instead for an inline route_config.
 	RDS    string
 	Inline *RouteTable
-	// Filters run in order before the router.
+	// Filters run in order before the router: jwt_authn, RBAC, fault.
+	jwt                  *JWTAuthn
 	rbac                 []*RBAC
 	fault                *Fault // HCM-level fault filter config; nil: no fault filter
 	generateRequestID    bool
@@ -254,6 +256,16 @@ func compileHCM(m *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		}
 		last := i == len(filters)-1
 		switch f := msg.(type) {
+		case *jwtv3.JwtAuthentication:
+			if h.jwt != nil || len(h.rbac) > 0 || h.fault != nil {
+				// RBAC reads what jwt_authn writes: only the order Istio generates is executed.
+				return nil, fmt.Errorf("http filter %d (%s): jwt_authn must come once, before rbac and fault", i, hf.GetName())
+			}
+			j, err := compileJWTAuthn(f)
+			if err != nil {
+				return nil, fmt.Errorf("http filter %d (%s): %w", i, hf.GetName(), err)
+			}
+			h.jwt = j
 		case *rbacv3.RBAC:
 			r, err := compileRBAC(f)
 			if err != nil {

@@ -17,6 +17,7 @@ type Metrics struct {
 	upstreamCxFail        *prometheus.CounterVec
 	downstreamRq          *prometheus.CounterVec
 	rbacDenied            *prometheus.CounterVec
+	jwtDenied             *prometheus.CounterVec
 	faultAborts           *prometheus.CounterVec
 	faultDelays           *prometheus.CounterVec
 	downstreamCx          *prometheus.CounterVec
@@ -53,6 +54,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rbacDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envoy_http_rbac_denied", Help: "Requests denied by the RBAC filter.",
 		}, []string{"envoy_http_conn_manager_prefix"}),
+		jwtDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "envoy_http_jwt_authn_denied", Help: "Requests refused by the jwt_authn filter (a token present but invalid, or required and missing).",
+		}, []string{"envoy_http_conn_manager_prefix"}),
 		faultAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envoy_http_fault_aborts_injected", Help: "Requests aborted by the fault filter.",
 		}, []string{"envoy_http_conn_manager_prefix"}),
@@ -67,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"envoy_listener_address"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.upstreamRq, m.upstreamRetry, m.upstreamRetryOverflow, m.upstreamRqOverflow, m.outlierEjections, m.upstreamCx, m.upstreamCxFail, m.downstreamRq, m.rbacDenied,
+		reg.MustRegister(m.upstreamRq, m.upstreamRetry, m.upstreamRetryOverflow, m.upstreamRqOverflow, m.outlierEjections, m.upstreamCx, m.upstreamCxFail, m.downstreamRq, m.rbacDenied, m.jwtDenied,
 			m.faultAborts, m.faultDelays, m.downstreamCx, m.downstreamCxAct)
 	}
 	return m

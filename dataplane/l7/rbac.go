@@ -33,6 +33,8 @@ type predicate func(*requestInfo) bool
 type requestInfo struct {
 	r    *http.Request
 	down *Downstream
+	// meta is the request's dynamic metadata by filter name (what jwt_authn verified).
+	meta map[string]map[string]any
 }
 
 func compileRBAC(f *rbacv3.RBAC) (*RBAC, error) {
@@ -183,6 +185,12 @@ func compilePrincipal(p *rbacconfigv3.Principal) (predicate, error) {
 			return nil, fmt.Errorf("header: %w", err)
 		}
 		return func(ri *requestInfo) bool { return hm.match(ri.r) }, nil
+	case *rbacconfigv3.Principal_Metadata:
+		m, err := compileMetadata(id.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: %w", err)
+		}
+		return m, nil
 	case nil:
 		return nil, fmt.Errorf("empty principal")
 	default:

@@ -31,6 +31,9 @@ const (
 	// ReviewsDRPolicy is a DestinationRule with traffic policies (consistent hashes, a connection pool,
 	// outlier detection; subset and port-level overrides), one subset per VirtualService path.
 	ReviewsDRPolicy = "filters/reviews-dr-policy.yaml"
+	// ReviewsJWT has RequestAuthentications (reviews through its waypoint, productpage's sidecar) and
+	// AuthorizationPolicies on request principals and request.auth.* conditions.
+	ReviewsJWT = "filters/reviews-jwt.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.

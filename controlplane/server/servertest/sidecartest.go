@@ -46,8 +46,8 @@ type Options struct {
 // stand-in for TokenReview).
 func Token(namespace, serviceAccount string) string { return namespace + "/" + serviceAccount }
 
-// Start decodes yaml into the store, checks that the model has no problems, and serves. Everything stops
-// at the end of t.
+// Start decodes yaml into the store, checks that the model has no problems, and serves; changes made to
+// Store afterwards are pushed. Everything stops at the end of t.
 func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 	t.Helper()
 	if o.Listen == nil {
@@ -82,7 +82,7 @@ func Start(t testing.TB, yaml string, o Options) *ControlPlane {
 	gen := xdsgen.New(store)
 	srv := xds.NewServer(gen, xds.WithDebounce(0, 0),
 		xds.WithDebugAuthorizer(server.DebugAccess(authn, mesh.Namespace)))
-	// As the real server does: a change to the store (a test applying config) pushes what it affects.
+	// Later changes to Store are pushed, as the control plane pushes its informers' changes.
 	store.OnChange(func(ev ingest.Event) {
 		if req := gen.PushRequestFor(ev); req != nil {
 			srv.ConfigUpdate(req)
