@@ -495,6 +495,12 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 			}},
 		}}
 	}
+	return ruleRoutes(rules, port, name, func(*model.RouteRule) string { return operation })
+}
+
+// ruleRoutes turns routing rules served on port into Envoy routes, each with the decorator operation
+// operation gives it.
+func ruleRoutes(rules []*model.RouteRule, port uint32, name clusterNamer, operation func(*model.RouteRule) string) []*routev3.Route {
 	var out []*routev3.Route
 	for _, r := range rules {
 		matches := r.Matches
@@ -505,7 +511,7 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 			route := &routev3.Route{
 				Name:      r.Name,
 				Match:     routeMatch(m),
-				Decorator: &routev3.Decorator{Operation: operation},
+				Decorator: &routev3.Decorator{Operation: operation(r)},
 				Metadata:  configMetadata(r.Source),
 			}
 			authority := ""

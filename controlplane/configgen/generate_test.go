@@ -26,6 +26,7 @@ import (
 var (
 	reviewsWaypoint = model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"}
 	productpage     = model.Proxy{Kind: model.KindSidecar, Namespace: "default", Name: "productpage-v1-6b746f74dc-9stvs"}
+	bookinfoGateway = model.Proxy{Kind: model.KindGateway, Namespace: "default", Name: "bookinfo-gateway"}
 )
 
 func TestGolden(t *testing.T) {
@@ -42,6 +43,7 @@ func TestGolden(t *testing.T) {
 		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
 		{"waypoint-httproute-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteMirror}, reviewsWaypoint},
 		{"sidecar-productpage-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, productpage},
+		{"gateway-bookinfo.golden.json", []string{modeltest.Bookinfo, modeltest.BookinfoGateway}, bookinfoGateway},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)

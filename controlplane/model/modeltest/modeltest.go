@@ -25,6 +25,9 @@ const (
 	ReviewsVSMirror = "filters/reviews-vs-mirror.yaml"
 	// ReviewsHTTPRouteMirror is an HTTPRoute with RequestMirror, retry and timeouts.backendRequest.
 	ReviewsHTTPRouteMirror = "filters/reviews-httproute-mirror.yaml"
+	// BookinfoGateway is Istio's bookinfo-gateway sample (a Gateway of class istio and the HTTPRoute bookinfo),
+	// the gateway's pod, and an HTTPRoute on hostname details.example.com.
+	BookinfoGateway = "gateway/bookinfo-gateway.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
