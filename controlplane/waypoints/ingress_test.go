@@ -45,7 +45,7 @@ func TestIngressGatewayObjects(t *testing.T) {
 	})
 	route := &gwv1.HTTPRoute{
 		ObjectMeta: metav1.ObjectMeta{Name: "bookinfo", Namespace: "default"},
-		Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "bookinfo-gateway"}}}},
+		Spec:       gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "bookinfo-gateway"}}}},
 	}
 	if _, err := gc.GatewayV1().HTTPRoutes("default").Create(ctx, route, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
