@@ -31,7 +31,6 @@ func checkIngressGateway(t *testing.T, ctx context.Context) {
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
 	pfCtx, stop := context.WithCancel(ctx)
-	defer stop()
 	pf := exec.CommandContext(pfCtx, kc, "--context", "kind-"+clusterName, "port-forward", "svc/bookinfo-gateway-istio", port+":80")
 	stdout, err := pf.StdoutPipe()
 	if err != nil {
@@ -41,7 +40,10 @@ func checkIngressGateway(t *testing.T, ctx context.Context) {
 	if err := pf.Start(); err != nil {
 		t.Fatalf("kubectl port-forward: %v", err)
 	}
-	defer pf.Wait()
+	defer func() {
+		stop() // ends kubectl port-forward; only then can Wait return
+		pf.Wait()
+	}()
 	// kubectl prints "Forwarding from 127.0.0.1:PORT -> 80" once it listens.
 	ready := make(chan bool, 1)
 	go func() {
