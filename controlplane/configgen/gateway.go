@@ -25,7 +25,8 @@ func GatewayRouteName(port uint32) string { return "http." + strconv.FormatUint(
 
 // gatewayGen generates for an ingress gateway (a Gateway of class istio), as istiod does for a Gateway API
 // gateway: a listener per port whose connection manager takes route configuration http.PORT, a virtual
-// host per hostname of the attached HTTPRoutes, and outbound|PORT||FQDN clusters for their backends only.
+// host per hostname of the attached HTTPRoutes, and, as Istio sends gateways by default, the
+// outbound|PORT|SUBSET|FQDN clusters of every service (a sidecar's outbound clusters).
 // Endpoints are reached as sidecars reach them: over HBONE (envoy://connect_originate/IP:PORT) for pods
 // that terminate it (ambient or injected), in plain text otherwise. Istio's gateway does the same for
 // ambient backends by default; it goes through a service's waypoint only when the service opts in with
@@ -43,9 +44,10 @@ func newGatewayGen(s *model.Snapshot, p model.Proxy) (*gatewayGen, error) {
 }
 
 func (g *gatewayGen) listeners() []*listenerv3.Listener {
-	var out []*listenerv3.Listener
+	// connect_originate carries requests to mesh pods over HBONE, as on a waypoint.
+	out := []*listenerv3.Listener{connectOriginateListener()}
 	for _, p := range g.gw.Ports {
-		m := hcmConfig("outbound_"+GatewayListenerName(p.Port), GatewayRouteName(p.Port), nil)
+		m := hcmConfig("outbound_"+GatewayListenerName(p.Port), GatewayRouteName(p.Port), nil, faultFilter())
 		m.UseRemoteAddress = wrapperspb.Bool(true) // the gateway is the edge: the client is the peer
 		out = append(out, &listenerv3.Listener{
 			Name:             GatewayListenerName(p.Port),
@@ -62,13 +64,9 @@ func (g *gatewayGen) routes() []*routev3.RouteConfiguration {
 	for _, p := range g.gw.Ports {
 		rc := &routev3.RouteConfiguration{Name: GatewayRouteName(p.Port), ValidateClusters: wrapperspb.Bool(false)}
 		for _, vh := range p.VirtualHosts {
-			domains := []string{vh.Hostname}
-			if vh.Hostname != "*" {
-				domains = append(domains, vh.Hostname+":*") // the Host header may carry a port
-			}
 			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
 				Name:    vh.Hostname + ":" + strconv.FormatUint(uint64(p.Port), 10),
-				Domains: domains,
+				Domains: []string{vh.Hostname}, // Istio strips the port from Host before matching
 				Routes:  ruleRoutes(vh.Rules, p.Port, OutboundName, gatewayOperation),
 			})
 		}
@@ -77,13 +75,18 @@ func (g *gatewayGen) routes() []*routev3.RouteConfiguration {
 	return out
 }
 
-// gatewayOperation names a route's tracing operation after its first backend, FQDN:PORT/*.
+// gatewayOperation names a route's tracing operation as Istio's gateway does: its first backend and the
+// path, FQDN:PORT/PATH for an exact path, FQDN:PORT/* otherwise.
 func gatewayOperation(r *model.RouteRule) string {
 	if len(r.Destinations) == 0 || r.Destinations[0].Service == nil {
 		return "-"
 	}
 	d := r.Destinations[0]
-	return d.Service.FQDN + ":" + strconv.FormatUint(uint64(d.Port), 10) + "/*"
+	path := "/*"
+	if len(r.Matches) == 1 && r.Matches[0].Path != nil && r.Matches[0].Path.Type == model.MatchExact {
+		path = r.Matches[0].Path.Value
+	}
+	return d.Service.FQDN + ":" + strconv.FormatUint(uint64(d.Port), 10) + path
 }
 
 func (g *gatewayGen) clusters() []*clusterv3.Cluster {
@@ -91,11 +94,11 @@ func (g *gatewayGen) clusters() []*clusterv3.Cluster {
 		Name:                 ClusterBlackHole,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 		ConnectTimeout:       durationpb.New(connectTimeout),
-	}}, outboundClusters(g.snap, g.gw.Backends())...)
+	}, connectOriginateCluster()}, outboundClusters(g.snap, g.snap.Services())...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 func (g *gatewayGen) endpoints() []*endpointv3.ClusterLoadAssignment {
-	return outboundEndpoints(g.snap, g.gw.Backends())
+	return outboundEndpoints(g.snap, g.snap.Services())
 }
