@@ -203,6 +203,26 @@ func conditionsEqual(a, b []metav1.Condition) bool {
 	return true
 }
 
+// parentProblems keeps the route problems that concern parent ref: every problem not about a parentRef,
+// and those about this one (the model writes them as "parentRef KIND NAMESPACE/NAME...").
+func parentProblems(msgs []string, ref gwv1.ParentReference, ns string) []string {
+	kind := "Gateway"
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	self := "parentRef " + kind + " " + ns + "/" + string(ref.Name)
+	var out []string
+	for _, m := range msgs {
+		if !strings.HasPrefix(m, "parentRef ") || strings.HasPrefix(m, self+" ") || strings.HasPrefix(m, self+":") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // routeConditions are the conditions of one HTTPRoute parent given the route's problems.
 func routeConditions(gen int64, msgs []string) []metav1.Condition {
 	accepted := metav1.Condition{Type: string(gwv1.RouteConditionAccepted), Status: metav1.ConditionTrue,
@@ -272,7 +292,7 @@ func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, proble
 			if controller == "" {
 				continue
 			}
-			conds := routeConditions(gen, msgs)
+			conds := routeConditions(gen, parentProblems(msgs, ref, rt.Namespace))
 			for _, ps := range cur { // keep transition times of unchanged conditions
 				if ps.ControllerName == controller && reflect.DeepEqual(ps.ParentRef, ref) {
 					for i := range conds {

@@ -126,7 +126,7 @@ spec:
 	for _, p := range snap.Problems {
 		got = append(got, p.String())
 	}
-	want := "HTTPRoute/default/lost: parentRef Gateway no-such-gateway is neither a Service nor a Gateway of class istio"
+	want := "HTTPRoute/default/lost: parentRef Gateway default/no-such-gateway is neither a Service nor a Gateway of class istio"
 	if len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("problems = %q, want one starting %q", got, want)
 	}

@@ -431,7 +431,11 @@ func (b *builder) buildHTTPRoutes() {
 				case g != nil && kind == "Gateway":
 					b.attachToGateway(g, hr, parent)
 				case !b.isWaypointParent(parent, hr.Namespace):
-					b.problem(key, "parentRef %s %s is neither a Service nor a Gateway of class %s; meshlab does not route for it", kind, parent.Name, IngressGatewayClass)
+					ns := hr.Namespace
+					if parent.Namespace != nil {
+						ns = string(*parent.Namespace)
+					}
+					b.problem(key, "parentRef %s %s/%s is neither a Service nor a Gateway of class %s; meshlab does not route for it", kind, ns, parent.Name, IngressGatewayClass)
 				}
 				continue // a Gateway parent: ingress config (above) or a waypoint's, not mesh routing
 			}
