@@ -80,6 +80,20 @@ func (b *builder) buildIngressGateways() {
 	})
 }
 
+// LabelIngressUseWaypoint asks Istio's ingress gateway to send a service's traffic through its waypoint.
+const LabelIngressUseWaypoint = "istio.io/ingress-use-waypoint"
+
+// checkIngressWaypoint reports the backends of g that ask, with istio.io/ingress-use-waypoint, to be
+// reached through their waypoint: meshlab's gateway sends to their pods directly (Istio's default).
+func (b *builder) checkIngressWaypoint(g *IngressGateway) {
+	for _, svc := range g.Backends() {
+		if svc.Labels[LabelIngressUseWaypoint] == "true" && svc.Waypoint != nil {
+			b.problem(svc.Key(), "label %s=true: meshlab does not implement it; ingress gateway %s/%s sends to the pods directly, not through waypoint %s/%s",
+				LabelIngressUseWaypoint, g.Namespace, g.Name, svc.Waypoint.Namespace, svc.Waypoint.Name)
+		}
+	}
+}
+
 // ingressGateway returns the ingress gateway a parentRef of an HTTPRoute in namespace ns names, or nil.
 func (b *builder) ingressGateway(ref gwv1.ParentReference, ns string) *IngressGateway {
 	if ref.Namespace != nil {

@@ -131,3 +131,38 @@ spec:
 		t.Errorf("problems = %q, want one starting %q", got, want)
 	}
 }
+
+func TestIngressUseWaypointReported(t *testing.T) {
+	// reviews uses reviews-waypoint in the fixture; asking the gateway to go through it is reported.
+	extra := filepath.Join(t.TempDir(), "route.yaml")
+	doc := `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews-in, namespace: default}
+spec:
+  parentRefs: [{name: bookinfo-gateway}]
+  hostnames: [reviews.example.com]
+  rules: [{backendRefs: [{name: reviews, port: 9080}]}]
+`
+	if err := os.WriteFile(extra, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, _, err := ingest.LoadFiles(modeltest.Path(modeltest.Bookinfo), modeltest.Path(modeltest.BookinfoGateway), extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture's Service has no such label: set it on the stored object before building.
+	for _, svc := range store.Objects().Services {
+		if svc.Name == "reviews" {
+			svc.Labels["istio.io/ingress-use-waypoint"] = "true"
+		}
+	}
+	snap := model.Build(store.Objects())
+	var got []string
+	for _, p := range snap.Problems {
+		got = append(got, p.String())
+	}
+	want := "Service/default/reviews: label istio.io/ingress-use-waypoint=true: meshlab does not implement it"
+	if len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Errorf("problems = %q, want one starting %q", got, want)
+	}
+}

@@ -482,6 +482,7 @@ func (b *builder) buildHTTPRoutes() {
 				sortByPrecedence(vh.Rules)
 			}
 		}
+		b.checkIngressWaypoint(g)
 	}
 }
 
