@@ -12,6 +12,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Scheme knows every type meshlab applies.
@@ -20,6 +21,7 @@ var Scheme = runtime.NewScheme()
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(Scheme))
+	utilruntime.Must(gwv1.Install(Scheme))
 }
 
 // FieldManager owns the fields meshlab applies.

@@ -128,7 +128,7 @@ func TestWalkingSkeleton(t *testing.T) {
 		for _, c := range st.Components {
 			names[c.Name] = true
 		}
-		for _, want := range []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep", "meshlab-cni", "istiod", "ztunnel"} {
+		for _, want := range []string{"productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "sleep", "bookinfo-gateway-istio", "meshlab-cni", "istiod", "ztunnel"} {
 			if !names[want] {
 				t.Errorf("status has no component %s", want)
 			}
@@ -179,6 +179,8 @@ func TestWalkingSkeleton(t *testing.T) {
 			t.Errorf("ztunnel logged outbound=%v inbound=%v HBONE connections sleep -> productpage on 15008; want both\n%s", outbound, inbound, lastLines(string(out), 20))
 		}
 	})
+
+	t.Run("the ingress gateway serves productpage to the host", func(t *testing.T) { checkIngressGateway(t, ctx) })
 
 	t.Run("admission refuses what Istio refuses", func(t *testing.T) { checkAdmission(t, ctx) })
 

@@ -148,6 +148,8 @@ func renderBoth(t *testing.T, ml *Meshlab, is *Istio, id string) (istioFacts, me
 	switch {
 	case strings.HasPrefix(id, "waypoint/"):
 		istioFacts = SummarizeEnvoy(is.Envoy(is.WaypointProxy(p.Namespace, p.Name, p.Pod, p.IPs)))
+	case strings.HasPrefix(id, "gateway/"):
+		istioFacts = SummarizeEnvoy(is.Envoy(is.GatewayProxy(p.Namespace, p.Name, p.Pod, p.IPs)))
 	case strings.HasPrefix(id, "sidecar/"):
 		wl := ml.Snap.Workload(p.Namespace, p.Name)
 		istioFacts = SummarizeEnvoy(is.Envoy(is.SidecarProxy(p.Namespace, p.Name, p.ServiceAccount, p.IPs, wl.Labels)))

@@ -20,7 +20,7 @@ type Fixture struct {
 	// Files are paths relative to fidelity/testdata, or "modeltest:NAME" for a file of meshlab's shared
 	// fixtures (controlplane/model/modeltest/testdata).
 	Files []string `json:"files"`
-	// Proxies are meshlab proxy ids: waypoint/NAMESPACE/NAME, sidecar/NAMESPACE/POD, or "ztunnel" (the
+	// Proxies are meshlab proxy ids: waypoint/NAMESPACE/NAME, gateway/NAMESPACE/NAME, sidecar/NAMESPACE/POD, or "ztunnel" (the
 	// workload API's workloads and services, which every ztunnel receives).
 	Proxies []string `json:"proxies"`
 }

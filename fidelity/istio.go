@@ -70,6 +70,23 @@ func (i *Istio) WaypointProxy(namespace, name, podName string, ips []string) *is
 	})
 }
 
+// GatewayProxy is the proxy istiod sees when an ingress gateway's Envoy connects (Istio's router type): its
+// pod's IP and the labels Istio's gateway deployment gives its pods, in the Gateway's namespace.
+func (i *Istio) GatewayProxy(namespace, name, podName string, ips []string) *istiomodel.Proxy {
+	labels := map[string]string{
+		label.IoK8sNetworkingGatewayGatewayName.Name: name,
+		label.GatewayManaged.Name:                    constants.ManagedGatewayControllerLabel,
+	}
+	return i.S.SetupProxy(&istiomodel.Proxy{
+		Type:            istiomodel.Router,
+		ID:              podName + "." + namespace,
+		ConfigNamespace: namespace,
+		Labels:          labels,
+		Metadata:        &istiomodel.NodeMetadata{Labels: labels, Namespace: namespace},
+		IPAddresses:     ips,
+	})
+}
+
 // SidecarProxy is the proxy istiod sees when a pod's injected sidecar connects.
 func (i *Istio) SidecarProxy(namespace, podName, serviceAccount string, ips []string, labels map[string]string) *istiomodel.Proxy {
 	return i.S.SetupProxy(&istiomodel.Proxy{

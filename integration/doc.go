@@ -9,6 +9,8 @@
 //     checks capture, mTLS identities, a weighted split, retries and authorization at both layers.
 //   - sidecar_test.go: sidecars on loopback addresses, outbound and inbound paths.
 //   - generated_test.go: the generated waypoint config executed by the L7 engine.
+//   - gateway_test.go: an ingress gateway (Gateway of class istio) routing by HTTPRoute to an injected pod
+//     over HBONE and to a pod outside the mesh in plain text.
 //
 // The package holds only tests; those that need root skip otherwise.
 package integration

@@ -21,6 +21,7 @@ import (
 	"github.com/meshlab/meshlab/cluster/cni"
 	"github.com/meshlab/meshlab/cluster/host"
 	"github.com/meshlab/meshlab/cluster/nodeimage"
+	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
 	"github.com/meshlab/meshlab/image"
 	"github.com/meshlab/meshlab/log"
@@ -163,11 +164,16 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 	}); err != nil {
 		return res, err
 	}
-	if err := step("Deploying bookinfo and sleep", func() error {
+	if err := step("Deploying bookinfo, sleep and bookinfo-gateway", func() error {
 		if err := setAmbient(waitCtx, clients.Client, Namespace, opts.Ambient); err != nil {
 			return err
 		}
 		if err := cluster.Apply(waitCtx, clients.Client, manifests.Bookinfo(res.Image, Namespace)); err != nil {
+			return err
+		}
+		// Istio's getting-started ingress: Gateway bookinfo-gateway and HTTPRoute bookinfo; the control
+		// plane's gateway controller creates Deployment bookinfo-gateway-istio, which Components includes.
+		if err := cluster.Apply(waitCtx, clients.Client, manifests.BookinfoGateway(Namespace)); err != nil {
 			return err
 		}
 		if err := cluster.WaitReady(waitCtx, clients.Client, Components()); err != nil {
@@ -205,7 +211,7 @@ func Components() []cluster.Workload {
 	for _, d := range bookinfo.DeploymentNames() {
 		ws = append(ws, cluster.Workload{Kind: "Deployment", Namespace: Namespace, Name: d})
 	}
-	return ws
+	return append(ws, cluster.Workload{Kind: "Deployment", Namespace: Namespace, Name: manifests.BookinfoGatewayService})
 }
 
 // ensureNodeImage picks the node image: the one asked for; else meshlab's locally built one; else
@@ -390,8 +396,8 @@ func waitEnrolled(ctx context.Context, c client.Client, namespace string) error 
 		}
 		var waiting []string
 		for _, p := range pods.Items {
-			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
-				continue
+			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Labels[model.LabelDataplaneMode] == "none" {
+				continue // opted out: gateways and waypoints speak HBONE themselves
 			}
 			if p.Annotations[agent.RedirectionAnnotation] != "enabled" {
 				waiting = append(waiting, p.Name)

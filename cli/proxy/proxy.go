@@ -1,4 +1,5 @@
-// Package proxy is `meshlab proxy sidecar`, the istio-proxy container of an injected pod: it gets the pod's
+// Package proxy is `meshlab proxy sidecar` and `meshlab proxy router` (router.go: an ingress gateway's
+// process, dataplane/gateway). `proxy sidecar` is the istio-proxy container of an injected pod: it gets the pod's
 // certificate from the control plane's CA (the projected istio-ca token, verified by TokenReview), follows
 // the sidecar config over ADS (node id sidecar/NAMESPACE/POD) and runs dataplane/sidecar: outbound capture
 // on 15001, inbound capture on 15006, HBONE on 15008, admin on 127.0.0.1:15000, /healthz/ready on 15021 and
@@ -37,7 +38,7 @@ type flagpole struct {
 	adminAddr, health, stats string
 }
 
-// NewCommand returns `proxy` with `sidecar` under it.
+// NewCommand returns `proxy` with `sidecar` and `router` under it.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -45,7 +46,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Args:  cliutil.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(NewSidecarCommand(env))
+	cmd.AddCommand(NewSidecarCommand(env), NewRouterCommand(env))
 	return cmd
 }
 

@@ -24,13 +24,13 @@ type flagpole struct {
 func NewCommand(env cliutil.Env) *cobra.Command {
 	flags := &flagpole{}
 	cmd := &cobra.Command{
-		Use:   "render -f PATH [-f PATH...] --proxy waypoint/NAMESPACE/NAME|sidecar/NAMESPACE/POD|ztunnel/NODE",
+		Use:   "render -f PATH [-f PATH...] --proxy waypoint/NAMESPACE/NAME|gateway/NAMESPACE/NAME|sidecar/NAMESPACE/POD|ztunnel/NODE",
 		Short: "Print the config one proxy would receive, computed from YAML without a cluster",
 		Long: `render reads Kubernetes YAML (Namespaces, Services with spec.clusterIP, Pods with labels,
 serviceAccountName, spec.nodeName and status.podIP, ServiceAccounts, Gateways, HTTPRoutes, VirtualServices,
-DestinationRules, AuthorizationPolicies, RequestAuthentications) into the control plane's config store and
-prints what the proxy would receive: an Envoy /config_dump for a waypoint or sidecar, workloads, services and
-policies for a ztunnel.
+DestinationRules, AuthorizationPolicies, PeerAuthentications, RequestAuthentications) into the control
+plane's config store and prints what the proxy would receive: an Envoy /config_dump for a waypoint, ingress
+gateway or sidecar, workloads, services and policies for a ztunnel.
 Every object is decoded strictly and validated as Istio's admission webhook and the API server would:
 a misspelt field, a duplicate key or an invalid value is an error naming file, document, line and field, and
 nothing is rendered (exit 2). kind: List documents are read as their items. Problems found in the valid
@@ -48,7 +48,7 @@ Kinds meshlab does not act on (ServiceEntry, PeerAuthentication, Sidecar...) are
 		RunE: func(cmd *cobra.Command, _ []string) error { return runE(env, flags) },
 	}
 	cmd.Flags().StringArrayVarP(&flags.files, "filename", "f", nil, "YAML file or directory to read (repeatable)")
-	cmd.Flags().StringVar(&flags.proxy, "proxy", "", "proxy to render: waypoint/NAMESPACE/NAME, sidecar/NAMESPACE/POD or ztunnel/NODE")
+	cmd.Flags().StringVar(&flags.proxy, "proxy", "", "proxy to render: waypoint/NAMESPACE/NAME, gateway/NAMESPACE/NAME (a Gateway of class istio), sidecar/NAMESPACE/POD or ztunnel/NODE")
 	cmd.Flags().StringVarP(&flags.output, "output", "o", cprender.FormatJSON, "output format: json or yaml")
 	return cmd
 }
@@ -58,7 +58,7 @@ func runE(env cliutil.Env, flags *flagpole) error {
 		return cliutil.Usagef("no input: give at least one -f PATH")
 	}
 	if flags.proxy == "" {
-		return cliutil.Usagef("no proxy: give --proxy waypoint/NAMESPACE/NAME, sidecar/NAMESPACE/POD or ztunnel/NODE")
+		return cliutil.Usagef("no proxy: give --proxy waypoint/NAMESPACE/NAME, gateway/NAMESPACE/NAME, sidecar/NAMESPACE/POD or ztunnel/NODE")
 	}
 	if flags.output != cprender.FormatJSON && flags.output != cprender.FormatYAML {
 		return cliutil.Usagef("unknown output format %q; want json or yaml", flags.output)

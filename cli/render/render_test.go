@@ -56,7 +56,7 @@ func TestRenderErrors(t *testing.T) {
 	}{
 		{"no files", []string{"--proxy", "ztunnel/n"}, true, "give at least one -f"},
 		{"no proxy", []string{"-f", bookinfo}, true, "no proxy"},
-		{"bad proxy id", []string{"-f", bookinfo, "--proxy", "gateway/x"}, true, `unknown kind "gateway"`},
+		{"bad proxy id", []string{"-f", bookinfo, "--proxy", "router/x"}, true, `unknown kind "router"`},
 		{"bad format", []string{"-f", bookinfo, "--proxy", "ztunnel/n", "-o", "xml"}, true, "unknown output format"},
 		{"missing file", []string{"-f", "/nonexistent.yaml", "--proxy", "ztunnel/n"}, false, "/nonexistent.yaml: no such file"},
 		{"bad yaml", []string{"-f", bad, "--proxy", "ztunnel/n"}, true, "bad.yaml: document 1, line 3: malformed YAML"},

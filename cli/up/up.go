@@ -11,6 +11,7 @@ import (
 	"github.com/meshlab/meshlab/bookinfo"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/lifecycle"
+	"github.com/meshlab/meshlab/manifests"
 )
 
 type flagpole struct {
@@ -70,6 +71,7 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 	fmt.Fprintf(out, "Try:\n")
 	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://productpage:9080/productpage\n", res.Cluster, bookinfo.Sleep)
 	fmt.Fprintf(out, "  kubectl --context kind-%s exec deploy/%s -- meshlab curl -s http://reviews:9080/reviews/0\n", res.Cluster, bookinfo.Sleep)
+	fmt.Fprintf(out, "  kubectl --context kind-%s port-forward svc/%s 8080:80   # then open http://localhost:8080/productpage\n", res.Cluster, manifests.BookinfoGatewayService)
 	fmt.Fprintf(out, "  meshlab status\n  meshlab down\n")
 	return nil
 }

@@ -510,6 +510,12 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 			Action:    &routev3.Route_Route{Route: action},
 		}}
 	}
+	return ruleRoutes(rules, port, name, hashes, func(*model.RouteRule) string { return operation })
+}
+
+// ruleRoutes turns routing rules served on port into Envoy routes, each with the decorator operation
+// operation gives it and the consistent hashes of its destinations' DestinationRules.
+func ruleRoutes(rules []*model.RouteRule, port uint32, name clusterNamer, hashes routeHashes, operation func(*model.RouteRule) string) []*routev3.Route {
 	var out []*routev3.Route
 	for _, r := range rules {
 		matches := r.Matches
@@ -520,7 +526,7 @@ func buildRoutes(rules []*model.RouteRule, svc *model.Service, port uint32, name
 			route := &routev3.Route{
 				Name:      r.Name,
 				Match:     routeMatch(m),
-				Decorator: &routev3.Decorator{Operation: operation},
+				Decorator: &routev3.Decorator{Operation: operation(r)},
 				Metadata:  configMetadata(r.Source),
 			}
 			authority := ""

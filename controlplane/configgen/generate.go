@@ -39,13 +39,15 @@ func newGen(s *model.Snapshot, p model.Proxy) (envoyGen, error) {
 		return newWaypointGen(s, p)
 	case model.KindSidecar:
 		return newSidecarGen(s, p)
+	case model.KindGateway:
+		return newGatewayGen(s, p)
 	case model.KindZtunnel:
 		return nil, fmt.Errorf("proxy %s: ztunnel does not take Envoy config; use ZtunnelConfig", p.ID())
 	}
 	return nil, fmt.Errorf("proxy %s: unknown kind %q", p.ID(), p.Kind)
 }
 
-// Envoy generates all four resource types for a waypoint or sidecar proxy. The error is a
+// Envoy generates all four resource types for a waypoint, gateway or sidecar proxy. The error is a
 // *model.NotFoundError when the proxy names nothing in the snapshot.
 func Envoy(s *model.Snapshot, p model.Proxy) (*Config, error) {
 	g, err := newGen(s, p)

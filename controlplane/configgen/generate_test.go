@@ -26,6 +26,7 @@ import (
 var (
 	reviewsWaypoint = model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"}
 	productpage     = model.Proxy{Kind: model.KindSidecar, Namespace: "default", Name: "productpage-v1-6b746f74dc-9stvs"}
+	bookinfoGateway = model.Proxy{Kind: model.KindGateway, Namespace: "default", Name: "bookinfo-gateway"}
 )
 
 func TestGolden(t *testing.T) {
@@ -46,6 +47,7 @@ func TestGolden(t *testing.T) {
 		{"sidecar-productpage-dr-policy.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsDRPolicy}, productpage},
 		{"waypoint-jwt.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsJWT}, reviewsWaypoint},
 		{"sidecar-productpage-jwt.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsJWT}, productpage},
+		{"gateway-bookinfo.golden.json", []string{modeltest.Bookinfo, modeltest.BookinfoGateway}, bookinfoGateway},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			snap := modeltest.Load(t, tc.files...)

@@ -286,8 +286,17 @@ func (g *sidecarGen) outboundClusters() []*clusterv3.Cluster {
 		originalDstCluster(ClusterInboundPassthrough, InboundBindAddress),
 		originalDstCluster(ClusterPassthrough, ""),
 	}
-	for _, svc := range g.snap.Services() {
-		dr := g.snap.DestinationRule(svc.FQDN)
+	out = append(out, outboundClusters(g.snap, g.snap.Services())...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// outboundClusters are the outbound|PORT|SUBSET|FQDN clusters of services, one per port and subset: what
+// sidecars have for every service and ingress gateways for their routes' backends.
+func outboundClusters(snap *model.Snapshot, services []*model.Service) []*clusterv3.Cluster {
+	var out []*clusterv3.Cluster
+	for _, svc := range services {
+		dr := snap.DestinationRule(svc.FQDN)
 		for _, p := range svc.Ports {
 			out = append(out, serviceCluster(OutboundName(svc, p.Port, ""), svc, dr, p.Port, ""))
 			if dr == nil {
@@ -298,7 +307,6 @@ func (g *sidecarGen) outboundClusters() []*clusterv3.Cluster {
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -384,6 +392,11 @@ func sidecarEndpoint(ep model.Endpoint) *endpointv3.LbEndpoint {
 }
 
 func (g *sidecarGen) endpoints() []*endpointv3.ClusterLoadAssignment {
+	return outboundEndpoints(g.snap, g.snap.Services())
+}
+
+// outboundEndpoints are the endpoints of outboundClusters(snap, services), sorted by cluster name.
+func outboundEndpoints(snap *model.Snapshot, services []*model.Service) []*endpointv3.ClusterLoadAssignment {
 	var out []*endpointv3.ClusterLoadAssignment
 	add := func(name string, eps []model.Endpoint) {
 		var lbs []*endpointv3.LbEndpoint
@@ -392,8 +405,8 @@ func (g *sidecarGen) endpoints() []*endpointv3.ClusterLoadAssignment {
 		}
 		out = append(out, cla(name, lbs))
 	}
-	for _, svc := range g.snap.Services() {
-		dr := g.snap.DestinationRule(svc.FQDN)
+	for _, svc := range services {
+		dr := snap.DestinationRule(svc.FQDN)
 		for _, p := range svc.Ports {
 			var eps []model.Endpoint
 			for _, ep := range svc.Endpoints {

@@ -113,8 +113,11 @@ func (g *waypointGen) connectTerminate() *listenerv3.Listener {
 	}
 }
 
-// connectOriginate tunnels a connection to its original destination over HBONE.
-func (g *waypointGen) connectOriginate() *listenerv3.Listener {
+func (g *waypointGen) connectOriginate() *listenerv3.Listener { return connectOriginateListener() }
+
+// connectOriginateListener tunnels a connection to its original destination over HBONE: the internal
+// listener behind every envoy://connect_originate/IP:PORT endpoint (waypoints and ingress gateways).
+func connectOriginateListener() *listenerv3.Listener {
 	return &listenerv3.Listener{
 		Name:              ListenerConnectOriginate,
 		ListenerSpecifier: &listenerv3.Listener_InternalListener{InternalListener: &listenerv3.Listener_InternalListenerConfig{}},
@@ -229,22 +232,9 @@ func (g *waypointGen) servedServices() []*model.Service {
 
 func (g *waypointGen) clusters() []*clusterv3.Cluster {
 	out := []*clusterv3.Cluster{
-		{
-			Name:                 ClusterConnectOriginate,
-			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
-			LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
-			ConnectTimeout:       durationpb.New(connectTimeout),
-			LbConfig: &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
-				UpstreamPortOverride: wrapperspb.UInt32(mesh.HBONEPort),
-			}},
-			TransportSocket:               upstreamMTLS(),
-			TypedExtensionProtocolOptions: http2Options(),
-		},
+		connectOriginateCluster(),
 		internalCluster(ClusterEncap, ListenerConnectOriginate),
 		internalCluster(ClusterMainInternal, ListenerMainInternal),
-	}
-	for _, c := range out {
-		c.CircuitBreakers = defaultCircuitBreakers()
 	}
 	for _, svc := range g.servedServices() {
 		dr := g.snap.DestinationRule(svc.FQDN)
@@ -266,6 +256,23 @@ func (g *waypointGen) clusters() []*clusterv3.Cluster {
 	return out
 }
 
+// connectOriginateCluster is connect_originate's upstream: the original destination's port 15008, over
+// mTLS and HTTP/2.
+func connectOriginateCluster() *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 ClusterConnectOriginate,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		LbConfig: &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
+			UpstreamPortOverride: wrapperspb.UInt32(mesh.HBONEPort),
+		}},
+		TransportSocket:               upstreamMTLS(),
+		TypedExtensionProtocolOptions: http2Options(),
+		CircuitBreakers:               defaultCircuitBreakers(),
+	}
+}
+
 // internalCluster is a STATIC cluster whose one endpoint is an internal listener.
 func internalCluster(name, listener string) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
@@ -276,6 +283,7 @@ func internalCluster(name, listener string) *clusterv3.Cluster {
 			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: internalAddress(listener, "")}},
 		}}),
 		TransportSocket: internalUpstream(),
+		CircuitBreakers: defaultCircuitBreakers(),
 	}
 }
 

@@ -30,6 +30,10 @@ import (
 // istio-waypoint GatewayClass it manages.
 const ControllerName = "meshlab.dev/waypoint-controller"
 
+// GatewayControllerName is the controllerName of the istio GatewayClass (Istio's), and the name meshlab
+// writes HTTPRoute parent status as for ingress Gateways.
+const GatewayControllerName = "istio.io/gateway-controller"
+
 // Component is the event source name.
 const Component = "istiod"
 
@@ -43,9 +47,9 @@ const (
 
 // StatusWriter reports a snapshot's problems on the objects they name:
 //
-//   - HTTPRoutes: a parent status per parentRef (Service or waypoint Gateway) with Accepted, and
+//   - HTTPRoutes: a parent status per parentRef (Service, waypoint or ingress Gateway) with Accepted, and
 //     ResolvedRefs when a backend is missing;
-//   - waypoint Gateways: Accepted (Programmed is the waypoint controller's);
+//   - waypoint and ingress Gateways: Accepted (Programmed and listeners are the gateway controller's);
 //   - VirtualServices, DestinationRules, AuthorizationPolicies, RequestAuthentications: a Warning event, and
 //     in status an Accepted condition plus a validationMessages entry, as Istio's analysis does;
 //   - anything else (Services, Pods, Namespaces): a Warning event.
@@ -199,6 +203,26 @@ func conditionsEqual(a, b []metav1.Condition) bool {
 	return true
 }
 
+// parentProblems keeps the route problems that concern parent ref: every problem not about a parentRef,
+// and those about this one (the model writes them as "parentRef KIND NAMESPACE/NAME...").
+func parentProblems(msgs []string, ref gwv1.ParentReference, ns string) []string {
+	kind := "Gateway"
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	self := "parentRef " + kind + " " + ns + "/" + string(ref.Name)
+	var out []string
+	for _, m := range msgs {
+		if !strings.HasPrefix(m, "parentRef ") || strings.HasPrefix(m, self+" ") || strings.HasPrefix(m, self+":") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // routeConditions are the conditions of one HTTPRoute parent given the route's problems.
 func routeConditions(gen int64, msgs []string) []metav1.Condition {
 	accepted := metav1.Condition{Type: string(gwv1.RouteConditionAccepted), Status: metav1.ConditionTrue,
@@ -219,23 +243,39 @@ func routeConditions(gen int64, msgs []string) []metav1.Condition {
 	return []metav1.Condition{accepted, resolved}
 }
 
-// ours reports whether meshlab answers for a route parent: a Service (a mesh route) or a waypoint Gateway.
-func (w *StatusWriter) ours(ref gwv1.ParentReference, ns string) bool {
+// parentController returns the controller name meshlab answers for a route parent as: ControllerName for
+// a Service (a mesh route) or a waypoint Gateway, GatewayControllerName for an ingress Gateway, "" for a
+// parent that is not meshlab's.
+func (w *StatusWriter) parentController(ref gwv1.ParentReference, ns string) string {
 	kind := "Gateway"
 	if ref.Kind != nil {
 		kind = string(*ref.Kind)
 	}
 	if kind == "Service" && (ref.Group == nil || *ref.Group == "" || *ref.Group == "core") {
-		return true
+		return ControllerName
 	}
 	if kind != "Gateway" {
-		return false
+		return ""
 	}
 	if ref.Namespace != nil {
 		ns = string(*ref.Namespace)
 	}
 	o, ok := w.store.Get(ingest.Key{Kind: ingest.KindGateway, Namespace: ns, Name: string(ref.Name)})
-	return ok && string(o.(*gwv1.Gateway).Spec.GatewayClassName) == model.WaypointGatewayClass
+	if !ok {
+		return ""
+	}
+	switch string(o.(*gwv1.Gateway).Spec.GatewayClassName) {
+	case model.WaypointGatewayClass:
+		return ControllerName
+	case model.IngressGatewayClass:
+		return GatewayControllerName
+	}
+	return ""
+}
+
+// meshlabController reports whether a route parent status was written by meshlab.
+func meshlabController(name gwv1.GatewayController) bool {
+	return name == ControllerName || name == GatewayControllerName
 }
 
 func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, problems map[ingest.Key][]string) {
@@ -243,17 +283,18 @@ func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, proble
 	desired := func(cur []gwv1.RouteParentStatus, gen int64) []gwv1.RouteParentStatus {
 		var out []gwv1.RouteParentStatus
 		for _, ps := range cur {
-			if ps.ControllerName != ControllerName {
+			if !meshlabController(ps.ControllerName) {
 				out = append(out, ps) // another controller's
 			}
 		}
 		for _, ref := range rt.Spec.ParentRefs {
-			if !w.ours(ref, rt.Namespace) {
+			controller := gwv1.GatewayController(w.parentController(ref, rt.Namespace))
+			if controller == "" {
 				continue
 			}
-			conds := routeConditions(gen, msgs)
+			conds := routeConditions(gen, parentProblems(msgs, ref, rt.Namespace))
 			for _, ps := range cur { // keep transition times of unchanged conditions
-				if ps.ControllerName == ControllerName && reflect.DeepEqual(ps.ParentRef, ref) {
+				if ps.ControllerName == controller && reflect.DeepEqual(ps.ParentRef, ref) {
 					for i := range conds {
 						if c := meta.FindStatusCondition(ps.Conditions, conds[i].Type); c != nil && c.Status == conds[i].Status {
 							conds[i].LastTransitionTime = c.LastTransitionTime
@@ -266,7 +307,7 @@ func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, proble
 					conds[i].LastTransitionTime = metav1.Now()
 				}
 			}
-			out = append(out, gwv1.RouteParentStatus{ParentRef: ref, ControllerName: ControllerName, Conditions: conds})
+			out = append(out, gwv1.RouteParentStatus{ParentRef: ref, ControllerName: controller, Conditions: conds})
 		}
 		return out
 	}
@@ -302,7 +343,7 @@ func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, proble
 
 // gateway writes Accepted on waypoint Gateways: False with the problems, True otherwise.
 func (w *StatusWriter) gateway(ctx context.Context, gw *gwv1.Gateway, problems map[ingest.Key][]string) {
-	if string(gw.Spec.GatewayClassName) != model.WaypointGatewayClass {
+	if c := string(gw.Spec.GatewayClassName); c != model.WaypointGatewayClass && c != model.IngressGatewayClass {
 		return
 	}
 	msgs := problems[ingest.Key{Kind: ingest.KindGateway, Namespace: gw.Namespace, Name: gw.Name}]

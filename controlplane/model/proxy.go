@@ -13,14 +13,16 @@ const (
 	KindWaypoint ProxyKind = "waypoint"
 	KindSidecar  ProxyKind = "sidecar"
 	KindZtunnel  ProxyKind = "ztunnel"
+	// KindGateway is an ingress gateway (a Gateway of class istio).
+	KindGateway ProxyKind = "gateway"
 )
 
 // Proxy is one config consumer. ProxyFromID fills Kind, Namespace, Name (and Node for ztunnel); Resolve fills
 // the rest from a snapshot. The live xDS server builds the same struct from a client's node metadata.
 type Proxy struct {
 	Kind      ProxyKind
-	Namespace string // waypoint and sidecar
-	// Name is the waypoint's Gateway name, the sidecar's pod name, or the ztunnel's node.
+	Namespace string // waypoint, gateway and sidecar
+	// Name is the waypoint's or gateway's Gateway name, the sidecar's pod name, or the ztunnel's node.
 	Name           string
 	Pod            string // the proxy's own pod, when known
 	Node           string
@@ -28,7 +30,7 @@ type Proxy struct {
 	IPs            []string
 }
 
-// ID returns the proxy's render ID: waypoint/NS/NAME, sidecar/NS/POD or ztunnel/NODE.
+// ID returns the proxy's render ID: waypoint/NS/NAME, gateway/NS/NAME, sidecar/NS/POD or ztunnel/NODE.
 func (p Proxy) ID() string {
 	if p.Kind == KindZtunnel {
 		return string(p.Kind) + "/" + p.Name
@@ -36,16 +38,16 @@ func (p Proxy) ID() string {
 	return string(p.Kind) + "/" + p.Namespace + "/" + p.Name
 }
 
-// ProxyFromID parses waypoint/NS/NAME, sidecar/NS/POD or ztunnel/NODE.
+// ProxyFromID parses waypoint/NS/NAME, gateway/NS/NAME, sidecar/NS/POD or ztunnel/NODE.
 func ProxyFromID(id string) (Proxy, error) {
 	parts := strings.Split(id, "/")
 	for _, p := range parts {
 		if p == "" {
-			return Proxy{}, fmt.Errorf("proxy id %q has an empty part; want waypoint/NAMESPACE/NAME, sidecar/NAMESPACE/POD or ztunnel/NODE", id)
+			return Proxy{}, fmt.Errorf("proxy id %q has an empty part; want waypoint/NAMESPACE/NAME, gateway/NAMESPACE/NAME, sidecar/NAMESPACE/POD or ztunnel/NODE", id)
 		}
 	}
 	switch kind := ProxyKind(parts[0]); kind {
-	case KindWaypoint, KindSidecar:
+	case KindWaypoint, KindGateway, KindSidecar:
 		if len(parts) != 3 {
 			return Proxy{}, fmt.Errorf("proxy id %q: want %s/NAMESPACE/NAME", id, kind)
 		}
@@ -56,7 +58,7 @@ func ProxyFromID(id string) (Proxy, error) {
 		}
 		return Proxy{Kind: kind, Name: parts[1], Node: parts[1]}, nil
 	}
-	return Proxy{}, fmt.Errorf("proxy id %q: unknown kind %q; want waypoint, sidecar or ztunnel", id, parts[0])
+	return Proxy{}, fmt.Errorf("proxy id %q: unknown kind %q; want waypoint, gateway, sidecar or ztunnel", id, parts[0])
 }
 
 // NotFoundError says a proxy id names nothing in the snapshot.
@@ -87,6 +89,20 @@ func (s *Snapshot) Resolve(p Proxy) (Proxy, error) {
 		}
 		if len(p.IPs) == 0 {
 			p.IPs = append(p.IPs, w.Addresses...)
+		}
+	case KindGateway:
+		g := s.IngressGateway(p.Namespace, p.Name)
+		if g == nil {
+			return p, &NotFoundError{fmt.Sprintf("no gateway %s/%s: no Gateway with gatewayClassName %s by that name", p.Namespace, p.Name, IngressGatewayClass)}
+		}
+		p.ServiceAccount = g.DeploymentName() // the gateway controller's service account
+		for _, wl := range s.workloads {
+			if wl.Namespace == p.Namespace && wl.Labels[LabelGatewayName] == p.Name {
+				if p.Pod == "" {
+					p.Pod, p.Node, p.ServiceAccount = wl.Name, wl.Node, wl.ServiceAccount
+				}
+				p.IPs = append(p.IPs, wl.IPs...)
+			}
 		}
 	case KindSidecar:
 		wl := s.Workload(p.Namespace, p.Name)

@@ -426,7 +426,18 @@ func (b *builder) buildHTTPRoutes() {
 				kind = *parent.Kind
 			}
 			if !isServiceRef(parent.Group, &kind) {
-				continue // attached to an ingress Gateway: not mesh config
+				g := b.ingressGateway(parent, hr.Namespace)
+				switch {
+				case g != nil && kind == "Gateway":
+					b.attachToGateway(g, hr, parent)
+				case !b.isWaypointParent(parent, hr.Namespace):
+					ns := hr.Namespace
+					if parent.Namespace != nil {
+						ns = string(*parent.Namespace)
+					}
+					b.problem(key, "parentRef %s %s/%s is neither a Service nor a Gateway of class %s; meshlab does not route for it", kind, ns, parent.Name, IngressGatewayClass)
+				}
+				continue // a Gateway parent: ingress config (above) or a waypoint's, not mesh routing
 			}
 			ns := hr.Namespace
 			if parent.Namespace != nil {
@@ -465,6 +476,23 @@ func (b *builder) buildHTTPRoutes() {
 	for host := range sorted {
 		sortByPrecedence(b.s.routes[host])
 	}
+	for _, g := range b.s.gateways {
+		for _, p := range g.Ports {
+			for _, vh := range p.VirtualHosts {
+				sortByPrecedence(vh.Rules)
+			}
+		}
+		b.checkIngressWaypoint(g)
+	}
+}
+
+// isWaypointParent reports whether a parentRef names a waypoint Gateway (the status writer answers for
+// those; meshlab routes mesh traffic by Service parents).
+func (b *builder) isWaypointParent(ref gwv1.ParentReference, ns string) bool {
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	return (ref.Kind == nil || *ref.Kind == "Gateway") && b.s.waypointBy[ns+"/"+string(ref.Name)] != nil
 }
 
 // splitMatches returns one rule per match of r (r itself when it has at most one).

@@ -27,6 +27,7 @@ type Snapshot struct {
 	byIP       map[string]*Workload
 	waypoints  []*Waypoint // sorted by namespace/name
 	waypointBy map[string]*Waypoint
+	gateways   []*IngressGateway // sorted by namespace/name
 
 	routes    map[string][]*RouteRule // by FQDN, in precedence order; port filter applied by RoutesFor
 	routeSrc  map[string]ingest.Key
@@ -74,6 +75,7 @@ func (b *builder) build() {
 		b.s.namespaces[ns.Name] = ns
 	}
 	b.buildWaypoints()
+	b.buildIngressGateways()
 	b.buildServices()
 	b.buildWorkloads()
 	b.buildEndpoints()

@@ -81,6 +81,9 @@ func (f Finding) String() string {
 // imports this package).
 const waypointClass = "istio-waypoint"
 
+// ingressClass is the GatewayClass of ingress gateways (model.IngressGatewayClass).
+const ingressClass = "istio"
+
 func vs(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupNetworking, Kind: "VirtualService", Path: path, Name: name, Support: s, Note: note}
 }
@@ -154,7 +157,7 @@ var Coverage = append(append([]FieldCoverage{
 	vs("spec.hosts", "hosts", Implemented, ""),
 	when(vs("spec.hosts[]", "hosts with a wildcard", Warned, "a host is routed only when it names a Service; this one matches none"),
 		func(_ map[string]any, v any) bool { s, _ := v.(string); return strings.Contains(s, "*") }),
-	when(vs("spec.gateways[]", "gateways other than mesh", Warned, "meshlab has no ingress gateways; the VirtualService applies only to mesh traffic, if gateways lists mesh"),
+	when(vs("spec.gateways[]", "gateways other than mesh", Warned, "meshlab's ingress gateway takes Gateway API HTTPRoutes, not VirtualServices; the VirtualService applies only to mesh traffic, if gateways lists mesh"),
 		func(_ map[string]any, v any) bool { return v != "mesh" }),
 	vs("spec.exportTo", "exportTo", Warned, "the VirtualService is visible in every namespace"),
 	vs("spec.http[].name", "http.name", Implemented, ""),
@@ -291,15 +294,17 @@ var Coverage = append(append([]FieldCoverage{
 	ra("spec.jwtRules[].timeout", "jwtRules.timeout", Warned, "it is ignored: the keys are inline and never fetched"),
 
 	// HTTPRoute: GAMMA mesh routing, attached to Services.
-	when(hr("spec.parentRefs[]", "parentRefs to a Gateway", Warned, "meshlab has no ingress gateways; only Service parentRefs (mesh routing) have an effect"),
-		func(_ map[string]any, v any) bool { return !serviceParent(v) }),
+	// A parentRef to any other Gateway is a problem the model reports (status, render warning).
+	hr("spec.parentRefs[]", "parentRefs to a Gateway of class istio", Implemented, ""),
 	when(hr("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rules would apply to every port of the Service; use port"),
 		func(_ map[string]any, v any) bool {
 			m, _ := v.(map[string]any)
 			return serviceParent(v) && isSet(m["sectionName"])
 		}),
 	hr("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
-	hr("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
+	hr("spec.hostnames", "hostnames on a Gateway parent", Implemented, ""),
+	when(hr("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
+		func(obj map[string]any, _ any) bool { return !gatewayParents(obj) }),
 	hr("spec.rules[].name", "rules.name", Implemented, ""),
 	hr("spec.rules[].matches[].path", "rules.matches.path", Implemented, ""),
 	hr("spec.rules[].matches[].headers", "rules.matches.headers", Implemented, ""),
@@ -323,16 +328,22 @@ var Coverage = append(append([]FieldCoverage{
 	hr("spec.rules[].timeouts.request", "rules.timeouts.request", Implemented, ""),
 	hr("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
 
-	// Gateway (Gateway API): waypoints only.
+	// Gateway (Gateway API): waypoints (istio-waypoint) and ingress gateways (istio).
 	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
+	gw("spec.gatewayClassName", "gatewayClassName "+ingressClass, Implemented, ""),
 	gw("spec.listeners", "listeners (HBONE on 15008)", Implemented, ""),
-	when(gw("spec.gatewayClassName", "gatewayClassName other than "+waypointClass, Warned, "meshlab has no ingress or egress gateways; the Gateway has no effect"),
-		func(_ map[string]any, v any) bool { return v != waypointClass }),
-	when(gw("spec.addresses", "addresses", Warned, "the waypoint's address is its Service's"), isWaypoint),
-	when(gw("spec.infrastructure", "infrastructure", Warned, noteIgnored), isWaypoint),
-	when(gw("spec.tls", "tls", Warned, noteIgnored), isWaypoint),
-	when(gw("spec.allowedListeners", "allowedListeners", Warned, noteIgnored), isWaypoint),
-	when(gw("spec.defaultScope", "defaultScope", Warned, noteIgnored), isWaypoint),
+	gw("spec.listeners", "listeners (HTTP, on a Gateway of class istio)", Implemented, ""),
+	when(gw("spec.gatewayClassName", "gatewayClassName other than "+waypointClass+" and "+ingressClass, Warned, "meshlab runs no other gateways; the Gateway has no effect"),
+		func(_ map[string]any, v any) bool { return v != waypointClass && v != ingressClass }),
+	when(gw("spec.listeners[].protocol", "listeners.protocol other than HTTP on a Gateway of class istio", Rejected, "the listener would not serve: meshlab's ingress gateway terminates no TLS and routes only HTTP"),
+		func(obj map[string]any, v any) bool { return isIngress(obj, v) && v != "HTTP" }),
+	when(gw("spec.listeners[].allowedRoutes.namespaces.selector", "listeners.allowedRoutes.namespaces selector", Warned, "a Selector admits only the Gateway's own namespace"), isIngress),
+	when(gw("spec.listeners[].allowedRoutes.kinds", "listeners.allowedRoutes.kinds", Warned, "only HTTPRoutes attach"), isIngress),
+	when(gw("spec.addresses", "addresses", Warned, "the gateway's address is its Service's"), isMeshlabGateway),
+	when(gw("spec.infrastructure", "infrastructure", Warned, noteIgnored), isMeshlabGateway),
+	when(gw("spec.tls", "tls", Warned, noteIgnored), isMeshlabGateway),
+	when(gw("spec.allowedListeners", "allowedListeners", Warned, noteIgnored), isMeshlabGateway),
+	when(gw("spec.defaultScope", "defaultScope", Warned, noteIgnored), isMeshlabGateway),
 
 	// GatewayClass: the waypoint controller reads controllerName.
 	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.controllerName", Name: "controllerName", Support: Implemented},
@@ -457,9 +468,28 @@ func requestAuthCondition(v any) bool {
 	return strings.HasPrefix(k, "request.auth.claims[")
 }
 
-func isWaypoint(obj map[string]any, _ any) bool {
+// isMeshlabGateway reports whether a Gateway is one meshlab runs: a waypoint or an ingress gateway.
+func isMeshlabGateway(obj map[string]any, _ any) bool {
 	spec, _ := obj["spec"].(map[string]any)
-	return spec["gatewayClassName"] == waypointClass
+	return spec["gatewayClassName"] == waypointClass || spec["gatewayClassName"] == ingressClass
+}
+
+// isIngress reports whether a Gateway is an ingress gateway (class istio).
+func isIngress(obj map[string]any, _ any) bool {
+	spec, _ := obj["spec"].(map[string]any)
+	return spec["gatewayClassName"] == ingressClass
+}
+
+// gatewayParents reports whether an HTTPRoute has a parentRef that is not a Service.
+func gatewayParents(obj map[string]any) bool {
+	spec, _ := obj["spec"].(map[string]any)
+	refs, _ := spec["parentRefs"].([]any)
+	for _, r := range refs {
+		if !serviceParent(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // serviceParent reports whether a Gateway API parentRef names a Service (its kind defaults to Gateway).

@@ -214,9 +214,7 @@ var coverageCases = []struct {
 		"rejected spec.rules[0].filters[1].urlRewrite: meshlab does not implement HTTPRoute rules.filters URLRewrite",
 		"rejected spec.rules[0].filters[2].requestHeaderModifier: meshlab does not implement HTTPRoute rules.filters RequestHeaderModifier",
 		"rejected spec.rules[0].filters[3].responseHeaderModifier: meshlab does not implement HTTPRoute rules.filters ResponseHeaderModifier",
-		"warned spec.parentRefs[0]: meshlab does not implement HTTPRoute parentRefs to a Gateway",
 		"rejected spec.parentRefs[1]: meshlab does not implement HTTPRoute parentRefs.sectionName on a Service",
-		"warned spec.hostnames: meshlab does not implement HTTPRoute hostnames",
 		"warned spec.rules[0].filters[4].requestMirror: meshlab does not implement HTTPRoute rules.filters RequestMirror",
 		"rejected spec.rules[0].filters[5].cors: meshlab does not implement HTTPRoute rules.filters CORS",
 		"rejected spec.rules[0].filters[6].externalAuth: meshlab does not implement HTTPRoute rules.filters ExternalAuth",
@@ -246,12 +244,29 @@ var coverageCases = []struct {
 		"warned spec.allowedListeners: meshlab does not implement Gateway allowedListeners",
 		"warned spec.defaultScope: meshlab does not implement Gateway defaultScope",
 	}},
+	{"mesh HTTPRoute with hostnames", hrHead + `spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  hostnames: [reviews.example]
+`, []string{
+		"warned spec.hostnames: meshlab does not implement HTTPRoute hostnames",
+	}},
 	{"ingress Gateway", gwHead + `spec:
   gatewayClassName: istio
-  listeners: [{name: http, port: 80, protocol: HTTP}]
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {a: b}}}, kinds: [{kind: HTTPRoute}]}}
+  - {name: https, port: 443, protocol: HTTPS}
   addresses: [{value: 10.0.0.1}]
 `, []string{
-		"warned spec.gatewayClassName: meshlab does not implement Gateway gatewayClassName other than istio-waypoint",
+		"warned spec.listeners[0].allowedRoutes.namespaces.selector: meshlab does not implement Gateway listeners.allowedRoutes.namespaces selector",
+		"warned spec.listeners[0].allowedRoutes.kinds: meshlab does not implement Gateway listeners.allowedRoutes.kinds",
+		"rejected spec.listeners[1].protocol: meshlab does not implement Gateway listeners.protocol other than HTTP on a Gateway of class istio",
+		"warned spec.addresses: meshlab does not implement Gateway addresses",
+	}},
+	{"Gateway of another class", gwHead + `spec:
+  gatewayClassName: other
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+`, []string{
+		"warned spec.gatewayClassName: meshlab does not implement Gateway gatewayClassName other than istio-waypoint and istio",
 	}},
 	{"GatewayClass", gcHead + `spec:
   controllerName: istio.io/gateway-controller

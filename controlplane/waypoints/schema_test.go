@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"github.com/meshlab/meshlab/controlplane/crds"
 )
 
@@ -16,15 +18,17 @@ func TestWaypointClassPassesTheCRD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(WaypointClass())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(b, &obj); err != nil {
-		t.Fatal(err)
-	}
-	if errs := schema.Check(context.Background(), obj); len(errs) > 0 {
-		t.Errorf("the istio-waypoint GatewayClass is invalid for the installed CRD: %v", errs.ToAggregate())
+	for _, class := range []*gwv1.GatewayClass{WaypointClass(), IngressClass()} {
+		b, err := json.Marshal(class)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(b, &obj); err != nil {
+			t.Fatal(err)
+		}
+		if errs := schema.Check(context.Background(), obj); len(errs) > 0 {
+			t.Errorf("the %s GatewayClass is invalid for the installed CRD: %v", class.Name, errs.ToAggregate())
+		}
 	}
 }

@@ -8,6 +8,14 @@
 // older per-service-account form (annotation istio.io/for-service-account) gets Deployment and
 // ServiceAccount NAME-istio-waypoint, and still a Service NAME.
 //
+// It is also Istio's gateway deployment controller for ingress gateways (ingress.go): a Gateway of class
+// istio gets a ServiceAccount, Deployment (running `meshlab proxy router`) and Service NAME-istio, with
+// the labels Istio's template sets, the Service's ports from the listeners plus the status port 15021, of
+// type LoadBalancer unless annotation networking.istio.io/service-type says otherwise; its status carries
+// Programmed, the address, and per listener Accepted/Programmed/ResolvedRefs and attachedRoutes. It
+// creates the istio GatewayClass (controllerName istio.io/gateway-controller) when it is missing. Both
+// kinds share one pod template (proxyObjects).
+//
 // It is written on plain client-go informers and a work queue, sharing the control plane's informer
 // factories: the same watches feed the ingest store.
 package waypoints
@@ -95,6 +103,7 @@ type Controller struct {
 
 	gateways    gwlisters.GatewayLister
 	classes     gwlisters.GatewayClassLister
+	routes      gwlisters.HTTPRouteLister // for ingress listeners' attachedRoutes
 	deployments appslisters.DeploymentLister
 	services    corelisters.ServiceLister
 	synced      []cache.InformerSynced
@@ -119,9 +128,11 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 	}
 	gwInf := ginf.Gateway().V1().Gateways()
 	classInf := ginf.Gateway().V1().GatewayClasses()
+	routeInf := ginf.Gateway().V1().HTTPRoutes()
 	depInf := kinf.Apps().V1().Deployments()
 	svcInf := kinf.Core().V1().Services()
 	c.gateways, c.classes, c.deployments, c.services = gwInf.Lister(), classInf.Lister(), depInf.Lister(), svcInf.Lister()
+	c.routes = routeInf.Lister()
 	enqueueGateway := func(obj any) {
 		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			c.queue.Add(k)
@@ -133,9 +144,30 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 			obj = d.Obj
 		}
 		if m, err := meta.Accessor(obj); err == nil {
-			if gw := m.GetLabels()[model.LabelGatewayName]; gw != "" && m.GetLabels()[LabelManaged] == ManagedValue {
+			managed := m.GetLabels()[LabelManaged]
+			if gw := m.GetLabels()[model.LabelGatewayName]; gw != "" && (managed == ManagedValue || managed == IngressManagedValue) {
 				c.queue.Add(m.GetNamespace() + "/" + gw)
 			}
+		}
+	}
+	// HTTPRoutes lead to the Gateways they name: their listeners count attached routes.
+	enqueueParents := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		hr, ok := obj.(*gwv1.HTTPRoute)
+		if !ok {
+			return
+		}
+		for _, ref := range hr.Spec.ParentRefs {
+			if ref.Kind != nil && *ref.Kind != "Gateway" {
+				continue
+			}
+			ns := hr.Namespace
+			if ref.Namespace != nil {
+				ns = string(*ref.Namespace)
+			}
+			c.queue.Add(ns + "/" + string(ref.Name))
 		}
 	}
 	handlers := func(fn func(any)) cache.ResourceEventHandlerFuncs {
@@ -147,6 +179,7 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 	}{
 		{gwInf.Informer(), enqueueGateway},
 		{classInf.Informer(), func(any) { c.queue.Add(classKey) }},
+		{routeInf.Informer(), enqueueParents},
 		{depInf.Informer(), enqueueOwner},
 		{svcInf.Informer(), enqueueOwner},
 	} {
@@ -182,7 +215,7 @@ func (c *Controller) next(ctx context.Context) bool {
 	defer c.queue.Done(key)
 	var err error
 	if key == classKey {
-		err = c.ensureClass(ctx)
+		err = c.ensureClasses(ctx)
 	} else {
 		ns, name, _ := cache.SplitMetaNamespaceKey(key)
 		err = c.Reconcile(ctx, ns, name)
@@ -209,31 +242,38 @@ func WaypointClass() *gwv1.GatewayClass {
 	}
 }
 
-// ensureClass creates the istio-waypoint GatewayClass if absent and marks it Accepted when meshlab is its
-// controller.
-func (c *Controller) ensureClass(ctx context.Context) error {
-	gc, err := c.classes.Get(GatewayClassName)
+// ensureClasses creates the istio-waypoint and istio GatewayClasses if absent and marks each Accepted when
+// meshlab is its controller.
+func (c *Controller) ensureClasses(ctx context.Context) error {
+	if err := c.ensureClass(ctx, WaypointClass(), "Handled by meshlab's waypoint controller"); err != nil {
+		return err
+	}
+	return c.ensureClass(ctx, IngressClass(), "Handled by meshlab's gateway controller")
+}
+
+func (c *Controller) ensureClass(ctx context.Context, want *gwv1.GatewayClass, message string) error {
+	gc, err := c.classes.Get(want.Name)
 	if apierrors.IsNotFound(err) {
-		gc, err = c.gw.GatewayV1().GatewayClasses().Create(ctx, WaypointClass(), metav1.CreateOptions{})
+		gc, err = c.gw.GatewayV1().GatewayClasses().Create(ctx, want, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			return nil // the informer will bring it, and another pass will accept it
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("ensuring GatewayClass %s: %w", GatewayClassName, err)
+		return fmt.Errorf("ensuring GatewayClass %s: %w", want.Name, err)
 	}
-	if gc.Spec.ControllerName != ControllerName {
+	if gc.Spec.ControllerName != want.Spec.ControllerName {
 		return nil // someone else's class of that name: leave it
 	}
 	cond := metav1.Condition{Type: string(gwv1.GatewayClassConditionStatusAccepted), Status: metav1.ConditionTrue,
-		Reason: string(gwv1.GatewayClassReasonAccepted), Message: "Handled by meshlab's waypoint controller", ObservedGeneration: gc.Generation}
+		Reason: string(gwv1.GatewayClassReasonAccepted), Message: message, ObservedGeneration: gc.Generation}
 	if cur := meta.FindStatusCondition(gc.Status.Conditions, cond.Type); cur != nil && cur.Status == cond.Status && cur.ObservedGeneration == cond.ObservedGeneration {
 		return nil
 	}
 	gc = gc.DeepCopy()
 	meta.SetStatusCondition(&gc.Status.Conditions, cond)
 	if _, err := c.gw.GatewayV1().GatewayClasses().UpdateStatus(ctx, gc, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("accepting GatewayClass %s: %w", GatewayClassName, err)
+		return fmt.Errorf("accepting GatewayClass %s: %w", gc.Name, err)
 	}
 	return nil
 }
@@ -247,10 +287,17 @@ func (c *Controller) Reconcile(ctx context.Context, namespace, name string) erro
 	if err != nil {
 		return err
 	}
-	if string(gw.Spec.GatewayClassName) != GatewayClassName {
+	var sa *corev1.ServiceAccount
+	var dep *appsv1.Deployment
+	var svc *corev1.Service
+	switch string(gw.Spec.GatewayClassName) {
+	case GatewayClassName:
+		sa, dep, svc = Objects(gw, c.opts)
+	case IngressClassName:
+		sa, dep, svc = IngressObjects(gw, c.opts)
+	default:
 		return nil
 	}
-	sa, dep, svc := Objects(gw, c.opts)
 	if err := c.ensureServiceAccount(ctx, sa); err != nil {
 		return err
 	}
@@ -265,61 +312,104 @@ func (c *Controller) Reconcile(ctx context.Context, namespace, name string) erro
 
 // Objects returns the ServiceAccount, Deployment and Service a waypoint Gateway should have.
 func Objects(gw *gwv1.Gateway, opts Options) (*corev1.ServiceAccount, *appsv1.Deployment, *corev1.Service) {
-	if opts.ControlPlaneAddress == "" {
-		opts.ControlPlaneAddress = DefaultControlPlaneAddress
-	}
 	name := DeploymentName(gw)
-	labels := map[string]string{
-		model.LabelGatewayName: gw.Name,
-		LabelManaged:           ManagedValue,
+	return proxyObjects(gw, opts, proxySpec{
+		name:        name,
+		serviceName: gw.Name,
+		labels:      map[string]string{model.LabelGatewayName: gw.Name, LabelManaged: ManagedValue},
+		// `meshlab waypoint run` (cli/waypoint/run) reads the env below; the service account is passed
+		// because the per-service-account form's differs from the Gateway name.
+		args: []string{"waypoint", "run", "--service-account", name},
+		env: []corev1.EnvVar{
+			{Name: "WAYPOINT_NAME", Value: gw.Name},
+			{Name: "CA_ADDRESS", Value: opts.controlPlane()},
+			{Name: "XDS_ADDRESS", Value: opts.controlPlane()},
+		},
+		ports: []corev1.ContainerPort{{Name: "hbone", ContainerPort: HBONEPort, Protocol: corev1.ProtocolTCP}},
+		servicePorts: []corev1.ServicePort{
+			{Name: "mesh", Port: HBONEPort, TargetPort: intstr.FromInt32(HBONEPort), Protocol: corev1.ProtocolTCP},
+			{Name: "status-port", Port: StatusPort, TargetPort: intstr.FromInt32(StatusPort), Protocol: corev1.ProtocolTCP},
+		},
+		serviceType: corev1.ServiceTypeClusterIP,
+	})
+}
+
+func (o Options) controlPlane() string {
+	if o.ControlPlaneAddress == "" {
+		return DefaultControlPlaneAddress
 	}
+	return o.ControlPlaneAddress
+}
+
+// proxySpec is what differs between the proxies the controller runs (waypoints, ingress gateways); the
+// rest of their objects is proxyObjects'.
+type proxySpec struct {
+	name, serviceName string            // Deployment and ServiceAccount; Service
+	labels            map[string]string // on every object; the gateway-name label selects the pods
+	podLabels         map[string]string // more labels on the pods
+	args              []string
+	env               []corev1.EnvVar // besides the pod's identity
+	ports             []corev1.ContainerPort
+	servicePorts      []corev1.ServicePort
+	serviceType       corev1.ServiceType
+	// lowPorts lets the unprivileged proxy bind ports below 1024 (Istio's gateway sysctl).
+	lowPorts bool
+}
+
+// proxyObjects builds the ServiceAccount, Deployment and Service of one proxy Gateway, owned by it.
+func proxyObjects(gw *gwv1.Gateway, opts Options, p proxySpec) (*corev1.ServiceAccount, *appsv1.Deployment, *corev1.Service) {
 	owner := []metav1.OwnerReference{{
 		APIVersion: gwv1.GroupVersion.String(), Kind: "Gateway", Name: gw.Name, UID: gw.UID,
 		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 	}}
 	objMeta := func(n string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: n, Namespace: gw.Namespace, Labels: copyMap(labels), OwnerReferences: owner}
+		return metav1.ObjectMeta{Name: n, Namespace: gw.Namespace, Labels: copyMap(p.labels), OwnerReferences: owner}
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: objMeta(name)}
+	sa := &corev1.ServiceAccount{ObjectMeta: objMeta(p.name)}
 
-	podLabels := copyMap(labels)
-	podLabels[model.LabelDataplaneMode] = "none" // a waypoint speaks HBONE itself; ztunnel must not capture it
+	podLabels := copyMap(p.labels)
+	for k, v := range p.podLabels {
+		podLabels[k] = v
+	}
+	podLabels[model.LabelDataplaneMode] = "none" // the proxy speaks HBONE itself; ztunnel must not capture it
 	fieldEnv := func(n, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: n, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
+	env := []corev1.EnvVar{
+		fieldEnv("POD_NAME", "metadata.name"),
+		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		fieldEnv("INSTANCE_IP", "status.podIP"),
+		fieldEnv("NODE_NAME", "spec.nodeName"),
+		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+		{Name: "GODEBUG", Value: mesh.ProxyGODEBUG},
+	}
+	env = append(env, p.env...)
+	ports := append(append([]corev1.ContainerPort(nil), p.ports...),
+		corev1.ContainerPort{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
+		corev1.ContainerPort{Name: "http-envoy-prom", ContainerPort: StatsPort, Protocol: corev1.ProtocolTCP},
+	)
+	var podSecurity *corev1.PodSecurityContext
+	if p.lowPorts {
+		podSecurity = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}}}
+	}
 	dep := &appsv1.Deployment{
-		ObjectMeta: objMeta(name),
+		ObjectMeta: objMeta(p.name),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{model.LabelGatewayName: gw.Name}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
-					ServiceAccountName:            name,
+					ServiceAccountName:            p.name,
 					TerminationGracePeriodSeconds: ptr.To[int64](2),
+					SecurityContext:               podSecurity,
 					Containers: []corev1.Container{{
 						Name:            ContainerName,
 						Image:           opts.Image,
 						ImagePullPolicy: corev1.PullIfNotPresent,
-						// `meshlab waypoint run` (cli/waypoint/run) reads the env below; the service account is
-						// passed because the per-service-account form's differs from the Gateway name.
-						Args: []string{"waypoint", "run", "--service-account", name},
-						Env: []corev1.EnvVar{
-							fieldEnv("POD_NAME", "metadata.name"),
-							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-							fieldEnv("INSTANCE_IP", "status.podIP"),
-							fieldEnv("NODE_NAME", "spec.nodeName"),
-							fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-							{Name: "WAYPOINT_NAME", Value: gw.Name},
-							{Name: "GODEBUG", Value: mesh.ProxyGODEBUG},
-							{Name: "CA_ADDRESS", Value: opts.ControlPlaneAddress},
-							{Name: "XDS_ADDRESS", Value: opts.ControlPlaneAddress},
-						},
-						Ports: []corev1.ContainerPort{
-							{Name: "hbone", ContainerPort: HBONEPort, Protocol: corev1.ProtocolTCP},
-							{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
-							{Name: "http-envoy-prom", ContainerPort: StatsPort, Protocol: corev1.ProtocolTCP},
-						},
+						Args:            p.args,
+						Env:             env,
+						Ports:           ports,
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz/ready", Port: intstr.FromInt32(StatusPort)}},
 							PeriodSeconds:    2,
@@ -353,14 +443,11 @@ func Objects(gw *gwv1.Gateway, opts Options) (*corev1.ServiceAccount, *appsv1.De
 		},
 	}
 	svc := &corev1.Service{
-		ObjectMeta: objMeta(gw.Name),
+		ObjectMeta: objMeta(p.serviceName),
 		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeClusterIP,
+			Type:     p.serviceType,
 			Selector: map[string]string{model.LabelGatewayName: gw.Name},
-			Ports: []corev1.ServicePort{
-				{Name: "mesh", Port: HBONEPort, TargetPort: intstr.FromInt32(HBONEPort), Protocol: corev1.ProtocolTCP},
-				{Name: "status-port", Port: StatusPort, TargetPort: intstr.FromInt32(StatusPort), Protocol: corev1.ProtocolTCP},
-			},
+			Ports:    p.servicePorts,
 		},
 	}
 	return sa, dep, svc
@@ -396,16 +483,33 @@ func (c *Controller) ensureService(ctx context.Context, want *corev1.Service) er
 		if apierrors.IsAlreadyExists(err) {
 			err = nil
 		}
-	case err == nil && (!equality.Semantic.DeepDerivative(want.Spec.Ports, cur.Spec.Ports) ||
+	case err == nil && (!equality.Semantic.DeepDerivative(want.Spec.Ports, cur.Spec.Ports) || want.Spec.Type != cur.Spec.Type ||
 		!equality.Semantic.DeepEqual(want.Spec.Selector, cur.Spec.Selector) || !equality.Semantic.DeepDerivative(want.Labels, cur.Labels)):
 		upd := cur.DeepCopy()
 		upd.Spec.Ports, upd.Spec.Selector, upd.Labels, upd.OwnerReferences = want.Spec.Ports, want.Spec.Selector, want.Labels, want.OwnerReferences
+		if want.Spec.Type != cur.Spec.Type {
+			upd.Spec.Type = want.Spec.Type // the node ports go with the old type (want's ports carry none)
+		} else {
+			keepNodePorts(upd.Spec.Ports, cur.Spec.Ports)
+		}
 		_, err = c.kube.CoreV1().Services(want.Namespace).Update(ctx, upd, metav1.UpdateOptions{})
 	}
 	if err != nil {
 		return fmt.Errorf("ensuring Service %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return nil
+}
+
+// keepNodePorts copies the allocated node ports of cur into ports of the same number, so that an update
+// does not ask for new ones.
+func keepNodePorts(ports, cur []corev1.ServicePort) {
+	for i := range ports {
+		for _, p := range cur {
+			if p.Port == ports[i].Port && ports[i].NodePort == 0 {
+				ports[i].NodePort = p.NodePort
+			}
+		}
+	}
 }
 
 func (c *Controller) ensureDeployment(ctx context.Context, want *appsv1.Deployment) error {
@@ -432,6 +536,10 @@ func (c *Controller) ensureDeployment(ctx context.Context, want *appsv1.Deployme
 // ClusterIP, and Accepted=True when nobody set Accepted yet (the control plane's status writer owns it
 // afterwards and sets it False when the model finds the Gateway invalid).
 func (c *Controller) updateStatus(ctx context.Context, gw *gwv1.Gateway) error {
+	if string(gw.Spec.GatewayClassName) == IngressClassName {
+		programmed, addresses, listeners := c.ingressStatus(gw)
+		return c.writeStatus(ctx, gw, programmed, addresses, func(*gwv1.Gateway) []gwv1.ListenerStatus { return listeners })
+	}
 	name := DeploymentName(gw)
 	var available int32
 	if dep, err := c.deployments.Deployments(gw.Namespace).Get(name); err == nil {
@@ -453,6 +561,14 @@ func (c *Controller) updateStatus(ctx context.Context, gw *gwv1.Gateway) error {
 	default:
 		programmed.Status, programmed.Reason, programmed.Message = metav1.ConditionFalse, string(gwv1.GatewayReasonPending), "Waiting for Deployment "+name+" to have an available replica"
 	}
+	return c.writeStatus(ctx, gw, programmed, addresses, func(cur *gwv1.Gateway) []gwv1.ListenerStatus {
+		return listenerStatus(cur, programmed.Status == metav1.ConditionTrue)
+	})
+}
+
+// writeStatus sets Programmed, the addresses and the listener statuses (and Accepted when nobody set it
+// yet) on the current Gateway, writing only when they differ.
+func (c *Controller) writeStatus(ctx context.Context, gw *gwv1.Gateway, programmed metav1.Condition, addresses []gwv1.GatewayStatusAddress, listeners func(cur *gwv1.Gateway) []gwv1.ListenerStatus) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := c.gw.GatewayV1().Gateways(gw.Namespace).Get(ctx, gw.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -468,7 +584,7 @@ func (c *Controller) updateStatus(ctx context.Context, gw *gwv1.Gateway) error {
 		}
 		meta.SetStatusCondition(&upd.Status.Conditions, programmed)
 		upd.Status.Addresses = addresses
-		upd.Status.Listeners = listenerStatus(cur, programmed.Status == metav1.ConditionTrue)
+		upd.Status.Listeners = listeners(cur)
 		if equality.Semantic.DeepEqual(upd.Status, cur.Status) {
 			return nil
 		}

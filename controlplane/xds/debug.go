@@ -243,7 +243,7 @@ func IstioSyncz(st SyncStatus) []IstioSyncStatus {
 	for _, p := range st.Proxies {
 		e := IstioSyncStatus{ClusterID: p.Cluster, ProxyID: p.DisplayName(), ProxyVersion: p.Version, IstioVersion: p.Version}
 		switch p.Kind {
-		case KindWaypoint:
+		case KindWaypoint, KindGateway:
 			e.ProxyType = "router" // Istio's node type for gateways and waypoints
 		default:
 			e.ProxyType = p.Kind

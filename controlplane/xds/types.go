@@ -162,6 +162,7 @@ func (r *PushRequest) clone() *PushRequest {
 // Proxy kinds meshlab serves.
 const (
 	KindWaypoint = "waypoint"
+	KindGateway  = "gateway" // an ingress gateway (a Gateway of class istio)
 	KindSidecar  = "sidecar"
 	KindZtunnel  = "ztunnel"
 )

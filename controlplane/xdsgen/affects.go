@@ -19,7 +19,9 @@ func (g *Generator) Affects(p *xds.Proxy, req *xds.PushRequest) bool {
 			}
 		}
 		return false
-	case xds.KindSidecar:
+	case xds.KindSidecar, xds.KindGateway:
+		// An ingress gateway's config is built from its Gateway, its HTTPRoutes and their backends: any
+		// kind a sidecar depends on.
 		for k := range req.ConfigsUpdated {
 			if ingest.Kind(k.Kind) != ingest.KindGatewayClass && ingest.Kind(k.Kind) != ingest.KindServiceAccount {
 				return true

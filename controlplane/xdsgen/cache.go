@@ -111,6 +111,12 @@ func (c *cached) waypoint(mp model.Proxy, typeURL string) ([]*discovery.Resource
 	})
 }
 
+// gateway returns an ingress gateway's resources of typeURL, generated for each push: gateways are few,
+// their config small, and none shares it with another.
+func (c *cached) gateway(mp model.Proxy, typeURL string) ([]*discovery.Resource, error) {
+	return encode(configgen.Resources(c.snap, mp, typeURL))
+}
+
 // sidecar returns a sidecar's resources of typeURL: the outbound part every sidecar (of its namespace, for
 // routes) shares, and for listeners and clusters its pod's inbound part.
 func (c *cached) sidecar(mp model.Proxy, typeURL string) ([]*discovery.Resource, error) {

@@ -9,8 +9,9 @@
 //   - who is affected: destination-oriented, like Istio. A waypoint depends only on what it serves (its
 //     Gateway, the services bound to it and their route backends, their VirtualServices, HTTPRoutes and
 //     DestinationRules, the pods behind them, the policies it enforces); a sidecar on every service; a
-//     ztunnel on workloads, services, waypoints and policies but never on L7 routing;
-//   - what to send: Envoy resources from package configgen for waypoints and sidecars, and the workload API
+//     ztunnel on workloads, services, waypoints and policies but never on L7 routing; an ingress gateway,
+//     like a sidecar, on every config kind its routes may read;
+//   - what to send: Envoy resources from package configgen for waypoints, gateways and sidecars, and the workload API
 //     (Address, Authorization) converted from configgen.ZtunnelConfig for ztunnel.
 //
 // Proxies are identified by their xDS node (see xds.NewProxy). Accepted node IDs, for each kind:
@@ -19,6 +20,8 @@
 //	waypoint~IP~POD.NS~NS.svc.cluster.local
 //	                                Istio's form: POD is mapped to its Gateway through the pod label
 //	                                gateway.networking.k8s.io/gateway-name (or metadata NAME=GATEWAY)
+//	gateway/NAMESPACE/GATEWAY, or router~IP~POD.NS~NS.svc.cluster.local with metadata KIND=gateway
+//	                                an ingress gateway (class istio); POD maps to its Gateway as above
 //	sidecar/NAMESPACE/POD, sidecar~IP~POD.NS~NS.svc.cluster.local
 //	ztunnel/NODE, or any ztunnel ID with metadata NODE_NAME=NODE
 //
@@ -273,6 +276,21 @@ func waypointOf(s *model.Snapshot, p *xds.Proxy) (namespace, name string) {
 	return p.Namespace, p.Name
 }
 
+// gatewayOf returns the Gateway an ingress gateway proxy runs for: the node's name when an ingress gateway
+// of that name exists, else the gateway-name label of the pod the node names (Istio's router node IDs name
+// the pod).
+func gatewayOf(s *model.Snapshot, p *xds.Proxy) (namespace, name string) {
+	if s.IngressGateway(p.Namespace, p.Name) != nil {
+		return p.Namespace, p.Name
+	}
+	if wl := s.Workload(p.Namespace, p.Name); wl != nil {
+		if gw := wl.Labels[model.LabelGatewayName]; gw != "" {
+			return p.Namespace, gw
+		}
+	}
+	return p.Namespace, p.Name
+}
+
 // ModelProxy maps a connected proxy to the model's proxy (the same form `meshlab render --proxy` takes).
 func ModelProxy(s *model.Snapshot, p *xds.Proxy) (model.Proxy, error) {
 	switch p.Kind {
@@ -281,6 +299,9 @@ func ModelProxy(s *model.Snapshot, p *xds.Proxy) (model.Proxy, error) {
 		return model.Proxy{Kind: model.KindWaypoint, Namespace: ns, Name: name}, nil
 	case xds.KindSidecar:
 		return model.Proxy{Kind: model.KindSidecar, Namespace: p.Namespace, Name: p.Name}, nil
+	case xds.KindGateway:
+		ns, name := gatewayOf(s, p)
+		return model.Proxy{Kind: model.KindGateway, Namespace: ns, Name: name}, nil
 	case xds.KindZtunnel:
 		node := p.Metadata[MetaNodeName]
 		if node == "" {
@@ -288,7 +309,7 @@ func ModelProxy(s *model.Snapshot, p *xds.Proxy) (model.Proxy, error) {
 		}
 		return model.Proxy{Kind: model.KindZtunnel, Name: node, Node: node}, nil
 	}
-	return model.Proxy{}, fmt.Errorf("proxy %s: unknown kind %q; want waypoint, sidecar or ztunnel", p.ID, p.Kind)
+	return model.Proxy{}, fmt.Errorf("proxy %s: unknown kind %q; want waypoint, gateway, sidecar or ztunnel", p.ID, p.Kind)
 }
 
 // Generate builds the resources of typeURL for proxy p.
@@ -311,13 +332,17 @@ func (g *Generator) Generate(p *xds.Proxy, typeURL string, req *xds.PushRequest)
 	c := &cached{g: g, snap: snap, st: g.state(snap)}
 	var res xds.Result
 	switch mp.Kind {
-	case model.KindWaypoint, model.KindSidecar:
+	case model.KindWaypoint, model.KindSidecar, model.KindGateway:
 		if !envoyTypes[typeURL] {
 			return xds.Result{}, nil // nothing of this type for Envoy-style proxies
 		}
-		if mp.Kind == model.KindWaypoint {
+		switch mp.Kind {
+		case model.KindWaypoint:
 			res.Resources, err = c.waypoint(mp, typeURL)
-		} else {
+		case model.KindGateway:
+			// Few and small: generated for each push, without the cache.
+			res.Resources, err = c.gateway(mp, typeURL)
+		default:
 			res.Resources, err = c.sidecar(mp, typeURL)
 		}
 		// An endpoint-only push only sends what changed of EDS (partial EDS, also in state of the world):

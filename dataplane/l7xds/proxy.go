@@ -27,7 +27,8 @@ type Proxy struct {
 // ProxyOptions configure NewProxy.
 type ProxyOptions struct {
 	Engine l7.Options
-	// XDS configures the xDS client; its Apply is set to the engine's.
+	// XDS configures the xDS client; its Apply, unless set (to a step that ends in Proxy.Applied.Apply),
+	// is the engine's.
 	XDS xdsclient.Options
 	// SVID is presented on HBONE, whose clients must chain to Bundle and belong to TrustDomain.
 	SVID        x509svid.Source
@@ -46,7 +47,9 @@ func NewProxy(o ProxyOptions) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{Engine: engine, Applied: New(engine)}
-	o.XDS.Apply = p.Applied.Apply
+	if o.XDS.Apply == nil {
+		o.XDS.Apply = p.Applied.Apply
+	}
 	if p.XDS, err = xdsclient.New(o.XDS); err != nil {
 		engine.Close()
 		return nil, err

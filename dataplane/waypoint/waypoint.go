@@ -2,12 +2,12 @@
 // executes it with the shared L7 engine (dataplane/l7), terminates HBONE on 15008 (the connect_terminate
 // listener, done natively with dataplane/hbone), hands each tunnelled stream to main_internal's filter
 // chains by its CONNECT target, and sends upstream traffic to connect_originate endpoints as HBONE streams
-// from its own SVID. Admin (15000) and health (15021) come from dataplane/admin.
+// from its own SVID (dataplane/l7xds.Upstream, shared with the ingress gateway). Admin (15000) and health
+// (15021) come from dataplane/admin.
 package waypoint
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 
@@ -79,11 +78,10 @@ type Options struct {
 
 // Waypoint is a running waypoint proxy.
 type Waypoint struct {
-	proxy  *l7xds.Proxy
-	opts   Options
-	client *hbone.Client
-	upTLS  *tlsConfigs
-	reg    *prometheus.Registry
+	proxy    *l7xds.Proxy
+	opts     Options
+	upstream *l7xds.Upstream
+	reg      *prometheus.Registry
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -116,18 +114,17 @@ func New(opts Options) (*Waypoint, error) {
 		}
 		opts.TrustDomain = svid.ID.TrustDomain()
 	}
-	w := &Waypoint{opts: opts, reg: opts.Registry, client: &hbone.Client{DialContext: opts.UpstreamDial}}
+	w := &Waypoint{opts: opts, reg: opts.Registry, upstream: l7xds.NewUpstream(opts.SVID, opts.Bundle, opts.TrustDomain, opts.UpstreamDial)}
 	if w.reg == nil {
 		w.reg = prometheus.NewRegistry()
 	}
-	w.upTLS = &tlsConfigs{svid: opts.SVID, bundle: opts.Bundle, td: opts.TrustDomain}
 	node := xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version)
 	if opts.Pod != "" && len(opts.IPs) > 0 {
 		node.Id = xdsclient.IstioNodeID("router", opts.IPs[0], opts.Pod, opts.Namespace)
 	}
 	var err error
 	w.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
-		Engine: l7.Options{Dial: w.dialUpstream, Rand: opts.Rand, Metrics: l7.NewMetrics(w.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
+		Engine: l7.Options{Dial: w.upstream.Dial, Rand: opts.Rand, Metrics: l7.NewMetrics(w.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
 		XDS: xdsclient.Options{
 			Address:     opts.XDSAddress,
 			Node:        node,
@@ -245,7 +242,7 @@ func (w *Waypoint) Close() error {
 	}
 	w.mu.Unlock()
 	w.proxy.Engine.Close()
-	w.client.Close()
+	w.upstream.Close()
 	w.wg.Wait()
 	return nil
 }
@@ -283,41 +280,6 @@ func sourceOf(s *hbone.Stream) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(s.RemoteAddr().String())
 	return ap
-}
-
-// dialUpstream opens a connection to an endpoint: an HBONE stream for connect_originate endpoints,
-// plain TCP otherwise.
-func (w *Waypoint) dialUpstream(ctx context.Context, ep *l7.Endpoint) (net.Conn, error) {
-	switch ep.InternalListener {
-	case "":
-		dial := w.opts.UpstreamDial
-		if dial == nil {
-			d := &net.Dialer{}
-			if ep.BindAddress.IsValid() {
-				d.LocalAddr = &net.TCPAddr{IP: ep.BindAddress.AsSlice()}
-			}
-			dial = d.DialContext
-		}
-		return dial(ctx, "tcp", ep.Address)
-	case l7.ConnectOriginate:
-		return w.client.Connect(ctx, hbone.Request{ProxyAddr: ep.TunnelAddress, Target: ep.Address, TLS: w.upTLS.get()})
-	}
-	return nil, fmt.Errorf("endpoint %s: unsupported internal listener %s", ep, ep.InternalListener)
-}
-
-// tlsConfigs holds the one upstream TLS config, so HBONE connections pool under one identity. The
-// config reads the SVID source at every handshake, so rotation needs no rebuild.
-type tlsConfigs struct {
-	once   sync.Once
-	svid   x509svid.Source
-	bundle x509bundle.Source
-	td     spiffeid.TrustDomain
-	cfg    *tls.Config
-}
-
-func (t *tlsConfigs) get() *tls.Config {
-	t.once.Do(func() { t.cfg = hbone.ClientTLSConfig(t.svid, t.bundle, tlsconfig.AuthorizeMemberOf(t.td)) })
-	return t.cfg
 }
 
 // Run is a waypoint process: New, Start, and Close once ctx ends. `meshlab waypoint run` and the

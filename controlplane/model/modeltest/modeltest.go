@@ -34,6 +34,9 @@ const (
 	// ReviewsJWT has RequestAuthentications (reviews through its waypoint, productpage's sidecar) and
 	// AuthorizationPolicies on request principals and request.auth.* conditions.
 	ReviewsJWT = "filters/reviews-jwt.yaml"
+	// BookinfoGateway is Istio's bookinfo-gateway sample (a Gateway of class istio and the HTTPRoute bookinfo),
+	// the gateway's pod, and an HTTPRoute on hostname details.example.com.
+	BookinfoGateway = "gateway/bookinfo-gateway.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.

@@ -1,0 +1,88 @@
+package kube
+
+import (
+	"context"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
+
+	"github.com/meshlab/meshlab/controlplane/ingest"
+	"github.com/meshlab/meshlab/controlplane/model"
+)
+
+// TestRouteParentStatusPerController: an HTTPRoute attached to an ingress Gateway (class istio) and to a
+// Service gets one parent status for each, written as istio.io/gateway-controller for the Gateway (as
+// Istio does) and as meshlab's controller for the Service, each with the problems about itself only; a
+// parentRef to a Gateway of another class gets none; another controller's status is kept.
+func TestRouteParentStatusPerController(t *testing.T) {
+	ctx := context.Background()
+	gw := func(name, class string) *gwv1.Gateway {
+		return &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: gwv1.GatewaySpec{GatewayClassName: gwv1.ObjectName(class), Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}}}}
+	}
+	svcKind, core := gwv1.Kind("Service"), gwv1.Group("")
+	route := &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "bookinfo", Namespace: "default", Generation: 3},
+		Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{
+			{Name: "bookinfo-gateway"},
+			{Group: &core, Kind: &svcKind, Name: "productpage"},
+			{Name: "other-gateway"},
+		}}},
+		Status: gwv1.HTTPRouteStatus{RouteStatus: gwv1.RouteStatus{Parents: []gwv1.RouteParentStatus{
+			{ParentRef: gwv1.ParentReference{Name: "other-gateway"}, ControllerName: "example.com/other"},
+		}}},
+	}
+	ingress, other := gw("bookinfo-gateway", model.IngressGatewayClass), gw("other-gateway", "other")
+	gc := gwfake.NewSimpleClientset() // created through the typed client: the fake's object tracker files them under v1
+	if _, err := gc.GatewayV1().HTTPRoutes("default").Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*gwv1.Gateway{ingress, other} {
+		if _, err := gc.GatewayV1().Gateways("default").Create(ctx, g, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := ingest.NewStore()
+	for _, o := range []ingest.Object{route, ingress, other} {
+		if _, err := store.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := NewStatusWriter(&Clients{Kube: k8sfake.NewSimpleClientset(), Gateway: gc}, store, t.Logf)
+	w.Sync(ctx, model.Build(store.Objects()))
+
+	got, err := gc.GatewayV1().HTTPRoutes("default").Get(ctx, "bookinfo", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byParent := map[string]gwv1.RouteParentStatus{}
+	for _, ps := range got.Status.Parents {
+		byParent[string(ps.ParentRef.Name)] = ps
+	}
+	if len(got.Status.Parents) != 3 {
+		t.Fatalf("parents = %+v, want the gateway's, the Service's and the other controller's", got.Status.Parents)
+	}
+	for name, want := range map[string]gwv1.GatewayController{"bookinfo-gateway": GatewayControllerName, "productpage": ControllerName, "other-gateway": "example.com/other"} {
+		if ps := byParent[name]; ps.ControllerName != want {
+			t.Errorf("parent %s: controller %q, want %q", name, ps.ControllerName, want)
+		}
+	}
+	if ps := byParent["bookinfo-gateway"]; !meta.IsStatusConditionTrue(ps.Conditions, "Accepted") || !meta.IsStatusConditionTrue(ps.Conditions, "ResolvedRefs") {
+		t.Errorf("gateway parent conditions %+v, want Accepted and ResolvedRefs", ps.Conditions)
+	}
+	// The store has no Service productpage: that problem is the Service parent's alone.
+	if c := meta.FindStatusCondition(byParent["productpage"].Conditions, "Accepted"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "NoMatchingParent" {
+		t.Errorf("Service parent Accepted = %+v, want False NoMatchingParent", c)
+	}
+	g, _ := gc.GatewayV1().Gateways("default").Get(ctx, "bookinfo-gateway", metav1.GetOptions{})
+	if !meta.IsStatusConditionTrue(g.Status.Conditions, "Accepted") {
+		t.Errorf("ingress Gateway conditions %+v, want Accepted", g.Status.Conditions)
+	}
+	if o, _ := gc.GatewayV1().Gateways("default").Get(ctx, "other-gateway", metav1.GetOptions{}); len(o.Status.Conditions) != 0 {
+		t.Errorf("a Gateway of another class got status %+v", o.Status.Conditions)
+	}
+}
