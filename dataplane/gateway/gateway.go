@@ -26,7 +26,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -89,13 +88,13 @@ type Gateway struct {
 	opts     Options
 	reg      *prometheus.Registry
 
-	mu      sync.Mutex
-	open    map[string]*socket // by listener name
-	servers []*http.Server
-	conns   sync.WaitGroup
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	mu     sync.Mutex
+	open   map[string]*socket // by listener name
+	http   l7xds.HTTPServers
+	conns  sync.WaitGroup
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // socket is one open listener socket and the configured address it serves.
@@ -134,10 +133,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upstream = l7xds.NewUpstream(opts.SVID, opts.Bundle, opts.TrustDomain, opts.UpstreamDial)
-	node := xdsclient.NewNode(NodeKind, opts.Namespace, opts.Name, opts.IPs, opts.Version)
-	if opts.Pod != "" && len(opts.IPs) > 0 {
-		node.Id = xdsclient.IstioNodeID("router", opts.IPs[0], opts.Pod, opts.Namespace)
-	}
+	node := xdsclient.NewRouterNode(NodeKind, opts.Namespace, opts.Name, opts.Pod, opts.IPs, opts.Version)
 	var err error
 	g.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
 		Engine: l7.Options{Dial: g.upstream.Dial, Metrics: l7.NewMetrics(g.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
@@ -289,23 +285,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 }
 
 func (g *Gateway) serveHTTP(addr string, h http.Handler) error {
-	if addr == "off" {
-		return nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	g.mu.Lock()
-	g.servers = append(g.servers, srv)
-	g.mu.Unlock()
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		srv.Serve(l)
-	}()
-	return nil
+	_, err := g.http.Serve(addr, h)
+	return err
 }
 
 // AdminHandler serves the gateway's admin endpoints (see dataplane/admin and dataplane/l7xds).
@@ -324,10 +305,8 @@ func (g *Gateway) Close() error {
 		s.l.Close()
 		delete(g.open, name)
 	}
-	for _, srv := range g.servers {
-		srv.Close()
-	}
 	g.mu.Unlock()
+	g.http.Close()
 	g.proxy.Engine.Close()
 	g.upstream.Close()
 	g.wg.Wait()

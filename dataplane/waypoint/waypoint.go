@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -85,7 +84,7 @@ type Waypoint struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	servers   []*http.Server
+	http      l7xds.HTTPServers
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
 }
@@ -118,10 +117,7 @@ func New(opts Options) (*Waypoint, error) {
 	if w.reg == nil {
 		w.reg = prometheus.NewRegistry()
 	}
-	node := xdsclient.NewNode("waypoint", opts.Namespace, opts.Name, opts.IPs, opts.Version)
-	if opts.Pod != "" && len(opts.IPs) > 0 {
-		node.Id = xdsclient.IstioNodeID("router", opts.IPs[0], opts.Pod, opts.Namespace)
-	}
+	node := xdsclient.NewRouterNode("waypoint", opts.Namespace, opts.Name, opts.Pod, opts.IPs, opts.Version)
 	var err error
 	w.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
 		Engine: l7.Options{Dial: w.upstream.Dial, Rand: opts.Rand, Metrics: l7.NewMetrics(w.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
@@ -193,24 +189,11 @@ func (w *Waypoint) Run(ctx context.Context) error {
 }
 
 func (w *Waypoint) serveHTTP(addr string, h http.Handler) error {
-	if addr == "off" {
-		return nil
+	l, err := w.http.Serve(addr, h)
+	if l != nil {
+		w.track(l)
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	w.track(l)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	w.mu.Lock()
-	w.servers = append(w.servers, srv)
-	w.mu.Unlock()
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		srv.Serve(l)
-	}()
-	return nil
+	return err
 }
 
 func (w *Waypoint) track(l net.Listener) {
@@ -236,11 +219,7 @@ func (w *Waypoint) Close() error {
 		w.cancel()
 	}
 	w.proxy.HBONE.Close()
-	w.mu.Lock()
-	for _, s := range w.servers {
-		s.Close()
-	}
-	w.mu.Unlock()
+	w.http.Close()
 	w.proxy.Engine.Close()
 	w.upstream.Close()
 	w.wg.Wait()

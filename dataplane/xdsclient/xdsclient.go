@@ -150,6 +150,17 @@ func IstioNodeID(proxyType, ip, pod, namespace string) string {
 	return proxyType + "~" + ip + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
 }
 
+// NewRouterNode is the node of a router proxy (a waypoint or an ingress gateway replica): NewNode's, with
+// Istio's router~IP~POD.NAMESPACE~... ID when the pod and an IP are known, so that each replica is a proxy
+// of its own for proxy-status while the metadata still name the Gateway whose config they all get.
+func NewRouterNode(kind, namespace, name, pod string, ips []string, version string) *corev3.Node {
+	node := NewNode(kind, namespace, name, ips, version)
+	if pod != "" && len(ips) > 0 {
+		node.Id = IstioNodeID("router", ips[0], pod, namespace)
+	}
+	return node
+}
+
 // Run keeps a stream open until ctx ends, reconnecting with back-off.
 func (c *Client) Run(ctx context.Context) error {
 	delay := c.opts.MinBackoff
