@@ -18,27 +18,29 @@ func peerAuthnDerived(name string) bool {
 	return name == model.StaticStrictPolicyName || strings.HasPrefix(name, model.ConvertedPeerAuthnNamePrefix)
 }
 
-// SummarizeIstioPeerAuthn adds the facts of Istio's PeerAuthentication-derived policies to f.
+// SummarizeIstioPeerAuthn adds the facts of Istio's PeerAuthentication-derived policies to f, read in
+// meshlab's shape of the same proto (configgen.ZtunnelAuthorization) so both sides are summarized alike.
 func SummarizeIstioPeerAuthn(f Facts, policies []*security.Authorization) {
+	var as []configgen.ZtunnelAuthorization
 	for _, p := range policies {
-		if !peerAuthnDerived(p.Name) {
-			continue
-		}
-		k := "policy/" + p.Namespace + "/" + p.Name
-		f.add("%s: scope=%s", k, p.Scope)
-		f.add("%s: action=%s", k, p.Action)
-		for gi, g := range p.Groups {
-			for ri, r := range g.Rules {
-				for mi, m := range r.Matches {
-					mk := fmt.Sprintf("%s group[%d] rule[%d] match[%d]", k, gi, ri, mi)
-					addIf(f, mk, "not_principals", istioStrings(m.NotPrincipals))
-					addIf(f, mk, "principals", istioStrings(m.Principals))
-					addIf(f, mk, "destination_ports", portList(m.DestinationPorts))
-					addIf(f, mk, "not_destination_ports", portList(m.NotDestinationPorts))
+		a := configgen.ZtunnelAuthorization{Name: p.Name, Namespace: p.Namespace, Scope: p.Scope.String(), Action: p.Action.String()}
+		for _, g := range p.Groups {
+			var zg configgen.ZtunnelGroup
+			for _, r := range g.Rules {
+				var zr configgen.ZtunnelRules
+				for _, m := range r.Matches {
+					zr.Matches = append(zr.Matches, configgen.ZtunnelMatch{
+						Principals: meshlabMatches(m.Principals), NotPrincipals: meshlabMatches(m.NotPrincipals),
+						DestinationPorts: m.DestinationPorts, NotDestinationPorts: m.NotDestinationPorts,
+					})
 				}
+				zg.Rules = append(zg.Rules, zr)
 			}
+			a.Groups = append(a.Groups, zg)
 		}
+		as = append(as, a)
 	}
+	SummarizeMeshlabPeerAuthn(f, as)
 }
 
 // SummarizeMeshlabPeerAuthn adds the facts of meshlab's PeerAuthentication-derived policies to f.
@@ -54,8 +56,8 @@ func SummarizeMeshlabPeerAuthn(f Facts, policies []configgen.ZtunnelAuthorizatio
 			for ri, r := range g.Rules {
 				for mi, m := range r.Matches {
 					mk := fmt.Sprintf("%s group[%d] rule[%d] match[%d]", k, gi, ri, mi)
-					addIf(f, mk, "not_principals", meshlabStrings(m.NotPrincipals))
-					addIf(f, mk, "principals", meshlabStrings(m.Principals))
+					addIf(f, mk, "not_principals", matchList(m.NotPrincipals))
+					addIf(f, mk, "principals", matchList(m.Principals))
 					addIf(f, mk, "destination_ports", portList(m.DestinationPorts))
 					addIf(f, mk, "not_destination_ports", portList(m.NotDestinationPorts))
 				}
@@ -64,24 +66,25 @@ func SummarizeMeshlabPeerAuthn(f Facts, policies []configgen.ZtunnelAuthorizatio
 	}
 }
 
-func istioStrings(ms []*security.StringMatch) string {
-	var out []string
+// meshlabMatches converts Istio's StringMatches to meshlab's.
+func meshlabMatches(ms []*security.StringMatch) []configgen.ZtunnelStringMatch {
+	var out []configgen.ZtunnelStringMatch
 	for _, m := range ms {
 		switch t := m.MatchType.(type) {
 		case *security.StringMatch_Exact:
-			out = append(out, "exact:"+t.Exact)
+			out = append(out, configgen.ZtunnelStringMatch{Exact: t.Exact})
 		case *security.StringMatch_Prefix:
-			out = append(out, "prefix:"+t.Prefix)
+			out = append(out, configgen.ZtunnelStringMatch{Prefix: t.Prefix})
 		case *security.StringMatch_Suffix:
-			out = append(out, "suffix:"+t.Suffix)
+			out = append(out, configgen.ZtunnelStringMatch{Suffix: t.Suffix})
 		case *security.StringMatch_Presence:
-			out = append(out, "presence")
+			out = append(out, configgen.ZtunnelStringMatch{Presence: true})
 		}
 	}
-	return strings.Join(out, ",")
+	return out
 }
 
-func meshlabStrings(ms []configgen.ZtunnelStringMatch) string {
+func matchList(ms []configgen.ZtunnelStringMatch) string {
 	var out []string
 	for _, m := range ms {
 		switch {
