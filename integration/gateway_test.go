@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshlab/meshlab/controlplane/server/servertest"
 	"github.com/meshlab/meshlab/dataplane/gateway"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 )
 
 // gatewayYAML is meshYAML's mesh with an ingress gateway: Gateway shop-gateway (class istio, port 80), its
@@ -71,11 +72,13 @@ func TestIngressGatewayRoutesByHTTPRoute(t *testing.T) {
 	}
 	log := &syncBuf{}
 	gw, err := gateway.New(gateway.Options{
-		XDSAddress: cp.PlainAddr, Namespace: "shop", Name: "shop-gateway", Pod: "shop-gateway-istio-1", IPs: []string{"127.31.0.20"},
-		SVID: svid, Bundle: cp.CA.Bundle(),
+		RouterOptions: l7xds.RouterOptions{
+			XDSAddress: cp.PlainAddr, Namespace: "shop", Name: "shop-gateway", Pod: "shop-gateway-istio-1", IPs: []string{"127.31.0.20"},
+			SVID: svid, Bundle: cp.CA.Bundle(),
+			AdminAddress: "127.0.0.1:0", HealthAddress: "off",
+			AccessLog: log, Logf: t.Logf,
+		},
 		ListenAddress: func(netip.AddrPort) string { return "127.31.0.20:0" },
-		AdminAddress:  "127.0.0.1:0", HealthAddress: "off",
-		AccessLog: log, Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/internal/istioctltest"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
@@ -48,8 +49,8 @@ func TestIstioctlReadsAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wp, err := waypoint.New(waypoint.Options{XDSAddress: cp.PlainAddr, Namespace: "default", Name: "reviews-waypoint", IPs: []string{"10.244.1.20"},
-		Version: "test", SVID: wsvid, Bundle: cp.CA.Bundle(), HBONEAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", HealthAddress: "off"})
+	wp, err := waypoint.New(waypoint.Options{RouterOptions: l7xds.RouterOptions{XDSAddress: cp.PlainAddr, Namespace: "default", Name: "reviews-waypoint", IPs: []string{"10.244.1.20"},
+		Version: "test", SVID: wsvid, Bundle: cp.CA.Bundle(), AdminAddress: "127.0.0.1:0", HealthAddress: "off"}, HBONEAddress: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

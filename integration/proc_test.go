@@ -17,6 +17,7 @@ import (
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/dataplane/admin"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/dataplane/ztunnel/agent"
@@ -94,13 +95,13 @@ func runWaypoint(ctx context.Context, specPath string) error {
 		return err
 	}
 	defer id.Close()
-	return waypoint.Run(ctx, waypoint.Options{
+	return waypoint.Run(ctx, waypoint.Options{RouterOptions: l7xds.RouterOptions{
 		XDSAddress: spec.ControlPlane, XDSDialOptions: id.XDSDial,
 		Namespace: spec.Namespace, Name: spec.Name, IPs: []string{spec.IP},
 		SVID: id.SVID, Bundle: id.Bundle,
-		HBONEAddress: ":15008", AdminAddress: admin.DefaultAddress, HealthAddress: admin.DefaultHealthAddress,
+		AdminAddress: admin.DefaultAddress, HealthAddress: admin.DefaultHealthAddress,
 		AccessLog: os.Stdout, Logf: logf,
-	})
+	}, HBONEAddress: ":15008"})
 }
 
 func readSpec(path string, v any) error {

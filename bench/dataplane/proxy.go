@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
 	"github.com/meshlab/meshlab/identity/ca"
@@ -117,10 +118,10 @@ func runWaypoint(ctx context.Context, root *ca.CA, spec ProxySpec, ready io.Writ
 	if err != nil {
 		return fmt.Errorf("issuing the waypoint's SVID: %w", err)
 	}
-	w, err := waypoint.New(waypoint.Options{
+	w, err := waypoint.New(waypoint.Options{RouterOptions: l7xds.RouterOptions{
 		XDSAddress: spec.XDSAddress, Namespace: spec.Namespace, Name: spec.Gateway, IPs: []string{spec.IP},
 		SVID: svid, Bundle: root.Bundle(), AdminAddress: "off", HealthAddress: "off", Logf: logf,
-	})
+	}})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/gateway"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/version"
 )
@@ -79,11 +80,11 @@ func runRouter(ctx context.Context, env cliutil.Env, f *routerFlags) error {
 	if f.podIP != "" {
 		ips = []string{f.podIP}
 	}
-	return gateway.Run(ctx, gateway.Options{
+	return gateway.Run(ctx, gateway.Options{RouterOptions: l7xds.RouterOptions{
 		XDSAddress: f.xdsAddress, XDSDialOptions: id.XDSDial,
 		Namespace: f.namespace, Name: f.name, Pod: f.pod, IPs: ips, Version: version.Version,
 		SVID: id.SVID, Bundle: id.Bundle,
 		AdminAddress: f.adminAddr, HealthAddress: f.health,
 		AccessLog: env.Streams.Out, Logf: logf,
-	})
+	}})
 }

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,10 +27,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"google.golang.org/grpc"
 
 	"github.com/meshlab/meshlab/dataplane/admin"
 	"github.com/meshlab/meshlab/dataplane/l7"
@@ -44,41 +39,10 @@ const NodeKind = "gateway"
 
 // Options configure a Gateway.
 type Options struct {
-	// XDSAddress is the control plane's ADS endpoint (host:port). Required.
-	XDSAddress string
-	// XDSDialOptions for gRPC; nil means plaintext.
-	XDSDialOptions []grpc.DialOption
-	// Namespace and Name identify the gateway (its Gateway). Required. With Pod and an IP the node ID is
-	// Istio's router~IP~POD.NAMESPACE~..., so that each replica is a proxy of its own for proxy-status.
-	Namespace, Name, Pod string
-	// IPs are the gateway pod's addresses, sent as node metadata.
-	IPs []string
-	// Version is reported to the control plane.
-	Version string
-
-	// SVID is the gateway's identity towards HBONE upstreams. Required.
-	SVID x509svid.Source
-	// Bundle verifies upstream peers. Required.
-	Bundle x509bundle.Source
-	// TrustDomain is what upstream peers must belong to (default: the SVID's).
-	TrustDomain spiffeid.TrustDomain
-
+	l7xds.RouterOptions
 	// ListenAddress maps a listener's address from the config (0.0.0.0:80) to where to bind it; nil binds
 	// it as it is. Tests bind 127.0.0.1:0 instead.
 	ListenAddress func(configured netip.AddrPort) string
-	// AdminAddress serves the admin interface (default 127.0.0.1:15000; "off" disables it).
-	AdminAddress string
-	// HealthAddress serves /healthz/ready (default ":15021"; "off" disables it).
-	HealthAddress string
-	// UpstreamDial opens TCP connections to endpoints and HBONE peers; nil uses a net.Dialer.
-	UpstreamDial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	// AccessLog receives one line per request; nil discards.
-	AccessLog io.Writer
-	// Logf reports events and errors; nil discards.
-	Logf func(format string, args ...any)
-	// Registry receives the metrics; nil creates one.
-	Registry *prometheus.Registry
 }
 
 // Gateway is a running ingress gateway.
@@ -105,38 +69,19 @@ type socket struct {
 
 // New checks opts and builds the gateway; Start runs it.
 func New(opts Options) (*Gateway, error) {
-	if opts.XDSAddress == "" || opts.SVID == nil || opts.Bundle == nil || opts.Namespace == "" || opts.Name == "" {
-		return nil, errors.New("gateway: XDSAddress, SVID, Bundle, Namespace and Name are required")
-	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
+	if err := opts.Complete("gateway"); err != nil {
+		return nil, err
 	}
 	if opts.ListenAddress == nil {
 		opts.ListenAddress = func(a netip.AddrPort) string { return a.String() }
 	}
-	if opts.AdminAddress == "" {
-		opts.AdminAddress = admin.DefaultAddress
-	}
-	if opts.HealthAddress == "" {
-		opts.HealthAddress = admin.DefaultHealthAddress
-	}
-	if opts.TrustDomain.IsZero() {
-		svid, err := opts.SVID.GetX509SVID()
-		if err != nil {
-			return nil, fmt.Errorf("reading the gateway's SVID: %w", err)
-		}
-		opts.TrustDomain = svid.ID.TrustDomain()
-	}
 	g := &Gateway{opts: opts, reg: opts.Registry, open: map[string]*socket{}}
-	if g.reg == nil {
-		g.reg = prometheus.NewRegistry()
-	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upstream = l7xds.NewUpstream(opts.SVID, opts.Bundle, opts.TrustDomain, opts.UpstreamDial)
 	node := xdsclient.NewRouterNode(NodeKind, opts.Namespace, opts.Name, opts.Pod, opts.IPs, opts.Version)
 	var err error
 	g.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
-		Engine: l7.Options{Dial: g.upstream.Dial, Metrics: l7.NewMetrics(g.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
+		Engine: l7.Options{Dial: g.upstream.Dial, Rand: opts.Rand, Metrics: l7.NewMetrics(g.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
 		XDS: xdsclient.Options{
 			Address:     opts.XDSAddress,
 			Node:        node,

@@ -20,6 +20,7 @@ import (
 	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/gateway"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
 	"github.com/meshlab/meshlab/identity/ca"
 )
@@ -84,14 +85,14 @@ func TestGatewayListenersFollowConfig(t *testing.T) {
 	const node = "gateway/shop/gw"
 	xs.Set(t, node, "v1", config(backend.Addr().String(), 80))
 	g, err := gateway.New(gateway.Options{
-		XDSAddress: xs.Addr, Namespace: "shop", Name: "gw", SVID: svid, Bundle: authority.Bundle(),
+		RouterOptions: l7xds.RouterOptions{XDSAddress: xs.Addr, Namespace: "shop", Name: "gw", SVID: svid, Bundle: authority.Bundle(),
+			AdminAddress: "off", HealthAddress: "off", Logf: t.Logf},
 		ListenAddress: func(a netip.AddrPort) string {
 			if a.Port() == 81 {
 				return taken.Addr().String()
 			}
 			return "127.0.0.1:0"
 		},
-		AdminAddress: "off", HealthAddress: "off", Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)

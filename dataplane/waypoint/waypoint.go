@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,10 +17,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"google.golang.org/grpc"
 
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/dataplane/admin"
@@ -36,43 +32,9 @@ const MainInternal = "main_internal"
 
 // Options configure a Waypoint.
 type Options struct {
-	// XDSAddress is the control plane's ADS endpoint (host:port). Required.
-	XDSAddress string
-	// XDSDialOptions for gRPC; nil means plaintext.
-	XDSDialOptions []grpc.DialOption
-	// Namespace and Name identify the waypoint (its Gateway); the node id is waypoint/NAMESPACE/NAME, or
-	// with Pod and an IP Istio's router~IP~POD.NAMESPACE~..., so that each replica is a proxy of its own
-	// for proxy-status (the metadata still name the Gateway, whose config every replica gets).
-	Namespace, Name, Pod string
-	// IPs are the waypoint pod's addresses, sent as node metadata.
-	IPs []string
-	// Version is reported to the control plane.
-	Version string
-
-	// SVID is the waypoint's own identity, presented to clients and upstreams. Required.
-	SVID x509svid.Source
-	// Bundle verifies peers. Required.
-	Bundle x509bundle.Source
-	// TrustDomain is what peers must belong to (default: the SVID's).
-	TrustDomain spiffeid.TrustDomain
-
+	l7xds.RouterOptions
 	// HBONEAddress is where HBONE is terminated (default ":15008").
 	HBONEAddress string
-	// AdminAddress serves the admin interface (default 127.0.0.1:15000; "off" disables it).
-	AdminAddress string
-	// HealthAddress serves /healthz/ready (default ":15021"; "off" disables it).
-	HealthAddress string
-	// UpstreamDial opens TCP connections to HBONE peers; nil uses a net.Dialer.
-	UpstreamDial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	// AccessLog receives one line per request; nil discards.
-	AccessLog io.Writer
-	// Logf reports events and errors; nil discards.
-	Logf func(format string, args ...any)
-	// Registry receives the metrics; nil creates one.
-	Registry *prometheus.Registry
-	// Rand is passed to the engine (seeded in tests); nil is math/rand/v2.
-	Rand func() uint64
 }
 
 // Waypoint is a running waypoint proxy.
@@ -91,32 +53,13 @@ type Waypoint struct {
 
 // New checks opts and builds the waypoint; Start runs it.
 func New(opts Options) (*Waypoint, error) {
-	if opts.XDSAddress == "" || opts.SVID == nil || opts.Bundle == nil || opts.Namespace == "" || opts.Name == "" {
-		return nil, errors.New("waypoint: XDSAddress, SVID, Bundle, Namespace and Name are required")
-	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
+	if err := opts.Complete("waypoint"); err != nil {
+		return nil, err
 	}
 	if opts.HBONEAddress == "" {
 		opts.HBONEAddress = fmt.Sprintf(":%d", mesh.HBONEPort)
 	}
-	if opts.AdminAddress == "" {
-		opts.AdminAddress = admin.DefaultAddress
-	}
-	if opts.HealthAddress == "" {
-		opts.HealthAddress = admin.DefaultHealthAddress
-	}
-	if opts.TrustDomain.IsZero() {
-		svid, err := opts.SVID.GetX509SVID()
-		if err != nil {
-			return nil, fmt.Errorf("reading the waypoint's SVID: %w", err)
-		}
-		opts.TrustDomain = svid.ID.TrustDomain()
-	}
 	w := &Waypoint{opts: opts, reg: opts.Registry, upstream: l7xds.NewUpstream(opts.SVID, opts.Bundle, opts.TrustDomain, opts.UpstreamDial)}
-	if w.reg == nil {
-		w.reg = prometheus.NewRegistry()
-	}
 	node := xdsclient.NewRouterNode("waypoint", opts.Namespace, opts.Name, opts.Pod, opts.IPs, opts.Version)
 	var err error
 	w.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{

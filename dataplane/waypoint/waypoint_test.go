@@ -25,6 +25,7 @@ import (
 	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/hbone"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
 	"github.com/meshlab/meshlab/identity/ca"
 	"github.com/meshlab/meshlab/internal/stats"
@@ -166,12 +167,12 @@ func newFixture(t testing.TB, hold ...string) *fixture {
 		t.Fatal(err)
 	}
 	seed := rand.New(rand.NewPCG(1, 2))
-	f.wp, err = New(Options{
+	f.wp, err = New(Options{RouterOptions: l7xds.RouterOptions{
 		XDSAddress: f.xds.Addr, Namespace: "default", Name: "waypoint", IPs: []string{"127.0.0.1"},
 		SVID: wsvid, Bundle: authority.Bundle(),
-		HBONEAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0", HealthAddress: "off",
+		AdminAddress: "127.0.0.1:0", HealthAddress: "off",
 		AccessLog: f.log, Rand: seed.Uint64,
-	})
+	}, HBONEAddress: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

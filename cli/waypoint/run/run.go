@@ -21,6 +21,7 @@ import (
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/dataplane/admin"
+	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/proxyboot"
 	"github.com/meshlab/meshlab/dataplane/waypoint"
 	"github.com/meshlab/meshlab/version"
@@ -92,11 +93,11 @@ func runE(ctx context.Context, env cliutil.Env, f *flagpole) error {
 	if f.podIP != "" {
 		ips = []string{f.podIP}
 	}
-	return waypoint.Run(ctx, waypoint.Options{
+	return waypoint.Run(ctx, waypoint.Options{RouterOptions: l7xds.RouterOptions{
 		XDSAddress: f.xdsAddress, XDSDialOptions: id.XDSDial,
 		Namespace: f.namespace, Name: f.name, Pod: f.pod, IPs: ips, Version: version.Version,
 		SVID: id.SVID, Bundle: id.Bundle,
-		HBONEAddress: f.hboneAddr, AdminAddress: f.adminAddr, HealthAddress: f.healthAddr,
+		AdminAddress: f.adminAddr, HealthAddress: f.healthAddr,
 		AccessLog: env.Streams.Out, Logf: logf,
-	})
+	}, HBONEAddress: f.hboneAddr})
 }
