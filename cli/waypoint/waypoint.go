@@ -150,10 +150,7 @@ func newApplyCommand(env cliutil.Env) *cobra.Command {
 			if err := f.validate(); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := commandContext(cmd)
 			c, err := NewClients(env)
 			if err != nil {
 				return err
@@ -164,7 +161,7 @@ func newApplyCommand(env cliutil.Env) *cobra.Command {
 			// istioctl's lines, in its order (istioctl waits only with --wait; meshlab waits by default).
 			fmt.Fprintf(env.Streams.Out, "✅ waypoint %s/%s applied\n", f.namespace, f.name)
 			if wait {
-				if err := WaitProgrammed(ctx, c, f.namespace, f.name, timeout); err != nil {
+				if _, err := WaitProgrammed(ctx, c, f.namespace, f.name, timeout); err != nil {
 					return err
 				}
 				fmt.Fprintf(env.Streams.Out, "✅ waypoint %s/%s is ready!\n", f.namespace, f.name)
@@ -209,14 +206,14 @@ func Apply(ctx context.Context, c *kube.Clients, gw *gwv1.Gateway) error {
 	return nil
 }
 
-// WaitProgrammed polls until the Gateway reports Programmed=True.
-func WaitProgrammed(ctx context.Context, c *kube.Clients, namespace, name string, timeout time.Duration) error {
+// WaitProgrammed polls until the Gateway reports Programmed=True, and returns it as read then.
+func WaitProgrammed(ctx context.Context, c *kube.Clients, namespace, name string, timeout time.Duration) (*gwv1.Gateway, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		gw, err := c.Gateway.GatewayV1().Gateways(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && meta.IsStatusConditionTrue(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)) {
-			return nil
+			return gw, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -226,7 +223,7 @@ func WaitProgrammed(ctx context.Context, c *kube.Clients, namespace, name string
 			} else if cond := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); cond != nil {
 				reason = cond.Message
 			}
-			return fmt.Errorf("waypoint %s/%s not programmed after %s: %s", namespace, name, timeout, reason)
+			return nil, fmt.Errorf("waypoint %s/%s not programmed after %s: %s", namespace, name, timeout, reason)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -309,13 +306,7 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 // all namespaces). The traffic type is the istio.io/waypoint-for label as written ("none" without one) and
 // PROGRAMMED is False until the controller says otherwise, as in istioctl.
 func WriteList(w io.Writer, gws []gwv1.Gateway, withNamespace bool) error {
-	tw := newTable(w)
-	header := "NAME\tREVISION\tTRAFFIC TYPE\tPROGRAMMED"
-	if withNamespace {
-		header = "NAMESPACE\t" + header
-	}
-	fmt.Fprintln(tw, header)
-	for _, gw := range gws {
+	return writeTable(w, "NAME\tREVISION\tTRAFFIC TYPE\tPROGRAMMED", gws, withNamespace, func(gw *gwv1.Gateway) []string {
 		revision := gw.Labels["istio.io/rev"]
 		if revision == "" {
 			revision = "default"
@@ -328,9 +319,22 @@ func WriteList(w io.Writer, gws []gwv1.Gateway, withNamespace bool) error {
 		if c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); c != nil {
 			programmed = string(c.Status)
 		}
-		row := []string{gw.Name, revision, traffic, programmed}
+		return []string{gw.Name, revision, traffic, programmed}
+	})
+}
+
+// writeTable prints one row of cells per waypoint under header in istioctl waypoint's layout, with the
+// NAMESPACE column first when withNamespace.
+func writeTable(w io.Writer, header string, gws []gwv1.Gateway, withNamespace bool, cells func(*gwv1.Gateway) []string) error {
+	tw := newTable(w)
+	if withNamespace {
+		header = "NAMESPACE\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for i := range gws {
+		row := cells(&gws[i])
 		if withNamespace {
-			row = append([]string{gw.Namespace}, row...)
+			row = append([]string{gws[i].Namespace}, row...)
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -362,20 +366,16 @@ func newStatusCommand(env cliutil.Env) *cobra.Command {
 				fmt.Fprintln(env.Streams.Out, noWaypoints)
 				return nil
 			}
-			var rows []*gwv1.Gateway
-			for _, gw := range gws {
-				if wait {
-					if err := WaitProgrammed(ctx, c, gw.Namespace, gw.Name, timeout); err != nil {
+			if wait {
+				for i, gw := range gws {
+					programmed, err := WaitProgrammed(ctx, c, gw.Namespace, gw.Name, timeout)
+					if err != nil {
 						return err
 					}
+					gws[i] = *programmed
 				}
-				now, err := c.Gateway.GatewayV1().Gateways(gw.Namespace).Get(ctx, gw.Name, metav1.GetOptions{})
-				if err != nil {
-					return fmt.Errorf("reading waypoint %s/%s: %w", gw.Namespace, gw.Name, err)
-				}
-				rows = append(rows, now)
 			}
-			return WriteStatus(env.Streams.Out, rows, all)
+			return WriteStatus(env.Streams.Out, gws, all)
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the waypoints")
@@ -388,27 +388,16 @@ func newStatusCommand(env cliutil.Env) *cobra.Command {
 // WriteStatus prints one row per waypoint as istioctl waypoint status does: NAME STATUS TYPE REASON MESSAGE
 // (NAMESPACE first with all namespaces), from the Programmed condition, or the last condition when the
 // Gateway has no Programmed one yet.
-func WriteStatus(w io.Writer, gws []*gwv1.Gateway, withNamespace bool) error {
-	tw := newTable(w)
-	header := "NAME\tSTATUS\tTYPE\tREASON\tMESSAGE"
-	if withNamespace {
-		header = "NAMESPACE\t" + header
-	}
-	fmt.Fprintln(tw, header)
-	for _, gw := range gws {
+func WriteStatus(w io.Writer, gws []gwv1.Gateway, withNamespace bool) error {
+	return writeTable(w, "NAME\tSTATUS\tTYPE\tREASON\tMESSAGE", gws, withNamespace, func(gw *gwv1.Gateway) []string {
 		var cond metav1.Condition
 		if c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); c != nil {
 			cond = *c
 		} else if n := len(gw.Status.Conditions); n > 0 {
 			cond = gw.Status.Conditions[n-1]
 		}
-		row := []string{gw.Name, string(cond.Status), cond.Type, cond.Reason, cond.Message}
-		if withNamespace {
-			row = append([]string{gw.Namespace}, row...)
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	return tw.Flush()
+		return []string{gw.Name, string(cond.Status), cond.Type, cond.Reason, cond.Message}
+	})
 }
 
 func newDeleteCommand(env cliutil.Env) *cobra.Command {
@@ -421,10 +410,7 @@ func newDeleteCommand(env cliutil.Env) *cobra.Command {
 			if all == (len(args) > 0) {
 				return cliutil.Usagef("name one or more waypoints, or pass --all")
 			}
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
+			ctx := commandContext(cmd)
 			c, err := NewClients(env)
 			if err != nil {
 				return err
