@@ -88,36 +88,30 @@ func jwtRequirement(r *jwtv3.JwtRequirement) string {
 	case *jwtv3.JwtRequirement_AllowMissingOrFailed:
 		return "allow_missing_or_failed"
 	case *jwtv3.JwtRequirement_RequiresAny:
-		var parts []string
-		for _, c := range t.RequiresAny.Requirements {
-			parts = append(parts, jwtRequirement(c))
-		}
-		return "any(" + strings.Join(parts, ",") + ")"
+		return opList("any", t.RequiresAny.Requirements, jwtRequirement)
 	case *jwtv3.JwtRequirement_RequiresAll:
-		var parts []string
-		for _, c := range t.RequiresAll.Requirements {
-			parts = append(parts, jwtRequirement(c))
-		}
-		return "all(" + strings.Join(parts, ",") + ")"
+		return opList("all", t.RequiresAll.Requirements, jwtRequirement)
 	}
 	return "?"
 }
 
-func rbacPrincipal(p *rbacconfigv3.Principal) string {
-	list := func(op string, ids []*rbacconfigv3.Principal) string {
-		var parts []string
-		for _, id := range ids {
-			parts = append(parts, rbacPrincipal(id))
-		}
-		return op + "(" + strings.Join(parts, ",") + ")"
+// opList writes a combinator and its operands, each written by f: op(a,b,...).
+func opList[T any](op string, xs []T, f func(T) string) string {
+	parts := make([]string, 0, len(xs))
+	for _, x := range xs {
+		parts = append(parts, f(x))
 	}
+	return op + "(" + strings.Join(parts, ",") + ")"
+}
+
+func rbacPrincipal(p *rbacconfigv3.Principal) string {
 	switch id := p.GetIdentifier().(type) {
 	case *rbacconfigv3.Principal_Any:
 		return "any"
 	case *rbacconfigv3.Principal_AndIds:
-		return list("and", id.AndIds.Ids)
+		return opList("and", id.AndIds.Ids, rbacPrincipal)
 	case *rbacconfigv3.Principal_OrIds:
-		return list("or", id.OrIds.Ids)
+		return opList("or", id.OrIds.Ids, rbacPrincipal)
 	case *rbacconfigv3.Principal_NotId:
 		return "not(" + rbacPrincipal(id.NotId) + ")"
 	case *rbacconfigv3.Principal_Authenticated_:
@@ -137,20 +131,13 @@ func rbacPrincipal(p *rbacconfigv3.Principal) string {
 }
 
 func rbacPermission(p *rbacconfigv3.Permission) string {
-	list := func(op string, rs []*rbacconfigv3.Permission) string {
-		var parts []string
-		for _, r := range rs {
-			parts = append(parts, rbacPermission(r))
-		}
-		return op + "(" + strings.Join(parts, ",") + ")"
-	}
 	switch r := p.GetRule().(type) {
 	case *rbacconfigv3.Permission_Any:
 		return "any"
 	case *rbacconfigv3.Permission_AndRules:
-		return list("and", r.AndRules.Rules)
+		return opList("and", r.AndRules.Rules, rbacPermission)
 	case *rbacconfigv3.Permission_OrRules:
-		return list("or", r.OrRules.Rules)
+		return opList("or", r.OrRules.Rules, rbacPermission)
 	case *rbacconfigv3.Permission_NotRule:
 		return "not(" + rbacPermission(r.NotRule) + ")"
 	case *rbacconfigv3.Permission_Header:
