@@ -1,4 +1,5 @@
-// Package e2e runs meshlab end to end on a real kind cluster: `meshlab up`, traffic from the sleep pod,
+// Package e2e runs meshlab end to end on a real kind cluster, brought up by meshlabenv (the e2e-framework
+// environment meshlab offers its users): `meshlab up`, traffic from the sleep pod,
 // `meshlab status`, `meshlab down`. It needs root and Docker (meshlab prepares the host itself) and is
 // enabled by MESHLAB_E2E=1 (`make e2e` sets it); MESHLAB_BIN names the meshlab binary under test.
 package e2e
@@ -7,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +18,12 @@ import (
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/e2e-framework/pkg/env"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
 
 	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/log"
+	"github.com/meshlab/meshlab/meshlabenv"
 )
 
 var (
@@ -35,9 +41,25 @@ func TestMain(m *testing.M) {
 	meshlabBin = os.Getenv("MESHLAB_BIN")
 	clusterName = os.Getenv("MESHLAB_E2E_CLUSTER")
 	if clusterName == "" {
-		clusterName = "meshlab-e2e"
+		clusterName = meshlabenv.DefaultName
 	}
-	os.Exit(m.Run())
+	if meshlabBin == "" {
+		os.Stderr.WriteString("e2e: MESHLAB_BIN is not set (the meshlab binary under test; `make e2e` sets it)\n")
+		os.Exit(2)
+	}
+	// The lab comes from meshlabenv, the e2e-framework environment meshlab offers its users: Setup runs
+	// `meshlab up` (reusing a running lab), Finish `meshlab down` (kept with MESHLAB_KEEP=1). Every test in
+	// the package shares it.
+	opts := meshlabenv.Options{Name: clusterName, Binary: meshlabBin, Logger: log.NewWriter(os.Stderr, 1)}
+	testenv := env.New()
+	testenv.Setup(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+		start := time.Now()
+		ctx, err := meshlabenv.Setup(opts)(ctx, cfg)
+		fmt.Fprintf(os.Stderr, "e2e: meshlab up took %s\n", time.Since(start).Round(time.Second))
+		return ctx, err
+	})
+	testenv.Finish(meshlabenv.Finish(opts))
+	os.Exit(testenv.Run(m))
 }
 
 // meshlab runs the binary under test and returns stdout; stderr is logged.
@@ -73,25 +95,8 @@ func kubectl(t *testing.T) string {
 }
 
 func TestWalkingSkeleton(t *testing.T) {
-	if meshlabBin == "" {
-		t.Fatal("MESHLAB_BIN is not set")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Minute)
 	defer cancel()
-	t.Cleanup(func() {
-		out, err := meshlab(t, context.Background(), "down")
-		if err != nil {
-			t.Errorf("meshlab down: %v", err)
-		}
-		t.Logf("down: %s", out)
-	})
-
-	start := time.Now()
-	out, err := meshlab(t, ctx, "up", "--offline", "-v")
-	if err != nil {
-		t.Fatalf("meshlab up: %v\n%s", err, out)
-	}
-	t.Logf("up took %s:\n%s", time.Since(start).Round(time.Second), out)
 
 	t.Run("second up converges", func(t *testing.T) {
 		start := time.Now()

@@ -66,31 +66,12 @@ func toYAML(t *testing.T, objs ...any) []byte {
 	return b.Bytes()
 }
 
-// labUp makes sure the lab exists: the lead's running cluster (MESHLAB_E2E_CLUSTER), or one brought up and
-// torn down here.
-func labUp(t *testing.T, ctx context.Context) {
-	t.Helper()
-	if meshlabBin == "" {
-		t.Fatal("MESHLAB_BIN is not set")
-	}
-	out, err := meshlab(t, ctx, "status", "-o", "json")
-	var st struct{ Exists bool }
-	if err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Exists {
-		return
-	}
-	t.Cleanup(func() { meshlab(t, context.Background(), "down") })
-	if out, err := meshlab(t, ctx, "up", "--offline"); err != nil {
-		t.Fatalf("meshlab up: %v\n%s", err, out)
-	}
-}
-
 // TestSidecar checks sidecar mode on the lab: `meshlab check`, bookinfo in an injected namespace serving
 // /productpage through sidecars, the sidecar's own config dump, and the injection matrix through the real
 // API server (one namespace and pod per row of inject.Matrix).
 func TestSidecar(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	labUp(t, ctx)
 	image := strings.TrimSpace(mustKC(t, ctx, nil, "-n", "istio-system", "get", "deploy", "istiod",
 		"-o", "jsonpath={.spec.template.spec.containers[0].image}"))
 	if image == "" {
