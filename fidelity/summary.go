@@ -1,6 +1,8 @@
 package fidelity
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -17,6 +19,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -436,6 +439,9 @@ func summarizeRouteConfig(f Facts, k string, rc *routev3.RouteConfiguration) {
 			if r.Decorator != nil {
 				f.add("%s: decorator=%s", rk, r.Decorator.Operation)
 			}
+			if cfg := r.TypedPerFilterConfig["envoy.filters.http.cors"]; cfg != nil {
+				f.add("%s: cors=%s", rk, corsPolicy(cfg))
+			}
 			switch a := r.Action.(type) {
 			case *routev3.Route_Route:
 				ra := a.Route
@@ -478,6 +484,24 @@ func summarizeRouteConfig(f Facts, k string, rc *routev3.RouteConfiguration) {
 			}
 		}
 	}
+}
+
+// corsPolicy is a route's CORS policy as one fact: every field, in Envoy's JSON.
+func corsPolicy(cfg *anypb.Any) string {
+	msg, err := cfg.UnmarshalNew()
+	if err != nil {
+		return "undecodable:" + cfg.TypeUrl
+	}
+	b, err := protojson.MarshalOptions{}.Marshal(msg)
+	if err != nil {
+		return "unmarshalable"
+	}
+	// protojson's output is not byte-stable (it may add spaces); compact it.
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return string(b)
+	}
+	return out.String()
 }
 
 func u32(v *wrapperspb.UInt32Value) string {

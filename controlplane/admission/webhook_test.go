@@ -323,14 +323,14 @@ spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]
   jwtRules: [{issuer: "https://accounts.example.com", jwksUri: "https://accounts.example.com/jwks"}]
 `, denied: "spec.jwtRules[0].jwksUri: meshlab does not implement RequestAuthentication jwtRules.jwksUri; meshlab fetches no keys"},
-		{name: "VirtualService CORS policy is denied", doc: `
+		{name: "VirtualService CORS policy is admitted (implemented)", doc: `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews, namespace: bookinfo}
 spec:
   hosts: [reviews]
   http: [{corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}, route: [{destination: {host: reviews}}]}]
-`, denied: "spec.http[0].corsPolicy: meshlab does not implement VirtualService http.corsPolicy"},
+`},
 		{name: "HTTPRoute CORS filter is denied", doc: `
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

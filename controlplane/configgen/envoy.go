@@ -15,6 +15,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	httpfaultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
@@ -44,6 +45,7 @@ const (
 	nameTCPProxy       = "envoy.filters.network.tcp_proxy"
 	nameRouter         = "envoy.filters.http.router"
 	nameFault          = "envoy.filters.http.fault"
+	nameCORS           = "envoy.filters.http.cors"
 	nameRBAC           = "envoy.filters.http.rbac"
 	nameJWTAuthn       = "envoy.filters.http.jwt_authn"
 	nameOriginalDst    = "envoy.filters.listener.original_dst"
@@ -193,6 +195,49 @@ func hcmConfig(statPrefix, rds string, inline *routev3.RouteConfiguration, filte
 }
 
 func faultFilter() *hcmv3.HttpFilter { return httpFilter(nameFault, &httpfaultv3.HTTPFault{}) }
+
+// routeFilters are the filters every HTTP chain carries, as istiod's do, because routes may configure
+// them per route (typed_per_filter_config): fault, then CORS.
+func routeFilters() []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{faultFilter(), httpFilter(nameCORS, &corsv3.Cors{})}
+}
+
+// corsConfig is a route's CORS policy in Envoy's per-route form, as Istio writes it: the filter enabled for
+// every request, origins as string matchers, lists joined by commas, max age in seconds.
+func corsConfig(c *model.CORS) *anypb.Any {
+	out := &corsv3.CorsPolicy{
+		AllowMethods:                 strings.Join(c.AllowMethods, ","),
+		AllowHeaders:                 strings.Join(c.AllowHeaders, ","),
+		ExposeHeaders:                strings.Join(c.ExposeHeaders, ","),
+		FilterEnabled:                &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100, Denominator: typev3.FractionalPercent_HUNDRED}},
+		ForwardNotMatchingPreflights: wrapperspb.Bool(c.ForwardUnmatchedPreflights),
+	}
+	for _, o := range c.AllowOrigins {
+		out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, stringMatcher(o))
+	}
+	if c.MaxAge != nil {
+		out.MaxAge = strconv.FormatInt(int64(c.MaxAge.Seconds()), 10)
+	}
+	if c.AllowCredentials != nil {
+		out.AllowCredentials = wrapperspb.Bool(*c.AllowCredentials)
+	}
+	return mustAny(out)
+}
+
+// perFilterConfig is a route's typed_per_filter_config: its fault and CORS policies; nil when it has neither.
+func perFilterConfig(r *model.RouteRule) map[string]*anypb.Any {
+	if r.Fault == nil && r.CORS == nil {
+		return nil
+	}
+	out := map[string]*anypb.Any{}
+	if r.Fault != nil {
+		out[nameFault] = faultConfig(r.Fault)
+	}
+	if r.CORS != nil {
+		out[nameCORS] = corsConfig(r.CORS)
+	}
+	return out
+}
 
 func edsCluster(name string, svc *model.Service, dr *model.DestinationRule) *clusterv3.Cluster {
 	c := &clusterv3.Cluster{
@@ -536,14 +581,15 @@ func ruleRoutes(rules []*model.RouteRule, port uint32, name clusterNamer, hashes
 			}
 			if r.Redirect != nil {
 				route.Action = redirectAction(r.Redirect, port, r.Source.Kind == ingest.KindHTTPRoute)
-				if r.Fault != nil {
-					route.TypedPerFilterConfig = map[string]*anypb.Any{nameFault: faultConfig(r.Fault)}
-				}
+				route.TypedPerFilterConfig = perFilterConfig(r)
 				out = append(out, route)
 				continue
 			}
 			if r.DirectStatus != 0 {
 				route.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: r.DirectStatus}}
+				if r.CORS != nil {
+					route.TypedPerFilterConfig = map[string]*anypb.Any{nameCORS: corsConfig(r.CORS)}
+				}
 				out = append(out, route)
 				continue
 			}
@@ -634,9 +680,7 @@ func ruleRoutes(rules []*model.RouteRule, port uint32, name clusterNamer, hashes
 				action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weighted}}
 			}
 			route.Action = &routev3.Route_Route{Route: action}
-			if r.Fault != nil {
-				route.TypedPerFilterConfig = map[string]*anypb.Any{nameFault: faultConfig(r.Fault)}
-			}
+			route.TypedPerFilterConfig = perFilterConfig(r)
 			out = append(out, route)
 		}
 	}

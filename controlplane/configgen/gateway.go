@@ -47,7 +47,7 @@ func (g *gatewayGen) listeners() []*listenerv3.Listener {
 	// connect_originate carries requests to mesh pods over HBONE, as on a waypoint.
 	out := []*listenerv3.Listener{connectOriginateListener()}
 	for _, p := range g.gw.Ports {
-		m := hcmConfig("outbound_"+GatewayListenerName(p.Port), GatewayRouteName(p.Port), nil, faultFilter())
+		m := hcmConfig("outbound_"+GatewayListenerName(p.Port), GatewayRouteName(p.Port), nil, routeFilters()...)
 		m.UseRemoteAddress = wrapperspb.Bool(true) // the gateway is the edge: the client is the peer
 		out = append(out, &listenerv3.Listener{
 			Name:             GatewayListenerName(p.Port),

@@ -41,6 +41,8 @@ func TestGolden(t *testing.T) {
 		{"waypoint-vs-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSFilters}, reviewsWaypoint},
 		{"waypoint-httproute-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters}, reviewsWaypoint},
 		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
+		{"waypoint-vs-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, reviewsWaypoint},
+		{"sidecar-productpage-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, productpage},
 		{"waypoint-httproute-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteMirror}, reviewsWaypoint},
 		{"sidecar-productpage-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, productpage},
 		{"waypoint-dr-policy.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsDRPolicy}, reviewsWaypoint},

@@ -170,7 +170,7 @@ func (g *sidecarGen) outbound() *listenerv3.Listener {
 			name := OutboundName(svc, p.Port, "")
 			var f *listenerv3.Filter
 			if p.Protocol.IsHTTP() {
-				f = hcm("outbound_"+strconv.FormatUint(uint64(p.Port), 10)+"_"+svc.FQDN, strconv.FormatUint(uint64(p.Port), 10), nil)
+				f = hcm("outbound_"+strconv.FormatUint(uint64(p.Port), 10)+"_"+svc.FQDN, strconv.FormatUint(uint64(p.Port), 10), nil, routeFilters()...)
 			} else {
 				f = tcpProxy(name, name)
 			}
@@ -197,12 +197,13 @@ func (g *sidecarGen) outbound() *listenerv3.Listener {
 }
 
 func (g *sidecarGen) inbound() *listenerv3.Listener {
-	// Inbound HTTP filters, in istiod's order: jwt_authn, then RBAC.
+	// Inbound HTTP filters, in istiod's order: jwt_authn, RBAC, then fault and CORS (every chain has them).
 	var filters []*hcmv3.HttpFilter
 	if f := jwtFilter(g.snap.JWTRulesForWorkload(g.wl), false); f != nil {
 		filters = append(filters, f)
 	}
 	filters = append(filters, rbacFilters(g.snap.PoliciesForWorkload(g.wl))...)
+	filters = append(filters, routeFilters()...)
 	var chains []*listenerv3.FilterChain
 	for _, ip := range g.inboundPorts() {
 		name := InboundName(ip.port)

@@ -71,13 +71,13 @@ func (g *waypointGen) policies(svc *model.Service) []*model.AuthorizationPolicy 
 }
 
 // httpFilters are a chain's filters before the router, in istiod's order: jwt_authn (RequestAuthentications
-// for the chain), RBAC (AuthorizationPolicies), fault.
+// for the chain), RBAC (AuthorizationPolicies), fault, CORS.
 func (g *waypointGen) httpFilters(svc *model.Service) []*hcmv3.HttpFilter {
 	var out []*hcmv3.HttpFilter
 	if f := jwtFilter(g.snap.JWTRulesForWaypoint(g.scope.Waypoint, svc), true); f != nil {
 		out = append(out, f)
 	}
-	return append(append(out, rbacFilters(g.policies(svc))...), faultFilter())
+	return append(append(out, rbacFilters(g.policies(svc))...), routeFilters()...)
 }
 
 func (g *waypointGen) listeners() []*listenerv3.Listener {

@@ -354,6 +354,19 @@ type Mirror struct {
 	PerMillion  bool
 }
 
+// CORS is a VirtualService corsPolicy, answered by the proxy's CORS filter: preflight requests from an
+// allowed origin get the Access-Control-* answer without reaching the service; other requests from an
+// allowed origin get Access-Control-Allow-Origin (and -Credentials, -Expose-Headers) on the response.
+type CORS struct {
+	AllowOrigins                              []StringMatch // allowOrigins, or the deprecated allowOrigin as exact matches
+	AllowMethods, AllowHeaders, ExposeHeaders []string
+	MaxAge                                    *time.Duration
+	AllowCredentials                          *bool
+	// ForwardUnmatchedPreflights sends a preflight whose origin is not allowed on to the service (Istio's
+	// unmatchedPreflights FORWARD, the default); false answers it without CORS headers (IGNORE).
+	ForwardUnmatchedPreflights bool
+}
+
 // RouteRule is one HTTP routing rule for a service port, from a VirtualService http entry or an HTTPRoute
 // rule (Istio converts both into the same shape).
 type RouteRule struct {
@@ -370,5 +383,7 @@ type RouteRule struct {
 	Headers      *Headers
 	// Mirrors are applied to routed requests only (not redirects or direct responses), as in Istio.
 	Mirrors []Mirror
-	Source  ingest.Key
+	// CORS applies to every kind of rule (route, redirect, direct response), as in Istio.
+	CORS   *CORS
+	Source ingest.Key
 }

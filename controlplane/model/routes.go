@@ -140,6 +140,7 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 		}
 		r.Matches = append(r.Matches, rm)
 	}
+	r.CORS = istioCORS(h.CorsPolicy)
 	if rd := h.Redirect; rd != nil {
 		// Istio: a redirect wins over directResponse and route.
 		r.Redirect = &Redirect{URI: rd.Uri, Authority: rd.Authority, Scheme: rd.Scheme, Code: rd.RedirectCode}
@@ -210,6 +211,38 @@ func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3
 	}
 	r.Fault = istioFault(h.Fault)
 	return r
+}
+
+// istioCORS converts a corsPolicy as Istio does: allowOrigins, else the deprecated allowOrigin as exact
+// matches; lists kept as given; preflights from other origins forwarded unless unmatchedPreflights is IGNORE.
+func istioCORS(c *networkingv1alpha3.CorsPolicy) *CORS {
+	if c == nil {
+		return nil
+	}
+	out := &CORS{
+		AllowMethods:               c.AllowMethods,
+		AllowHeaders:               c.AllowHeaders,
+		ExposeHeaders:              c.ExposeHeaders,
+		ForwardUnmatchedPreflights: c.UnmatchedPreflights != networkingv1alpha3.CorsPolicy_IGNORE,
+	}
+	if c.AllowOrigins != nil {
+		for _, o := range c.AllowOrigins {
+			out.AllowOrigins = append(out.AllowOrigins, istioMatch(o))
+		}
+	} else {
+		for _, o := range c.AllowOrigin { //nolint:staticcheck // the deprecated field, still accepted by Istio
+			out.AllowOrigins = append(out.AllowOrigins, StringMatch{Type: MatchExact, Value: o})
+		}
+	}
+	if c.MaxAge != nil {
+		d := c.MaxAge.AsDuration()
+		out.MaxAge = &d
+	}
+	if c.AllowCredentials != nil {
+		v := c.AllowCredentials.GetValue()
+		out.AllowCredentials = &v
+	}
+	return out
 }
 
 // istioDestination resolves a VirtualService destination (a route's or a mirror's, named by where) to its

@@ -195,7 +195,7 @@ var Coverage = append(append([]FieldCoverage{
 	vs("spec.http[].fault.abort.percentage", "http.fault.abort.percentage", Implemented, ""),
 	vs("spec.http[].fault.abort.grpcStatus", "http.fault.abort.grpcStatus", Rejected, "no abort would be injected"),
 	vs("spec.http[].fault.abort.http2Error", "http.fault.abort.http2Error", Rejected, "no abort would be injected"),
-	vs("spec.http[].corsPolicy", "http.corsPolicy", Rejected, "preflight requests would not be answered and no CORS headers added"),
+	vs("spec.http[].corsPolicy", "http.corsPolicy", Implemented, ""),
 	vs("spec.tcp", "tcp", Rejected, "TCP traffic would not be routed by it"),
 	vs("spec.tls", "tls", Rejected, "TLS traffic would not be routed by it"),
 

@@ -111,7 +111,6 @@ var coverageCases = []struct {
 		"warned spec.http[0].mirrors: meshlab does not implement VirtualService http.mirrors",
 		"warned spec.http[0].mirrorPercentage: meshlab does not implement VirtualService http.mirrorPercentage",
 		"warned spec.http[0].mirrorPercent: meshlab does not implement VirtualService http.mirrorPercent",
-		"rejected spec.http[0].corsPolicy: meshlab does not implement VirtualService http.corsPolicy",
 		"rejected spec.tcp: meshlab does not implement VirtualService tcp",
 		"rejected spec.tls: meshlab does not implement VirtualService tls",
 	}},

@@ -166,6 +166,13 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		localReply(lw, http.StatusNotFound, "")
 		return
 	}
+	if h.cors && route.cors != nil {
+		answered, resp := route.cors.decide(lw, r, e.opts.Rand)
+		if answered {
+			return
+		}
+		lw.cors = resp
+	}
 	if route.Direct != nil {
 		route.respHeaders.apply(lw.Header())
 		localReply(lw, route.Direct.Status, route.Direct.Body)
@@ -575,18 +582,23 @@ type countingWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	// cors, when set, is added to the response headers as they are written (the CORS filter's encode side).
+	cors *corsResponse
 }
 
 func (c *countingWriter) WriteHeader(code int) {
 	if c.status == 0 {
 		c.status = code
+		if c.cors != nil {
+			c.cors.apply(c.Header())
+		}
 	}
 	c.ResponseWriter.WriteHeader(code)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.status == 0 {
-		c.status = http.StatusOK
+		c.WriteHeader(http.StatusOK)
 	}
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)

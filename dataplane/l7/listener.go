@@ -2,6 +2,7 @@ package l7
 
 import (
 	"fmt"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"net/netip"
 	"strconv"
 
@@ -51,10 +52,11 @@ type HTTPManager struct {
 	// RDS names the route configuration; Inline is set instead for an inline route_config.
 	RDS    string
 	Inline *RouteTable
-	// Filters run in order before the router: jwt_authn, RBAC, fault.
+	// Filters run in order before the router: jwt_authn, RBAC, fault, CORS.
 	jwt                  *JWTAuthn
 	rbac                 []*RBAC
 	fault                *Fault // HCM-level fault filter config; nil: no fault filter
+	cors                 bool   // the CORS filter is in the chain (after fault): routes' CORS policies apply
 	generateRequestID    bool
 	useRemoteAddress     bool
 	skipXFFAppend        bool
@@ -281,6 +283,14 @@ func compileHCM(m *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 				return nil, fmt.Errorf("http filter %d (%s): %w", i, hf.GetName(), err)
 			}
 			h.fault = ft
+		case *corsv3.Cors:
+			if h.cors {
+				return nil, fmt.Errorf("http filter %d (%s): more than one CORS filter", i, hf.GetName())
+			}
+			if err := checkFields(f); err != nil {
+				return nil, fmt.Errorf("http filter %d (%s): %w", i, hf.GetName(), err)
+			}
+			h.cors = true
 		case *routerv3.Router:
 			if !last {
 				return nil, fmt.Errorf("http filter %d (%s): the router must be last", i, hf.GetName())

@@ -2,6 +2,7 @@ package l7
 
 import (
 	"fmt"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"net"
 	"net/http"
 	"regexp"
@@ -61,6 +62,8 @@ type Route struct {
 	attemptCount bool
 	// Fault overrides the HCM fault filter for this route (typed_per_filter_config).
 	Fault *Fault
+	// cors is the route's CORS policy, executed when the chain has the CORS filter; nil: none.
+	cors *corsPolicy
 
 	// Request and response header manipulation and request rewrites; nil or empty when the route has none,
 	// so that plain routes pay a nil check only.
@@ -267,6 +270,13 @@ func (rt *Route) perFilter(name string, cfg *anypb.Any) error {
 			return err
 		}
 		rt.Fault = f
+		return nil
+	case *corsv3.CorsPolicy:
+		c, err := compileCORS(m)
+		if err != nil {
+			return err
+		}
+		rt.cors = c
 		return nil
 	}
 	return fmt.Errorf("unsupported per-route config %s", cfg.GetTypeUrl())

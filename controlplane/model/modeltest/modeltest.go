@@ -23,6 +23,9 @@ const (
 	// ReviewsVSMirror is a VirtualService with mirror, mirrorPercentage, mirrorPercent, mirrors[] and
 	// retries.perTryTimeout.
 	ReviewsVSMirror = "filters/reviews-vs-mirror.yaml"
+	// ReviewsVSCORS is a VirtualService with CORS policies (origins of each match kind, unmatchedPreflights
+	// IGNORE, a redirect rule with a policy) and the DestinationRule of its subsets.
+	ReviewsVSCORS = "filters/reviews-vs-cors.yaml"
 	// ReviewsHTTPRouteMirror is an HTTPRoute with RequestMirror, retry and timeouts.backendRequest.
 	ReviewsHTTPRouteMirror = "filters/reviews-httproute-mirror.yaml"
 	// PeerAuthentication is STRICT for the default namespace, with reviews' 9080 left PERMISSIVE by a

@@ -4,6 +4,7 @@
 package l7test
 
 import (
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"fmt"
 	"net"
 	"strconv"
@@ -93,10 +94,12 @@ func NetworkFilter(name string, m proto.Message) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: MustAny(m)}}
 }
 
-// HCM is an HTTP connection manager using RDS route rds with filters, the fault filter and the router.
+// HCM is an HTTP connection manager using RDS route rds with filters, the fault and CORS filters and the
+// router, as meshlab's control plane writes it.
 func HCM(statPrefix, rds string, filters ...*hcmv3.HttpFilter) *listenerv3.Filter {
 	fs := append(append([]*hcmv3.HttpFilter(nil), filters...),
 		HTTPFilter("envoy.filters.http.fault", &faultv3.HTTPFault{}),
+		HTTPFilter("envoy.filters.http.cors", &corsv3.Cors{}),
 		HTTPFilter("envoy.filters.http.router", &routerv3.Router{}))
 	return NetworkFilter("envoy.filters.network.http_connection_manager", &hcmv3.HttpConnectionManager{
 		StatPrefix:       statPrefix,
