@@ -4,8 +4,8 @@
 package l7test
 
 import (
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"fmt"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"net"
 	"strconv"
 	"time"
