@@ -121,15 +121,22 @@ type exchange struct {
 
 func send(t *testing.T, addr, host, path string, hdr http.Header) exchange {
 	t.Helper()
+	return sendMethod(t, addr, "GET", host, path, hdr)
+}
+
+// sendMethod sends one request to the engine at addr, not following redirects; a 200 with a body is the
+// backend's answer (what it saw).
+func sendMethod(t *testing.T, addr, method, host, path string, hdr http.Header) exchange {
+	t.Helper()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req, _ := http.NewRequest(method, "http://"+addr+path, nil)
 	req.Host = host
 	for k, vs := range hdr {
 		req.Header[k] = vs
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s%s: %v", host, path, err)
+		t.Fatalf("%s %s%s: %v", method, host, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -137,7 +144,7 @@ func send(t *testing.T, addr, host, path string, hdr http.Header) exchange {
 	if len(b) > 0 && resp.StatusCode == 200 {
 		ex.seen = &seen{}
 		if err := json.Unmarshal(b, ex.seen); err != nil {
-			t.Fatalf("GET %s%s: backend answer %q: %v", host, path, b, err)
+			t.Fatalf("%s %s%s: backend answer %q: %v", method, host, path, b, err)
 		}
 	}
 	return ex
