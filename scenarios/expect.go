@@ -129,18 +129,18 @@ const rbacDeniedBody = "RBAC: access denied"
 
 // Verdict classifies an answer by authorization: VerdictDeniedL7 for a 403 whose body is Envoy's
 // "RBAC: access denied" (a waypoint or sidecar refused the request), VerdictDeniedL4 when no HTTP answer
-// came because the connection was reset or closed (curl exit 52 or 56: ztunnel closes a connection its
-// policy rejects, after the client's connect already succeeded locally) or timed out (exit 28), and
-// VerdictAllowed for any other HTTP answer. Anything else (the name did not resolve, a TLS error, the
-// connection refused because nothing listens) is not an authorization verdict and is returned as
-// curl's failure.
+// came because the connection was reset or closed (curl exit 56 or 52: the client's connect succeeds
+// at its node's ztunnel, which resets it when the destination's ztunnel refuses the HBONE CONNECT), and
+// VerdictAllowed for any other HTTP answer. Anything else (a timeout, the name did not resolve, a TLS
+// error, the connection refused because nothing listens) proves no denial and is returned as curl's
+// failure.
 func Verdict(r Response) string {
 	switch {
 	case r.Status == 403 && strings.TrimSpace(r.Body) == rbacDeniedBody:
 		return VerdictDeniedL7
 	case r.Status != 0:
 		return VerdictAllowed
-	case r.ExitCode == 52 || r.ExitCode == 56 || r.ExitCode == 28:
+	case r.ExitCode == 52 || r.ExitCode == 56:
 		return VerdictDeniedL4
 	}
 	return r.String()

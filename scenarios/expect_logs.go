@@ -181,7 +181,7 @@ type waypointPod struct {
 // is curl's own address. A waypoint is recognised by Out's dst.addr being a waypoint pod's HBONE
 // address, and its line by the request id. Without a waypoint, the destination ztunnel's inbound entry
 // cannot be matched exactly (the HBONE stream arrives from the source ztunnel's pooled connection, not
-// from curl's port), so it is the inbound entry for the same target (dst.addr = Out's dst.hbone_addr)
+// from curl's port), so it is the inbound entry for the same target (the same dst.hbone_addr)
 // from the same source pod IP whose lifetime overlaps Out's, the one closing nearest to Out; any other
 // candidate is a connection between the same two pods to the same port at the same moment, which
 // carries the same identities. With a waypoint, the destination side is read from the waypoint's line
@@ -217,7 +217,7 @@ func correlate(q pathQuery, zt []ZtunnelEntry, waypoints map[string]waypointPod,
 	var best *ZtunnelEntry
 	for i := range zt {
 		e := &zt[i]
-		if e.Fields["direction"] != "inbound" || e.Fields["dst.addr"] != target || hostOf(e.Fields["src.addr"]) != srcIP {
+		if e.Fields["direction"] != "inbound" || e.Fields["dst.hbone_addr"] != target || hostOf(e.Fields["src.addr"]) != srcIP {
 			continue
 		}
 		if e.Time.Before(from) || e.Time.After(until) {
