@@ -277,7 +277,8 @@ type PathWant struct {
 	// that terminated mutual TLS verified: the client's as the destination ztunnel (or the waypoint) saw
 	// it, the server's as the source ztunnel (or the waypoint) verified it. "" accepts any.
 	SrcIdentity, DstIdentity string
-	// HBONE, when set, says whether the source ztunnel carried the connection over HBONE (mTLS on 15008).
+	// HBONE, when set, says whether the source ztunnel carried the connection over HBONE (mTLS to port
+	// 15008). false also holds when no ztunnel captured the connection at all (a pod outside the mesh).
 	HBONE *bool
 	// Waypoint is "namespace/name" of the waypoint (Gateway) the request must cross, "none" for no
 	// waypoint, "" for either.
@@ -335,7 +336,7 @@ func (s PathSeen) facts() pathFacts {
 	if s.Out == nil {
 		return f
 	}
-	f.HBONE = s.Out.Fields["protocol"] == "HBONE"
+	f.HBONE = s.Out.Fields["protocol"] == "HBONE" && strings.HasSuffix(s.Out.Fields["dst.addr"], ":15008")
 	switch {
 	case s.Waypoint != "":
 		f.Waypoint = s.Waypoint
@@ -360,7 +361,9 @@ func (s PathSeen) facts() pathFacts {
 // read from, so a failure shows exactly which lines matched.
 func CheckPath(s PathSeen, want PathWant) (seen string, ok bool) {
 	f := s.facts()
-	ok = s.Out != nil
+	// Without an outbound entry the source was not captured: that is the answer only to a check that
+	// wants the request not carried over HBONE and no identities.
+	ok = s.Out != nil || (want.HBONE != nil && !*want.HBONE && want.SrcIdentity == "" && want.DstIdentity == "")
 	if want.SrcIdentity != "" && f.SrcIdentity != want.SrcIdentity {
 		ok = false
 	}
@@ -378,7 +381,7 @@ func CheckPath(s PathSeen, want PathWant) (seen string, ok bool) {
 	}
 	lines := []string{f.String()}
 	if s.Out == nil {
-		lines = append(lines, "no outbound entry for the request's connection in the source node's ztunnel log (is the source pod captured?)")
+		lines = append(lines, "no ztunnel logged an outbound entry for the request's connection (the source pod is not captured)")
 	} else {
 		lines = append(lines, "source:      "+s.Out.String())
 	}

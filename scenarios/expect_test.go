@@ -136,6 +136,16 @@ func TestParseLogs(t *testing.T) {
 	}
 }
 
+func TestParseZtunnelLogQuoting(t *testing.T) {
+	log := `2026-01-02T03:04:05.000000Z	info	xds	connected to control plane
+2026-01-02T03:04:07.000000Z	info	access	connection complete src.addr="10.244.3.9:5000" dst.addr="10.244.2.7:9080" direction="inbound" protocol="TCP" bytes_sent=0 bytes_recv=0 duration="1ms" error="policy rejected: \"deny-sleep\""
+`
+	es := ParseZtunnelLog(log, "z", "n")
+	if len(es) != 1 || es[0].Fields["error"] != `policy rejected: "deny-sleep"` || es[0].Fields["protocol"] != "TCP" || es[0].Fields["bytes_sent"] != "0" {
+		t.Errorf("ParseZtunnelLog = %+v", es)
+	}
+}
+
 func TestCorrelatePath(t *testing.T) {
 	zt := ParseZtunnelLog(readTestdata(t, "ztunnel.log"), "ztunnel-86zg4", "node-a")
 	wpLines := ParseWaypointLog(readTestdata(t, "waypoint.log"), "default/reviews-waypoint-7c796fb944-rttmx")
@@ -172,7 +182,9 @@ func TestCorrelatePath(t *testing.T) {
 		{"denied connection", pathQuery{"10.244.0.10:51310", ""}, PathWant{}, false, true,
 			[]string{`error=HBONE CONNECT 10.244.0.8:9080: 403 Forbidden: denied by policy default/deny-sleep`}},
 		{"unknown connection", pathQuery{"10.244.0.10:1", ""}, PathWant{}, false, false,
-			[]string{"no outbound entry for the request's connection", "not matched: ztunnel ztunnel-86zg4", "src.addr=10.244.0.10:37094"}},
+			[]string{"no ztunnel logged an outbound entry", "not matched: ztunnel ztunnel-86zg4", "src.addr=10.244.0.10:37094"}},
+		{"not captured", pathQuery{"10.244.0.99:1234", ""}, PathWant{HBONE: &no, Waypoint: "none"}, true, false, []string{"not over HBONE, no waypoint"}},
+		{"not captured, identity wanted", pathQuery{"10.244.0.99:1234", ""}, PathWant{HBONE: &no, SrcIdentity: sleep}, false, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
