@@ -46,10 +46,11 @@ func waypointScoping() *scenarios.Scenario {
 					scenarios.PathWant{SrcIdentity: spiffe(bookinfoNS, "sleep"), DstIdentity: spiffe(bookinfoNS, "bookinfo-details"), HBONE: &hbone, Waypoint: "none"})
 			})
 			t.Phase("latency", func() {
-				// A generous budget on a shared CI machine: it catches a waypoint that stalls requests (a
-				// retry back-off, a connection that waits for a timeout), not a slow one.
+				// The median only, with a budget far above the ~20 ms a request takes: on a shared CI
+				// machine single requests stall for seconds when the node is starved, but a waypoint that
+				// stalls every request (a retry back-off, a connection that waits for a timeout) still fails.
 				t.ExpectLatency("sleep -> reviews through the waypoint stays under budget", scenarios.Request{URL: "http://reviews:9080/reviews/0"},
-					10, map[float64]time.Duration{0.5: 500 * time.Millisecond, 0.9: time.Second})
+					10, map[float64]time.Duration{0.5: time.Second})
 			})
 		},
 	}
