@@ -22,6 +22,7 @@ type Request struct {
 	URL                       string
 	Args                      []string      // more curl flags, e.g. "-H", "end-user: jason"
 	MaxTime                   time.Duration // curl --max-time; default 5s
+	Repeat                    int           // how many times the Expect* checks send it (default 1); every answer must pass
 }
 
 // Response is what curl saw. Status is 0 when no HTTP response arrived; ExitCode is curl's (0 for any

@@ -88,7 +88,7 @@ connection fails, 28 on timeout.`,
 	f.StringArrayVarP(&flags.Data, "data", "d", nil, "send DATA in a POST body (repeatable, joined with &; @FILE reads a file, @- stdin)")
 	f.StringVarP(&flags.Method, "request", "X", "", "request method")
 	f.StringVarP(&flags.Output, "output", "o", "", "write the body to FILE instead of stdout")
-	f.StringVarP(&flags.WriteOut, "write-out", "w", "", "print FORMAT after the transfer: %{http_code}, %{time_total}, %{size_download}, ...")
+	f.StringVarP(&flags.WriteOut, "write-out", "w", "", "print FORMAT after the transfer: %{http_code}, %{time_total}, %{size_download}, %{local_port}, ...")
 	f.Float64VarP(&flags.MaxTime, "max-time", "m", 0, "give up after SECONDS for the whole transfer")
 	f.Float64Var(&flags.ConnectTimeout, "connect-timeout", 0, "give up connecting after SECONDS")
 	f.BoolVarP(&flags.Silent, "silent", "s", false, "print no error messages")
@@ -111,6 +111,7 @@ type transfer struct {
 	size       int64
 	start      time.Time
 	remote     string // ip:port the request was sent to
+	local      string // ip:port it was sent from (the mesh's access logs name the source by it)
 	redirects  int
 	header     http.Header
 	totalTaken time.Duration
@@ -336,6 +337,7 @@ func (c *run) traced(ctx context.Context) context.Context {
 		GotConn: func(info httptrace.GotConnInfo) {
 			addr := info.Conn.RemoteAddr().String()
 			c.tr.remote = addr
+			c.tr.local = info.Conn.LocalAddr().String()
 			host, port, _ := net.SplitHostPort(addr)
 			c.verbosef("* Connected to %s (%s) port %s", c.tr.url.Hostname(), host, port)
 			if c.req != nil {
@@ -514,9 +516,13 @@ func (t *transfer) variable(name string) string {
 		return t.header.Get("Content-Type")
 	case "num_redirects":
 		return strconv.Itoa(t.redirects)
-	case "remote_ip", "remote_port":
-		host, port, _ := net.SplitHostPort(t.remote)
-		if name == "remote_ip" {
+	case "remote_ip", "remote_port", "local_ip", "local_port":
+		addr := t.remote
+		if strings.HasPrefix(name, "local_") {
+			addr = t.local
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		if strings.HasSuffix(name, "_ip") {
 			return host
 		}
 		return port

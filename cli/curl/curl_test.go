@@ -232,9 +232,9 @@ func TestClassify(t *testing.T) {
 
 func TestWriteOutExpand(t *testing.T) {
 	u, _ := url.Parse("http://reviews:9080/reviews/0")
-	tr := &transfer{url: u, method: "GET", status: 200, size: 42, remote: "10.96.0.7:9080", header: http.Header{"Content-Type": {"application/json"}}, totalTaken: 1500 * time.Millisecond}
-	got := tr.expand(`%{http_code} %{response_code} %{size_download} %{remote_ip}:%{remote_port} %{content_type} %{url_effective} %{time_total} 100%% %{nope}\t\n`)
-	want := "200 200 42 10.96.0.7:9080 application/json http://reviews:9080/reviews/0 1.500000 100% \t\n"
+	tr := &transfer{url: u, method: "GET", status: 200, size: 42, remote: "10.96.0.7:9080", local: "10.244.1.5:41234", header: http.Header{"Content-Type": {"application/json"}}, totalTaken: 1500 * time.Millisecond}
+	got := tr.expand(`%{http_code} %{response_code} %{size_download} %{remote_ip}:%{remote_port} %{local_ip}:%{local_port} %{content_type} %{url_effective} %{time_total} 100%% %{nope}\t\n`)
+	want := "200 200 42 10.96.0.7:9080 10.244.1.5:41234 application/json http://reviews:9080/reviews/0 1.500000 100% \t\n"
 	if got != want {
 		t.Errorf("expand() = %q, want %q", got, want)
 	}

@@ -26,14 +26,14 @@ func authzDeny() *scenarios.Scenario {
 				defer func() {
 					t.Delete(denySleepToProductpageYAML)
 					t.WaitConverged(scenarios.Ztunnels())
-					r := t.Curl(scenarios.Request{URL: "http://productpage:9080/health"})
-					t.Expect(r.OK(), "sleep -> productpage works again once the policy is gone", "HTTP 200", r)
+					t.ExpectResponse("sleep -> productpage works again once the policy is gone",
+						scenarios.Request{URL: "http://productpage:9080/health"}, scenarios.ResponseWant{Status: 200})
 				}()
 				t.WaitConverged(scenarios.Ztunnels())
-				rs := t.CurlN(scenarios.Request{URL: "http://productpage:9080/health", MaxTime: 3 * time.Second}, 3, 3)
-				expectAll(t, "sleep -> productpage is refused at L4 (no HTTP answer)", rs, l4Verdict, "refused at L4")
-				rs = t.CurlN(scenarios.Request{URL: "http://details:9080/details/0"}, 3, 3)
-				expectAll(t, "sleep -> details is not affected by productpage's policy", rs, scenarios.ByStatus, "HTTP 200")
+				t.ExpectDenied("sleep -> productpage is refused at L4 (no HTTP answer)",
+					scenarios.Request{URL: "http://productpage:9080/health", MaxTime: 3 * time.Second, Repeat: 3}, "L4")
+				t.ExpectResponse("sleep -> details is not affected by productpage's policy",
+					scenarios.Request{URL: "http://details:9080/details/0", Repeat: 3}, scenarios.ResponseWant{Status: 200})
 			})
 			t.Phase("l7-waypoint", func() {
 				waypoint := scenarios.Waypoint(bookinfoNS, reviewsWaypoint)
@@ -43,22 +43,13 @@ func authzDeny() *scenarios.Scenario {
 					t.WaitConverged(waypoint)
 				}()
 				t.WaitConverged(waypoint)
-				rs := t.CurlN(scenarios.Request{URL: "http://reviews:9080/reviews/1"}, 3, 3)
-				expectAll(t, "GET /reviews/1 is denied by the waypoint", rs, scenarios.ByStatus, "HTTP 403")
-				rs = t.CurlN(scenarios.Request{URL: "http://reviews:9080/reviews/0"}, 3, 3)
-				expectAll(t, "GET /reviews/0 is allowed", rs, scenarios.ByStatus, "HTTP 200")
+				t.ExpectDenied("GET /reviews/1 is denied by the waypoint",
+					scenarios.Request{URL: "http://reviews:9080/reviews/1", Repeat: 3}, "L7")
+				t.ExpectResponse("GET /reviews/0 is allowed",
+					scenarios.Request{URL: "http://reviews:9080/reviews/0", Repeat: 3}, scenarios.ResponseWant{Status: 200})
 			})
 		},
 	}
-}
-
-// l4Verdict tells a connection ztunnel refused (reset, closed or timed out before any HTTP answer) from
-// an HTTP answer.
-func l4Verdict(r scenarios.Response) string {
-	if r.Status == 0 && r.ExitCode != 0 && r.ExitCode != 6 {
-		return "refused at L4"
-	}
-	return r.String()
 }
 
 var denySleepToProductpageYAML = `

@@ -24,15 +24,20 @@ func faultInjection() *scenarios.Scenario {
 		Check: func(t *scenarios.T) {
 			t.Phase("abort", func() {
 				rs := t.CurlN(scenarios.Request{URL: "http://reviews:9080/reviews/0"}, 10, 5)
-				expectAll(t, "GET /reviews/0 is aborted by the fault filter", rs, scenarios.ByStatus, "HTTP 503")
+				t.ExpectCounts("GET /reviews/0 is aborted by the fault filter (100%)", scenarios.Tally(rs, scenarios.ByStatus),
+					map[string]scenarios.Range{"HTTP 503": scenarios.Share(1)})
+				t.ExpectResponse("the abort is the fault filter's answer",
+					scenarios.Request{URL: "http://reviews:9080/reviews/0"}, scenarios.ResponseWant{Status: 503, BodyRE: "^fault filter abort$"})
 			})
 			t.Phase("delay", func() {
 				for range 3 {
-					r := t.Curl(scenarios.Request{URL: "http://reviews:9080/reviews/1"})
-					t.Expect(r.OK(), "GET /reviews/1 is delayed, not aborted", "HTTP 200", r)
-					t.Expect(r.Elapsed >= faultDelay, "GET /reviews/1 takes at least the injected delay",
-						">= "+faultDelay.String(), r.Elapsed.Round(time.Millisecond))
+					m := t.CurlMeasured(scenarios.Request{URL: "http://reviews:9080/reviews/1"})
+					t.Expect(m.OK(), "GET /reviews/1 is delayed, not aborted", "HTTP 200", m.Response)
+					t.Expect(m.Total >= faultDelay, "GET /reviews/1 takes at least the injected delay (curl's time in the pod)",
+						">= "+faultDelay.String(), m.Total.Round(time.Millisecond))
 				}
+				t.ExpectLatency("GET /reviews/1 is delayed by the injected second, not more", scenarios.Request{URL: "http://reviews:9080/reviews/1"},
+					3, map[float64]time.Duration{1: faultDelay + 2*time.Second})
 			})
 		},
 	}

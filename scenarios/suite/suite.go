@@ -178,9 +178,3 @@ func waitAnswers(t *scenarios.T, req scenarios.Request, n int, timeout time.Dura
 		}
 	}
 }
-
-// expectAll records a failure unless every response has the wanted class.
-func expectAll(t *scenarios.T, what string, rs []scenarios.Response, classify func(scenarios.Response) string, want string) bool {
-	counts := scenarios.Tally(rs, classify)
-	return t.ExpectEqual(what, scenarios.Counts{want: len(rs)}.String(), counts.String())
-}

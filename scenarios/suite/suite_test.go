@@ -52,29 +52,6 @@ func TestSkipWithoutMesh(t *testing.T) {
 	}
 }
 
-func TestParseAccessLog(t *testing.T) {
-	log := `2026-01-02T03:04:05.000000Z	info	xds	connected to control plane
-2026-01-02T03:04:06.123456Z	info	access	connection complete src.addr="10.244.1.5:43512" src.workload="sleep-7d9" src.identity="spiffe://cluster.local/ns/default/sa/sleep" dst.addr="10.244.2.7:15008" dst.hbone_addr="10.244.2.7:9080" dst.service="productpage.default.svc.cluster.local" dst.workload="productpage-v1-5c" dst.identity="spiffe://cluster.local/ns/default/sa/bookinfo-productpage" direction="outbound" protocol="HBONE" bytes_sent=120 bytes_recv=2048 duration="3.2ms"
-2026-01-02T03:04:07.000000Z	info	access	connection complete src.addr="10.244.3.9:5000" dst.addr="10.244.2.7:9080" direction="inbound" protocol="TCP" bytes_sent=0 bytes_recv=0 duration="1ms" error="policy rejected: \"deny-sleep\""
-`
-	es := parseAccessLog(log)
-	if len(es) != 2 {
-		t.Fatalf("%d entries, want 2: %v", len(es), es)
-	}
-	e := es[0]
-	for k, want := range map[string]string{
-		"src.identity": "spiffe://cluster.local/ns/default/sa/sleep", "dst.identity": "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
-		"dst.addr": "10.244.2.7:15008", "direction": "outbound", "protocol": "HBONE", "bytes_sent": "120", "duration": "3.2ms",
-	} {
-		if e[k] != want {
-			t.Errorf("%s = %q, want %q", k, e[k], want)
-		}
-	}
-	if es[1]["error"] != `policy rejected: "deny-sleep"` || es[1]["protocol"] != "TCP" {
-		t.Errorf("second entry = %v", es[1])
-	}
-}
-
 func TestReconnectMissing(t *testing.T) {
 	restart := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
 	synced := []xds.TypeStatus{{Type: "WDS", SentNonce: "2", AckedNonce: "2"}}
