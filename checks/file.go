@@ -205,7 +205,7 @@ func Parse(path string, data []byte) (*File, error) {
 			if _, embedded := f.Files[a]; embedded || strings.Contains(a, "$") {
 				continue
 			}
-			data, err := os.ReadFile(filepath.Join(f.Dir, a))
+			data, err := os.ReadFile(f.beside(a))
 			if err != nil {
 				continue // reported by validate
 			}
@@ -339,4 +339,12 @@ func parseLine(n int, text string) (Line, error) {
 	}
 	l.Args = words
 	return l, nil
+}
+
+// beside resolves a file apply or delete names that is not embedded: relative to the check file.
+func (f *File) beside(name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(f.Dir, name)
 }

@@ -140,4 +140,3 @@ func podOf(t *scenarios.T, ns, deploy string) string {
 	}
 	return pods[0].Name
 }
-

@@ -11,9 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -129,7 +129,6 @@ func (o *offline) podsFor(t *scenarios.T, u *unstructured.Unstructured) {
 		t.Logf("offline: pod %s/%s (%s) stands for deploy/%s", pod.Namespace, pod.Name, pod.Status.PodIP, d.Name)
 	}
 }
-
 
 func (o *offline) remove(t *scenarios.T, objs []*unstructured.Unstructured) {
 	for _, u := range objs {

@@ -311,7 +311,7 @@ func (fr *fileRun) objectsOf(ts *testscript.TestScript, name string) ([]*unstruc
 	if _, embedded := fr.file.Files[name]; embedded {
 		raw = ts.ReadFile(name)
 	} else { // beside the check file
-		data, err := os.ReadFile(filepath.Join(fr.file.Dir, name))
+		data, err := os.ReadFile(fr.file.beside(name))
 		fr.t.Must(err, "reading "+name)
 		raw = string(data)
 	}

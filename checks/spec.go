@@ -3,7 +3,6 @@ package checks
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -270,7 +269,7 @@ func validate(f *File, l Line) []string {
 			if _, ok := f.Files[p]; ok || strings.Contains(p, "$") {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(f.Dir, p)); err != nil {
+			if _, err := os.Stat(f.beside(p)); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: no file %s: neither embedded (add a `-- %s --` section) nor beside the check file", name, p, p))
 			}
 		}
