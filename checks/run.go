@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -521,6 +520,5 @@ func SkippedCommands(res scenarios.Result) []string {
 			out = append(out, fmt.Sprintf("line %s: %s", p.Name, p.SkipReason))
 		}
 	}
-	sort.Strings(out)
 	return out
 }
