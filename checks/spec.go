@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"sort"
@@ -241,7 +242,7 @@ func parseBudgets(v string) (map[float64]time.Duration, error) {
 		if !ok || !strings.HasPrefix(name, "p") || qerr != nil || q <= 0 || q >= 100 || derr != nil {
 			return nil, fmt.Errorf("want pNN=DURATION,... (e.g. p50=20ms,p99=100ms), got %q", v)
 		}
-		out[q/100] = dur
+		out[math.Round(q*1e4)/1e6] = dur // 99.9 -> 0.999 exactly
 	}
 	return out, nil
 }
