@@ -71,12 +71,51 @@ func (l *live) settle(t *scenarios.T) {
 }
 
 func (l *live) dump(t *scenarios.T, p proxyRef) *tables.Dump {
-	l.settle(t)
 	kind := xds.KindWaypoint
 	if p.Kind == proxySidecar {
 		kind = xds.KindSidecar
 	}
-	return t.ProxyDump(scenarios.ProxySet{Kind: kind, Namespace: p.Namespace, Name: p.Name})
+	set := scenarios.ProxySet{Kind: kind, Namespace: p.Namespace, Name: p.Name}
+	l.waitConnected(t, set)
+	l.settle(t)
+	return t.ProxyDump(set)
+}
+
+// waitConnected waits until a proxy of set is connected and in sync: a waypoint the file just declared
+// starts after its Gateway is applied, and settling only waits for proxies already connected.
+func (l *live) waitConnected(t *scenarios.T, set scenarios.ProxySet) {
+	ctx, cancel := context.WithTimeout(t.Context(), scenarios.DefaultConvergeTimeout)
+	defer cancel()
+	seen := "no such proxy connected"
+	for {
+		st, err := t.Env.Syncz(ctx)
+		if err == nil {
+			for _, p := range st.Proxies {
+				if !set.Matches(p) {
+					continue
+				}
+				synced := len(p.Types) > 0
+				for _, ty := range p.Types {
+					synced = synced && ty.Synced()
+				}
+				if synced {
+					if p.ConnectedAt.After(l.settledSince) {
+						l.settledSince = time.Time{} // connected since the last settle: settle again
+					}
+					return
+				}
+				seen = p.ID + " connected, not in sync yet"
+			}
+		} else {
+			seen = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Expect(false, fmt.Sprintf("%s is connected to the control plane within %s", set, scenarios.DefaultConvergeTimeout), "connected and in sync", seen)
+			t.FailNow()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func (l *live) podIPs(t *scenarios.T, ns, selector string) []string {

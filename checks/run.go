@@ -20,8 +20,11 @@ import (
 	"github.com/meshlab/meshlab/scenarios"
 )
 
-// DefaultParallel is how many check files run at once.
-const DefaultParallel = 4
+// Defaults of a run.
+const (
+	DefaultParallel    = 4                // check files at once
+	DefaultFileTimeout = 10 * time.Minute // one file, rollouts and traffic samples included (teardown apart)
+)
 
 // Options say where and how check files run.
 type Options struct {
@@ -35,7 +38,7 @@ type Options struct {
 
 	Parallel  int           // files at once (default DefaultParallel)
 	BundleDir string        // failure bundles (default scenarios.DefaultBundleDir)
-	Timeout   time.Duration // per file (default scenarios.DefaultTimeout)
+	Timeout   time.Duration // per file (default DefaultFileTimeout)
 	Traffic   Traffic       // default DefaultTraffic
 	Logf      log.Logf      // progress lines
 	Debugf    log.Logf      // every file's log lines as they happen
@@ -124,6 +127,7 @@ func scenarioFor(f *File, opts *Options) *scenarios.Scenario {
 	return &scenarios.Scenario{
 		Name:        f.Name,
 		Description: f.Title,
+		Timeout:     DefaultFileTimeout,
 		Setup:       func(t *scenarios.T) { fr.backend.setup(t, fr.ns, f.Dataplane) },
 		Wait:        func(*scenarios.T) {}, // every command waits for convergence itself
 		Check:       fr.check,

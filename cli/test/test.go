@@ -78,7 +78,7 @@ Exit codes: 0 passed, 1 a check failed, 2 bad input or environment error.`,
 	f.StringVarP(&flags.output, "output", "o", "", "output format: json (default: a table with failures)")
 	f.StringVar(&flags.bundleDir, "bundle-dir", "_out/checks", "where failure bundles go (one folder <file>-<timestamp> each)")
 	f.BoolVar(&flags.failOnSkip, "fail-on-skip", false, "exit 1 when a check file was skipped")
-	f.DurationVar(&flags.timeout, "timeout", 0, "per-file timeout (default 3m)")
+	f.DurationVar(&flags.timeout, "timeout", 0, "per-file timeout (default 10m)")
 	return cmd
 }
 
