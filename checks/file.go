@@ -184,6 +184,7 @@ func Parse(path string, data []byte) (*File, error) {
 		for _, e := range validate(f, l) {
 			bad(l.N, "%s", e)
 		}
+		f.noteNamespaceArgs(l.Args)
 	}
 	// YAML must decode, so that nothing is half-applied because of a typo found halfway.
 	for fname, data := range f.Files {
@@ -245,6 +246,22 @@ func (f *File) directive(d string) error {
 func (f *File) noteNamespaces(objs []*unstructured.Unstructured) {
 	for _, u := range objs {
 		if ns := u.GetNamespace(); ns != "" && ns != NamespaceVar {
+			f.share(ns)
+		}
+	}
+}
+
+// noteNamespaceArgs records -n NS, --namespace NS and --namespace=NS arguments (kubectl, meshlab).
+func (f *File) noteNamespaceArgs(args []string) {
+	for i, a := range args {
+		ns := ""
+		switch {
+		case (a == "-n" || a == "--namespace") && i+1 < len(args):
+			ns = args[i+1]
+		case strings.HasPrefix(a, "--namespace="):
+			ns = strings.TrimPrefix(a, "--namespace=")
+		}
+		if ns != "" && ns != NamespaceVar && ns != "${NS}" {
 			f.share(ns)
 		}
 	}

@@ -65,6 +65,7 @@ apply a.yaml
 ! holds waypoint/w 'some word' # a comment
 kubectl get pods -n other
 stdout running
+kubectl get pods -n $NS
 -- a.yaml --
 apiVersion: v1
 kind: Service
@@ -75,14 +76,14 @@ metadata: {name: s, namespace: shared}
 		t.Fatal(err)
 	}
 	f := files[0]
-	if f.Title != "Title line." || f.Dataplane != DataplaneSidecar || len(f.Lines) != 4 {
+	if f.Title != "Title line." || f.Dataplane != DataplaneSidecar || len(f.Lines) != 5 {
 		t.Fatalf("got %+v", f)
 	}
 	if l := f.Lines[1]; !l.Neg || l.N != 4 || strings.Join(l.Args, "|") != "holds|waypoint/w|some word" {
 		t.Errorf("line: %+v", l)
 	}
-	if strings.Join(f.Shared, ",") != "shared" {
-		t.Errorf("shared namespaces %v, want [shared]", f.Shared)
+	if strings.Join(f.Shared, ",") != "other,shared" {
+		t.Errorf("shared namespaces %v, want [other shared]", f.Shared)
 	}
 }
 
