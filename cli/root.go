@@ -37,6 +37,7 @@ import (
 	"github.com/meshlab/meshlab/cli/scenario"
 	"github.com/meshlab/meshlab/cli/sleep"
 	"github.com/meshlab/meshlab/cli/status"
+	clitest "github.com/meshlab/meshlab/cli/test"
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
@@ -169,6 +170,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection
 		bench.NewCommand(env),
 		scenario.NewCommand(env), // scenario list|run
+		clitest.NewCommand(env),  // test PATH... (check files, package checks)
 		lab.NewCommand(env),      // lab list|show|run (tutorials, package labs)
 		ztunnel.NewCommand(env), ztunnelconfig.NewCommand(env),
 		waypoint.NewCommand(env), controlplane.NewCommand(env), // waypoint generate|apply|list|delete|run; controlplane

@@ -191,6 +191,8 @@ func TestWalkingSkeleton(t *testing.T) {
 
 	t.Run("every scenario passes", func(t *testing.T) { runScenarios(t, ctx) })
 
+	t.Run("meshlab test runs the worked example's check files", func(t *testing.T) { checkUserChecks(t, ctx) })
+
 	t.Run("every lab tutorial passes", func(t *testing.T) {
 		start := time.Now()
 		out, err := meshlab(t, ctx, "lab", "run", "--all")

@@ -37,6 +37,9 @@ func (s ProxySet) String() string {
 	return strings.Join(parts, "/")
 }
 
+// Matches reports whether a proxy of syncz belongs to the set.
+func (s ProxySet) Matches(p xds.ProxyStatus) bool { return s.matches(p) }
+
 func (s ProxySet) matches(p xds.ProxyStatus) bool {
 	return (s.Kind == "" || p.Kind == s.Kind) &&
 		(s.Namespace == "" || p.Namespace == s.Namespace) &&

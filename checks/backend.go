@@ -1,0 +1,62 @@
+package checks
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshlab/meshlab/controlplane/render/tables"
+	"github.com/meshlab/meshlab/scenarios"
+)
+
+// backend is where a check file's commands act: the live lab, or the offline store `meshlab render` reads.
+// Methods record failures on t (t.Fatalf ends the command).
+type backend interface {
+	// setup prepares the file's namespace ns (live: creates it, labelled for dataplane mode).
+	setup(t *scenarios.T, ns, dataplane string)
+	// apply applies objects read from the embedded file name (its text at path) and waits for convergence.
+	apply(t *scenarios.T, name, path string, objs []*unstructured.Unstructured)
+	// remove deletes objects, then waits for convergence.
+	remove(t *scenarios.T, objs []*unstructured.Unstructured)
+	// dump is the config the proxy holds (live: acknowledged, after convergence).
+	dump(t *scenarios.T, p proxyRef) *tables.Dump
+	// podIPs are the IPs of the pods selector picks in ns.
+	podIPs(t *scenarios.T, ns, selector string) []string
+	// ready waits for a Deployment's rollout.
+	ready(t *scenarios.T, ns, name string, timeout time.Duration)
+	// convergence is how long the last apply or delete took to be acknowledged by every affected proxy.
+	convergence(t *scenarios.T) time.Duration
+}
+
+// Traffic sends requests in the lab for the traffic commands. scenarios' traffic helpers implement it once
+// they are on this branch (see trafficPending); the parsed command arrives as a request and a want.
+type Traffic interface {
+	Request(t *scenarios.T, what string, req TrafficRequest, want ResponseWant) bool
+	Allowed(t *scenarios.T, what string, req TrafficRequest) bool
+	Denied(t *scenarios.T, what string, req TrafficRequest, layer string) bool
+	Path(t *scenarios.T, what string, req TrafficRequest, want PathWant) bool
+	Latency(t *scenarios.T, what string, req TrafficRequest, n int, budgets map[float64]time.Duration) bool
+	Split(t *scenarios.T, what string, req TrafficRequest, by string, weights map[string]float64) bool
+}
+
+// TrafficRequest is a request a traffic command sends: from a pod of the Deployment From in Namespace (empty:
+// the lab's sleep pod), to URL, with extra headers.
+type TrafficRequest struct {
+	Namespace, From string
+	URL             string
+	Headers         []string // "Name: value"
+}
+
+// ResponseWant is what `request` expects; zero fields are not checked.
+type ResponseWant struct {
+	Status  int
+	BodyRE  string
+	Headers map[string]string // name -> regexp
+}
+
+// PathWant is what `path` expects of a connection; zero fields are not checked.
+type PathWant struct {
+	SrcIdentity, DstIdentity string
+	HBONE                    *bool
+	Waypoint                 string // "ns/name", "none", "" = any
+}

@@ -1,0 +1,181 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshlab/meshlab/controlplane/render/tables"
+	"github.com/meshlab/meshlab/controlplane/xds"
+	"github.com/meshlab/meshlab/scenarios"
+)
+
+// DefaultReadyTimeout bounds one `ready`.
+const DefaultReadyTimeout = 3 * time.Minute
+
+// live acts on the running lab through the scenario's T: applies are undone at teardown, config is read
+// from the control plane once every proxy has acknowledged it.
+type live struct {
+	lastChange   time.Time     // when the last apply or delete was made
+	converged    time.Duration // how long it took to be acknowledged
+	settledSince time.Time     // lastChange when WaitSettled last succeeded
+}
+
+func (l *live) setup(t *scenarios.T, ns, dataplane string) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("v1")
+	u.SetKind("Namespace")
+	u.SetName(ns)
+	switch dataplane {
+	case DataplaneAmbient:
+		u.SetLabels(map[string]string{"istio.io/dataplane-mode": "ambient"})
+	case DataplaneSidecar:
+		u.SetLabels(map[string]string{"istio-injection": "enabled"})
+	}
+	t.ApplyObjects(u) // deleted at teardown, after everything applied in it
+	t.Involve(ns, "")
+	l.lastChange = time.Now()
+}
+
+func (l *live) apply(t *scenarios.T, _, _ string, objs []*unstructured.Unstructured) {
+	l.lastChange = time.Now()
+	t.ApplyObjects(objs...)
+	l.settle(t)
+}
+
+func (l *live) remove(t *scenarios.T, objs []*unstructured.Unstructured) {
+	l.lastChange = time.Now()
+	for _, u := range objs {
+		doc, err := u.MarshalJSON()
+		t.Must(err, "encoding "+u.GetName())
+		t.Delete(string(doc))
+	}
+	l.settle(t)
+}
+
+// settle waits until every proxy has acknowledged the last change, once per change.
+func (l *live) settle(t *scenarios.T) {
+	if !l.settledSince.IsZero() && l.settledSince.Equal(l.lastChange) {
+		return
+	}
+	d, err := t.WaitSettled(l.lastChange, scenarios.SettleQuiet, scenarios.DefaultConvergeTimeout)
+	if err != nil {
+		t.Fatalf("waiting for every proxy to acknowledge the change: %v", err)
+	}
+	l.converged, l.settledSince = d, l.lastChange
+	t.Logf("every proxy acknowledged the change %s after it", d.Round(time.Millisecond))
+}
+
+func (l *live) dump(t *scenarios.T, p proxyRef) *tables.Dump {
+	kind := xds.KindWaypoint
+	if p.Kind == proxySidecar {
+		kind = xds.KindSidecar
+	}
+	set := scenarios.ProxySet{Kind: kind, Namespace: p.Namespace, Name: p.Name}
+	l.waitConnected(t, set)
+	l.settle(t)
+	return t.ProxyDump(set)
+}
+
+// waitConnected waits until a proxy of set is connected and in sync: a waypoint the file just declared
+// starts after its Gateway is applied, and settling only waits for proxies already connected.
+func (l *live) waitConnected(t *scenarios.T, set scenarios.ProxySet) {
+	ctx, cancel := context.WithTimeout(t.Context(), scenarios.DefaultConvergeTimeout)
+	defer cancel()
+	seen := "no such proxy connected"
+	for {
+		st, err := t.Env.Syncz(ctx)
+		if err == nil {
+			for _, p := range st.Proxies {
+				if !set.Matches(p) {
+					continue
+				}
+				synced := len(p.Types) > 0
+				for _, ty := range p.Types {
+					synced = synced && ty.Synced()
+				}
+				if synced {
+					if p.ConnectedAt.After(l.settledSince) {
+						l.settledSince = time.Time{} // connected since the last settle: settle again
+					}
+					return
+				}
+				seen = p.ID + " connected, not in sync yet"
+			}
+		} else {
+			seen = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Expect(false, fmt.Sprintf("%s is connected to the control plane within %s", set, scenarios.DefaultConvergeTimeout), "connected and in sync", seen)
+			t.FailNow()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (l *live) podIPs(t *scenarios.T, ns, selector string) []string {
+	var out []string
+	for _, p := range t.Pods(ns, selector) {
+		if p.Status.PodIP != "" {
+			out = append(out, p.Status.PodIP)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ready waits until the Deployment's rollout is complete: every replica updated and available.
+func (l *live) ready(t *scenarios.T, ns, name string, timeout time.Duration) {
+	if t.Env == nil {
+		t.Fatalf("no lab to wait in")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	var seen string
+	for {
+		d, err := t.Env.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			st := d.Status
+			if st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want && st.AvailableReplicas == want && st.Replicas == want {
+				t.Logf("deploy/%s ready (%d/%d)", name, st.AvailableReplicas, want)
+				return
+			}
+			seen = fmt.Sprintf("%d of %d replicas updated, %d available", st.UpdatedReplicas, want, st.AvailableReplicas)
+		} else {
+			seen = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Expect(false, fmt.Sprintf("deploy/%s in %s rolled out within %s", name, ns, timeout), "every replica updated and available", seen)
+			t.FailNow()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (l *live) convergence(t *scenarios.T) time.Duration {
+	l.settle(t)
+	return l.converged
+}
+
+// podOf returns a running pod of a Deployment (its selector's pods), for traffic commands' -from.
+func podOf(t *scenarios.T, ns, deploy string) string {
+	d, err := t.Env.Kube.AppsV1().Deployments(ns).Get(t.Context(), deploy, metav1.GetOptions{})
+	t.Must(err, "reading deploy/"+deploy)
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	t.Must(err, "reading the selector of deploy/"+deploy)
+	pods := t.Pods(ns, sel.String())
+	if len(pods) == 0 {
+		t.Fatalf("deploy/%s in %s has no running pod to send from", deploy, ns)
+	}
+	return pods[0].Name
+}

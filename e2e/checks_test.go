@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/meshlab/meshlab/cluster"
+)
+
+// checkUserChecks runs `meshlab test` on the worked example of docs/writing-checks.md: its check files
+// pass, each deliberately broken variant fails with expected vs seen and exit 1, and a file with a syntax
+// error exits 2 before touching the lab.
+func checkUserChecks(t *testing.T, ctx context.Context) {
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, meshlabBin, append([]string{"test", "--bundle-dir", t.TempDir()}, args...)...)
+		cmd.Env = append(os.Environ(), cluster.NameEnv+"="+clusterName)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if exit, ok := err.(*exec.ExitError); ok {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatalf("meshlab test %s: %v", strings.Join(args, " "), err)
+		}
+		t.Logf("meshlab test %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		return string(out), code
+	}
+	namespaces := func() string {
+		t.Helper()
+		out, err := kubectlCombined(t, ctx, nil, "get", "namespaces", "-o", "name")
+		if err != nil {
+			t.Fatalf("kubectl get namespaces: %v\n%s", err, out)
+		}
+		return out
+	}
+
+	if out, code := run("../examples/canary"); code != 0 {
+		t.Errorf("the worked example: exit %d, want 0\n%s", code, out)
+	}
+	for file, want := range map[string]string{
+		"wrong-weights.txtar": "seen:     echo-v1=50,echo-v2=50",
+		"no-timeout.txtar":    "seen:     0s (none)",
+	} {
+		out, code := run("../examples/canary/testdata/" + file)
+		if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "bundle") {
+			t.Errorf("%s: exit %d, want 1 with %q and a bundle\n%s", file, code, want, out)
+		}
+	}
+	before := namespaces()
+	out, code := run("../examples/canary/canary.txtar", "../examples/canary/testdata/syntax-error.txtar")
+	if code != 2 || !strings.Contains(out, `syntax-error.txtar:3: unknown command "rout"`) {
+		t.Errorf("syntax error: exit %d, want 2 naming the file and line\n%s", code, out)
+	}
+	if after := namespaces(); after != before {
+		t.Errorf("a rejected run changed the lab's namespaces:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
