@@ -47,16 +47,8 @@ type TrafficRequest struct {
 	Headers         []string // "Name: value"
 }
 
-// ResponseWant is what `request` expects; zero fields are not checked.
-type ResponseWant struct {
-	Status  int
-	BodyRE  string
-	Headers map[string]string // name -> regexp
-}
+// ResponseWant is what `request` expects (scenarios' type: the same assertion a scenario makes).
+type ResponseWant = scenarios.ResponseWant
 
-// PathWant is what `path` expects of a connection; zero fields are not checked.
-type PathWant struct {
-	SrcIdentity, DstIdentity string
-	HBONE                    *bool
-	Waypoint                 string // "ns/name", "none", "" = any
-}
+// PathWant is what `path` expects of a connection (scenarios' type).
+type PathWant = scenarios.PathWant

@@ -1,8 +1,6 @@
 package checks
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -12,33 +10,31 @@ import (
 // SplitSampleConcurrency is how many split requests are in flight at once.
 const SplitSampleConcurrency = 8
 
-// scenarioTraffic implements Traffic with package scenarios' traffic helpers. Split uses what scenarios
-// has today (CurlN, Tally, ExpectSplit); the other commands wait for scenarios' Expect* functions (the
-// traffic work of issue #13) and until then skip, saying so: a skip is never a pass.
+// scenarioTraffic implements Traffic with package scenarios' traffic assertions, the ones the built-in
+// scenarios use: a check file can check whatever a scenario checks.
 type scenarioTraffic struct{}
 
 // DefaultTraffic is the Traffic the runner uses when Options.Traffic is nil.
 var DefaultTraffic Traffic = scenarioTraffic{}
 
-func notConnected(t *scenarios.T, cmd string) bool {
-	t.Skipf("%s: this build of meshlab does not connect the %s assertion to scenarios' traffic functions yet", cmd, cmd)
-	return false
+func (scenarioTraffic) Request(t *scenarios.T, what string, req TrafficRequest, want ResponseWant) bool {
+	return t.ExpectResponse(what, ScenarioRequest(t, req), want)
 }
 
-func (scenarioTraffic) Request(t *scenarios.T, _ string, _ TrafficRequest, _ ResponseWant) bool {
-	return notConnected(t, "request")
+func (scenarioTraffic) Allowed(t *scenarios.T, what string, req TrafficRequest) bool {
+	return t.ExpectAllowed(what, ScenarioRequest(t, req))
 }
-func (scenarioTraffic) Allowed(t *scenarios.T, _ string, _ TrafficRequest) bool {
-	return notConnected(t, "allowed")
+
+func (scenarioTraffic) Denied(t *scenarios.T, what string, req TrafficRequest, layer string) bool {
+	return t.ExpectDenied(what, ScenarioRequest(t, req), layer)
 }
-func (scenarioTraffic) Denied(t *scenarios.T, _ string, _ TrafficRequest, _ string) bool {
-	return notConnected(t, "denied")
+
+func (scenarioTraffic) Path(t *scenarios.T, what string, req TrafficRequest, want PathWant) bool {
+	return t.ExpectPath(what, ScenarioRequest(t, req), want)
 }
-func (scenarioTraffic) Path(t *scenarios.T, _ string, _ TrafficRequest, _ PathWant) bool {
-	return notConnected(t, "path")
-}
-func (scenarioTraffic) Latency(t *scenarios.T, _ string, _ TrafficRequest, _ int, _ map[float64]time.Duration) bool {
-	return notConnected(t, "latency")
+
+func (scenarioTraffic) Latency(t *scenarios.T, what string, req TrafficRequest, n int, budgets map[float64]time.Duration) bool {
+	return t.ExpectLatency(what, ScenarioRequest(t, req), n, budgets)
 }
 
 // Split sends scenarios.SampleSize(weights) requests and tests the answers' field `by` (the echo app's
@@ -63,25 +59,17 @@ func ScenarioRequest(t *scenarios.T, req TrafficRequest) scenarios.Request {
 	return out
 }
 
-// byField classifies an answer by one field: a top-level JSON field ("version": "v2" -> "v2"), or an echo
-// line FIELD=VALUE (ServiceFIELD=VALUE too: meshlab echo writes ServiceVersion=v2); failures by status.
+// byField classifies an answer by one field with scenarios.ByField: FIELD, else ServiceFIELD (meshlab echo
+// writes ServiceVersion=v2, so the default field "version" reads it).
 func byField(field string) func(scenarios.Response) string {
+	plain, service := scenarios.ByField(field), scenarios.ByField("Service"+field)
 	return func(r scenarios.Response) string {
-		if !r.OK() {
-			return r.String()
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(r.Body), &m); err == nil {
-			if v, ok := m[field]; ok {
-				return fmt.Sprint(v)
+		v := plain(r)
+		if r.OK() && strings.HasPrefix(v, "answer without ") {
+			if w := service(r); !strings.HasPrefix(w, "answer without ") {
+				return w
 			}
 		}
-		for _, line := range strings.Split(r.Body, "\n") {
-			k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-			if ok && (strings.EqualFold(k, field) || strings.EqualFold(k, "Service"+field)) {
-				return v
-			}
-		}
-		return "no field " + field
+		return v
 	}
 }
