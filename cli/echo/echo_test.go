@@ -18,7 +18,7 @@ func TestClientCommandAgainstServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mlecho.Handler(8080, "v2", "echo-v2-xyz")}
+	srv := &http.Server{Handler: mlecho.Handler(8080, mlecho.Instance{Version: "v2", Hostname: "echo-v2-xyz", Namespace: "apps"})}
 	go srv.Serve(ln)
 	defer srv.Close()
 
