@@ -17,7 +17,7 @@ import (
 
 // ErrBadImage marks an image the user named that cannot be loaded: not in Docker, or an archive that is
 // missing or not an image archive. Commands exit 2 on it, before anything is loaded.
-var ErrBadImage = errors.New("bad image")
+var ErrBadImage = errors.New("cannot load")
 
 // SelectNodes returns the cluster's nodes named in names (kind's --nodes), or all of them when names is
 // empty. A cluster that does not exist or has no nodes is ErrEnvironment.
@@ -89,7 +89,7 @@ func (c *Cluster) LoadDockerImages(ctx context.Context, images, nodeNames []stri
 	var need []nodes.Node
 	for _, n := range targets {
 		for i, img := range images {
-			if id, err := nodeutils.ImageID(n, img); err != nil || id != ids[i] {
+			if !nodeHasImage(ctx, n, img, ids[i]) {
 				need = append(need, n)
 				break
 			}
@@ -168,6 +168,45 @@ func CheckImageArchive(path string) error {
 		return fmt.Errorf("%w: %s is not an image archive: it has no manifest.json (docker save) or index.json (OCI layout)", ErrBadImage, path)
 	}
 	return nil
+}
+
+// nodeHasImage reports whether the node's containerd holds image under its name with Docker's ID. The
+// node image has no crictl (kind's check), so it asks ctr: containerd's CRI plugin also names every
+// image by its ID (the config digest Docker shows), and both names point at the same manifest when the
+// name is that image.
+func nodeHasImage(ctx context.Context, n nodes.Node, image, id string) bool {
+	byName, byID := nodeImageTarget(ctx, n, normalizeRef(image)), nodeImageTarget(ctx, n, id)
+	return byName != "" && byName == byID
+}
+
+// nodeImageTarget is the manifest digest the node's containerd holds under ref, "" when none.
+func nodeImageTarget(ctx context.Context, n nodes.Node, ref string) string {
+	var out strings.Builder
+	if err := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "images", "ls", "name=="+ref).SetStdout(&out).Run(); err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == ref {
+			return f[2]
+		}
+	}
+	return ""
+}
+
+// normalizeRef spells image as containerd names it: docker.io/library/ for short names, :latest when no
+// tag or digest is given.
+func normalizeRef(image string) string {
+	ref := image
+	if i := strings.IndexByte(ref, '/'); i < 0 || !strings.ContainsAny(ref[:i], ".:") && ref[:i] != "localhost" {
+		if i < 0 {
+			ref = "library/" + ref
+		}
+		ref = "docker.io/" + ref
+	}
+	if last := ref[strings.LastIndexByte(ref, '/')+1:]; !strings.ContainsAny(last, ":@") {
+		ref += ":latest"
+	}
+	return ref
 }
 
 // loadArchive imports one archive into each node's containerd, one node after the other.

@@ -9,8 +9,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,7 +50,7 @@ func newServerCommand(env cliutil.Env) *cobra.Command {
 (ServiceVersion, ServicePort, StatusCode, URL, Host, Method, Proto, IP, RequestHeader=K:V per header value,
 Hostname, the pod name), then Namespace and PeerIdentity: the caller's identity as the proxy in front of the
 app forwards it (the URI of the last X-Forwarded-Client-Cert element; empty when no proxy set one).`,
-		Args:  cliutil.NoArgs,
+		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
