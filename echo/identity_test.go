@@ -14,7 +14,7 @@ func TestPeerIdentity(t *testing.T) {
 		"URI=spiffe://cluster.local/ns/a/sa/first,By=x;URI=spiffe://cluster.local/ns/b/sa/second": "spiffe://cluster.local/ns/b/sa/second",
 		// Quoted values may hold separators.
 		`Subject="CN=a,O=b;c";uri="spiffe://td/ns/q/sa/quoted"`: "spiffe://td/ns/q/sa/quoted",
-		"Hash=abc;DNS=echo.apps": "",
+		"Hash=abc;DNS=echo.apps":                                "",
 	} {
 		if got := PeerIdentity(xfcc); got != want {
 			t.Errorf("PeerIdentity(%q) = %q, want %q", xfcc, got, want)

@@ -45,4 +45,3 @@ func TestEchoVersions(t *testing.T) {
 		t.Errorf("args %v, want %v", c.Args, want)
 	}
 }
-
