@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/meshlab/meshlab/cluster"
 )
@@ -153,5 +155,29 @@ func TestParseRecord(t *testing.T) {
 	}
 	if _, err := parseRecord("Deployment web\n"); err == nil {
 		t.Error("parseRecord accepted a line without namespace/name")
+	}
+}
+
+// Record keeps what earlier runs recorded and adds each workload once.
+func TestRecordMerges(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(cluster.Scheme).Build()
+	ctx := context.Background()
+	if ws, err := Recorded(ctx, c); err != nil || len(ws) != 0 {
+		t.Fatalf("Recorded on a fresh lab = %v, %v; want none", ws, err)
+	}
+	a := cluster.Workload{Kind: "Deployment", Namespace: "shop", Name: "web"}
+	b := cluster.Workload{Kind: "Pod", Namespace: "shop", Name: "one"}
+	if err := Record(ctx, c, []cluster.Workload{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Record(ctx, c, []cluster.Workload{b, a}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := Recorded(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []cluster.Workload{a, b}; !slices.Equal(ws, want) {
+		t.Errorf("Recorded = %v, want %v", ws, want)
 	}
 }
