@@ -29,6 +29,7 @@ import (
 	"github.com/meshlab/meshlab/cli/iptables"
 	"github.com/meshlab/meshlab/cli/kubeinject"
 	"github.com/meshlab/meshlab/cli/lab"
+	"github.com/meshlab/meshlab/cli/load"
 	"github.com/meshlab/meshlab/cli/nodeimage"
 	"github.com/meshlab/meshlab/cli/proxy"
 	"github.com/meshlab/meshlab/cli/proxyconfig"
@@ -159,6 +160,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		up.NewCommand(env),
 		down.NewCommand(env),
 		status.NewCommand(env),
+		load.NewCommand(env), // load docker-image|image-archive (your own images)
 		version.NewCommand(env),
 		nodeimage.NewCommand(env),
 		cniagent.NewCommand(env),

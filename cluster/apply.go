@@ -45,9 +45,9 @@ func Apply(ctx context.Context, c client.Client, objs []client.Object) error {
 	return nil
 }
 
-// Workload names a Deployment or DaemonSet to wait for.
+// Workload names a Deployment, DaemonSet, StatefulSet or Pod to wait for.
 type Workload struct {
-	Kind      string // Deployment or DaemonSet
+	Kind      string // Deployment, DaemonSet, StatefulSet or Pod
 	Namespace string
 	Name      string
 }
@@ -97,6 +97,33 @@ func GetStatus(ctx context.Context, c client.Client, w Workload) (WorkloadStatus
 		st.Desired = ds.Status.DesiredNumberScheduled
 		st.Ready = min(ds.Status.NumberReady, ds.Status.UpdatedNumberScheduled)
 		st.Updating = ds.Status.ObservedGeneration < ds.Generation || ds.Status.UpdatedNumberScheduled < st.Desired
+	case "StatefulSet":
+		var ss appsv1.StatefulSet
+		if err := c.Get(ctx, key, &ss); err != nil {
+			return st, client.IgnoreNotFound(err)
+		}
+		st.Found = true
+		st.Desired = 1
+		if ss.Spec.Replicas != nil {
+			st.Desired = *ss.Spec.Replicas
+		}
+		st.Ready = min(ss.Status.ReadyReplicas, ss.Status.UpdatedReplicas, st.Desired)
+		st.Updating = ss.Status.ObservedGeneration < ss.Generation || ss.Status.UpdatedReplicas < st.Desired
+	case "Pod":
+		var p corev1.Pod
+		if err := c.Get(ctx, key, &p); err != nil {
+			return st, client.IgnoreNotFound(err)
+		}
+		st.Found, st.Desired = true, 1
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				st.Ready = 1
+			}
+		}
+		// A pod that ran to completion is as ready as it will be.
+		if p.Status.Phase == corev1.PodSucceeded {
+			st.Ready = 1
+		}
 	default:
 		return st, fmt.Errorf("unknown workload kind %q", w.Kind)
 	}

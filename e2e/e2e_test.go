@@ -204,6 +204,7 @@ func TestWalkingSkeleton(t *testing.T) {
 
 	// Last: it puts a waypoint in front of default's services for a while.
 	t.Run("istioctl reads the lab", func(t *testing.T) { checkIstioctl(t, ctx) })
+	t.Run("your own apps: load, up --with, echo", func(t *testing.T) { checkYourOwnApps(t, ctx) })
 }
 
 // runScenarios is the CI gate of issue 6: every scenario passes on the lab, none skipped.

@@ -26,25 +26,34 @@ type ServerOptions struct {
 	Version string
 	// Hostname is written as Hostname; the pod name in Kubernetes.
 	Hostname string
+	// Namespace is written as Namespace: the pod's namespace (the manifest passes it as $POD_NAMESPACE).
+	Namespace string
 	// Logf, if set, reports listeners and errors.
 	Logf func(format string, args ...any)
 }
 
+// Instance is who answers: the version, pod name and namespace the echo lines carry.
+type Instance struct {
+	Version, Hostname, Namespace string
+}
+
 // Handler answers every request with the echo lines for a server on port.
-func Handler(port int, version, hostname string) http.Handler {
+func Handler(port int, in Instance) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Read (and drop) the body so the connection can be reused.
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, Lines(r, port, version, hostname))
+		_, _ = io.WriteString(w, Lines(r, port, in))
 	})
 }
 
-// Lines returns the body the server answers r with.
-func Lines(r *http.Request, port int, version, hostname string) string {
+// Lines returns the body the server answers r with: the fields Istio's echo writes, then meshlab's own
+// (Namespace, PeerIdentity) last, so that the conformance suite's first-match parsing never meets them
+// before the fields it reads.
+func Lines(r *http.Request, port int, in Instance) string {
 	var b strings.Builder
 	field := func(k, v string) { fmt.Fprintf(&b, "%s=%s\n", k, v) }
-	field("ServiceVersion", version)
+	field("ServiceVersion", in.Version)
 	field("ServicePort", strconv.Itoa(port))
 	field("StatusCode", strconv.Itoa(http.StatusOK))
 	field("URL", r.URL.RequestURI())
@@ -66,7 +75,9 @@ func Lines(r *http.Request, port int, version, hostname string) string {
 			field("RequestHeader", k+":"+v)
 		}
 	}
-	field("Hostname", hostname)
+	field("Hostname", in.Hostname)
+	field("Namespace", in.Namespace)
+	field("PeerIdentity", PeerIdentity(r.Header.Get("X-Forwarded-Client-Cert")))
 	return b.String()
 }
 
@@ -104,7 +115,7 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 			closeAll()
 			return fmt.Errorf("listening on HTTP port %d: %w", p, err)
 		}
-		srv := &http.Server{Handler: Handler(p, opts.Version, opts.Hostname), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: Handler(p, Instance{Version: opts.Version, Hostname: opts.Hostname, Namespace: opts.Namespace}), ReadHeaderTimeout: 10 * time.Second}
 		closers = append(closers, srv)
 		logf("HTTP on %s", ln.Addr())
 		wg.Add(1)

@@ -27,6 +27,9 @@ const (
 	// Repository is where meshlab images live; the registry does not exist, images are only loaded
 	// into nodes, so pods must not pull them (imagePullPolicy IfNotPresent or Never).
 	Repository = "meshlab.local/meshlab"
+	// LabRef is the stable name `meshlab up` also gives the lab's meshlab image on every node, so that
+	// committed manifests (the echo app's) can name it although its real tag changes with each build.
+	LabRef = Repository + ":lab"
 	// BinaryPath is the binary's path inside the image and the image's entrypoint.
 	BinaryPath = "/usr/local/bin/meshlab"
 

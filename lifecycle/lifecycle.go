@@ -1,5 +1,5 @@
 // Package lifecycle is the meshlab lab's life as a whole: what `meshlab up` brings up (host checks, node image, the
-// kind cluster, meshlab's image, the pod network, bookinfo and sleep), how `status` reads it back and
+// kind cluster, meshlab's image, the pod network, bookinfo and sleep, the user's own apps), how `status` reads it back and
 // how `down` removes it. The mechanics live in cluster/, nodeimage/, image/; this package decides the order.
 package lifecycle
 
@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	kinddefaults "sigs.k8s.io/kind/pkg/apis/config/defaults"
 
+	"github.com/meshlab/meshlab/apps"
 	"github.com/meshlab/meshlab/bookinfo"
 	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/cni"
@@ -49,6 +50,8 @@ type UpOptions struct {
 	// Ambient enrols the bookinfo namespace in the ambient mesh (istio.io/dataplane-mode=ambient), as
 	// Istio's getting-started does; false removes the label.
 	Ambient bool
+	// With are the user's own manifests (files or directories) applied after the mesh and bookinfo.
+	With []string
 }
 
 // Result is what `up` reports when it is done.
@@ -77,6 +80,15 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 		err := status.Step(name, fn)
 		res.Steps = append(res.Steps, StepTime{name, time.Since(t)})
 		return err
+	}
+
+	// The user's manifests are read first: a malformed file stops `up` before it changes anything.
+	var userObjs []apps.Object
+	if len(opts.With) > 0 {
+		var err error
+		if userObjs, err = apps.Read(opts.With); err != nil {
+			return res, err
+		}
 	}
 
 	var report host.Report
@@ -132,7 +144,11 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 	}
 
 	if err := step("Loading the meshlab image into the nodes", func() error {
-		return c.LoadImage(ctx, res.Image, tarPath)
+		if err := c.LoadImage(ctx, res.Image, tarPath); err != nil {
+			return err
+		}
+		// The stable name the user's manifests (and `meshlab echo manifest`) can write.
+		return c.TagImage(ctx, res.Image, image.LabRef)
 	}); err != nil {
 		return res, err
 	}
@@ -188,9 +204,49 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 	}); err != nil {
 		return res, err
 	}
+	if len(userObjs) > 0 {
+		if err := step("Deploying your apps", func() error { return deployApps(waitCtx, clients.Client, userObjs) }); err != nil {
+			return res, err
+		}
+	}
 	status.End(true)
 	res.Total = time.Since(start)
 	return res, nil
+}
+
+// deployApps checks every one of the user's objects against the lab before applying any, applies them,
+// records their workloads for `status` and waits for those to be ready (and captured, in ambient
+// namespaces), as for bookinfo.
+func deployApps(ctx context.Context, c client.Client, objs []apps.Object) error {
+	objs, err := apps.Check(objs, c.RESTMapper())
+	if err != nil {
+		return err
+	}
+	if err := apps.DryRun(ctx, c, objs); err != nil {
+		return err
+	}
+	if err := apps.Apply(ctx, c, objs); err != nil {
+		return err
+	}
+	ws := apps.Workloads(objs)
+	if err := apps.Record(ctx, c, ws); err != nil {
+		return err
+	}
+	if err := cluster.WaitReady(ctx, c, ws); err != nil {
+		return err
+	}
+	for _, ns := range apps.Namespaces(ws) {
+		var n corev1.Namespace
+		if err := c.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
+			return fmt.Errorf("reading namespace %s: %w", ns, err)
+		}
+		if n.Labels[AmbientLabel] == "ambient" {
+			if err := waitEnrolled(ctx, c, ns); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // meshComponents are meshlab's own mesh: the control plane and the node proxies.
@@ -355,6 +411,10 @@ func GetStatus(ctx context.Context, name, kubeconfig string, logger log.Logger) 
 	for _, n := range st.Nodes {
 		st.Ready = st.Ready && n.Ready
 	}
+	user, err := apps.Recorded(ctx, clients.Client)
+	if err != nil {
+		return nil, err
+	}
 	for _, w := range Components() {
 		ws, err := cluster.GetStatus(ctx, clients.Client, w)
 		if err != nil {
@@ -362,6 +422,16 @@ func GetStatus(ctx context.Context, name, kubeconfig string, logger log.Logger) 
 		}
 		st.Components = append(st.Components, ws)
 		st.Ready = st.Ready && ws.IsReady()
+	}
+	for _, w := range user {
+		ws, err := cluster.GetStatus(ctx, clients.Client, w)
+		if err != nil {
+			return nil, err
+		}
+		st.Components = append(st.Components, ws)
+		// One of your workloads you have since deleted is listed as missing, but is no reason to call
+		// the lab not ready; one that is there must be ready.
+		st.Ready = st.Ready && (ws.IsReady() || !ws.Found)
 	}
 	return st, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshlab/meshlab/apps"
 	"github.com/meshlab/meshlab/bookinfo"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/lifecycle"
@@ -20,6 +21,7 @@ type flagpole struct {
 	Workers   int
 	Wait      time.Duration
 	Ambient   bool
+	With      []string
 }
 
 // NewCommand returns the up command.
@@ -31,7 +33,14 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 		Long: `up creates a kind cluster through the kind library (or reuses the one with this --name), loads
 meshlab's own image into its nodes and deploys everything the lab needs, then waits until it is ready.
 Nothing is pulled unless kind's published node image is wanted and reachable; otherwise a node image is
-built offline once (meshlab node-image build) and cached.`,
+built offline once (meshlab node-image build) and cached.
+
+--with DIR|FILE (repeatable) applies your own manifests after the mesh and bookinfo (a directory's .yaml,
+.yml and .json files in name order; kind: List read as its items; namespaces and CRDs first) with
+server-side apply, and waits for their Deployments, StatefulSets, DaemonSets and Pods like bookinfo's. All
+of them are checked first (malformed YAML, kinds the API server lacks, objects it rejects): any problem
+stops up with exit 2 before one of them is applied. Load their images first with meshlab load; meshlab's
+own image is in every node as meshlab.local/meshlab:lab (see meshlab echo manifest).`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runE(cmd, env, flags) },
 	}
@@ -39,6 +48,7 @@ built offline once (meshlab node-image build) and cached.`,
 	cmd.Flags().BoolVar(&flags.Offline, "offline", false, "never try to pull kind's published node image")
 	cmd.Flags().IntVar(&flags.Workers, "workers", 0, "number of worker nodes besides the control plane")
 	cmd.Flags().DurationVar(&flags.Wait, "wait", 5*time.Minute, "how long to wait for the lab to become ready")
+	cmd.Flags().StringArrayVar(&flags.With, "with", nil, "your own manifests (a file or a directory of them; repeatable) to apply after the mesh and wait for")
 	cmd.Flags().BoolVar(&flags.Ambient, "ambient", true, "enrol the bookinfo namespace in the ambient mesh (istio.io/dataplane-mode=ambient)")
 	return cmd
 }
@@ -55,8 +65,12 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 		Workers:    flags.Workers,
 		Wait:       flags.Wait,
 		Ambient:    flags.Ambient,
+		With:       flags.With,
 	}, env.Logger)
 	if err != nil {
+		if errors.Is(err, apps.ErrInput) {
+			return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("%w (nothing of them was applied)", err)}
+		}
 		if errors.Is(err, lifecycle.ErrEnvironment) {
 			return &cliutil.ExitError{Code: 2, Err: err}
 		}
