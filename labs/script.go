@@ -23,7 +23,7 @@ func (l line) name() string {
 }
 
 // parseLine splits a script line into words the way testscript does: spaces separate, 'single quotes'
-// group (” is a quote inside them), and an unquoted # starts a comment. A line that is only a comment
+// group (two quotes inside them stand for one), and an unquoted # starts a comment. A line that is only a comment
 // or blank has no args.
 func parseLine(no int, text string) line {
 	l := line{no: no, text: strings.TrimSpace(text)}
