@@ -416,10 +416,14 @@ func (lr *Learner) runStep(l Lab, s step, st *learnState, all bool) (bool, error
 }
 
 // runScript runs a script in the learner's directory and returns whether it failed, with testscript's
-// log of the failing part.
-func (lr *Learner) runScript(l Lab, dir string, hooks *stepHooks, verbose bool) (bool, string, error) {
+// log of the failing part. It shows each command's output, and the command lines when showLines.
+func (lr *Learner) runScript(l Lab, dir string, hooks *stepHooks, showLines bool) (bool, string, error) {
 	c := lr.Config
-	prog := newProgress(lr.Out, verbose, l.Script)
+	shown := l.Script
+	if !showLines {
+		shown = nil
+	}
+	prog := newProgress(lr.Out, true, shown)
 	p, cancel, err := c.params(l, dir, prog, hooks)
 	if err != nil {
 		return false, "", err
@@ -452,7 +456,6 @@ func (lr *Learner) undo(st *learnState) error {
 			return err
 		}
 		var b strings.Builder
-		b.WriteString("# Undo the learner's steps.\n")
 		for _, c := range st.Cleanups {
 			words := make([]string, len(c))
 			for i, w := range c {
@@ -466,7 +469,7 @@ func (lr *Learner) undo(st *learnState) error {
 		}
 		defer os.RemoveAll(dir)
 		undo := Lab{Name: st.Lab, Script: []byte(b.String()), File: st.File}
-		failed, log, err := lr.runScript(undo, dir, &stepHooks{workDir: lr.workDir(st.Lab), vars: st.Vars}, true)
+		failed, log, err := lr.runScript(undo, dir, &stepHooks{workDir: lr.workDir(st.Lab), vars: st.Vars}, false)
 		if err != nil {
 			return err
 		}
