@@ -132,3 +132,68 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve(empty dir) = %v", err)
 	}
 }
+
+func TestLinesThatChange(t *testing.T) {
+	for text, want := range map[string]bool{
+		"kubectl apply -f a.yaml":                             true,
+		"kubectl -n istio-system logs -l app=ztunnel":         false,
+		"kubectl --context kind-x label svc reviews a=b":      true,
+		"kubectl rollout status deploy/x":                     false,
+		"kubectl rollout restart deploy/x":                    true,
+		"kubectl get deployment x -o jsonpath={.status}":      false,
+		"kubectl frobnicate":                                  true, // unknown: never run twice
+		"meshlab proxy-config routes deploy/x":                false,
+		"meshlab waypoint list":                               false,
+		"meshlab waypoint apply -n default":                   true,
+		"meshlab up":                                          true,
+		"waitfor '^ok' meshlab ztunnel-config services":       false,
+		"waitfor -timeout 1m ok kubectl apply -f a.yaml":      true,
+		"sleepcurl -count 3 http://reviews:9080/":             false,
+		"exec sh -c 'echo hi > f'":                            true,
+		"! stdout x":                                          false,
+		"cleanup kubectl delete -f a.yaml --ignore-not-found": false,
+	} {
+		if got := parseLine(1, text).changes(); got != want {
+			t.Errorf("changes(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
+
+func TestSplitSteps(t *testing.T) {
+	steps := splitSteps(`# Title: a lab.
+#
+# Intro paragraph.
+
+# More intro, still before any command.
+kubectl get pods
+stdout x
+
+# Second step.
+kubectl apply -f a.yaml
+cleanup kubectl delete -f a.yaml
+
+# Closing words.
+`)
+	if len(steps) != 3 {
+		t.Fatalf("%d steps, want 3: %+v", len(steps), steps)
+	}
+	if got := strings.Join(steps[0].prose, "|"); got != "Title: a lab.||Intro paragraph.|More intro, still before any command." {
+		t.Errorf("step 1 prose = %q", got)
+	}
+	if len(steps[0].lines) != 2 || steps[0].lines[0].no != 6 || steps[1].lines[1].name() != "cleanup" || len(steps[2].lines) != 0 {
+		t.Errorf("steps = %+v", steps)
+	}
+}
+
+func TestShellForm(t *testing.T) {
+	for text, want := range map[string]string{
+		"exec sh -c 'echo hi'":                    "sh -c 'echo hi'",
+		"sleepcurl -count 3 --fail http://x:9080/": "kubectl exec -n default deploy/sleep -- meshlab curl -sS --max-time 10 --fail http://x:9080/   # 3 times",
+		"waitfor '^ok$' meshlab waypoint list":     "meshlab waypoint list   # repeat until the output matches '^ok$'",
+		"! kubectl get ns gone":                    "kubectl get ns gone   # expected to fail",
+	} {
+		if got := shellForm(parseLine(1, text)); got != want {
+			t.Errorf("shellForm(%q) =\n  %q\nwant\n  %q", text, got, want)
+		}
+	}
+}
