@@ -187,7 +187,7 @@ cleanup kubectl delete -f a.yaml
 
 func TestShellForm(t *testing.T) {
 	for text, want := range map[string]string{
-		"exec sh -c 'echo hi'":                    "sh -c 'echo hi'",
+		"exec sh -c 'echo hi'":                     "sh -c 'echo hi'",
 		"sleepcurl -count 3 --fail http://x:9080/": "kubectl exec -n default deploy/sleep -- meshlab curl -sS --max-time 10 --fail http://x:9080/   # 3 times",
 		"waitfor '^ok$' meshlab waypoint list":     "meshlab waypoint list   # repeat until the output matches '^ok$'",
 		"! kubectl get ns gone":                    "kubectl get ns gone   # expected to fail",
