@@ -344,33 +344,36 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 func (lr *Learner) runStep(l Lab, s step, st *learnState, all bool) (bool, error) {
 	out := lr.out()
 	keep := map[int]bool{}
-	skipped := 0
+	checked, skipped := 0, 0
 	skipping := false // the previous command was the learner's: its output is not ours to check
 	for _, ln := range s.lines {
 		switch {
-		case all || ln.name() == "cleanup" || ln.name() == "env" || ln.name() == "cd":
+		case ln.name() == "cleanup" || ln.name() == "env" || ln.name() == "cd":
+			keep[ln.no] = true // recorded or script state: never a change of the cluster
+		case all:
 			keep[ln.no] = true
 		case ln.changes():
 			skipping = true
 			skipped++
-		case ln.assertsOutput():
-			if !skipping {
-				keep[ln.no] = true
-			} else {
-				skipped++
-			}
+		case ln.assertsOutput() && skipping:
+			skipped++
 		default:
-			skipping = false
+			if !ln.assertsOutput() {
+				skipping = false
+			}
 			keep[ln.no] = true
+			checked++
 		}
 	}
-	if !all {
-		fmt.Fprintf(out, "  Checking (%d read-only line(s); %d line(s) left to what you ran)...\n", len(keep), skipped)
-	} else {
+	switch {
+	case all:
 		fmt.Fprintln(out, "  Running the step:")
+	case checked == 0 && len(s.lines) > 0:
+		fmt.Fprintln(out, "  This step only changes things: meshlab cannot check it without running it again, so it takes your word.")
+	case checked > 0:
+		fmt.Fprintf(out, "  Checking: %d read-only line(s) run again, %d line(s) of yours not repeated...\n", checked, skipped)
 	}
 	if len(keep) == 0 {
-		fmt.Fprintln(out, "  This step has nothing meshlab can check without running it again: taken as done.")
 		return true, nil
 	}
 	comment := strings.Split(string(txtar.Parse(l.Script).Comment), "\n")
