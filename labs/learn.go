@@ -273,7 +273,7 @@ func showStep(out io.Writer, n, total int, s step, cluster string) {
 		}
 	}
 	if len(checks) > 0 {
-		fmt.Fprintln(out, "  meshlab then checks the output:")
+		fmt.Fprintln(out, "  Expected (meshlab checks):")
 		for _, c := range checks {
 			fmt.Fprintf(out, "    %s\n", c)
 		}
@@ -398,7 +398,7 @@ func (lr *Learner) runStep(l Lab, s step, st *learnState, all bool) (bool, error
 		st.Cleanups = append(st.Cleanups, args)
 	}}
 	step := Lab{Name: l.Name, Title: l.Title, Script: script, File: l.File}
-	failed, log, err := lr.runScript(step, dir, hooks, true)
+	failed, log, err := lr.runScript(step, dir, hooks, true, all)
 	if err != nil {
 		return false, err
 	}
@@ -419,14 +419,15 @@ func (lr *Learner) runStep(l Lab, s step, st *learnState, all bool) (bool, error
 }
 
 // runScript runs a script in the learner's directory and returns whether it failed, with testscript's
-// log of the failing part. It shows each command's output, and the command lines when showLines.
-func (lr *Learner) runScript(l Lab, dir string, hooks *stepHooks, showLines bool) (bool, string, error) {
+// log of the failing part. It shows the command lines and their output as asked; a check shows only
+// the lines, since a failure prints the output with the log.
+func (lr *Learner) runScript(l Lab, dir string, hooks *stepHooks, showLines, showOutput bool) (bool, string, error) {
 	c := lr.Config
 	shown := l.Script
 	if !showLines {
 		shown = nil
 	}
-	prog := newProgress(lr.Out, true, shown)
+	prog := newProgress(lr.Out, showOutput, shown)
 	p, cancel, err := c.params(l, dir, prog, hooks)
 	if err != nil {
 		return false, "", err
@@ -472,7 +473,7 @@ func (lr *Learner) undo(st *learnState) error {
 		}
 		defer os.RemoveAll(dir)
 		undo := Lab{Name: st.Lab, Script: []byte(b.String()), File: st.File}
-		failed, log, err := lr.runScript(undo, dir, &stepHooks{workDir: lr.workDir(st.Lab), vars: st.Vars}, false)
+		failed, log, err := lr.runScript(undo, dir, &stepHooks{workDir: lr.workDir(st.Lab), vars: st.Vars}, false, true)
 		if err != nil {
 			return err
 		}

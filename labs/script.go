@@ -131,7 +131,7 @@ func kubectlChanges(args []string) bool {
 // meshlabReadOnly are the meshlab commands that only read or print (with the subcommands that do, for
 // commands that also change things).
 var meshlabReadOnly = map[string]map[string]bool{
-	"status": nil, "version": nil, "proxy-status": nil, "render": nil, "proxy-config": nil, "curl": nil,
+	"status": nil, "version": nil, "check": nil, "proxy-status": nil, "render": nil, "proxy-config": nil, "curl": nil,
 	"inject": nil, "kube-inject": nil, "iptables": nil, "ztunnel-config": nil,
 	"waypoint": {"list": true, "status": true, "generate": true},
 	"lab":      {"list": true, "show": true},

@@ -174,7 +174,7 @@ func TestLearnerModeThroughATerminal(t *testing.T) {
 	shown := term.expect("[step 1/3] Enter: check · run: run it for me · q: quit > ")
 	for _, want := range []string{"=== greeting: Greeting: a lab that needs no cluster.", "cd " + workDir,
 		"--- step 1 of 3", "  Write a greeting into the lab's directory.", "$ sh -c 'echo hello learner >> greeting.txt'",
-		"meshlab then checks the output:", "grep -count=1 '^hello learner$' greeting.txt"} {
+		"Expected (meshlab checks):", "grep -count=1 '^hello learner$' greeting.txt"} {
 		if !strings.Contains(shown, want) {
 			t.Errorf("step 1 lacks %q:\n%s", want, shown)
 		}
