@@ -396,6 +396,9 @@ func (lr *Learner) runStep(l Lab, s step, st *learnState, all bool) (bool, error
 			}
 		}
 		st.Cleanups = append(st.Cleanups, args)
+		if err := lr.save(st); err != nil { // at once: the learner may kill meshlab mid-step
+			fmt.Fprintf(out, "  saving the cleanup %s: %v\n", strings.Join(args, " "), err)
+		}
 	}}
 	step := Lab{Name: l.Name, Title: l.Title, Script: script, File: l.File}
 	failed, log, err := lr.runScript(step, dir, hooks, true, all)

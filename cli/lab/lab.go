@@ -206,15 +206,19 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("finding the meshlab binary: %w", err)}
 	}
 
+	if flags.step {
+		// Ctrl-C ends the learner's session at once: progress and cleanups are saved as they happen.
+		cfg := labs.Config{Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, Context: ctx,
+			Out: env.Streams.Out, Verbose: true}
+		return learn(env, cfg, list[0], flags)
+	}
+
 	// On Ctrl-C the running command stops, the lab fails and its cleanups still run before meshlab exits.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := labs.Config{
 		Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, Context: ctx,
 		Out: env.Streams.Out, Verbose: env.Globals.Verbosity > 0, LabTimeout: flags.timeout,
-	}
-	if flags.step {
-		return learn(env, cfg, list[0], flags)
 	}
 	results, err := runLabs(cfg, list)
 	if err != nil && ctx.Err() == nil {
