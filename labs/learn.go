@@ -177,7 +177,7 @@ func (lr *Learner) Learn(l Lab, restart bool) (Outcome, error) {
 	for st.Completed < len(steps) {
 		i := st.Completed
 		s := steps[i]
-		showStep(out, i+1, len(steps), s, lr.Name)
+		showStep(out, i+1, len(steps), s)
 		for done := false; !done; {
 			fmt.Fprintf(out, "[step %d/%d] Enter: check · run: run it for me · q: quit > ", i+1, len(steps))
 			answer := keyQuit
@@ -250,7 +250,7 @@ func (lr *Learner) out() io.Writer {
 
 // showStep prints a step as the learner follows it: the prose, then the commands in shell form, what
 // meshlab checks, and the cleanups it records.
-func showStep(out io.Writer, n, total int, s step, cluster string) {
+func showStep(out io.Writer, n, total int, s step) {
 	fmt.Fprintf(out, "\n--- step %d of %d\n", n, total)
 	for _, p := range s.prose {
 		fmt.Fprintf(out, "  %s\n", p)
