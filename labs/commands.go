@@ -40,6 +40,7 @@ type commands struct {
 	ctx      context.Context // the lab's: cancelled at its deadline or on interrupt (cleanups do not use it)
 	kubectl  string
 	progress *progress
+	hooks    *stepHooks // the learner's mode: nil otherwise
 }
 
 // argv returns the process a lab command stands for: meshlab (its cluster comes from MESHLAB_CLUSTER, set
@@ -236,6 +237,9 @@ func (c *commands) capture(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("capture %s: the last command printed nothing", args[0])
 	}
 	ts.Setenv(args[0], v)
+	if c.hooks != nil && c.hooks.vars != nil {
+		c.hooks.vars[args[0]] = v // later steps run as scripts of their own
+	}
 }
 
 // cleanup COMMAND ARGS... runs COMMAND when the script ends, passed or failed, like Go's defer: labs
@@ -247,6 +251,12 @@ func (c *commands) cleanup(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: cleanup COMMAND ARGS...")
 	}
 	line := strings.Join(args, " ")
+	if c.hooks != nil && c.hooks.record != nil {
+		// A step of the learner's mode is a script of its own: its cleanups must outlive it.
+		c.progress.cleanup(line + "   (at the end of the lab)")
+		c.hooks.record(args)
+		return
+	}
 	argv := c.argv(args[0], args[1:])
 	t := c.progress.t
 	ts.Defer(func() {

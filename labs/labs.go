@@ -23,6 +23,7 @@ type Lab struct {
 	Name   string // file name without .txtar
 	Title  string // the first comment line
 	Script []byte // the whole txtar file
+	File   string // where the script came from, as errors name it: a path, or labs/scripts/NAME.txtar
 }
 
 // Text returns the tutorial text: every comment line of the script, without its `# ` marker.
@@ -62,7 +63,7 @@ func All() []Lab {
 		if err != nil {
 			panic(err)
 		}
-		out = append(out, Lab{Name: name, Title: title(data), Script: data})
+		out = append(out, Lab{Name: name, Title: title(data), Script: data, File: path.Join("labs/scripts", e.Name())})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -57,12 +57,13 @@ func (c Config) labTimeout() time.Duration {
 // Params returns the testscript parameters that run lab l against the lab cluster, its script written
 // into dir. `go test` passes them to testscript.Run; Run passes them to its own T adapter.
 func (c Config) Params(l Lab, dir string) (testscript.Params, error) {
-	p, _, err := c.params(l, dir, newProgress(c.Out, c.Verbose, l.Script))
+	p, _, err := c.params(l, dir, newProgress(c.Out, c.Verbose, l.Script), nil)
 	return p, err
 }
 
-// params builds the testscript parameters; the returned cancel ends the lab's context.
-func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, context.CancelFunc, error) {
+// params builds the testscript parameters; the returned cancel ends the lab's context. hooks is nil
+// except in the learner's mode.
+func (c Config) params(l Lab, dir string, prog *progress, hooks *stepHooks) (testscript.Params, context.CancelFunc, error) {
 	if c.Meshlab == "" || c.Name == "" {
 		return testscript.Params{}, nil, errors.New("labs: Config needs the meshlab binary and the cluster name")
 	}
@@ -79,7 +80,7 @@ func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, co
 	}
 	ctx, cancel := context.WithTimeoutCause(c.context(), c.labTimeout(),
 		fmt.Errorf("lab %s exceeded its time limit of %s", l.Name, c.labTimeout()))
-	cmds := &commands{cfg: c, ctx: ctx, kubectl: c.Kubectl, progress: prog}
+	cmds := &commands{cfg: c, ctx: ctx, kubectl: c.Kubectl, progress: prog, hooks: hooks}
 	return testscript.Params{
 		Files:               []string{file},
 		Cmds:                cmds.cmds(),
@@ -92,6 +93,12 @@ func (c Config) params(l Lab, dir string, prog *progress) (testscript.Params, co
 			env.Setenv("HOME", os.Getenv("HOME"))
 			env.Setenv("CLUSTER", c.Name)
 			env.Setenv("CONTEXT", "kind-"+c.Name)
+			if hooks != nil {
+				for k, v := range hooks.vars {
+					env.Setenv(k, v)
+				}
+				env.Cd = hooks.workDir // where the learner runs the commands too
+			}
 			return nil
 		},
 	}, cancel, nil
@@ -131,7 +138,7 @@ func Run(c Config, ls []Lab) ([]Result, error) {
 
 func runOne(c Config, l Lab, dir string) (Result, error) {
 	prog := newProgress(c.Out, c.Verbose, l.Script)
-	p, cancel, err := c.params(l, dir, prog)
+	p, cancel, err := c.params(l, dir, prog, nil)
 	if err != nil {
 		return Result{}, err
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -146,5 +148,99 @@ func TestListAndShow(t *testing.T) {
 	}
 	if _, _, code := run(t, "show", "nope"); code != 2 {
 		t.Errorf("show nope: code %d, want 2", code)
+	}
+}
+
+func TestOwnLabs(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.txtar")
+	bad := filepath.Join(dir, "bad.txtar")
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(good, "# Good: a lab of a team's own.\n#\n# It explains itself.\nkubectl get pods\n")
+	write(bad, "# Bad: a lab with mistakes.\nkubectl apply -f missing.yaml\nwaitfor '^ok$'\n")
+
+	configs := fake(t, &lifecycle.Status{Cluster: "lab-e2e", Exists: true, Ready: true}, nil)
+	out, _, code := run(t, "run", good, "ambient-basics")
+	if code != 0 || !strings.Contains(out, "2 passed") {
+		t.Errorf("run good.txtar ambient-basics: code %d\n%s", code, out)
+	}
+	// A malformed lab stops the whole run before anything reaches the cluster, every problem named.
+	statusRead := false
+	getStatus = func(context.Context, *cliutil.Globals, *ui.Logger) (*lifecycle.Status, error) {
+		statusRead = true
+		return &lifecycle.Status{Exists: true, Ready: true}, nil
+	}
+	_, errOut, code := run(t, "run", dir)
+	for _, want := range []string{bad + ":2: kubectl -f missing.yaml: the lab embeds no file missing.yaml",
+		bad + ":3: usage: waitfor [-timeout DURATION] REGEXP COMMAND ARGS..."} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("run DIR stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code != 2 || statusRead || len(*configs) != 1 {
+		t.Errorf("run DIR with a malformed lab: code %d, status read %v, runs %d; want 2, no status, only the earlier run", code, statusRead, len(*configs))
+	}
+	if _, errOut, code := run(t, "show", bad); code != 2 || !strings.Contains(errOut, bad+":2:") {
+		t.Errorf("show bad.txtar: code %d, stderr %s", code, errOut)
+	}
+	if out, _, code := run(t, "show", good); code != 0 || !strings.Contains(out, "=== good\n") || !strings.Contains(out, "$ kubectl get pods") {
+		t.Errorf("show good.txtar: code %d\n%s", code, out)
+	}
+}
+
+func TestNewWritesARunnableScaffold(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := run(t, "new", "my-canary", "--dir", dir)
+	path := filepath.Join(dir, "my-canary.txtar")
+	if code != 0 || !strings.Contains(out, "Wrote "+path) {
+		t.Fatalf("new: code %d\n%s%s", code, out, errOut)
+	}
+	ls, err := labs.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := labs.Check(ls[0]); err != nil {
+		t.Errorf("the scaffold does not pass its own check:\n%v", err)
+	}
+	if !strings.HasPrefix(ls[0].Title, "my-canary: ") {
+		t.Errorf("title = %q", ls[0].Title)
+	}
+	script := string(ls[0].Script)
+	for _, want := range []string{"\ncleanup ", "\nwaitfor ", "\nstdout ", "\n-- waypoint.yaml --\n", "kubectl apply -f waypoint.yaml"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("scaffold lacks %q", want)
+		}
+	}
+	// It never overwrites: the author's edits survive a second `lab new`.
+	if err := os.WriteFile(path, []byte("# edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(t, "new", "my-canary", "--dir", dir); code != 2 || !strings.Contains(errOut, "already exists") {
+		t.Errorf("second new: code %d, stderr %q", code, errOut)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "# edited\n" {
+		t.Errorf("the existing lab was overwritten: %q", data)
+	}
+	if _, _, code := run(t, "new", "Bad Name", "--dir", dir); code != 2 {
+		t.Errorf("new with a bad name: code %d, want 2", code)
+	}
+}
+
+func TestStepUsage(t *testing.T) {
+	fake(t, &lifecycle.Status{Exists: true, Ready: true}, nil)
+	for _, args := range [][]string{
+		{"run", "--step"},
+		{"run", "--step", "ambient-basics", "traffic-shifting"},
+		{"run", "--step", "--all"},
+		{"run", "--restart", "ambient-basics"},
+		{"run", "--step", "--restart", "--reset", "ambient-basics"},
+	} {
+		if _, _, code := run(t, args...); code != 2 {
+			t.Errorf("%v: code %d, want 2", args, code)
+		}
 	}
 }
