@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
+	"github.com/meshlab/meshlab/internal/scriptrun"
 	"github.com/meshlab/meshlab/labs"
 	"github.com/meshlab/meshlab/log"
 	"github.com/meshlab/meshlab/scenarios"
@@ -240,10 +241,9 @@ func (fr *fileRun) check(t *scenarios.T) {
 	defer os.RemoveAll(dir)
 	p, err := fr.params(dir)
 	t.Must(err, "preparing the script")
-	root := &scriptT{}
-	root.run(func(st *scriptT) { testscript.RunT(st, p) })
-	if root.failed() {
-		log := strings.ReplaceAll(root.logs(), filepath.Join(dir, fr.file.Name+".txtar"), fr.file.Path)
+	root := scriptrun.Run(fr.file.Name, p)
+	if root.Failed() {
+		log := strings.ReplaceAll(root.Logs(), filepath.Join(dir, fr.file.Name+".txtar"), fr.file.Path)
 		t.Logf("script log:\n%s", log)
 		if !t.Failed() { // a testscript command (stdout, exec, kubectl...) failed, not a meshlab assertion
 			t.Expect(false, fmt.Sprintf("%s: a command failed", fr.file.Path), "the script to pass", lastLines(log, 12))

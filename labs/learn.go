@@ -13,8 +13,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/meshlab/meshlab/internal/scriptrun"
 )
 
 // The learner's mode shows a lab one step at a time (a block of prose and the commands after it). The
@@ -437,13 +438,12 @@ func (lr *Learner) runScript(l Lab, dir string, hooks *stepHooks, showLines, sho
 	}
 	defer cancel()
 	p.WorkdirRoot = dir
-	root := &scriptT{name: l.Name}
-	root.run(func(t *scriptT) { testscript.RunT(t, p) })
-	if !root.failed() {
+	root := scriptrun.Run(l.Name, p)
+	if !root.Failed() {
 		return false, "", nil
 	}
 	var keep []string
-	for _, line := range strings.Split(root.logs(), "\n") {
+	for _, line := range strings.Split(root.Logs(), "\n") {
 		if !strings.HasPrefix(line, "WORK=") && !strings.HasPrefix(line, "#") {
 			keep = append(keep, line)
 		}

@@ -7,12 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/meshlab/meshlab/internal/scriptrun"
 )
 
 // Config says where labs run and how they report.
@@ -151,14 +151,13 @@ func runOne(c Config, l Lab, dir string) (Result, error) {
 		fmt.Fprintf(c.Out, "=== %s: %s\n", l.Name, l.Title)
 	}
 	start := time.Now()
-	root := &scriptT{name: l.Name}
-	root.run(func(t *scriptT) { testscript.RunT(t, p) })
+	root := scriptrun.Run(l.Name, p)
 	r := Result{Name: l.Name, Duration: time.Since(start).Round(100 * time.Millisecond)}
 	switch {
-	case root.failed():
-		r.Failure = failureLog(root.logs(), dir)
-	case root.skipped():
-		r.Skipped, r.Failure = true, root.logs()
+	case root.Failed():
+		r.Failure = failureLog(root.Logs(), dir)
+	case root.Skipped():
+		r.Skipped, r.Failure = true, root.Logs()
 	default:
 		r.Passed = true
 		prog.finish()
@@ -193,122 +192,4 @@ func indent(s string) string {
 		lines[i] = "    " + l
 	}
 	return strings.Join(lines, "\n")
-}
-
-// scriptT is testscript's T for the CLI: it runs each script in its own goroutine (FailNow and Skip end
-// that goroutine, as testing.T's do), collects the log testscript writes when a script ends, and records
-// the outcome. Verbose is false, so testscript keeps only the failing section in the log.
-type scriptT struct {
-	name     string
-	parent   *scriptT
-	mu       sync.Mutex
-	log      []string
-	fail     bool
-	skip     bool
-	children []*scriptT
-}
-
-var _ testscript.T = (*scriptT)(nil)
-
-// run calls f(t) in a new goroutine and waits for it, so runtime.Goexit in FailNow ends only f.
-func (t *scriptT) run(f func(*scriptT)) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				t.Error(fmt.Sprintf("panic: %v", r))
-			}
-		}()
-		f(t)
-	}()
-	<-done
-}
-
-func (t *scriptT) Run(name string, f func(testscript.T)) {
-	child := &scriptT{name: name, parent: t}
-	t.mu.Lock()
-	t.children = append(t.children, child)
-	t.mu.Unlock()
-	child.run(func(c *scriptT) { f(c) })
-}
-
-func (t *scriptT) Log(args ...any) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.log = append(t.log, fmt.Sprint(args...))
-}
-
-// Error records a failure without stopping (cleanups use it).
-func (t *scriptT) Error(args ...any) {
-	t.Log(args...)
-	t.mu.Lock()
-	t.fail = true
-	t.mu.Unlock()
-}
-
-func (t *scriptT) Fatal(args ...any) {
-	t.Error(args...)
-	runtime.Goexit()
-}
-
-func (t *scriptT) FailNow() {
-	t.mu.Lock()
-	t.fail = true
-	t.mu.Unlock()
-	runtime.Goexit()
-}
-
-func (t *scriptT) Skip(args ...any) {
-	t.Log(args...)
-	t.mu.Lock()
-	t.skip = true
-	t.mu.Unlock()
-	runtime.Goexit()
-}
-
-func (t *scriptT) Parallel()     {} // labs share one cluster: always one at a time
-func (t *scriptT) Verbose() bool { return false }
-
-func (t *scriptT) failed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.fail {
-		return true
-	}
-	for _, c := range t.children {
-		if c.failed() {
-			return true
-		}
-	}
-	return false
-}
-
-func (t *scriptT) skipped() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.skip {
-		return true
-	}
-	for _, c := range t.children {
-		if c.skipped() {
-			return true
-		}
-	}
-	return false
-}
-
-// logs is everything logged by t and its children, in order.
-func (t *scriptT) logs() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var b strings.Builder
-	for _, l := range t.log {
-		b.WriteString(strings.TrimRight(l, "\n"))
-		b.WriteByte('\n')
-	}
-	for _, c := range t.children {
-		b.WriteString(c.logs())
-	}
-	return b.String()
 }
