@@ -26,6 +26,9 @@ type backend interface {
 	ready(t *scenarios.T, ns, name string, timeout time.Duration)
 	// convergence is how long the last apply or delete took to be acknowledged by every affected proxy.
 	convergence(t *scenarios.T) time.Duration
+	// beforeTraffic waits until traffic can take the path the file's config declares (live: every waypoint
+	// and gateway the file applied is connected and in sync); offline there is no traffic.
+	beforeTraffic(t *scenarios.T)
 }
 
 // Traffic sends requests in the lab for the traffic commands. scenarios' traffic helpers implement it once

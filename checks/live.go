@@ -23,6 +23,9 @@ type live struct {
 	lastChange   time.Time     // when the last apply or delete was made
 	converged    time.Duration // how long it took to be acknowledged
 	settledSince time.Time     // lastChange when WaitSettled last succeeded
+	// gateways are the proxies of the waypoints and ingress gateways the file applied and has not deleted:
+	// traffic waits for them, since ztunnel may send to a waypoint before its proxy has its config.
+	gateways map[string]scenarios.ProxySet
 }
 
 func (l *live) setup(t *scenarios.T, ns, dataplane string) {
@@ -44,11 +47,46 @@ func (l *live) setup(t *scenarios.T, ns, dataplane string) {
 func (l *live) apply(t *scenarios.T, _, _ string, objs []*unstructured.Unstructured) {
 	l.lastChange = time.Now()
 	t.ApplyObjects(objs...)
+	for _, u := range objs {
+		if set, ok := gatewayProxy(u); ok {
+			if l.gateways == nil {
+				l.gateways = map[string]scenarios.ProxySet{}
+			}
+			l.gateways[set.String()] = set
+		}
+	}
+	l.settle(t)
+}
+
+// gatewayProxy is the proxy a Gateway of class istio-waypoint or istio runs as.
+func gatewayProxy(u *unstructured.Unstructured) (scenarios.ProxySet, bool) {
+	if u.GetKind() != "Gateway" || u.GroupVersionKind().Group != "gateway.networking.k8s.io" {
+		return scenarios.ProxySet{}, false
+	}
+	class, _, _ := unstructured.NestedString(u.Object, "spec", "gatewayClassName")
+	switch class {
+	case "istio-waypoint":
+		return scenarios.ProxySet{Kind: xds.KindWaypoint, Namespace: u.GetNamespace(), Name: u.GetName()}, true
+	case "istio":
+		return scenarios.ProxySet{Kind: xds.KindGateway, Namespace: u.GetNamespace(), Name: u.GetName()}, true
+	}
+	return scenarios.ProxySet{}, false
+}
+
+func (l *live) beforeTraffic(t *scenarios.T) {
+	for _, set := range l.gateways {
+		l.waitConnected(t, set)
+	}
 	l.settle(t)
 }
 
 func (l *live) remove(t *scenarios.T, objs []*unstructured.Unstructured) {
 	l.lastChange = time.Now()
+	for _, u := range objs {
+		if set, ok := gatewayProxy(u); ok {
+			delete(l.gateways, set.String())
+		}
+	}
 	for _, u := range objs {
 		doc, err := u.MarshalJSON()
 		t.Must(err, "encoding "+u.GetName())

@@ -227,6 +227,8 @@ func (o *offline) ready(t *scenarios.T, _, _ string, _ time.Duration) {
 	t.Skipf("--offline: rollouts need a cluster")
 }
 
+func (o *offline) beforeTraffic(*scenarios.T) {}
+
 func (o *offline) convergence(t *scenarios.T) time.Duration {
 	t.Skipf("--offline: convergence time needs a cluster")
 	return 0

@@ -375,6 +375,7 @@ func (fr *fileRun) exec(ts *testscript.TestScript, l Line, neg bool, args []stri
 		t.Expect(d <= within, fmt.Sprintf("converged -within %s: every proxy acknowledged the last change", within),
 			"within "+within.String(), d.Round(time.Millisecond).String())
 	default:
+		fr.backend.beforeTraffic(t)
 		fr.traffic(l.Name(), c)
 	}
 }
