@@ -29,6 +29,8 @@ import (
 var (
 	meshlabBin  string
 	clusterName string
+	// testenv is the e2e-framework environment whose Setup brought the lab up; features run in it.
+	testenv env.Environment
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +53,7 @@ func TestMain(m *testing.M) {
 	// `meshlab up` (reusing a running lab), Finish `meshlab down` (kept with MESHLAB_KEEP=1). Every test in
 	// the package shares it.
 	opts := meshlabenv.Options{Name: clusterName, Binary: meshlabBin, Logger: log.NewWriter(os.Stderr, 1)}
-	testenv := env.New()
+	testenv = env.New()
 	testenv.Setup(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 		start := time.Now()
 		ctx, err := meshlabenv.Setup(opts)(ctx, cfg)
