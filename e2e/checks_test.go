@@ -57,4 +57,28 @@ func checkUserChecks(t *testing.T, ctx context.Context) {
 	if after := namespaces(); after != before {
 		t.Errorf("a rejected run changed the lab's namespaces:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+
+	// The worked example's lab (the team's canary as a tutorial) passes; its broken variant fails with the
+	// assertion that did not hold, named by file and line, and exit 1.
+	lab := func(path string) (string, int) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, meshlabBin, "lab", "run", path)
+		cmd.Env = append(os.Environ(), cluster.NameEnv+"="+clusterName)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if exit, ok := err.(*exec.ExitError); ok {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatalf("meshlab lab run %s: %v", path, err)
+		}
+		t.Logf("meshlab lab run %s: exit %d\n%s", path, code, lastLines(string(out), 30))
+		return string(out), code
+	}
+	if out, code := lab("../examples/canary/labs/"); code != 0 || !strings.Contains(out, "--- PASS canary") {
+		t.Errorf("the worked example's lab: exit %d, want 0\n%s", code, out)
+	}
+	want := "FAIL: ../examples/canary/testdata/broken-lab.txtar:26: no match for"
+	if out, code := lab("../examples/canary/testdata/broken-lab.txtar"); code != 1 || !strings.Contains(out, want) {
+		t.Errorf("the broken lab: exit %d, want 1 with %q\n%s", code, want, out)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -155,7 +156,7 @@ func runOne(c Config, l Lab, dir string) (Result, error) {
 	r := Result{Name: l.Name, Duration: time.Since(start).Round(100 * time.Millisecond)}
 	switch {
 	case root.Failed():
-		r.Failure = failureLog(root.Logs(), dir)
+		r.Failure = failureLog(root.Logs(), filepath.Join(dir, l.Name+".txtar"), l.File)
 	case root.Skipped():
 		r.Skipped, r.Failure = true, root.Logs()
 	default:
@@ -175,15 +176,19 @@ func runOne(c Config, l Lab, dir string) (Result, error) {
 	return r, nil
 }
 
-// failureLog is testscript's log without the work directory line, the script named as in the source tree.
-func failureLog(log, dir string) string {
+// failureLog is testscript's log without the work directory line, the script (written to script for
+// testscript) named as the user knows it: file, a path or labs/scripts/NAME.txtar.
+func failureLog(log, script, file string) string {
 	var keep []string
 	for _, line := range strings.Split(log, "\n") {
 		if !strings.HasPrefix(line, "WORK=") {
 			keep = append(keep, line)
 		}
 	}
-	return strings.ReplaceAll(strings.Join(keep, "\n"), dir+string(os.PathSeparator), "labs/scripts/")
+	if file == "" {
+		file = path.Join("labs/scripts", filepath.Base(script)) // a built-in lab
+	}
+	return strings.ReplaceAll(strings.Join(keep, "\n"), script, file)
 }
 
 func indent(s string) string {
