@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -197,6 +199,27 @@ type junitSkipped struct {
 
 // JUnitSuiteName names the suite in JUnit XML.
 const JUnitSuiteName = "meshlab-scenarios"
+
+// WriteJUnitFile writes the JUnit XML to path, creating its directory.
+func (r *Report) WriteJUnitFile(path string) error {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing JUnit XML: %w", err)
+	}
+	if err := r.WriteJUnit(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
 
 // WriteJUnit prints the report as JUnit XML: one testsuite, one testcase per scenario; a failed scenario's
 // <failure> holds every expected-vs-seen pair, a skipped one's <skipped> its reason.

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -153,7 +151,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 	rep := r.Run(ctx, list)
 
 	if flags.junit != "" {
-		if err := writeJUnit(flags.junit, rep); err != nil {
+		if err := rep.WriteJUnitFile(flags.junit); err != nil {
 			return &cliutil.ExitError{Code: scenarios.ExitEnvironment, Err: err}
 		}
 		env.Logger.V(1)("JUnit XML written to %s", flags.junit)
@@ -173,26 +171,6 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 			msg = fmt.Sprintf("%d scenario(s) skipped (--fail-on-skip)", skipped)
 		}
 		return &cliutil.ExitError{Code: code, Err: errors.New(msg)}
-	}
-	return nil
-}
-
-func writeJUnit(path string, rep *scenarios.Report) error {
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", dir, err)
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing JUnit XML: %w", err)
-	}
-	if err := rep.WriteJUnit(f); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

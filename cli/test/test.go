@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -138,7 +137,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) 
 
 	rep := checks.Run(ctx, opts, files)
 	if flags.junit != "" {
-		if err := writeJUnit(flags.junit, rep); err != nil {
+		if err := rep.WriteJUnitFile(flags.junit); err != nil {
 			return &cliutil.ExitError{Code: scenarios.ExitEnvironment, Err: err}
 		}
 	}
@@ -175,21 +174,4 @@ func writeText(w io.Writer, rep *scenarios.Report) error {
 		}
 	}
 	return nil
-}
-
-func writeJUnit(path string, rep *scenarios.Report) error {
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", dir, err)
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing JUnit XML: %w", err)
-	}
-	if err := rep.WriteJUnit(f); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return f.Close()
 }
