@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -46,7 +45,7 @@ func Read(paths []string) ([]Object, error) {
 		errs []error
 	)
 	for _, p := range paths {
-		files, err := expand(p)
+		files, err := yamldoc.Files(p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -83,35 +82,6 @@ func Read(paths []string) ([]Object, error) {
 		return nil, fmt.Errorf("%w: no objects in %s", ErrInput, strings.Join(paths, ", "))
 	}
 	return objs, nil
-}
-
-// expand lists the manifest files of path: path itself, or a directory's .yaml, .yml and .json files.
-func expand(path string) ([]string, error) {
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !info.IsDir() {
-		return []string{path}, nil
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, err
-	}
-	var files []string
-	for _, e := range entries {
-		switch filepath.Ext(e.Name()) {
-		case ".yaml", ".yml", ".json":
-			if !e.IsDir() {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: no .yaml, .yml or .json files in the directory", path)
-	}
-	sort.Strings(files)
-	return files, nil
 }
 
 // Check resolves every object's kind against the lab's API server (or a CustomResourceDefinition among the

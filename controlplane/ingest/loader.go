@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,7 +110,7 @@ func LoadFiles(paths ...string) (*Store, []Warning, error) {
 	}
 	var files []string
 	for _, p := range paths {
-		fs, err := expand(p)
+		fs, err := yamldoc.Files(p)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -178,34 +176,6 @@ type located struct {
 // where names lo in messages: "file: document N (Kind ns/name), line L".
 func (lo located) where() string {
 	return fmt.Sprintf("%s, line %d", lo.doc.Where(), lo.doc.Line)
-}
-
-func expand(path string) ([]string, error) {
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if !info.IsDir() {
-		return []string{path}, nil
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	var files []string
-	for _, e := range entries {
-		switch filepath.Ext(e.Name()) {
-		case ".yaml", ".yml", ".json":
-			if !e.IsDir() {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("reading %s: no .yaml, .yml or .json files in directory", path)
-	}
-	sort.Strings(files)
-	return files, nil
 }
 
 // decodeFile decodes and validates every document of a file. With coverage, fields meshlab does not

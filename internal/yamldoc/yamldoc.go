@@ -17,7 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -451,4 +454,35 @@ func splitPath(path string) []string {
 		}
 	}
 	return segs
+}
+
+// Files lists the manifest files of path: path itself, or a directory's .yaml, .yml and .json files
+// (not its subdirectories), sorted. A directory without any is an error, so that a wrong path is not
+// silently an empty input.
+func Files(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var files []string
+	for _, e := range entries {
+		switch filepath.Ext(e.Name()) {
+		case ".yaml", ".yml", ".json":
+			if !e.IsDir() {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("reading %s: no .yaml, .yml or .json files in the directory", path)
+	}
+	sort.Strings(files)
+	return files, nil
 }
