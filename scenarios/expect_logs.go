@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshlab/meshlab/internal/kvfields"
 )
 
 // ZtunnelEntry is one ztunnel access-log line ("<time>\tinfo\taccess\tconnection complete k="v" ...",
@@ -52,32 +54,9 @@ func ParseZtunnelLog(log, pod, node string) []ZtunnelEntry {
 		if err != nil {
 			continue
 		}
-		out = append(out, ZtunnelEntry{Time: when, Pod: pod, Node: node, Fields: parseKV(rest)})
+		out = append(out, ZtunnelEntry{Time: when, Pod: pod, Node: node, Fields: kvfields.Parse(rest)})
 	}
 	return out
-}
-
-// parseKV reads space-separated key=value pairs whose values are bare or Go-quoted.
-func parseKV(rest string) map[string]string {
-	kv := map[string]string{}
-	for {
-		rest = strings.TrimLeft(rest, " ")
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok || k == "" || strings.Contains(k, " ") {
-			return kv
-		}
-		if strings.HasPrefix(v, `"`) {
-			q, err := strconv.QuotedPrefix(v)
-			if err != nil {
-				return kv
-			}
-			kv[k], _ = strconv.Unquote(q)
-			rest = v[len(q):]
-			continue
-		}
-		val, after, _ := strings.Cut(v, " ")
-		kv[k], rest = val, after
-	}
 }
 
 // WaypointEntry is one request line of a waypoint's (or sidecar's) access log:
@@ -136,7 +115,7 @@ func ParseWaypointLog(log, pod string) []WaypointEntry {
 		if err != nil {
 			continue
 		}
-		fields := parseKV(strings.Join(f[2:], " "))
+		fields := kvfields.Parse(strings.Join(f[2:], " "))
 		for k, v := range fields {
 			if v == "-" {
 				fields[k] = ""

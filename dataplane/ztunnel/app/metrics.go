@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshlab/meshlab/dataplane/ztunnel"
+	"github.com/meshlab/meshlab/internal/kvfields"
 )
 
 // metrics counts TCP connections and bytes in Istio's names (istio_tcp_connections_opened_total and so
@@ -91,25 +92,7 @@ func parseAccessLog(line string) map[string]string {
 	if !ok {
 		return nil
 	}
-	kv := map[string]string{}
-	for {
-		rest = strings.TrimLeft(rest, " ")
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok || k == "" {
-			return kv
-		}
-		if strings.HasPrefix(v, `"`) {
-			q, err := strconv.QuotedPrefix(v)
-			if err != nil {
-				return kv
-			}
-			kv[k], _ = strconv.Unquote(q)
-			rest = v[len(q):]
-			continue
-		}
-		val, after, _ := strings.Cut(v, " ")
-		kv[k], rest = val, after
-	}
+	return kvfields.Parse(rest)
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
