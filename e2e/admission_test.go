@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshlab/meshlab/cluster"
 )
 
 // admissionCase is one object sent to the lab's API server with `kubectl apply --dry-run=server`, and the
@@ -137,6 +139,7 @@ func kubectlCombined(t *testing.T, ctx context.Context, stdin []byte, args ...st
 func meshlabExit(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, meshlabBin, args...)
+	cmd.Env = append(os.Environ(), cluster.NameEnv+"="+clusterName) // the lab, for commands that use one
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -2,12 +2,8 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/meshlab/meshlab/cluster"
 )
 
 // checkUserChecks runs `meshlab test` on the worked example of docs/writing-checks.md: its check files
@@ -16,17 +12,9 @@ import (
 func checkUserChecks(t *testing.T, ctx context.Context) {
 	run := func(args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, meshlabBin, append([]string{"test", "--bundle-dir", t.TempDir()}, args...)...)
-		cmd.Env = append(os.Environ(), cluster.NameEnv+"="+clusterName)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if exit, ok := err.(*exec.ExitError); ok {
-			code = exit.ExitCode()
-		} else if err != nil {
-			t.Fatalf("meshlab test %s: %v", strings.Join(args, " "), err)
-		}
-		t.Logf("meshlab test %s: exit %d\n%s", strings.Join(args, " "), code, out)
-		return string(out), code
+		stdout, stderr, code := meshlabExit(t, ctx, append([]string{"test", "--bundle-dir", t.TempDir()}, args...)...)
+		t.Logf("meshlab test %s: exit %d\n%s", strings.Join(args, " "), code, stdout)
+		return stdout + stderr, code
 	}
 	namespaces := func() string {
 		t.Helper()
@@ -62,17 +50,9 @@ func checkUserChecks(t *testing.T, ctx context.Context) {
 	// assertion that did not hold, named by file and line, and exit 1.
 	lab := func(path string) (string, int) {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, meshlabBin, "lab", "run", path)
-		cmd.Env = append(os.Environ(), cluster.NameEnv+"="+clusterName)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if exit, ok := err.(*exec.ExitError); ok {
-			code = exit.ExitCode()
-		} else if err != nil {
-			t.Fatalf("meshlab lab run %s: %v", path, err)
-		}
-		t.Logf("meshlab lab run %s: exit %d\n%s", path, code, lastLines(string(out), 30))
-		return string(out), code
+		stdout, stderr, code := meshlabExit(t, ctx, "lab", "run", path)
+		t.Logf("meshlab lab run %s: exit %d\n%s", path, code, lastLines(stdout, 30))
+		return stdout + stderr, code
 	}
 	if out, code := lab("../examples/canary/labs/"); code != 0 || !strings.Contains(out, "--- PASS canary") {
 		t.Errorf("the worked example's lab: exit %d, want 0\n%s", code, out)
