@@ -40,14 +40,19 @@ type Traffic interface {
 	Path(t *scenarios.T, what string, req TrafficRequest, want PathWant) bool
 	Latency(t *scenarios.T, what string, req TrafficRequest, n int, budgets map[float64]time.Duration) bool
 	Split(t *scenarios.T, what string, req TrafficRequest, by string, weights map[string]float64) bool
+	// Counts sends n requests and tests how many answers fall in each class (by "status" or a field).
+	Counts(t *scenarios.T, what string, req TrafficRequest, n int, by string, want map[string]scenarios.Range) bool
 }
 
 // TrafficRequest is a request a traffic command sends: from a pod of the Deployment From in Namespace (empty:
 // the lab's sleep pod), to URL, with extra headers.
 type TrafficRequest struct {
 	Namespace, From string
-	URL             string
-	Headers         []string // "Name: value"
+	// Via, instead of From, sends the request from this machine through the ingress Gateway Via
+	// (NAME in Namespace, or NS/NAME): to its Service's node port on a node, the URL's host as Host.
+	Via     string
+	URL     string
+	Headers []string // "Name: value"
 }
 
 // ResponseWant is what `request` expects (scenarios' type: the same assertion a scenario makes).

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshlab/meshlab/scenarios"
 )
 
 func writeCheck(t *testing.T, name, text string) string {
@@ -38,6 +40,9 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "# only prose\n", []string{"no commands"}},
 		{"two-errors", "# x\nfoo\nbar\n", []string{":2: unknown command \"foo\"", ":3: unknown command \"bar\""}},
 		{"Bad_Name", "# x\nstdout x\n", []string{"must be lowercase letters"}},
+		{"bad-count", "# x\ncounts -want 503=half http://echo/\n", []string{":2: counts -want: HTTP 503: range \"half\" is not N%"}},
+		{"count-no-class", "# x\ncounts -want =5 http://echo/\n", []string{":2: counts -want: want CLASS=RANGE"}},
+		{"count-no-want", "# x\ncounts http://echo/\n", []string{":2: counts: flag -want is required"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,5 +106,26 @@ func TestExampleFilesParse(t *testing.T) {
 	_, err = Load([]string{filepath.Join(example, "testdata", "syntax-error.txtar")})
 	if err == nil || !strings.Contains(err.Error(), "syntax-error.txtar:3: unknown command \"rout\"") {
 		t.Fatalf("syntax-error.txtar: %v", err)
+	}
+}
+
+func TestParseCountWant(t *testing.T) {
+	for in, want := range map[string]string{
+		"503=50%":             "HTTP 503 50%",
+		"200=>=1":             "HTTP 200 >=1",
+		"v1=<=3":              "v1 <=3",
+		"HTTP 503=0":          "HTTP 503 0",
+		"curl exit 56=10..20": "curl exit 56 10..20",
+	} {
+		class, r, err := parseCountWant(in)
+		if err != nil || class+" "+r.String() != want {
+			t.Errorf("parseCountWant(%q) = %q %v, %v; want %q", in, class, r, err, want)
+		}
+	}
+	if n := CountsSampleSize(map[string]scenarios.Range{"HTTP 503": scenarios.Share(0.5), "HTTP 200": scenarios.Share(0.5)}); n != 40 {
+		t.Errorf("CountsSampleSize(50%%/50%%) = %d, want 40 (20 expected in the rarer class)", n)
+	}
+	if n := CountsSampleSize(map[string]scenarios.Range{"HTTP 503": scenarios.Exactly(0)}); n != 100 {
+		t.Errorf("CountsSampleSize(exactly 0) = %d, want 100", n)
 	}
 }

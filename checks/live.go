@@ -3,12 +3,18 @@ package checks
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/render/tables"
 	"github.com/meshlab/meshlab/controlplane/xds"
 	"github.com/meshlab/meshlab/scenarios"
@@ -20,6 +26,7 @@ const DefaultReadyTimeout = 3 * time.Minute
 // live acts on the running lab through the scenario's T: applies are undone at teardown, config is read
 // from the control plane once every proxy has acknowledged it.
 type live struct {
+	timeout      time.Duration // bounds each convergence wait (0: scenarios.DefaultConvergeTimeout)
 	lastChange   time.Time     // when the last apply or delete was made
 	converged    time.Duration // how long it took to be acknowledged
 	settledSince time.Time     // lastChange when WaitSettled last succeeded
@@ -100,9 +107,9 @@ func (l *live) settle(t *scenarios.T) {
 	if !l.settledSince.IsZero() && l.settledSince.Equal(l.lastChange) {
 		return
 	}
-	d, err := t.WaitSettled(l.lastChange, scenarios.SettleQuiet, scenarios.DefaultConvergeTimeout)
+	d, err := t.WaitSettled(l.lastChange, scenarios.SettleQuiet, l.convergeTimeout())
 	if err != nil {
-		t.Fatalf("waiting for every proxy to acknowledge the change: %v", err)
+		t.Abortf("the lab never converged: waiting for every proxy to acknowledge the change: %v", err)
 	}
 	l.converged, l.settledSince = d, l.lastChange
 	t.Logf("every proxy acknowledged the change %s after it", d.Round(time.Millisecond))
@@ -122,7 +129,7 @@ func (l *live) dump(t *scenarios.T, p proxyRef) *tables.Dump {
 // waitConnected waits until a proxy of set is connected and in sync: a waypoint the file just declared
 // starts after its Gateway is applied, and settling only waits for proxies already connected.
 func (l *live) waitConnected(t *scenarios.T, set scenarios.ProxySet) {
-	ctx, cancel := context.WithTimeout(t.Context(), scenarios.DefaultConvergeTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), l.convergeTimeout())
 	defer cancel()
 	seen := "no such proxy connected"
 	for {
@@ -149,11 +156,19 @@ func (l *live) waitConnected(t *scenarios.T, set scenarios.ProxySet) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Expect(false, fmt.Sprintf("%s is connected to the control plane within %s", set, scenarios.DefaultConvergeTimeout), "connected and in sync", seen)
-			t.FailNow()
+			t.Abortf("the lab never converged: %s was not connected and in sync with the control plane within %s (seen: %s)%s", set, l.convergeTimeout(), seen, problemSuffix(t, set))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+func problemSuffix(t *scenarios.T, set scenarios.ProxySet) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+	defer cancel()
+	if why := scenarios.GatewayProblem(ctx, t.Env.Kube, set); why != "" {
+		return "; " + why
+	}
+	return ""
 }
 
 func (l *live) podIPs(t *scenarios.T, ns, selector string) []string {
@@ -193,11 +208,17 @@ func (l *live) ready(t *scenarios.T, ns, name string, timeout time.Duration) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Expect(false, fmt.Sprintf("deploy/%s in %s rolled out within %s", name, ns, timeout), "every replica updated and available", seen)
-			t.FailNow()
+			t.Abortf("the lab never converged: deploy/%s in %s did not roll out within %s: %s (want every replica updated and available)", name, ns, timeout, seen)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+func (l *live) convergeTimeout() time.Duration {
+	if l.timeout > 0 {
+		return l.timeout
+	}
+	return scenarios.DefaultConvergeTimeout
 }
 
 func (l *live) convergence(t *scenarios.T) time.Duration {
@@ -216,4 +237,50 @@ func podOf(t *scenarios.T, ns, deploy string) string {
 		t.Fatalf("deploy/%s in %s has no running pod to send from", deploy, ns)
 	}
 	return pods[0].Name
+}
+
+// ingressAddress is where a request from this machine enters the mesh through the ingress Gateway via
+// (NAME in ns, or NS/NAME): a node's address and the node port of the gateway Service's port for url.
+// kind's nodes are containers on this machine, so their addresses are reachable from it.
+func ingressAddress(t *scenarios.T, ns, via, rawURL string) string {
+	if before, after, ok := strings.Cut(via, "/"); ok {
+		ns, via = before, after
+	}
+	port := 80
+	if u, err := url.Parse(rawURL); err == nil && strings.Contains(rawURL, "://") {
+		if u.Scheme == "https" {
+			port = 443
+		}
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			port = p
+		}
+	} else if _, p, err := net.SplitHostPort(strings.SplitN(rawURL, "/", 2)[0]); err == nil {
+		port, _ = strconv.Atoi(p)
+	}
+	name := model.GatewayDeploymentName(via)
+	svc, err := t.Env.Kube.CoreV1().Services(ns).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("-via %s: the ingress gateway's Service %s/%s: %v", via, ns, name, err)
+	}
+	nodePort := int32(0)
+	for _, p := range svc.Spec.Ports {
+		if int(p.Port) == port {
+			nodePort = p.NodePort
+		}
+	}
+	if nodePort == 0 {
+		t.Fatalf("-via %s: Service %s/%s (type %s) has no node port for port %d: the Gateway needs a listener on %d and a LoadBalancer or NodePort Service (networking.istio.io/service-type)",
+			via, ns, name, svc.Spec.Type, port, port)
+	}
+	nodes, err := t.Env.Kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	t.Must(err, "listing the nodes")
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				return net.JoinHostPort(a.Address, strconv.Itoa(int(nodePort)))
+			}
+		}
+	}
+	t.Fatalf("-via %s: no node has an internal IP", via)
+	return ""
 }

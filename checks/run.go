@@ -40,9 +40,13 @@ type Options struct {
 	Parallel  int           // files at once (default DefaultParallel)
 	BundleDir string        // failure bundles (default scenarios.DefaultBundleDir)
 	Timeout   time.Duration // per file (default DefaultFileTimeout)
-	Traffic   Traffic       // default DefaultTraffic
-	Logf      log.Logf      // progress lines
-	Debugf    log.Logf      // every file's log lines as they happen
+	// ConvergeTimeout bounds each wait for the lab to converge: every proxy acknowledging a change, an
+	// applied waypoint connecting, a rollout completing (default scenarios.DefaultConvergeTimeout). A lab
+	// that never gets there ends the file as an environment error (exit 2), not a failed check.
+	ConvergeTimeout time.Duration
+	Traffic         Traffic  // default DefaultTraffic
+	Logf            log.Logf // progress lines
+	Debugf          log.Logf // every file's log lines as they happen
 
 	suffix func() string // namespace suffix; replaceable in tests
 }
@@ -123,7 +127,7 @@ func scenarioFor(f *File, opts *Options) *scenarios.Scenario {
 	if opts.Offline {
 		fr.backend = newOffline(opts.Base)
 	} else {
-		fr.backend = &live{}
+		fr.backend = &live{timeout: opts.ConvergeTimeout}
 	}
 	return &scenarios.Scenario{
 		Name:        f.Name,
@@ -212,17 +216,29 @@ func (fr *fileRun) offlineSkip(l Line) func(*testscript.TestScript, bool, []stri
 func (fr *fileRun) handler(l Line) func(*testscript.TestScript, bool, []string) {
 	return func(ts *testscript.TestScript, neg bool, args []string) {
 		t := fr.t
-		stopped := false
-		t.Phase(fr.phaseName(l), func() {
+		stopped, aborted := false, false
+		func() {
 			defer func() {
 				if r := recover(); r != nil {
-					stopped = true
-					panic(r) // Phase records the failure or skip
+					if !scenarios.IsAbort(r) {
+						panic(r)
+					}
+					aborted = true // Abortf: stop the script here; the report says not judged
 				}
 			}()
-			fr.exec(ts, l, neg, args)
-		})
+			t.Phase(fr.phaseName(l), func() {
+				defer func() {
+					if r := recover(); r != nil {
+						stopped = true
+						panic(r) // Phase records the failure or skip
+					}
+				}()
+				fr.exec(ts, l, neg, args)
+			})
+		}()
 		switch {
+		case aborted:
+			ts.Fatalf("%s: the lab never converged (not judged; see the report)", l.Name())
 		case t.Failed():
 			ts.Fatalf("%s failed (expected vs seen in the report)", l.Name())
 		case stopped:
@@ -466,6 +482,9 @@ func (fr *fileRun) traffic(name string, c call) {
 			req.From = strings.TrimPrefix(from, "deploy/")
 		}
 	}
+	if via, ok := c.flag("-via"); ok {
+		req.Via = via
+	}
 	what := name + " " + strings.Join(c.pos, " ")
 	tr := fr.opts.Traffic
 	switch name {
@@ -513,6 +532,24 @@ func (fr *fileRun) traffic(name string, c call) {
 			weights[k] = float64(v)
 		}
 		tr.Split(t, what, req, by, weights)
+	case "counts":
+		n := 0
+		if v, ok := c.flag("-n"); ok {
+			fmt.Sscan(v, &n)
+		}
+		by := "status"
+		if v, ok := c.flag("-by"); ok {
+			by = v
+		}
+		want := map[string]scenarios.Range{}
+		for _, w := range c.flags["-want"] {
+			class, r, err := parseCountWant(w)
+			if err != nil { // a $VARIABLE expanded to something unusable
+				t.Fatalf("counts -want: %v", err)
+			}
+			want[class] = r
+		}
+		tr.Counts(t, what, req, n, by, want)
 	}
 }
 

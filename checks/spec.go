@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshlab/meshlab/scenarios"
 )
 
 // class says where a command can run.
@@ -32,6 +34,7 @@ const (
 	flagRegexp
 	flagBudgets // p50=20ms,p99=100ms
 	flagBool    // yes|no
+	flagCount   // CLASS=RANGE (counts -want)
 )
 
 // spec describes one command: how it is called and what its arguments must be.
@@ -59,18 +62,21 @@ var specs = map[string]*spec{
 		flags: map[string]flagKind{"-endpoints": flagString}},
 	"holds":     {name: "holds", usage: "[!] holds PROXY WORD...", class: classMesh, min: 2, max: -1, proxy: true, neg: true},
 	"converged": {name: "converged", usage: "converged -within D", class: classCluster, flags: map[string]flagKind{"-within": flagDuration}},
-	"request": {name: "request", usage: "request [-from deploy/NAME] [-H 'NAME: VALUE']... [-status N] [-body REGEXP] [-header 'NAME: REGEXP']... URL", class: classTraffic, min: 1, max: 1,
-		flags: map[string]flagKind{"-from": flagString, "-H": flagString, "-status": flagInt, "-body": flagRegexp, "-header": flagString}, repeat: map[string]bool{"-H": true, "-header": true}},
-	"split": {name: "split", usage: "split [-from deploy/NAME] [-by FIELD] -weights VALUE=N,... URL", class: classTraffic, min: 1, max: 1,
-		flags: map[string]flagKind{"-from": flagString, "-by": flagString, "-weights": flagWeights}},
-	"allowed": {name: "allowed", usage: "allowed [-from deploy/NAME] [-H 'NAME: VALUE']... URL", class: classTraffic, min: 1, max: 1,
-		flags: map[string]flagKind{"-from": flagString, "-H": flagString}, repeat: map[string]bool{"-H": true}},
-	"denied": {name: "denied", usage: "denied [-from deploy/NAME] [-H 'NAME: VALUE']... [-layer L4|L7] URL", class: classTraffic, min: 1, max: 1,
-		flags: map[string]flagKind{"-from": flagString, "-H": flagString, "-layer": flagString}, repeat: map[string]bool{"-H": true}},
+	"request": {name: "request", usage: "request [-from deploy/NAME | -via GATEWAY] [-H 'NAME: VALUE']... [-status N] [-body REGEXP] [-header 'NAME: REGEXP']... URL", class: classTraffic, min: 1, max: 1,
+		flags: map[string]flagKind{"-from": flagString, "-via": flagString, "-H": flagString, "-status": flagInt, "-body": flagRegexp, "-header": flagString}, repeat: map[string]bool{"-H": true, "-header": true}},
+	"split": {name: "split", usage: "split [-from deploy/NAME | -via GATEWAY] [-by FIELD] -weights VALUE=N,... URL", class: classTraffic, min: 1, max: 1,
+		flags: map[string]flagKind{"-from": flagString, "-via": flagString, "-by": flagString, "-weights": flagWeights}},
+	"allowed": {name: "allowed", usage: "allowed [-from deploy/NAME | -via GATEWAY] [-H 'NAME: VALUE']... URL", class: classTraffic, min: 1, max: 1,
+		flags: map[string]flagKind{"-from": flagString, "-via": flagString, "-H": flagString}, repeat: map[string]bool{"-H": true}},
+	"denied": {name: "denied", usage: "denied [-from deploy/NAME | -via GATEWAY] [-H 'NAME: VALUE']... [-layer L4|L7] URL", class: classTraffic, min: 1, max: 1,
+		flags: map[string]flagKind{"-from": flagString, "-via": flagString, "-H": flagString, "-layer": flagString}, repeat: map[string]bool{"-H": true}},
 	"path": {name: "path", usage: "path [-from deploy/NAME] [-src SPIFFE-ID] [-dst SPIFFE-ID] [-hbone yes|no] [-waypoint NS/NAME|none] URL", class: classTraffic, min: 1, max: 1,
 		flags: map[string]flagKind{"-from": flagString, "-src": flagString, "-dst": flagString, "-hbone": flagBool, "-waypoint": flagString}},
 	"latency": {name: "latency", usage: "latency [-from deploy/NAME] [-n N] -budget p50=D,p99=D URL", class: classTraffic, min: 1, max: 1,
 		flags: map[string]flagKind{"-from": flagString, "-n": flagInt, "-budget": flagBudgets}},
+	"counts": {name: "counts", usage: "counts [-from deploy/NAME | -via GATEWAY] [-H 'NAME: VALUE']... [-n N] [-by status|FIELD] -want CLASS=N%|N|LO..HI|>=N|<=N... URL", class: classTraffic, min: 1, max: 1,
+		flags:  map[string]flagKind{"-from": flagString, "-via": flagString, "-H": flagString, "-n": flagInt, "-by": flagString, "-want": flagCount},
+		repeat: map[string]bool{"-H": true, "-want": true}},
 }
 
 // required flags, by command.
@@ -78,6 +84,7 @@ var requiredFlags = map[string][]string{
 	"converged": {"-within"},
 	"split":     {"-weights"},
 	"latency":   {"-budget"},
+	"counts":    {"-want"},
 }
 
 // passthrough are commands run as they are: the labs' commands (need the lab) and testscript's builtins.
@@ -178,6 +185,11 @@ func parseCall(s *spec, args []string) (call, error) {
 			}
 		}
 	}
+	if _, via := c.flags["-via"]; via {
+		if _, from := c.flags["-from"]; from {
+			return c, fmt.Errorf("%s: -from and -via exclude each other: -via sends from this machine through the ingress gateway", s.name)
+		}
+	}
 	if s.name == "denied" {
 		if l, ok := c.flag("-layer"); ok && l != "L4" && l != "L7" {
 			return c, fmt.Errorf("denied -layer: want L4 or L7, got %q", l)
@@ -211,8 +223,30 @@ func checkValue(kind flagKind, v string) error {
 		if v != "yes" && v != "no" {
 			return fmt.Errorf("want yes or no, got %q", v)
 		}
+	case flagCount:
+		_, _, err := parseCountWant(v)
+		return err
 	}
 	return nil
+}
+
+// parseCountWant reads one counts -want: CLASS=RANGE, the class an answer's status ("503", read as
+// "HTTP 503", or a curl failure as the report prints it) or field value, the range as scenarios.ParseRange
+// reads it.
+func parseCountWant(v string) (string, scenarios.Range, error) {
+	class, rng, ok := strings.Cut(v, "=") // the first "=": a range may hold one (>=5)
+	class = strings.TrimSpace(class)
+	if !ok || class == "" {
+		return "", scenarios.Range{}, fmt.Errorf("want CLASS=RANGE (e.g. 503=50%% or v1=>=1), got %q", v)
+	}
+	if n, err := strconv.Atoi(class); err == nil && n >= 100 && n <= 599 {
+		class = "HTTP " + class // the status as the tally names it
+	}
+	r, err := scenarios.ParseRange(rng)
+	if err != nil {
+		return "", r, fmt.Errorf("%s: %v", class, err)
+	}
+	return class, r, nil
 }
 
 // parseWeights reads NAME=N,NAME=N.

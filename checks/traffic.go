@@ -45,10 +45,40 @@ func (scenarioTraffic) Split(t *scenarios.T, what string, req TrafficRequest, by
 	return t.ExpectSplit(what, scenarios.Tally(rs, byField(by)), weights)
 }
 
+// Counts sends n requests (default: enough for the smallest share wanted, as scenarios.ShareSampleSize
+// says; 100 when only counts are wanted) and tests the tally by status or field against want.
+func (scenarioTraffic) Counts(t *scenarios.T, what string, req TrafficRequest, n int, by string, want map[string]scenarios.Range) bool {
+	if n <= 0 {
+		n = CountsSampleSize(want)
+	}
+	classify := scenarios.ByStatus
+	if by != "status" {
+		classify = byField(by)
+	}
+	rs := t.CurlN(ScenarioRequest(t, req), n, SplitSampleConcurrency)
+	return t.ExpectCounts(what, scenarios.Tally(rs, classify), want)
+}
+
+// CountsSampleSize is how many requests counts sends when -n is not given.
+func CountsSampleSize(want map[string]scenarios.Range) int {
+	n := 0
+	for _, r := range want {
+		if p, ok := r.Share(); ok {
+			n = max(n, scenarios.ShareSampleSize(p))
+		}
+	}
+	if n == 0 {
+		return 100
+	}
+	return n
+}
+
 // ScenarioRequest turns a check file's request into scenarios' form, resolving -from to a running pod.
 func ScenarioRequest(t *scenarios.T, req TrafficRequest) scenarios.Request {
 	out := scenarios.Request{URL: req.URL}
-	if req.From != "" {
+	if req.Via != "" {
+		out.Via = ingressAddress(t, req.Namespace, req.Via, req.URL)
+	} else if req.From != "" {
 		out.Namespace, out.Pod = req.Namespace, podOf(t, req.Namespace, req.From)
 	} else {
 		out.Namespace, out.Pod = t.Env.Namespace, t.SleepPod()

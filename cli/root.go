@@ -42,6 +42,7 @@ import (
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cli/up"
 	"github.com/meshlab/meshlab/cli/version"
+	"github.com/meshlab/meshlab/cli/wait"
 	"github.com/meshlab/meshlab/cli/waypoint"
 	"github.com/meshlab/meshlab/cli/ztunnel"
 	"github.com/meshlab/meshlab/cli/ztunnelconfig"
@@ -166,7 +167,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		cniagent.NewCommand(env),
 		clihost.NewCommand(env),
 		image.NewCommand(env),
-		proxystatus.NewCommand(env),
+		proxystatus.NewCommand(env), wait.NewCommand(env), // proxy-status; wait (until the mesh converged)
 		render.NewCommand(env), proxyconfig.NewCommand(env),
 		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env), echo.NewCommand(env),
 		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // checkUserChecks runs `meshlab test` on the worked example of docs/writing-checks.md: its check files
@@ -60,5 +62,42 @@ func checkUserChecks(t *testing.T, ctx context.Context) {
 	want := "FAIL: ../examples/canary/testdata/broken-lab.txtar:26: no match for"
 	if out, code := lab("../examples/canary/testdata/broken-lab.txtar"); code != 1 || !strings.Contains(out, want) {
 		t.Errorf("the broken lab: exit %d, want 1 with %q\n%s", code, want, out)
+	}
+
+	// A check file and a lab the mesh never converges on (a waypoint whose pods a quota forbids) are not
+	// judged: ERROR, exit 2, and the lab's namespaces are as they were once their cleanups ran.
+	before = namespaces()
+	out, code = run("--converge-timeout", "20s", "../examples/canary/testdata/never-converges.txtar")
+	if code != 2 || !strings.Contains(out, "never-converges  ERROR") || !strings.Contains(out, "the lab never converged") ||
+		!strings.Contains(out, "echo-waypoint was not connected") {
+		t.Errorf("a check file that never converges: exit %d, want 2 with ERROR and the waypoint it waited for\n%s", code, out)
+	}
+	out, code = lab("../examples/canary/testdata/never-converges-lab.txtar")
+	if code != 2 || !strings.Contains(out, "--- ERROR never-converges-lab") || !strings.Contains(out, "waypoint/never-converges/echo-waypoint: no proxy connected") {
+		t.Errorf("a lab that never converges: exit %d, want 2 with ERROR and the waypoint it waited for\n%s", code, out)
+	}
+	waitNamespacesGone(t, ctx, namespaces, before)
+}
+
+// waitNamespacesGone waits until no namespace is left that before did not have: cleanups delete namespaces
+// without waiting for them to terminate (and earlier tests' may still be terminating in before).
+func waitNamespacesGone(t *testing.T, ctx context.Context, namespaces func() string, before string) {
+	t.Helper()
+	had := map[string]bool{}
+	for _, ns := range strings.Fields(before) {
+		had[ns] = true
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		after := namespaces()
+		left := slices.DeleteFunc(strings.Fields(after), func(ns string) bool { return had[ns] })
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("namespaces left behind: %v", left)
+			return
+		}
+		time.Sleep(2 * time.Second)
 	}
 }

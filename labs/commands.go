@@ -123,12 +123,38 @@ func (c *commands) runOnce(ts *testscript.TestScript, neg bool, name string, arg
 	fmt.Fprint(ts.Stdout(), stdout)
 	fmt.Fprint(ts.Stderr(), stderr)
 	c.progress.output(stdout, stderr)
+	if name == "meshlab" && isWait(args) && exitCode(err) == 2 && c.ctx.Err() == nil {
+		// meshlab wait exits 2 only when the mesh did not converge (or on a usage error, which the lab's
+		// validation catches before anything runs): the lab cannot be judged.
+		c.progress.mu.Lock()
+		c.progress.notConverged = strings.TrimSpace(stderr)
+		c.progress.mu.Unlock()
+		ts.Fatalf("the lab never converged: meshlab wait: %s", strings.TrimSpace(stderr))
+	}
 	switch {
 	case err != nil && (!neg || c.ctx.Err() != nil): // a stopped command fails even when negated
 		ts.Fatalf("%s failed: %v", name, err)
 	case err == nil && neg:
 		ts.Fatalf("%s succeeded unexpectedly", name)
 	}
+}
+
+// isWait reports whether meshlab's arguments run `meshlab wait`.
+func isWait(args []string) bool {
+	cmd, _ := firstWord(args, meshlabGlobalsWithValue)
+	return cmd == "wait"
+}
+
+// exitCode is a finished process's exit code: 0 for no error, -1 when it did not run to an exit.
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	return -1
 }
 
 // sleepcurl [-count N] CURL-ARGS... sends requests from the sleep pod with `meshlab curl` (-sS and a

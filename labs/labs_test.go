@@ -118,6 +118,7 @@ case "$cmd" in
 ztunnel-config) printf 'NAMESPACE POD NAME ADDRESS NODE WAYPOINT PROTOCOL\ndefault productpage-v1-abc 10.244.0.5 n1 None TCP\n' ;;
 slow) n=$(cat "` + dir + `/slow" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "` + dir + `/slow"; [ $n -ge 2 ] && echo converged || echo pending ;;
 fail) echo "boom" >&2; exit 1 ;;
+wait) echo "the mesh did not converge: not settled after 1s: waypoint/default/w: no proxy connected" >&2; exit 2 ;;
 *) echo "ok $*" ;;
 esac
 `
@@ -202,6 +203,28 @@ stdout -count=3 'exec deploy/sleep -- meshlab curl -sS --max-time 10 http://prod
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A lab whose `meshlab wait` finds the mesh never converged is not judged (exit 2 in meshlab lab run),
+// its cleanups run, and nothing after the wait runs.
+func TestNeverConvergesIsNotJudged(t *testing.T) {
+	r, out, calls := runLab(t, `# Tiny: a test.
+kubectl apply -f w.yaml
+cleanup kubectl delete -f w.yaml
+meshlab wait --timeout 1s
+meshlab after-wait
+-- w.yaml --
+kind: Gateway
+`)
+	if r.Passed || r.Skipped || !strings.Contains(r.NotConverged, "waypoint/default/w: no proxy connected") {
+		t.Fatalf("result = %+v, want not judged with the proxy still awaited", r)
+	}
+	if !strings.Contains(out, "--- ERROR tiny") || !strings.Contains(r.Failure, "the lab never converged") {
+		t.Errorf("progress or failure does not say the lab never converged:\n%s\n%s", out, r.Failure)
+	}
+	if !strings.Contains(calls, "delete -f w.yaml") || strings.Contains(calls, "after-wait") {
+		t.Errorf("calls = %q, want the cleanup and nothing after the wait", calls)
 	}
 }
 

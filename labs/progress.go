@@ -23,6 +23,9 @@ type progress struct {
 	lines   []string
 	next    int
 	inText  bool // the last thing printed was tutorial text
+	// notConverged is set when a `meshlab wait` in the lab found the mesh never converged: the lab is then
+	// not judged (an environment error, exit 2), rather than failed.
+	notConverged string
 }
 
 func newProgress(out io.Writer, verbose bool, script []byte) *progress {

@@ -114,6 +114,9 @@ type Result struct {
 	// Failure is testscript's log of the failing section: its tutorial text, the commands with their
 	// output, and the FAIL line with the assertion (for example the regexp stdout did not match).
 	Failure string `json:"failure,omitempty"`
+	// NotConverged says why the lab was not judged: a `meshlab wait` found the mesh never converged. Such a
+	// lab is neither passed nor failed; `meshlab lab run` exits 2 for it.
+	NotConverged string `json:"not_converged,omitempty"`
 }
 
 // Run runs labs one after the other (they share the cluster) and returns their results.
@@ -157,6 +160,7 @@ func runOne(c Config, l Lab, dir string) (Result, error) {
 	switch {
 	case root.Failed():
 		r.Failure = failureLog(root.Logs(), filepath.Join(dir, l.Name+".txtar"), l.File)
+		r.NotConverged = prog.notConverged
 	case root.Skipped():
 		r.Skipped, r.Failure = true, root.Logs()
 	default:
@@ -169,6 +173,8 @@ func runOne(c Config, l Lab, dir string) (Result, error) {
 			fmt.Fprintf(c.Out, "--- PASS %s (%s)\n\n", l.Name, r.Duration)
 		case r.Skipped:
 			fmt.Fprintf(c.Out, "--- SKIP %s (%s)\n%s\n", l.Name, r.Duration, indent(r.Failure))
+		case r.NotConverged != "":
+			fmt.Fprintf(c.Out, "--- ERROR %s (%s): not judged, the lab never converged\n%s\n", l.Name, r.Duration, indent(r.Failure))
 		default:
 			fmt.Fprintf(c.Out, "--- FAIL %s (%s)\n%s\n", l.Name, r.Duration, indent(r.Failure))
 		}

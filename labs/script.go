@@ -133,13 +133,17 @@ func kubectlChanges(args []string) bool {
 var meshlabReadOnly = map[string]map[string]bool{
 	"status": nil, "version": nil, "check": nil, "proxy-status": nil, "render": nil, "proxy-config": nil, "curl": nil,
 	"inject": nil, "kube-inject": nil, "iptables": nil, "ztunnel-config": nil,
+	"wait":     nil,
 	"waypoint": {"list": true, "status": true, "generate": true},
 	"lab":      {"list": true, "show": true},
 	"scenario": {"list": true},
 }
 
+// meshlabGlobalsWithValue are meshlab's global flags that take the next word as their value.
+var meshlabGlobalsWithValue = map[string]bool{"--name": true, "--cluster": true, "--kubeconfig": true}
+
 func meshlabChanges(args []string) bool {
-	cmd, rest := firstWord(args, map[string]bool{"--name": true, "--cluster": true, "--kubeconfig": true})
+	cmd, rest := firstWord(args, meshlabGlobalsWithValue)
 	subs, ok := meshlabReadOnly[cmd]
 	if !ok {
 		return true

@@ -175,7 +175,9 @@ func (t *T) WaitConverged(sets ...ProxySet) {
 	t.mu.Lock()
 	t.touched = append(t.touched, sets...)
 	t.mu.Unlock()
-	t.Must(t.converge(t.Context(), *ref, sets, mode, DefaultConvergeTimeout), "waiting for the proxies to converge")
+	if err := t.converge(t.Context(), *ref, sets, mode, DefaultConvergeTimeout); err != nil {
+		t.Abortf("waiting for the proxies to converge: %v", err)
+	}
 	t.mu.Lock()
 	t.before = nil
 	t.mu.Unlock()
@@ -187,7 +189,9 @@ func (t *T) WaitSynced(sets ...ProxySet) {
 	if len(sets) == 0 {
 		sets = []ProxySet{AllProxies()}
 	}
-	t.Must(t.converge(t.Context(), xds.SyncStatus{}, sets, modeSynced, DefaultConvergeTimeout), "waiting for the proxies to sync")
+	if err := t.converge(t.Context(), xds.SyncStatus{}, sets, modeSynced, DefaultConvergeTimeout); err != nil {
+		t.Abortf("waiting for the proxies to sync: %v", err)
+	}
 }
 
 func (t *T) converge(ctx context.Context, ref xds.SyncStatus, sets []ProxySet, mode convergeMode, timeout time.Duration) error {

@@ -21,6 +21,9 @@ type Range struct {
 // Share accepts counts that fit the fraction p (0..1) of the total at SplitAlpha.
 func Share(p float64) Range { return Range{share: p, hasShare: true} }
 
+// Share returns the fraction a Share range wants; ok is false for bounds on the count.
+func (r Range) Share() (p float64, ok bool) { return r.share, r.hasShare }
+
 // Between accepts lo <= count <= hi.
 func Between(lo, hi int) Range { return Range{min: lo, max: hi} }
 

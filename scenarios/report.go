@@ -20,7 +20,7 @@ type Report struct {
 	Results  []Result
 }
 
-// Counts returns how many scenarios passed, failed and were skipped.
+// Counts returns how many scenarios passed, failed and were skipped; Errors counts the rest.
 func (r *Report) Counts() (passed, failed, skipped int) {
 	for _, res := range r.Results {
 		switch res.Status {
@@ -35,6 +35,17 @@ func (r *Report) Counts() (passed, failed, skipped int) {
 	return
 }
 
+// Errors is how many scenarios ended in an environment error (StatusError): not judged at all.
+func (r *Report) Errors() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Status == StatusError {
+			n++
+		}
+	}
+	return n
+}
+
 // Exit codes of `meshlab scenario run`.
 const (
 	ExitPassed      = 0 // every scenario passed (or skipped, unless skips count as failures)
@@ -42,8 +53,12 @@ const (
 	ExitEnvironment = 2 // usage or environment error: nothing was judged
 )
 
-// ExitCode is 1 when a scenario failed (or, with failOnSkip, was skipped), else 0.
+// ExitCode is 2 when a scenario could not be judged (the lab never converged), 1 when one failed (or, with
+// failOnSkip, was skipped), else 0.
 func (r *Report) ExitCode(failOnSkip bool) int {
+	if r.Errors() > 0 {
+		return ExitEnvironment
+	}
 	_, failed, skipped := r.Counts()
 	if failed > 0 || (failOnSkip && skipped > 0) {
 		return ExitFailed
@@ -60,8 +75,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		switch res.Status {
 		case StatusSkipped:
 			detail = res.SkipReason
-		case StatusFailed:
+		case StatusFailed, StatusError:
 			detail = fmt.Sprintf("%d failure(s)", len(res.Failures))
+			if res.Status == StatusError {
+				detail = "not judged: the lab never got there"
+			}
 			if res.Bundle != "" {
 				detail += "; bundle " + res.Bundle
 			}
@@ -72,10 +90,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	for _, res := range r.Results {
-		if res.Status != StatusFailed {
+		if res.Status != StatusFailed && res.Status != StatusError {
 			continue
 		}
-		fmt.Fprintf(w, "\n--- FAIL: %s\n", res.Name)
+		fmt.Fprintf(w, "\n--- %s: %s\n", map[Status]string{StatusFailed: "FAIL", StatusError: "ERROR"}[res.Status], res.Name)
 		for _, f := range res.Failures {
 			fmt.Fprintf(w, "  %s: %s\n", f.Step, strings.ReplaceAll(f.String(), "\n", "\n  "))
 		}
@@ -84,7 +102,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	p, f, s := r.Counts()
-	_, err := fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped in %s\n", p, f, s, seconds(r.Duration))
+	errs := ""
+	if e := r.Errors(); e > 0 {
+		errs = fmt.Sprintf(", %d not judged (environment error)", e)
+	}
+	_, err := fmt.Fprintf(w, "\n%d passed, %d failed%s, %d skipped in %s\n", p, f, errs, s, seconds(r.Duration))
 	return err
 }
 
@@ -98,6 +120,7 @@ type jsonReport struct {
 	Passed          int          `json:"passed"`
 	Failed          int          `json:"failed"`
 	Skipped         int          `json:"skipped"`
+	Errors          int          `json:"errors"`
 	Results         []jsonResult `json:"results"`
 }
 
@@ -128,7 +151,7 @@ type jsonPhase struct {
 // WriteJSON prints the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	p, f, s := r.Counts()
-	out := jsonReport{Cluster: r.Cluster, Start: r.Start.UTC(), DurationSeconds: r.Duration.Seconds(), Passed: p, Failed: f, Skipped: s, Results: []jsonResult{}}
+	out := jsonReport{Cluster: r.Cluster, Start: r.Start.UTC(), DurationSeconds: r.Duration.Seconds(), Passed: p, Failed: f, Skipped: s, Errors: r.Errors(), Results: []jsonResult{}}
 	for _, res := range r.Results {
 		out.Results = append(out.Results, toJSON(res))
 	}
@@ -183,6 +206,7 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Error     *junitFailure `xml:"error,omitempty"`
 	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
@@ -225,7 +249,8 @@ func (r *Report) WriteJUnitFile(path string) error {
 // <failure> holds every expected-vs-seen pair, a skipped one's <skipped> its reason.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	p, f, s := r.Counts()
-	suite := junitSuite{Name: JUnitSuiteName, Tests: p + f + s, Failures: f, Skipped: s,
+	e := r.Errors()
+	suite := junitSuite{Name: JUnitSuiteName, Tests: p + f + s + e, Failures: f, Errors: e, Skipped: s,
 		Time: secs(r.Duration), Timestamp: r.Start.UTC().Format("2006-01-02T15:04:05")}
 	if r.Cluster != "" {
 		suite.Properties = []junitProperty{{Name: "cluster", Value: r.Cluster}}
@@ -233,7 +258,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	for _, res := range r.Results {
 		c := junitCase{Name: res.Name, Classname: "meshlab.scenarios", Time: secs(res.Duration)}
 		switch res.Status {
-		case StatusFailed:
+		case StatusFailed, StatusError:
 			var body strings.Builder
 			for _, fl := range res.Failures {
 				fmt.Fprintf(&body, "%s: %s\n", fl.Step, fl.String())
@@ -245,14 +270,19 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			if len(res.Failures) > 0 {
 				msg = firstLine(res.Failures[0].String())
 			}
-			c.Failure = &junitFailure{Message: msg, Type: "ScenarioFailure", Body: body.String()}
+			if res.Status == StatusError {
+				// JUnit's <error> is "could not run", which CI reporters show apart from failed assertions.
+				c.Error = &junitFailure{Message: msg, Type: "EnvironmentError", Body: body.String()}
+			} else {
+				c.Failure = &junitFailure{Message: msg, Type: "ScenarioFailure", Body: body.String()}
+			}
 		case StatusSkipped:
 			c.Skipped = &junitSkipped{Message: res.SkipReason}
 		}
 		c.SystemOut = strings.Join(res.Log, "\n")
 		suite.Cases = append(suite.Cases, c)
 	}
-	doc := junitSuites{Name: JUnitSuiteName, Tests: suite.Tests, Failures: f, Skipped: s, Time: suite.Time, Suites: []junitSuite{suite}}
+	doc := junitSuites{Name: JUnitSuiteName, Tests: suite.Tests, Failures: f, Errors: e, Skipped: s, Time: suite.Time, Suites: []junitSuite{suite}}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}

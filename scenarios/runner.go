@@ -14,11 +14,14 @@ import (
 // Status is a scenario's outcome.
 type Status string
 
-// Outcomes. A skipped scenario did not run for lack of a prerequisite; it did not pass.
+// Outcomes. A skipped scenario did not run for lack of a prerequisite; it did not pass. An errored one
+// could not be judged: the lab never reached the state its checks need (the proxies never acknowledged the
+// change, a rollout never completed), which is an environment error, not a verdict on the config.
 const (
 	StatusPassed  Status = "passed"
 	StatusFailed  Status = "failed"
 	StatusSkipped Status = "skipped"
+	StatusError   Status = "error"
 )
 
 // Result is how one scenario went.
@@ -175,6 +178,8 @@ func (r *Runner) RunOne(ctx context.Context, s *Scenario) Result {
 	res.SkipReason = t.skipReason
 	t.mu.Unlock()
 	switch {
+	case hasEnvFailure(res.Failures):
+		res.Status = StatusError
 	case len(res.Failures) > 0:
 		res.Status = StatusFailed
 	case skipped:
@@ -219,6 +224,8 @@ func (r *Runner) step(ctx context.Context, t *T, name string, fn func(*T)) (time
 				switch rec.(type) {
 				case failNow, skipNow:
 					outcome = rec
+				case abortNow:
+					outcome = failNow{}
 				default:
 					t.addFailure(Failure{What: fmt.Sprintf("panic: %v", rec)})
 					t.Logf("panic in %s: %v\n%s", name, rec, debug.Stack())

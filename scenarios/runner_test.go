@@ -122,6 +122,52 @@ func TestPhasesContinueAfterFailure(t *testing.T) {
 	}
 }
 
+// A lab that never converges is an environment error: the scenario stops at once, phases included, its
+// teardown still runs, and the report says "not judged" in text, JSON and JUnit's <error>.
+func TestAbortIsAnEnvironmentError(t *testing.T) {
+	var teardowns atomic.Int32
+	var ran []string
+	s := scenario("never-converges", &teardowns, Scenario{Check: func(t *T) {
+		t.Phase("one", func() { ran = append(ran, "one"); t.Abortf("the lab never converged: proxy x NACKED") })
+		t.Phase("two", func() { ran = append(ran, "two") })
+	}})
+	res := (&Runner{BundleDir: t.TempDir()}).RunOne(context.Background(), s)
+	if strings.Join(ran, ",") != "one" {
+		t.Errorf("phases ran %v, want only one", ran)
+	}
+	if res.Status != StatusError || len(res.Failures) != 1 || !res.Failures[0].Env {
+		t.Fatalf("result %s %+v, want one environment error", res.Status, res.Failures)
+	}
+	if teardowns.Load() != 1 {
+		t.Errorf("teardown ran %d times, want 1", teardowns.Load())
+	}
+	rep := &Report{Results: []Result{res, {Name: "ok", Status: StatusPassed}}}
+	if got := rep.ExitCode(false); got != ExitEnvironment {
+		t.Errorf("ExitCode = %d, want %d", got, ExitEnvironment)
+	}
+	var text, js, junit bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"never-converges  ERROR", "--- ERROR: never-converges", "proxy x NACKED", "1 passed, 0 failed, 1 not judged (environment error), 0 skipped"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"errors": 1`) || !strings.Contains(js.String(), `"status": "error"`) || !strings.Contains(js.String(), `"environment": true`) {
+		t.Errorf("JSON lacks the error:\n%s", js.String())
+	}
+	if err := rep.WriteJUnit(&junit); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(junit.String(), `errors="1"`) || !strings.Contains(junit.String(), `<error message="[one] the lab never converged: proxy x NACKED" type="EnvironmentError">`) {
+		t.Errorf("JUnit lacks the <error>:\n%s", junit.String())
+	}
+}
+
 func TestStepDeadline(t *testing.T) {
 	var teardowns atomic.Int32
 	release := make(chan struct{})
@@ -288,6 +334,8 @@ func TestExitCode(t *testing.T) {
 		{mk(StatusPassed, StatusSkipped), false, ExitPassed},
 		{mk(StatusPassed, StatusSkipped), true, ExitFailed},
 		{mk(StatusPassed, StatusFailed), false, ExitFailed},
+		{mk(StatusFailed, StatusError), false, ExitEnvironment},
+		{mk(StatusError), false, ExitEnvironment},
 		{mk(), false, ExitPassed},
 	}
 	for i, tt := range tests {

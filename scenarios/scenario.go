@@ -54,6 +54,17 @@ type Failure struct {
 	What     string `json:"what"`
 	Expected string `json:"expected,omitempty"`
 	Seen     string `json:"seen,omitempty"`
+	// Env marks an environment error (t.Abortf): the lab never got to where the check could be judged.
+	Env bool `json:"environment,omitempty"`
+}
+
+func hasEnvFailure(fs []Failure) bool {
+	for _, f := range fs {
+		if f.Env {
+			return true
+		}
+	}
+	return false
 }
 
 // String formats the failure over up to three lines: the check, then expected and seen.
@@ -77,8 +88,9 @@ func indentRest(s string) string {
 
 // stop values unwind a step the way testing.T's FailNow and SkipNow do; the runner recovers them.
 type (
-	failNow struct{}
-	skipNow struct{}
+	failNow  struct{}
+	skipNow  struct{}
+	abortNow struct{} // ends the whole scenario, not just the phase
 )
 
 // T is a running scenario, handed to each of its funcs.
@@ -146,6 +158,18 @@ func (t *T) Fatalf(format string, args ...any) {
 	panic(failNow{})
 }
 
+// Abortf records an environment error and stops the scenario, phases included: the lab never reached the
+// state a check needs (the proxies never converged, a rollout never completed), so nothing can be judged.
+// The scenario's status is StatusError and the run exits 2, not 1.
+func (t *T) Abortf(format string, args ...any) {
+	t.addFailure(Failure{What: fmt.Sprintf(format, args...), Env: true})
+	panic(abortNow{})
+}
+
+// IsAbort reports whether a recovered panic value is Abortf's: code that runs a scenario's funcs inside
+// its own recover (the check files' script runner) stops there and lets the result say not judged.
+func IsAbort(r any) bool { _, ok := r.(abortNow); return ok }
+
 // FailNow stops the current step (or phase) after failures were recorded.
 func (t *T) FailNow() { panic(failNow{}) }
 
@@ -204,10 +228,13 @@ func (t *T) Phase(name string, fn func()) {
 	start := time.Now()
 	t.Logf("phase %s", name)
 	res := PhaseResult{Name: name, Status: StatusPassed}
+	aborted := false
 	func() {
 		defer func() {
 			switch r := recover(); r.(type) {
 			case nil, failNow:
+			case abortNow:
+				aborted = true
 			case skipNow:
 				t.mu.Lock()
 				res.Status, res.SkipReason, t.skipReason = StatusSkipped, t.skipReason, ""
@@ -226,6 +253,9 @@ func (t *T) Phase(name string, fn func()) {
 	res.Duration = time.Since(start)
 	t.phases = append(t.phases, res)
 	t.mu.Unlock()
+	if aborted {
+		panic(abortNow{}) // an environment error ends the scenario, not just the phase
+	}
 }
 
 // PodSelector names pods by namespace and label selector.

@@ -23,13 +23,20 @@ func (t *T) WaitSettled(since time.Time, quiet, timeout time.Duration) (time.Dur
 	if t.Env == nil {
 		return 0, fmt.Errorf("no lab to wait on")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	return Settle(t.Context(), t.Env.Syncz, nil, since, quiet, timeout)
+}
+
+// Settle is WaitSettled for callers without a scenario (meshlab wait). syncz reads the control plane's
+// sync status; required, when not nil, lists proxy sets that must each be connected (a waypoint whose
+// pods never start is not in syncz at all, so settling alone would not notice it).
+func Settle(ctx context.Context, syncz func(context.Context) (xds.SyncStatus, error), required []ProxySet, since time.Time, quiet, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var prev string
 	lastChange := since
 	var last []string
 	for {
-		now, err := t.Env.Syncz(ctx)
+		now, err := syncz(ctx)
 		if err == nil {
 			fp, waiting := settleState(now)
 			if fp != prev {
@@ -38,12 +45,13 @@ func (t *T) WaitSettled(since time.Time, quiet, timeout time.Duration) (time.Dur
 				}
 				prev = fp
 			}
-			last = waiting
 			for _, w := range waiting {
 				if strings.Contains(w, "NACKED") {
 					return 0, fmt.Errorf("a proxy rejected the config: %s", w)
 				}
 			}
+			waiting = append(waiting, missing(now, required)...)
+			last = waiting
 			if len(waiting) == 0 && time.Since(lastChange) >= quiet {
 				return lastChange.Sub(since), nil
 			}
@@ -57,6 +65,21 @@ func (t *T) WaitSettled(since time.Time, quiet, timeout time.Duration) (time.Dur
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// missing lists the required sets with no connected proxy.
+func missing(st xds.SyncStatus, required []ProxySet) []string {
+	var out []string
+	for _, set := range required {
+		found := false
+		for _, p := range st.Proxies {
+			found = found || set.matches(p)
+		}
+		if !found {
+			out = append(out, set.String()+": no proxy connected")
+		}
+	}
+	return out
 }
 
 // settleState is a fingerprint of every proxy's acknowledged config and the proxies not yet in sync.

@@ -23,6 +23,9 @@ type Request struct {
 	Args                      []string      // more curl flags, e.g. "-H", "end-user: jason"
 	MaxTime                   time.Duration // curl --max-time; default 5s
 	Repeat                    int           // how many times the Expect* checks send it (default 1); every answer must pass
+	// Via, when set, sends the request from this machine instead of a pod, to this address (HOST:PORT of
+	// an ingress gateway's node port) with the URL's host as Host; only -H Args apply.
+	Via string
 }
 
 // Response is what curl saw. Status is 0 when no HTTP response arrived; ExitCode is curl's (0 for any
@@ -110,19 +113,32 @@ func (t *T) Curl(req Request) Response {
 	if t.Env == nil {
 		t.Fatalf("no lab to send traffic in")
 	}
-	if req.Pod == "" {
+	if req.Pod == "" && req.Via == "" {
 		req.Namespace, req.Pod = t.Env.Namespace, t.SleepPod()
 	}
 	return t.curlIn(req)
 }
 
 func (t *T) curlIn(req Request) Response {
+	res, err := t.send(req)
+	t.Must(err, "running curl")
+	return res
+}
+
+// send sends one request: with curl in the request's pod, or from this machine when req.Via is set. An
+// error means the request could not be run at all (exec failed), not that it failed.
+func (t *T) send(req Request) (Response, error) {
+	if req.Via != "" {
+		return sendFromHost(t.Context(), req), nil
+	}
 	start := time.Now()
 	out, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
-	t.Must(err, "running curl")
+	if err != nil {
+		return Response{}, err
+	}
 	res := Response{ExitCode: out.ExitCode, Stderr: out.Stderr, Elapsed: time.Since(start)}
 	res.Status, res.Header, res.Body, _ = ParseCurlOutput(out.Stdout)
-	return res
+	return res, nil
 }
 
 // CurlN sends n requests with up to concurrency in flight (exec round trips dominate; a few in parallel
@@ -131,7 +147,7 @@ func (t *T) CurlN(req Request, n, concurrency int) []Response {
 	if t.Env == nil {
 		t.Fatalf("no lab to send traffic in")
 	}
-	if req.Pod == "" {
+	if req.Pod == "" && req.Via == "" {
 		req.Namespace, req.Pod = t.Env.Namespace, t.SleepPod()
 	}
 	if concurrency <= 0 {
@@ -149,14 +165,11 @@ func (t *T) CurlN(req Request, n, concurrency int) []Response {
 		go func() {
 			defer wg.Done()
 			for range jobs {
-				start := time.Now()
-				res, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
+				r, err := t.send(req)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err.Error())
 				} else {
-					r := Response{ExitCode: res.ExitCode, Stderr: res.Stderr, Elapsed: time.Since(start)}
-					r.Status, r.Header, r.Body, _ = ParseCurlOutput(res.Stdout)
 					out = append(out, r)
 				}
 				mu.Unlock()

@@ -224,17 +224,27 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 	if err != nil && ctx.Err() == nil {
 		return &cliutil.ExitError{Code: 2, Err: err}
 	}
-	passed, failed := 0, 0
+	passed, failed, notJudged := 0, 0, 0
 	for _, r := range results {
-		if r.Passed {
+		switch {
+		case r.Passed:
 			passed++
-		} else if !r.Skipped {
+		case r.NotConverged != "":
+			notJudged++
+		case !r.Skipped:
 			failed++
 		}
 	}
-	fmt.Fprintf(env.Streams.Out, "%d passed, %d failed, %d skipped\n", passed, failed, len(results)-passed-failed)
+	errs := ""
+	if notJudged > 0 {
+		errs = fmt.Sprintf(", %d not judged (never converged)", notJudged)
+	}
+	fmt.Fprintf(env.Streams.Out, "%d passed, %d failed%s, %d skipped\n", passed, failed, errs, len(results)-passed-failed-notJudged)
 	if ctx.Err() != nil {
 		return &cliutil.ExitError{Code: 1, Err: errors.New("interrupted")}
+	}
+	if notJudged > 0 {
+		return &cliutil.ExitError{Code: 2, Err: errors.New(plural(notJudged) + " never converged (environment error): not judged")}
 	}
 	if failed > 0 {
 		return &cliutil.ExitError{Code: 1, Err: errors.New(plural(failed) + " failed")}

@@ -167,7 +167,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 	if code := rep.ExitCode(flags.failOnSkip); code != scenarios.ExitPassed {
 		_, failed, skipped := rep.Counts()
 		msg := fmt.Sprintf("%d scenario(s) failed", failed)
-		if failed == 0 {
+		if code == scenarios.ExitEnvironment {
+			msg = fmt.Sprintf("%d scenario(s) could not be judged: the lab never converged (environment error)", rep.Errors())
+		} else if failed == 0 {
 			msg = fmt.Sprintf("%d scenario(s) skipped (--fail-on-skip)", skipped)
 		}
 		return &cliutil.ExitError{Code: code, Err: errors.New(msg)}

@@ -40,6 +40,7 @@ type flagpole struct {
 	bundleDir  string
 	failOnSkip bool
 	timeout    time.Duration
+	converge   time.Duration
 }
 
 // NewCommand returns the test command.
@@ -55,12 +56,15 @@ and validated first; a malformed one stops the run before anything touches the l
 Each file runs in a namespace of its own (test-<file>-<random>, enrolled in ambient unless the file says
 # meshlab: dataplane sidecar|none), exported as $NS and deleted at the end; files run in parallel (-p)
 unless they touch the same other namespace. Every change waits until every proxy has acknowledged it.
+A file whose changes the lab never converges on (a proxy never acknowledges them or NACKs them, an
+applied waypoint never connects, a rollout never completes) is not judged: it ends as ERROR, its namespace
+is deleted like any other, and the run exits 2.
 
 --offline needs no cluster: apply loads objects into an in-memory store with the -f base objects, config
 assertions run on the config render computes (a Deployment stands for pods at 10.244.200.x), $NS is
 "default", and commands that need a cluster (traffic, ready, converged, kubectl...) are reported skipped.
 
-Exit codes: 0 passed, 1 a check failed, 2 bad input or environment error.`,
+Exit codes: 0 passed, 1 a check failed, 2 bad input or environment error (the lab never converged).`,
 		Example: `  meshlab test examples/canary
   meshlab test --offline examples/canary/canary.txtar
   meshlab test checks/ --junit _out/junit.xml --bundle-dir _out/checks`,
@@ -78,6 +82,7 @@ Exit codes: 0 passed, 1 a check failed, 2 bad input or environment error.`,
 	f.StringVar(&flags.bundleDir, "bundle-dir", "_out/checks", "where failure bundles go (one folder <file>-<timestamp> each)")
 	f.BoolVar(&flags.failOnSkip, "fail-on-skip", false, "exit 1 when a check file was skipped")
 	f.DurationVar(&flags.timeout, "timeout", 0, "per-file timeout (default 10m)")
+	f.DurationVar(&flags.converge, "converge-timeout", scenarios.DefaultConvergeTimeout, "how long each change may take to converge before the file ends as an environment error")
 	return cmd
 }
 
@@ -90,6 +95,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) 
 	}
 	if flags.parallel < 1 {
 		return cliutil.Usagef("-p must be at least 1")
+	}
+	if flags.converge <= 0 {
+		return cliutil.Usagef("--converge-timeout must be positive")
 	}
 	paths, err := checks.Expand(args)
 	if err != nil {
@@ -106,7 +114,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) 
 	defer stop()
 
 	opts := checks.Options{Offline: flags.offline, Parallel: flags.parallel, BundleDir: flags.bundleDir,
-		Timeout: flags.timeout, Logf: env.Logger.V(0), Debugf: env.Logger.V(1)}
+		Timeout: flags.timeout, ConvergeTimeout: flags.converge, Logf: env.Logger.V(0), Debugf: env.Logger.V(1)}
 	if flags.offline {
 		base, warnings, err := checks.LoadBase(flags.base)
 		for _, w := range warnings {
@@ -152,7 +160,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) 
 	if code := rep.ExitCode(flags.failOnSkip); code != scenarios.ExitPassed {
 		_, failed, skipped := rep.Counts()
 		msg := fmt.Sprintf("%d check file(s) failed", failed)
-		if failed == 0 {
+		if code == scenarios.ExitEnvironment {
+			msg = fmt.Sprintf("%d check file(s) could not be judged: the lab never converged (environment error)", rep.Errors())
+		} else if failed == 0 {
 			msg = fmt.Sprintf("%d check file(s) skipped (--fail-on-skip)", skipped)
 		}
 		return &cliutil.ExitError{Code: code, Err: errors.New(msg)}

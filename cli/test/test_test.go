@@ -57,7 +57,7 @@ func TestExitCodes(t *testing.T) {
 		want    int
 		wantOut string // in stdout+stderr
 	}{
-		{"example passes offline", []string{"--offline", example}, 0, "2 passed, 0 failed, 0 skipped"},
+		{"example passes offline", []string{"--offline", example}, 0, "3 passed, 0 failed, 0 skipped"},
 		{"skips are listed", []string{"--offline", filepath.Join(example, "canary.txtar")}, 0, "line 19: split -from deploy/client"},
 		{"broken variant fails", []string{"--offline", "--bundle-dir", bundles, filepath.Join(example, "testdata", "wrong-weights.txtar")}, 1, "seen:     echo-v1=50,echo-v2=50"},
 		{"syntax error", []string{"--offline", filepath.Join(example, "testdata")}, 2, "syntax-error.txtar:3: unknown command \"rout\""},
