@@ -97,8 +97,8 @@ func TestExampleFilesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != 2 {
-		t.Fatalf("example check files %v", paths)
+	if len(paths) != 3 {
+		t.Fatalf("example check files %v, want authz, canary and resilience", paths)
 	}
 	if _, err := Load(paths); err != nil {
 		t.Fatal(err)
