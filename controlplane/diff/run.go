@@ -2,7 +2,9 @@ package diff
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
@@ -44,6 +46,11 @@ func Run(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return &Result{Warnings: warnings}, err
 	}
+	if in.Mode == Overlay {
+		if err := skippedChanges(w); err != nil {
+			return &Result{Warnings: warnings[:len(warnings)-len(w)]}, err // the error says it all
+		}
+	}
 	newStore, err := NewWorld(base, changes, in.Mode)
 	if err != nil {
 		return &Result{Warnings: warnings}, err
@@ -68,4 +75,19 @@ func newProblems(before, after []model.Problem) []model.Problem {
 		}
 	}
 	return out
+}
+
+// skippedChanges rejects change objects the loader skipped (kinds the control plane does not read): in an
+// overlay they are the change itself, and a change the control plane cannot see would read as "no proxy
+// changes", a false all-clear. In a base, or a whole new world (Replace), they stay warnings: manifests
+// carry Deployments and ConfigMaps besides what the mesh reads.
+func skippedChanges(warnings []ingest.Warning) error {
+	var errs []error
+	for _, w := range warnings {
+		if w.Skipped {
+			errs = append(errs, fmt.Errorf("%s, line %d: %s; a change the control plane does not read would show no proxy change, so in -f it is an error: leave it out, or give the whole new world with --replace",
+				w.Where, w.Line, strings.TrimPrefix(w.Message, "skipping ")))
+		}
+	}
+	return errors.Join(errs...)
 }
