@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
 	"sort"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -80,34 +83,60 @@ func Compute(old, new *model.Snapshot, only []model.Proxy) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Proxies are generated and compared in parallel, as the xDS server generates for its streams: a
+	// snapshot is immutable once built.
+	diffs := make([]ProxyDiff, len(proxies))
+	errs := make([]error, len(proxies))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(proxies)) {
+		wg.Go(func() {
+			for i := range next {
+				diffs[i], errs[i] = compareProxy(old, new, proxies[i])
+			}
+		})
+	}
+	for i := range proxies {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	r := &Report{Proxies: []ProxyDiff{}, Untouched: []string{}}
-	for _, p := range proxies {
-		before, err := resourcesOf(old, p)
-		if err != nil {
-			return nil, fmt.Errorf("base world: %w", err)
-		}
-		after, err := resourcesOf(new, p)
-		if err != nil {
-			return nil, fmt.Errorf("new world: %w", err)
-		}
-		pd := ProxyDiff{Proxy: p.ID(), Change: Changed}
-		switch {
-		case before == nil:
-			pd.Change = Added
-		case after == nil:
-			pd.Change = Removed
-		}
-		pd.Resources, err = compare(before, after)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.ID(), err)
-		}
+	for _, pd := range diffs {
 		if len(pd.Resources) == 0 && pd.Change == Changed {
-			r.Untouched = append(r.Untouched, p.ID())
+			r.Untouched = append(r.Untouched, pd.Proxy)
 			continue
 		}
 		r.Proxies = append(r.Proxies, pd)
 	}
 	return r, nil
+}
+
+// compareProxy generates p's config in both worlds and compares it.
+func compareProxy(old, new *model.Snapshot, p model.Proxy) (ProxyDiff, error) {
+	pd := ProxyDiff{Proxy: p.ID(), Change: Changed}
+	before, err := resourcesOf(old, p)
+	if err != nil {
+		return pd, fmt.Errorf("%s in the base world: %w", p.ID(), err)
+	}
+	after, err := resourcesOf(new, p)
+	if err != nil {
+		return pd, fmt.Errorf("%s in the new world: %w", p.ID(), err)
+	}
+	switch {
+	case before == nil:
+		pd.Change = Added
+	case after == nil:
+		pd.Change = Removed
+	}
+	pd.Resources, err = compare(before, after)
+	if err != nil {
+		return pd, fmt.Errorf("%s: %w", p.ID(), err)
+	}
+	return pd, nil
 }
 
 // selectProxies returns the proxies of both worlds (or those of only), sorted by ID.
@@ -208,13 +237,14 @@ func protoResource(typ, name string, m proto.Message) resource {
 	}
 }
 
-// addJSON indexes a ztunnel resource; ztunnel's structs are compared by their JSON encoding, which is
-// what ztunnel receives and what `meshlab render` prints (nil and empty lists print alike).
+// addJSON indexes a ztunnel resource. Its structs are compared with reflect.DeepEqual (cheap: a ztunnel
+// receives every workload and service of the mesh) and, when that finds a difference, field by field in
+// their JSON encoding, which is what `meshlab render` prints (a nil and an empty list print alike, so a
+// difference the encoding does not show is no change).
 func addJSON(out map[resourceKey]resource, typ, name string, v any) {
-	js, err := json.Marshal(v)
-	out[resourceKey{typ, name}] = resource{typ: typ, name: name, value: js,
-		equal:  func(o resource) bool { ob, ok := o.value.([]byte); return err == nil && ok && bytes.Equal(js, ob) },
-		encode: func() ([]byte, error) { return js, err },
+	out[resourceKey{typ, name}] = resource{typ: typ, name: name, value: v,
+		equal:  func(o resource) bool { return reflect.DeepEqual(v, o.value) },
+		encode: func() ([]byte, error) { return json.Marshal(v) },
 	}
 }
 
