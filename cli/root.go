@@ -21,6 +21,7 @@ import (
 	"github.com/meshlab/meshlab/cli/cniagent"
 	"github.com/meshlab/meshlab/cli/controlplane"
 	"github.com/meshlab/meshlab/cli/curl"
+	clidiff "github.com/meshlab/meshlab/cli/diff"
 	"github.com/meshlab/meshlab/cli/down"
 	"github.com/meshlab/meshlab/cli/echo"
 	clihost "github.com/meshlab/meshlab/cli/host"
@@ -169,6 +170,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		image.NewCommand(env),
 		proxystatus.NewCommand(env), wait.NewCommand(env), // proxy-status; wait (until the mesh converged)
 		render.NewCommand(env), proxyconfig.NewCommand(env),
+		clidiff.NewCommand(env), // diff -f NEW --base-file OLD (what a change does to every proxy)
 		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env), echo.NewCommand(env),
 		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection
 		bench.NewCommand(env),

@@ -26,6 +26,8 @@ type Warning struct {
 	Line    int    // line where the object starts
 	Where   string // the object, e.g. "policy.yaml: document 2 (AuthorizationPolicy default/deny)"
 	Message string
+	// Skipped is set when the object was not loaded at all (a kind the control plane does not read).
+	Skipped bool
 }
 
 func (w Warning) String() string {
@@ -193,7 +195,7 @@ func decodeFile(file string, data []byte, coverage bool) ([]located, []Warning, 
 	for _, d := range docs {
 		obj, w, err := decodeDocument(d, coverage)
 		for _, msg := range w {
-			warnings = append(warnings, Warning{File: file, Doc: d.Index, Line: d.Line, Where: d.Where(), Message: msg})
+			warnings = append(warnings, Warning{File: file, Doc: d.Index, Line: d.Line, Where: d.Where(), Message: msg, Skipped: obj == nil && err == nil})
 		}
 		if err != nil {
 			errs = append(errs, err)

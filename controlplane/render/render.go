@@ -43,11 +43,33 @@ type Output struct {
 // Render generates what proxy p would receive from snapshot s. The error is a *model.NotFoundError when p
 // names nothing in the snapshot.
 func Render(s *model.Snapshot, p model.Proxy) (*Output, error) {
+	g, err := Generate(s, p)
+	if err != nil {
+		return nil, err
+	}
+	out := &Output{Proxy: g.Proxy, Ztunnel: g.Ztunnel}
+	if g.Envoy != nil {
+		out.Envoy = ConfigDump(g.Envoy, strconv.FormatUint(s.Version, 10))
+	}
+	return out, nil
+}
+
+// Generated is one proxy's config as the generators return it, before Render wraps it for printing:
+// exactly one of Envoy and Ztunnel is set. meshlab diff compares these, resource by resource.
+type Generated struct {
+	Proxy   model.Proxy // resolved in the snapshot
+	Envoy   *configgen.Config
+	Ztunnel *ZtunnelDump
+}
+
+// Generate resolves proxy p in snapshot s and runs the generators for it: the one path both Render and
+// meshlab diff take. The error is a *model.NotFoundError when p names nothing in the snapshot.
+func Generate(s *model.Snapshot, p model.Proxy) (*Generated, error) {
 	resolved, err := s.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	out := &Output{Proxy: resolved}
+	out := &Generated{Proxy: resolved}
 	if p.Kind == model.KindZtunnel {
 		if !contains(s.Nodes(), p.Node) {
 			return nil, &model.NotFoundError{Msg: fmt.Sprintf("no pods on node %q (nodes: %s)", p.Node, strings.Join(s.Nodes(), ", "))}
@@ -56,11 +78,10 @@ func Render(s *model.Snapshot, p model.Proxy) (*Output, error) {
 		out.Ztunnel = &ZtunnelDump{Workloads: nonNil(w), Services: nonNil(svcs), Policies: nonNil(pols)}
 		return out, nil
 	}
-	cfg, err := configgen.Envoy(s, resolved)
+	out.Envoy, err = configgen.Envoy(s, resolved)
 	if err != nil {
 		return nil, err
 	}
-	out.Envoy = ConfigDump(cfg, strconv.FormatUint(s.Version, 10))
 	return out, nil
 }
 
