@@ -23,6 +23,7 @@ import (
 	"github.com/meshlab/meshlab/cli/curl"
 	"github.com/meshlab/meshlab/cli/down"
 	"github.com/meshlab/meshlab/cli/echo"
+	"github.com/meshlab/meshlab/cli/explain"
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
 	"github.com/meshlab/meshlab/cli/inject"
@@ -168,6 +169,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		image.NewCommand(env),
 		proxystatus.NewCommand(env),
 		render.NewCommand(env), proxyconfig.NewCommand(env),
+		explain.NewCommand(env), // explain -f YAML --from NS/POD URL (offline; live mode not built yet)
 		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env), echo.NewCommand(env),
 		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection
 		bench.NewCommand(env),

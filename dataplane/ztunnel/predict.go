@@ -86,3 +86,14 @@ func (p *Predictor) Service(ip netip.Addr) *Service {
 	}
 	return nil
 }
+
+// Endpoints returns the workloads behind service s that this config knows, in the order round robin visits them.
+func (p *Predictor) Endpoints(s *Service) []*Workload {
+	var out []*Workload
+	for _, uid := range s.Endpoints {
+		if w := p.ix.byUID[uid]; w != nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
