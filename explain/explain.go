@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,7 +166,21 @@ type Route struct {
 type L7Verdict struct {
 	Action  string `json:"action"` // ALLOW or DENY
 	Allowed bool   `json:"allowed"`
-	Policy  string `json:"policy,omitempty"`
+	// Policy is the RBAC policy that matched (ns[NS]-policy[NAME]-rule[I]), Source the AuthorizationPolicy
+	// and rule it came from.
+	Policy string `json:"policy,omitempty"`
+	Source string `json:"source,omitempty"`
+}
+
+var rbacPolicyName = regexp.MustCompile(`^ns\[(.*)\]-policy\[(.*)\]-rule\[(\d+)\]$`)
+
+// rbacSource reads the AuthorizationPolicy and rule out of an RBAC policy name as the generator writes it.
+func rbacSource(policy string) string {
+	m := rbacPolicyName.FindStringSubmatch(policy)
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf("AuthorizationPolicy %s/%s rules[%s]", m[1], m[2], m[3])
 }
 
 // Backend is one cluster the request may go to.
@@ -594,6 +609,13 @@ func (e *explainer) viaProxy(p model.Proxy, identity, entry string, d l7.Downstr
 		return nil
 	}
 	hop.FilterChain = dec.Chain.Name
+	if hop.FilterChain == "" {
+		for i, c := range table.Listeners[d.Listener].Chains {
+			if c == dec.Chain {
+				hop.FilterChain = fmt.Sprintf("filter_chains[%d] (unnamed)", i)
+			}
+		}
+	}
 	if dec.Chain.TCP != nil {
 		hop.TCP = true
 		e.note("%s: filter chain %s is a TCP proxy: HTTP routes and L7 policies do not apply", p.ID(), dec.Chain.Name)
@@ -613,7 +635,7 @@ func (e *explainer) viaProxy(p model.Proxy, identity, entry string, d l7.Downstr
 		if v.Deny {
 			action = "DENY"
 		}
-		hop.Authorization = append(hop.Authorization, L7Verdict{Action: action, Allowed: v.Allowed, Policy: v.Policy})
+		hop.Authorization = append(hop.Authorization, L7Verdict{Action: action, Allowed: v.Allowed, Policy: v.Policy, Source: rbacSource(v.Policy)})
 	}
 	if f := dec.Fault; f != nil {
 		hop.Fault = describeFault(f)
@@ -624,6 +646,9 @@ func (e *explainer) viaProxy(p model.Proxy, identity, entry string, d l7.Downstr
 		why := "no ALLOW policy matched"
 		if last.Deny {
 			why = "DENY policy " + last.Policy + " matched"
+			if src := rbacSource(last.Policy); src != "" {
+				why = src + " (DENY) matched"
+			}
 		}
 		e.report.Result = Result{Outcome: OutcomeDenied, Status: http.StatusForbidden,
 			Summary: fmt.Sprintf("%s answers 403 \"RBAC: access denied\": %s", p.ID(), why)}
@@ -849,6 +874,9 @@ func (e *explainer) inbound(ip netip.Addr, port uint16, peer string) (*Inbound, 
 				in.Policy = v.Policy
 			}
 		}
+		if src := rbacSource(in.Policy); src != "" {
+			in.Rule = src
+		}
 		switch {
 		case dec.Denied && in.Policy != "":
 			in.Reason = "denied by " + in.Policy
@@ -884,6 +912,7 @@ func (e *explainer) inbound(ip netip.Addr, port uint16, peer string) (*Inbound, 
 // finish sums up a request that was forwarded: which destinations it reaches, or that none admits it.
 func (e *explainer) finish(viaL7 bool) {
 	var reach, denied []string
+	share := map[string]float64{} // the chance of reaching each destination (endpoints share a cluster evenly)
 	missing := 0
 	for _, b := range e.report.Backends {
 		if b.Missing {
@@ -899,8 +928,14 @@ func (e *explainer) finish(viaL7 bool) {
 				denied = append(denied, fmt.Sprintf("%s (%s: %s)", name, ep.Inbound.Proxy, ep.Inbound.Reason))
 				continue
 			}
-			reach = append(reach, name)
+			if _, seen := share[name]; !seen {
+				reach = append(reach, name)
+			}
+			share[name] += b.Probability / float64(len(b.Endpoints))
 		}
+	}
+	for i, name := range reach {
+		reach[i] = fmt.Sprintf("%s (%.4g%%)", name, share[name]*100)
 	}
 	switch {
 	case len(reach) > 0:

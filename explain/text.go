@@ -120,8 +120,11 @@ func (r *Report) WriteText(w io.Writer) error {
 				verdict = "DENIES"
 			}
 			pol := a.Policy
-			if pol == "" {
+			switch {
+			case pol == "":
 				pol = "no policy matched"
+			case a.Source != "":
+				pol = a.Source + "  (" + a.Policy + ")"
 			}
 			t.line(1, "authz (L7)    %s filter %s: %s", a.Action, verdict, pol)
 		}
