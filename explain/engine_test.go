@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/meshlab/meshlab/controlplane/model"
-	"github.com/meshlab/meshlab/explain"
 	"github.com/meshlab/meshlab/dataplane/l7"
+	"github.com/meshlab/meshlab/explain"
 )
 
 // TestPredictionIsWhatTheEngineDoes serves each case's request with the L7 engine itself, on the config
