@@ -93,7 +93,8 @@ type Source struct {
 	Pod      string `json:"pod"`
 	IP       string `json:"ip"`
 	Node     string `json:"node"`
-	Identity string `json:"identity"`
+	// Identity is the pod's SPIFFE ID, empty outside the mesh.
+	Identity string `json:"identity,omitempty"`
 	// Capture is ambient, sidecar, ingress-gateway or none; Why names the label or object that decided.
 	Capture string `json:"capture"`
 	Why     string `json:"why"`
@@ -321,6 +322,9 @@ func (e *explainer) source(wl *model.Workload) Source {
 		}
 	default:
 		s.Capture, s.Why = CaptureNone, fmt.Sprintf("no %s=ambient label on %s or Namespace %s, and no sidecar", model.LabelDataplaneMode, pod, wl.Namespace)
+	}
+	if s.Capture == CaptureNone {
+		s.Identity = "" // outside the mesh: no certificate, no identity
 	}
 	return s
 }

@@ -81,6 +81,8 @@ var cases = []testCase{
 		outcome: explain.OutcomeForwarded, reach: map[string]float64{"default/productpage-v1-6b746f74dc-9stvs": 1}},
 	{name: "ingress-no-route", files: []string{modeltest.BookinfoGateway}, from: gatewayPod, url: "http://bookinfo.example.com/admin",
 		outcome: explain.OutcomeNoRoute, status: 404},
+	{name: "uncaptured-source", files: []string{"testdata/outside-curl.yaml"}, from: "outside/curl", url: "http://details.default:9080/details/0",
+		outcome: explain.OutcomeForwarded, reach: map[string]float64{"default/details-v1-79f774bdb9-qkq4x": 1}},
 	{name: "no-route", files: []string{"testdata/no-route.yaml"}, from: productpage, url: "http://reviews:9080/reviews/0",
 		outcome: explain.OutcomeNoRoute, status: 404},
 }

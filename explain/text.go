@@ -34,7 +34,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	s := r.Source
 	t.line(0, "")
 	t.line(0, "source  %s  %s on %s", s.Pod, s.IP, s.Node)
-	t.line(1, "identity  %s", s.Identity)
+	if s.Identity != "" {
+		t.line(1, "identity  %s", s.Identity)
+	} else {
+		t.line(1, "identity  none (outside the mesh)")
+	}
 	t.line(1, "captured  %s: %s", s.Capture, s.Why)
 
 	d := r.Destination
