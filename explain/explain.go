@@ -188,6 +188,8 @@ func rbacSource(policy string) string {
 
 // Backend is one cluster the request may go to.
 type Backend struct {
+	// Cluster names the L7 proxy's cluster; on a path without one it says who picks the endpoint
+	// ("ztunnel: endpoints of FQDN (round robin)", "kube-proxy: endpoints of FQDN").
 	Cluster      string            `json:"cluster"`
 	Weight       uint32            `json:"weight,omitempty"`
 	Probability  float64           `json:"probability"`
