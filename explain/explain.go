@@ -90,9 +90,9 @@ type RequestSummary struct {
 
 // Source is the client pod and how the mesh captures its traffic.
 type Source struct {
-	Pod      string `json:"pod"`
-	IP       string `json:"ip"`
-	Node     string `json:"node"`
+	Pod  string `json:"pod"`
+	IP   string `json:"ip"`
+	Node string `json:"node"`
 	// Identity is the pod's SPIFFE ID, empty outside the mesh.
 	Identity string `json:"identity,omitempty"`
 	// Capture is ambient, sidecar, ingress-gateway or none; Why names the label or object that decided.
