@@ -24,6 +24,7 @@ import (
 	clidiff "github.com/meshlab/meshlab/cli/diff"
 	"github.com/meshlab/meshlab/cli/down"
 	"github.com/meshlab/meshlab/cli/echo"
+	"github.com/meshlab/meshlab/cli/explain"
 	clihost "github.com/meshlab/meshlab/cli/host"
 	"github.com/meshlab/meshlab/cli/image"
 	"github.com/meshlab/meshlab/cli/inject"
@@ -171,6 +172,7 @@ func commands(env cliutil.Env) []*cobra.Command {
 		proxystatus.NewCommand(env), wait.NewCommand(env), // proxy-status; wait (until the mesh converged)
 		render.NewCommand(env), proxyconfig.NewCommand(env),
 		clidiff.NewCommand(env), // diff -f NEW --base-file OLD (what a change does to every proxy)
+		explain.NewCommand(env), // explain -f YAML --from NS/POD URL (offline; live mode not built yet)
 		bookinfo.NewCommand(env), sleep.NewCommand(env), curl.NewCommand(env), echo.NewCommand(env),
 		inject.NewCommand(env), kubeinject.NewCommand(env), iptables.NewCommand(env), // sidecar injection
 		bench.NewCommand(env),

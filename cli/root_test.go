@@ -80,6 +80,7 @@ spec:
 		{[]string{"render", "-f", policy, "--proxy", "ztunnel/n"}, `policy.yaml: document 2 (AuthorizationPolicy default/deny), line 11: unknown field "spec.actoin"`},
 		{[]string{"kube-inject", "-f", deploy, "--image", "x:1"}, `deploy.yaml: document 1, line 12: duplicate key "spec.template.spec.containers[0].image" (first at line 11)`},
 		{[]string{"inject", "check", "-f", deploy}, `deploy.yaml: document 1, line 12: duplicate key`},
+		{[]string{"explain", "-f", policy, "--from", "default/p", "http://x/"}, `policy.yaml: document 2 (AuthorizationPolicy default/deny), line 11: unknown field "spec.actoin"`},
 	} {
 		code, stdout, stderr := run(tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) || stdout != "" {

@@ -74,9 +74,11 @@ type Service struct {
 	Selector        map[string]string
 	Labels          map[string]string
 	// Waypoint is the waypoint that service-addressed traffic goes through, or nil.
-	Waypoint  *Waypoint
-	Endpoints []Endpoint // sorted by IP then port
-	Object    *corev1.Service
+	Waypoint *Waypoint
+	// WaypointWhy says which label on which object decided Waypoint (or that none did), for explain.
+	WaypointWhy string
+	Endpoints   []Endpoint // sorted by IP then port
+	Object      *corev1.Service
 }
 
 // Key returns the store key of the service.
@@ -124,6 +126,8 @@ type Workload struct {
 	Ambient bool
 	// Waypoint is the waypoint that workload-addressed traffic goes through, or nil.
 	Waypoint *Waypoint
+	// WaypointWhy says which label on which object decided Waypoint (or that none did), for explain.
+	WaypointWhy string
 	// Services select this workload: for each, the service ports and the target ports they map to.
 	Services []WorkloadService
 	Object   *corev1.Pod
@@ -386,4 +390,6 @@ type RouteRule struct {
 	// CORS applies to every kind of rule (route, redirect, direct response), as in Istio.
 	CORS   *CORS
 	Source ingest.Key
+	// Index is the rule's position in its source: http[Index] of a VirtualService, rules[Index] of an HTTPRoute.
+	Index int
 }

@@ -105,7 +105,7 @@ func (b *builder) buildVirtualServices() {
 }
 
 func (b *builder) vsRule(key ingest.Key, ns string, i int, h *networkingv1alpha3.HTTPRoute) *RouteRule {
-	r := &RouteRule{Name: h.Name, Source: key}
+	r := &RouteRule{Name: h.Name, Source: key, Index: i}
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i)
 	}
@@ -596,7 +596,7 @@ func pathLen(p *StringMatch) int {
 }
 
 func (b *builder) httpRouteRule(key ingest.Key, ns string, i int, rule gwv1.HTTPRouteRule) *RouteRule {
-	r := &RouteRule{Name: fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i), Source: key}
+	r := &RouteRule{Name: fmt.Sprintf("%s.%s.%d", key.Name, key.Namespace, i), Source: key, Index: i}
 	if rule.Name != nil {
 		r.Name = string(*rule.Name)
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"sort"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -99,39 +100,52 @@ func (b *builder) bindWaypoints() {
 
 	for _, s := range b.s.services {
 		w, labelled := lookup(s.Key(), s.Labels, s.Namespace)
+		why := labelWhy(s.Labels, "Service "+s.Namespace+"/"+s.Name)
 		fromNamespace := false
 		if !labelled {
 			w, labelled = lookup(nsKey(s.Namespace), nsLabels(s.Namespace), s.Namespace)
 			fromNamespace = labelled
+			why = labelWhy(nsLabels(s.Namespace), "Namespace "+s.Namespace)
 		}
 		if !labelled {
 			w = b.perServiceAccountWaypoint(s)
+			why = fmt.Sprintf("no %s label on Service %s/%s or Namespace %s", LabelUseWaypoint, s.Namespace, s.Name, s.Namespace)
+			if w != nil {
+				why = fmt.Sprintf("per-service-account waypoint %s/%s (%s=%s) runs an endpoint's service account", w.Namespace, w.Name, AnnotationForServiceAcount, w.ServiceAccount)
+			}
 		}
 		if w != nil && !w.ServesServices() {
 			if !fromNamespace {
 				b.problem(s.Key(), "waypoint %s/%s does not accept service traffic (%s=%s)", w.Namespace, w.Name, LabelWaypointFor, w.For)
 			}
+			why += fmt.Sprintf(", but waypoint %s/%s does not accept service traffic (%s=%s)", w.Namespace, w.Name, LabelWaypointFor, w.For)
 			w = nil
 		}
 		if w != nil && b.frontsWaypoint(s) {
+			why = "the Service fronts a waypoint: a waypoint's own Service never goes through a waypoint"
 			w = nil // a waypoint's own Service never goes through a waypoint, its own or another's (Istio's rule)
 		}
-		s.Waypoint = w
+		s.Waypoint, s.WaypointWhy = w, why
 	}
 	for _, wl := range b.s.workloads {
 		if gw := wl.Labels[LabelGatewayName]; gw != "" && b.s.waypointBy[wl.Namespace+"/"+gw] != nil {
+			wl.WaypointWhy = "the pod is waypoint " + wl.Namespace + "/" + gw + ": a waypoint proxy never goes through a waypoint"
 			continue // a waypoint proxy never goes through a waypoint
 		}
 		w, labelled := lookup(wl.Key(), wl.Labels, wl.Namespace)
+		why := labelWhy(wl.Labels, "Pod "+wl.Namespace+"/"+wl.Name)
 		fromNamespace := false
 		if !labelled {
 			w, labelled = lookup(nsKey(wl.Namespace), nsLabels(wl.Namespace), wl.Namespace)
 			fromNamespace = labelled
+			why = labelWhy(nsLabels(wl.Namespace), "Namespace "+wl.Namespace)
 		}
 		if !labelled {
+			why = fmt.Sprintf("no %s label on Pod %s/%s or Namespace %s", LabelUseWaypoint, wl.Namespace, wl.Name, wl.Namespace)
 			for _, pw := range b.s.waypoints {
 				if pw.ServiceAccount != "" && pw.Selects(wl) {
 					w = pw
+					why = fmt.Sprintf("per-service-account waypoint %s/%s (%s=%s)", pw.Namespace, pw.Name, AnnotationForServiceAcount, pw.ServiceAccount)
 					break
 				}
 			}
@@ -140,10 +154,21 @@ func (b *builder) bindWaypoints() {
 			if !fromNamespace {
 				b.problem(wl.Key(), "waypoint %s/%s does not accept workload traffic (%s=%s)", w.Namespace, w.Name, LabelWaypointFor, w.For)
 			}
+			why += fmt.Sprintf(", but waypoint %s/%s does not accept workload traffic (%s=%s)", w.Namespace, w.Name, LabelWaypointFor, w.For)
 			w = nil
 		}
-		wl.Waypoint = w
+		wl.Waypoint, wl.WaypointWhy = w, why
 	}
+}
+
+// labelWhy says which use-waypoint label on which object decided ("label istio.io/use-waypoint=x on
+// Service default/reviews").
+func labelWhy(lbls map[string]string, object string) string {
+	why := fmt.Sprintf("label %s=%s on %s", LabelUseWaypoint, lbls[LabelUseWaypoint], object)
+	if ns := lbls[LabelUseWaypointNamespace]; ns != "" {
+		why += fmt.Sprintf(" (%s=%s)", LabelUseWaypointNamespace, ns)
+	}
+	return why
 }
 
 // frontsWaypoint reports whether s is a waypoint's Service: the waypoint controller's (named after its

@@ -5,6 +5,7 @@ import (
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	corexdsv3 "github.com/cncf/xds/go/xds/core/v3"
 	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
@@ -447,36 +448,61 @@ func actionChainName(a *corexdsv3.TypedExtensionConfig) (string, error) {
 	return sv.GetValue(), nil
 }
 
-func (m *chainMatcher) find(dst netip.AddrPort) *FilterChain {
+// find walks the matcher tree for dst; trail, when not nil, records each step ("destination IP
+// 10.96.10.13", "destination port 9080", "no match: on_no_match").
+func (m *chainMatcher) find(dst netip.AddrPort, trail *[]string) *FilterChain {
 	key := dst.Addr().Unmap().String()
+	what := "destination IP "
 	if m.input == "port" {
-		key = strconv.Itoa(int(dst.Port()))
+		key, what = strconv.Itoa(int(dst.Port())), "destination port "
 	}
 	if om, ok := m.exact[key]; ok {
-		if c := om.resolve(dst); c != nil {
+		note(trail, what+key)
+		if c := om.resolve(dst, trail); c != nil {
 			return c
 		}
 	}
 	if m.noMatch != nil {
-		return m.noMatch.resolve(dst)
+		note(trail, what+key+" matches no entry: on_no_match")
+		return m.noMatch.resolve(dst, trail)
 	}
+	note(trail, what+key+" matches no entry")
 	return nil
 }
 
-func (o *chainOnMatch) resolve(dst netip.AddrPort) *FilterChain {
+func note(trail *[]string, step string) {
+	if trail != nil {
+		*trail = append(*trail, step)
+	}
+}
+
+func (o *chainOnMatch) resolve(dst netip.AddrPort, trail *[]string) *FilterChain {
 	if o.chain != nil {
 		return o.chain
 	}
-	return o.next.find(dst)
+	return o.next.find(dst, trail)
 }
 
 // Match selects the filter chain for a connection to dst: through filter_chain_matcher when the listener
 // has one, else Envoy's filter_chain_match order (destination port, then the longest destination prefix),
 // falling back to the default chain. nil means no chain: Envoy closes such connections.
-func (l *Listener) Match(dst netip.AddrPort) *FilterChain {
+func (l *Listener) Match(dst netip.AddrPort) *FilterChain { return l.match(dst, nil) }
+
+// MatchTrail is Match that also says how the chain was selected, step by step.
+func (l *Listener) MatchTrail(dst netip.AddrPort) (*FilterChain, []string) {
+	var trail []string
+	c := l.match(dst, &trail)
+	return c, trail
+}
+
+func (l *Listener) match(dst netip.AddrPort, trail *[]string) *FilterChain {
 	if l.matcher != nil {
-		if c := l.matcher.find(dst); c != nil {
+		note(trail, "filter_chain_matcher")
+		if c := l.matcher.find(dst, trail); c != nil {
 			return c
+		}
+		if l.fallback != nil {
+			note(trail, "default_filter_chain")
 		}
 		return l.fallback
 	}
@@ -507,7 +533,26 @@ func (l *Listener) Match(dst netip.AddrPort) *FilterChain {
 		}
 	}
 	if best == nil {
+		if l.fallback != nil {
+			note(trail, "no filter_chain_match fits "+dst.String()+": default_filter_chain")
+		}
 		return l.fallback
+	}
+	if trail != nil {
+		var m []string
+		if bestPort {
+			m = append(m, "destination_port "+strconv.Itoa(int(dst.Port())))
+		}
+		for _, p := range best.prefixes {
+			if p.Contains(dst.Addr().Unmap()) && p.Bits() == bestBits {
+				m = append(m, "prefix_ranges "+p.String())
+				break
+			}
+		}
+		if len(m) == 0 {
+			m = append(m, "no filter_chain_match (matches any destination)")
+		}
+		note(trail, "filter_chain_match: "+strings.Join(m, ", "))
 	}
 	return best
 }

@@ -164,3 +164,33 @@ func (m *headerMatch) match(r *http.Request) bool {
 	}
 	return res
 }
+
+// String spells the matcher as Envoy's config does: "exact jason", "prefix /api", "regex v[12]".
+func (s *stringMatch) String() string {
+	v := s.value
+	if s.kind == "regex" {
+		v = strings.TrimSuffix(strings.TrimPrefix(s.re.String(), "^(?:"), ")$")
+	}
+	out := s.kind + " " + v
+	if s.ignoreCase {
+		out += " (ignoring case)"
+	}
+	return out
+}
+
+// String spells the header matcher: "exact jason", "present", "not exact jason".
+func (m *headerMatch) String() string {
+	var out string
+	switch {
+	case m.present != nil && *m.present:
+		out = "present"
+	case m.present != nil:
+		out = "absent"
+	default:
+		out = m.str.String()
+	}
+	if m.invert {
+		out = "not " + out
+	}
+	return out
+}

@@ -40,6 +40,9 @@ type virtualHost struct {
 // Route is one compiled route: its match and what to do.
 type Route struct {
 	Name string
+	// Source is the object that produced the route, from its metadata filter_metadata.istio.config (Istio's
+	// API path of the VirtualService or HTTPRoute); empty when the control plane did not say.
+	Source string
 	// match
 	pathKind      string // prefix, exact, regex, separated, connect
 	path          string
@@ -208,7 +211,7 @@ func compileRoute(r *routev3.Route) (*Route, error) {
 		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"); err != nil {
 		return nil, err
 	}
-	rt := &Route{Name: r.GetName()}
+	rt := &Route{Name: r.GetName(), Source: r.GetMetadata().GetFilterMetadata()["istio"].GetFields()["config"].GetStringValue()}
 	var err error
 	if rt.reqHeaders, err = compileHeaderMutation(r.GetRequestHeadersToAdd(), r.GetRequestHeadersToRemove()); err != nil {
 		return nil, fmt.Errorf("request headers: %w", err)
@@ -335,7 +338,11 @@ func (rt *Route) compileMatch(m *routev3.RouteMatch) error {
 	return nil
 }
 
-func (rt *Route) matches(r *http.Request) bool {
+func (rt *Route) matches(r *http.Request) bool { return rt.mismatch(r) == "" }
+
+// mismatch says why r does not match the route ("" when it does): the first condition that fails, in the
+// order the router checks them (path, headers, query parameters).
+func (rt *Route) mismatch(r *http.Request) string {
 	path := r.URL.Path
 	if r.URL.RawPath != "" {
 		path = r.URL.RawPath
@@ -346,28 +353,32 @@ func (rt *Route) matches(r *http.Request) bool {
 	switch rt.pathKind {
 	case "prefix":
 		if !strings.HasPrefix(path, rt.path) {
-			return false
+			return fmt.Sprintf("path %s does not start with %s", path, rt.path)
 		}
 	case "exact":
 		if path != rt.path {
-			return false
+			return fmt.Sprintf("path %s is not %s", path, rt.path)
 		}
 	case "separated":
 		if path != rt.path && !strings.HasPrefix(path, strings.TrimSuffix(rt.path, "/")+"/") {
-			return false
+			return fmt.Sprintf("path %s is not under %s", path, rt.path)
 		}
 	case "regex":
 		if !rt.re.MatchString(path) {
-			return false
+			return fmt.Sprintf("path %s does not match regex %s", path, rt.re)
 		}
 	case "connect":
 		if r.Method != http.MethodConnect {
-			return false
+			return fmt.Sprintf("method %s is not CONNECT", r.Method)
 		}
 	}
 	for _, h := range rt.headers {
 		if !h.match(r) {
-			return false
+			v, ok := headerValue(r, h.name)
+			if !ok {
+				return fmt.Sprintf("header %s is absent (want %s)", h.name, h)
+			}
+			return fmt.Sprintf("header %s: %q does not match %s", h.name, v, h)
 		}
 	}
 	if len(rt.query) > 0 {
@@ -376,15 +387,48 @@ func (rt *Route) matches(r *http.Request) bool {
 			vs, ok := q[qm.name]
 			switch {
 			case qm.str != nil:
-				if !ok || !qm.str.match(vs[0]) {
-					return false
+				if !ok {
+					return fmt.Sprintf("query parameter %s is absent (want %s)", qm.name, qm.str)
+				}
+				if !qm.str.match(vs[0]) {
+					return fmt.Sprintf("query parameter %s: %q does not match %s", qm.name, vs[0], qm.str)
 				}
 			case qm.present && !ok:
-				return false
+				return fmt.Sprintf("query parameter %s is absent", qm.name)
 			}
 		}
 	}
-	return true
+	return ""
+}
+
+// Describe says what the route matches, as Envoy's config spells it: "prefix /", "path /x",
+// "header end-user exact jason"...
+func (rt *Route) Describe() string {
+	var parts []string
+	switch rt.pathKind {
+	case "prefix":
+		parts = append(parts, "prefix "+rt.path)
+	case "exact":
+		parts = append(parts, "path "+rt.path)
+	case "separated":
+		parts = append(parts, "path_separated_prefix "+rt.path)
+	case "regex":
+		parts = append(parts, "safe_regex "+strings.TrimSuffix(strings.TrimPrefix(rt.re.String(), "^(?:"), ")$"))
+	case "connect":
+		parts = append(parts, "CONNECT")
+	}
+	for _, h := range rt.headers {
+		parts = append(parts, "header "+h.name+" "+h.String())
+	}
+	for _, q := range rt.query {
+		switch {
+		case q.str != nil:
+			parts = append(parts, "query "+q.name+" "+q.str.String())
+		case q.present:
+			parts = append(parts, "query "+q.name+" present")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (rt *Route) compileAction(a *routev3.RouteAction) error {

@@ -1,6 +1,7 @@
 package ztunnel
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,6 +35,29 @@ func namespaceOf(id spiffeid.ID) string {
 // authorize applies Istio's order: any matching Deny refuses; otherwise, if Allow policies apply, one of
 // them must match. It returns nil or an error naming the deciding policy.
 func (ix *index) authorize(dst *Workload, c connInfo) error {
+	v := ix.decide(dst, c)
+	if v.Allowed {
+		return nil
+	}
+	return errors.New(v.Reason)
+}
+
+// Verdict is an L4 authorization decision and what decided it.
+type Verdict struct {
+	Allowed bool
+	// Policy is the deciding policy "namespace/name" (the matching Deny, or the matching Allow), empty when
+	// no policy applies or no Allow matched.
+	Policy string
+	// Rule is the index of the deciding policy's rule that matched, -1 for none.
+	Rule int
+	// Reason says it in words (the text of the connection's rejection).
+	Reason string
+	// Applicable counts the policies that apply to the destination.
+	Applicable int
+}
+
+// decide is authorize with the deciding policy and rule.
+func (ix *index) decide(dst *Workload, c connInfo) Verdict {
 	var applicable []*Policy
 	applicable = append(applicable, ix.global...)
 	applicable = append(applicable, ix.namespaced[dst.Namespace]...)
@@ -45,22 +69,29 @@ func (ix *index) authorize(dst *Workload, c connInfo) error {
 	var allows []*Policy
 	for _, p := range applicable {
 		if p.Action == ActionDeny {
-			if p.matches(c) {
-				return fmt.Errorf("denied by policy %s/%s", p.Namespace, p.Name)
+			if i := p.matchingRule(c); i >= 0 {
+				return Verdict{Policy: p.Namespace + "/" + p.Name, Rule: i, Applicable: len(applicable),
+					Reason: fmt.Sprintf("denied by policy %s/%s", p.Namespace, p.Name)}
 			}
 			continue
 		}
 		allows = append(allows, p)
 	}
 	if len(allows) == 0 {
-		return nil
+		return Verdict{Allowed: true, Rule: -1, Applicable: len(applicable), Reason: "no allow policy applies and no deny policy matched"}
 	}
 	for _, p := range allows {
-		if p.matches(c) {
-			return nil
+		if i := p.matchingRule(c); i >= 0 {
+			return Verdict{Allowed: true, Policy: p.Namespace + "/" + p.Name, Rule: i, Applicable: len(applicable),
+				Reason: fmt.Sprintf("allowed by policy %s/%s", p.Namespace, p.Name)}
 		}
 	}
-	return fmt.Errorf("no allow policy matched (%d apply)", len(allows))
+	return Verdict{Rule: -1, Applicable: len(applicable), Reason: fmt.Sprintf("no allow policy matched (%d apply)", len(allows))}
+}
+
+// matchingRule returns the index of the first rule that matches c, or -1.
+func (p *Policy) matchingRule(c connInfo) int {
+	return slices.IndexFunc(p.Rules, func(r Rule) bool { return r.matches(c) })
 }
 
 func (p *Policy) matches(c connInfo) bool {
