@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -76,9 +77,10 @@ type h2conn struct {
 	idle           *time.Timer // client: closes the connection after IdleTimeout without streams
 	idleTimeout    time.Duration
 
-	peer       spiffeid.ID   // the verified identity at the other end
-	framesRead atomic.Uint64 // for the health check
-	onStream   func(*stream) // server: called in a new goroutine for each stream the peer opens
+	peer       spiffeid.ID       // the verified identity at the other end
+	peerCert   *x509.Certificate // its leaf certificate (server side: for X-Forwarded-Client-Cert)
+	framesRead atomic.Uint64     // for the health check
+	onStream   func(*stream)     // server: called in a new goroutine for each stream the peer opens
 	logf       func(string, ...any)
 }
 

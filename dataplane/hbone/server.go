@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +132,9 @@ func (s *Server) ServeConn(c net.Conn) {
 	}
 	hc := newH2Conn(tc, br, false)
 	hc.peer, hc.logf = peer, s.Logf
+	if len(cs.PeerCertificates) > 0 {
+		hc.peerCert = cs.PeerCertificates[0]
+	}
 	remote := c.RemoteAddr()
 	hc.onStream = func(st *stream) { s.serveStream(hc, st, remote) }
 	if err := hc.writePreface(); err != nil {
@@ -222,7 +226,7 @@ func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
 	if err := hc.respond(st, http.StatusOK, nil, false); err != nil {
 		return
 	}
-	s.Handler.ServeHBONE(&Stream{stream: st, Peer: hc.peer, Target: target, Header: header, remote: remoteAddr(remote)})
+	s.Handler.ServeHBONE(&Stream{stream: st, Peer: hc.peer, PeerCert: hc.peerCert, Target: target, Header: header, remote: remoteAddr(remote)})
 }
 
 func remoteAddr(a net.Addr) net.Addr {
@@ -242,6 +246,8 @@ type Stream struct {
 	*stream
 	// Peer is the verified SPIFFE ID of the client.
 	Peer spiffeid.ID
+	// PeerCert is the client's verified leaf certificate.
+	PeerCert *x509.Certificate
 	// Target is the CONNECT :authority.
 	Target netip.AddrPort
 	// Header holds the CONNECT request headers (Forwarded, Baggage, ...).
