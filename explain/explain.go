@@ -699,7 +699,7 @@ func (e *explainer) describeRoute(rt *l7.Route) *Route {
 	if key, ok := sourceKey(rt.Source); ok {
 		out.Source = string(key.Kind) + " " + key.Namespace + "/" + key.Name
 		if i, ok := e.ruleIndex(key, rt.Name); ok {
-			if key.Kind == ingest.KindHTTPRoute {
+			if key.Kind == ingest.KindHTTPRoute || key.Kind == ingest.KindGRPCRoute {
 				out.Rule = fmt.Sprintf("rules[%d]", i)
 			} else {
 				out.Rule = fmt.Sprintf("http[%d]", i)
@@ -742,7 +742,7 @@ func sourceKey(path string) (ingest.Key, bool) {
 	if len(parts) != 7 || parts[0] != "apis" || parts[3] != "namespaces" {
 		return ingest.Key{}, false
 	}
-	kinds := map[string]ingest.Kind{"virtual-service": ingest.KindVirtualService, "httproute": ingest.KindHTTPRoute}
+	kinds := map[string]ingest.Kind{"virtual-service": ingest.KindVirtualService, "httproute": ingest.KindHTTPRoute, "grpcroute": ingest.KindGRPCRoute}
 	kind, ok := kinds[parts[5]]
 	if !ok {
 		return ingest.Key{}, false

@@ -356,12 +356,20 @@ kind: Sidecar
 metadata: {name: default, namespace: bookinfo}
 spec: {egress: [{hosts: ["./*"]}]}
 `, warn: "meshlab does not implement Sidecar; it is stored but has no effect"},
-		{name: "GRPCRoute is stored with a warning", doc: `
+		{name: "TLSRoute is stored with a warning", doc: `
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: tls, namespace: bookinfo}
+spec: {parentRefs: [{group: "", kind: Service, name: reviews}], hostnames: [reviews.example], rules: [{backendRefs: [{name: reviews, port: 9080}]}]}
+`, warn: "meshlab does not implement TLSRoute; it is stored but has no effect"},
+		{name: "GRPCRoute with an Exact method that is no gRPC name is denied", doc: `
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {name: grpc, namespace: bookinfo}
-spec: {parentRefs: [{group: "", kind: Service, name: reviews}]}
-`, warn: "meshlab does not implement GRPCRoute; it is stored but has no effect"},
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  rules: [{matches: [{method: {service: "grpc.health.v1.Health", method: "Check/Now"}}]}]
+`, denied: "spec.rules[0].matches[0].method: Invalid value: method must only contain valid characters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := admit(t, client, srv.URL, review(t, admissionv1.Create, tc.doc))

@@ -277,6 +277,8 @@ func configPath(k ingest.Key) string {
 		return "/apis/networking.istio.io/v1/namespaces/" + k.Namespace + "/destination-rule/" + k.Name
 	case ingest.KindHTTPRoute:
 		return "/apis/gateway.networking.k8s.io/v1/namespaces/" + k.Namespace + "/httproute/" + k.Name
+	case ingest.KindGRPCRoute:
+		return "/apis/gateway.networking.k8s.io/v1/namespaces/" + k.Namespace + "/grpcroute/" + k.Name
 	case ingest.KindAuthorizationPolicy:
 		return "/apis/security.istio.io/v1/namespaces/" + k.Namespace + "/authorization-policy/" + k.Name
 	}

@@ -40,6 +40,7 @@ func TestGolden(t *testing.T) {
 		{"sidecar-productpage.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVS}, productpage},
 		{"waypoint-vs-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSFilters}, reviewsWaypoint},
 		{"waypoint-httproute-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters}, reviewsWaypoint},
+		{"waypoint-grpcroute.golden.json", []string{modeltest.Bookinfo, modeltest.GreeterGRPCRoute}, reviewsWaypoint},
 		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
 		{"waypoint-vs-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, reviewsWaypoint},
 		{"sidecar-productpage-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, productpage},

@@ -276,6 +276,7 @@ func (g *sidecarGen) inboundClusters() []*clusterv3.Cluster {
 			applyConnectionPool(c, dr.PolicyFor(ip.servicePort, "").GetConnectionPool())
 			c.Metadata = configMetadata(dr.Source)
 		}
+		setUpstreamProtocol(c, ip.protocol)
 		out = append(out, c)
 	}
 	return out

@@ -1,6 +1,7 @@
 package configgen
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
@@ -32,7 +33,32 @@ func serviceCluster(name string, svc *model.Service, dr *model.DestinationRule, 
 		c.Metadata.FilterMetadata[metadataIstio].Fields["subset"] = structpb.NewStringValue(parts[2])
 	}
 	applyTrafficPolicy(c, dr.PolicyFor(port, subset))
+	if sp, ok := svc.Port(port); ok {
+		setUpstreamProtocol(c, sp.Protocol)
+	}
 	return c
+}
+
+// setUpstreamProtocol makes an HTTP/2 or gRPC port's cluster speak HTTP/2 upstream, as istiod's cluster
+// builder does, keeping the common options a connection pool set; other ports keep HTTP/1.1 (gRPC cannot
+// be carried over it: it needs trailers on a stream of its own).
+func setUpstreamProtocol(c *clusterv3.Cluster, p model.Protocol) {
+	if p != model.ProtocolHTTP2 && p != model.ProtocolGRPC {
+		return
+	}
+	opts := &httpv3.HttpProtocolOptions{}
+	if prev := c.TypedExtensionProtocolOptions[nameHTTPProtocol]; prev != nil {
+		if err := prev.UnmarshalTo(opts); err != nil {
+			panic(fmt.Sprintf("re-reading %s: %v", nameHTTPProtocol, err)) // written by this package
+		}
+	}
+	opts.UpstreamProtocolOptions = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+		ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+	}}
+	if c.TypedExtensionProtocolOptions == nil {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{}
+	}
+	c.TypedExtensionProtocolOptions[nameHTTPProtocol] = mustAny(opts)
 }
 
 // applyTrafficPolicy sets the connection pool (circuit breakers, connect timeout, HTTP options), outlier

@@ -71,6 +71,10 @@ func newObject(apiVersion, kind string) Object {
 			return &gwv1.Gateway{}
 		case "HTTPRoute":
 			return &gwv1.HTTPRoute{}
+		case "GRPCRoute":
+			if version == "v1" { // GRPCRoute was v1alpha2 before it went to v1 (Gateway API 1.1)
+				return &gwv1.GRPCRoute{}
+			}
 		}
 	case "networking.istio.io":
 		if version != "v1" && version != "v1beta1" && version != "v1alpha3" {

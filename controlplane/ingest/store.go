@@ -38,6 +38,7 @@ const (
 	KindGatewayClass          Kind = "GatewayClass"
 	KindGateway               Kind = "Gateway"
 	KindHTTPRoute             Kind = "HTTPRoute"
+	KindGRPCRoute             Kind = "GRPCRoute"
 	KindVirtualService        Kind = "VirtualService"
 	KindDestinationRule       Kind = "DestinationRule"
 	KindAuthorizationPolicy   Kind = "AuthorizationPolicy"
@@ -47,7 +48,7 @@ const (
 
 // Kinds lists every kind in a fixed order.
 var Kinds = []Kind{KindNamespace, KindService, KindPod, KindServiceAccount, KindEndpointSlice, KindGatewayClass,
-	KindGateway, KindHTTPRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindRequestAuthentication,
+	KindGateway, KindHTTPRoute, KindGRPCRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindRequestAuthentication,
 	KindPeerAuthentication}
 
 // Namespaced reports whether objects of kind k live in a namespace.
@@ -72,6 +73,8 @@ func KindOf(obj Object) (Kind, error) {
 		return KindGateway, nil
 	case *gwv1.HTTPRoute:
 		return KindHTTPRoute, nil
+	case *gwv1.GRPCRoute:
+		return KindGRPCRoute, nil
 	case *networkingv1.VirtualService:
 		return KindVirtualService, nil
 	case *networkingv1.DestinationRule:
@@ -259,6 +262,7 @@ type Objects struct {
 	GatewayClasses         []*gwv1.GatewayClass
 	Gateways               []*gwv1.Gateway
 	HTTPRoutes             []*gwv1.HTTPRoute
+	GRPCRoutes             []*gwv1.GRPCRoute
 	VirtualServices        []*networkingv1.VirtualService
 	DestinationRules       []*networkingv1.DestinationRule
 	AuthorizationPolicies  []*securityv1.AuthorizationPolicy
@@ -294,6 +298,8 @@ func (s *Store) Objects() Objects {
 			out.Gateways = append(out.Gateways, o)
 		case *gwv1.HTTPRoute:
 			out.HTTPRoutes = append(out.HTTPRoutes, o)
+		case *gwv1.GRPCRoute:
+			out.GRPCRoutes = append(out.GRPCRoutes, o)
 		case *networkingv1.VirtualService:
 			out.VirtualServices = append(out.VirtualServices, o)
 		case *networkingv1.DestinationRule:

@@ -129,6 +129,9 @@ func (w *StatusWriter) Sync(ctx context.Context, snap *model.Snapshot) {
 	for _, o := range w.store.List(ingest.KindHTTPRoute) {
 		w.httpRoute(ctx, o.(*gwv1.HTTPRoute), problems)
 	}
+	for _, o := range w.store.List(ingest.KindGRPCRoute) {
+		w.grpcRoute(ctx, o.(*gwv1.GRPCRoute), problems)
+	}
 	for _, o := range w.store.List(ingest.KindGateway) {
 		w.gateway(ctx, o.(*gwv1.Gateway), problems)
 	}
@@ -167,7 +170,7 @@ func reference(key ingest.Key, obj ingest.Object) *corev1.ObjectReference {
 	switch key.Kind {
 	case ingest.KindEndpointSlice:
 		apiVersion = "discovery.k8s.io/v1"
-	case ingest.KindGateway, ingest.KindGatewayClass, ingest.KindHTTPRoute:
+	case ingest.KindGateway, ingest.KindGatewayClass, ingest.KindHTTPRoute, ingest.KindGRPCRoute:
 		apiVersion = "gateway.networking.k8s.io/v1"
 	case ingest.KindVirtualService, ingest.KindDestinationRule:
 		apiVersion = "networking.istio.io/v1"
@@ -278,51 +281,57 @@ func meshlabController(name gwv1.GatewayController) bool {
 	return name == ControllerName || name == GatewayControllerName
 }
 
-func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, problems map[ingest.Key][]string) {
-	msgs := problems[ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: rt.Namespace, Name: rt.Name}]
-	desired := func(cur []gwv1.RouteParentStatus, gen int64) []gwv1.RouteParentStatus {
-		var out []gwv1.RouteParentStatus
-		for _, ps := range cur {
-			if !meshlabController(ps.ControllerName) {
-				out = append(out, ps) // another controller's
-			}
+// routeParents is the parent statuses a route should carry: other controllers' kept, meshlab's one per
+// parentRef it answers for (Accepted and ResolvedRefs from the route's problems), transition times of
+// unchanged conditions kept.
+func (w *StatusWriter) routeParents(key ingest.Key, refs []gwv1.ParentReference, cur []gwv1.RouteParentStatus, gen int64, problems map[ingest.Key][]string) []gwv1.RouteParentStatus {
+	msgs := problems[key]
+	var out []gwv1.RouteParentStatus
+	for _, ps := range cur {
+		if !meshlabController(ps.ControllerName) {
+			out = append(out, ps) // another controller's
 		}
-		for _, ref := range rt.Spec.ParentRefs {
-			controller := gwv1.GatewayController(w.parentController(ref, rt.Namespace))
-			if controller == "" {
-				continue
-			}
-			conds := routeConditions(gen, parentProblems(msgs, ref, rt.Namespace))
-			for _, ps := range cur { // keep transition times of unchanged conditions
-				if ps.ControllerName == controller && reflect.DeepEqual(ps.ParentRef, ref) {
-					for i := range conds {
-						if c := meta.FindStatusCondition(ps.Conditions, conds[i].Type); c != nil && c.Status == conds[i].Status {
-							conds[i].LastTransitionTime = c.LastTransitionTime
-						}
+	}
+	for _, ref := range refs {
+		controller := gwv1.GatewayController(w.parentController(ref, key.Namespace))
+		if controller == "" {
+			continue
+		}
+		conds := routeConditions(gen, parentProblems(msgs, ref, key.Namespace))
+		for _, ps := range cur { // keep transition times of unchanged conditions
+			if ps.ControllerName == controller && reflect.DeepEqual(ps.ParentRef, ref) {
+				for i := range conds {
+					if c := meta.FindStatusCondition(ps.Conditions, conds[i].Type); c != nil && c.Status == conds[i].Status {
+						conds[i].LastTransitionTime = c.LastTransitionTime
 					}
 				}
 			}
-			for i := range conds {
-				if conds[i].LastTransitionTime.IsZero() {
-					conds[i].LastTransitionTime = metav1.Now()
-				}
-			}
-			out = append(out, gwv1.RouteParentStatus{ParentRef: ref, ControllerName: controller, Conditions: conds})
 		}
-		return out
+		for i := range conds {
+			if conds[i].LastTransitionTime.IsZero() {
+				conds[i].LastTransitionTime = metav1.Now()
+			}
+		}
+		out = append(out, gwv1.RouteParentStatus{ParentRef: ref, ControllerName: controller, Conditions: conds})
 	}
-	same := func(a, b []gwv1.RouteParentStatus) bool {
-		if len(a) != len(b) {
+	return out
+}
+
+func sameParents(a, b []gwv1.RouteParentStatus) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ControllerName != b[i].ControllerName || !reflect.DeepEqual(a[i].ParentRef, b[i].ParentRef) || !conditionsEqual(a[i].Conditions, b[i].Conditions) {
 			return false
 		}
-		for i := range a {
-			if a[i].ControllerName != b[i].ControllerName || !reflect.DeepEqual(a[i].ParentRef, b[i].ParentRef) || !conditionsEqual(a[i].Conditions, b[i].Conditions) {
-				return false
-			}
-		}
-		return true
 	}
-	if same(rt.Status.Parents, desired(rt.Status.Parents, rt.Generation)) {
+	return true
+}
+
+func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, problems map[ingest.Key][]string) {
+	key := ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: rt.Namespace, Name: rt.Name}
+	if sameParents(rt.Status.Parents, w.routeParents(key, rt.Spec.ParentRefs, rt.Status.Parents, rt.Generation, problems)) {
 		return
 	}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -330,15 +339,37 @@ func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, proble
 		if err != nil {
 			return err
 		}
-		want := desired(cur.Status.Parents, cur.Generation)
-		if same(cur.Status.Parents, want) {
+		want := w.routeParents(key, cur.Spec.ParentRefs, cur.Status.Parents, cur.Generation, problems)
+		if sameParents(cur.Status.Parents, want) {
 			return nil
 		}
 		cur.Status.Parents = want
 		_, err = w.c.Gateway.GatewayV1().HTTPRoutes(rt.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
-	w.wrote(ingest.KindHTTPRoute, rt.Namespace, rt.Name, err)
+	w.wrote(key.Kind, rt.Namespace, rt.Name, err)
+}
+
+// grpcRoute is httpRoute for a GRPCRoute (the two kinds share their status shape, not their client).
+func (w *StatusWriter) grpcRoute(ctx context.Context, rt *gwv1.GRPCRoute, problems map[ingest.Key][]string) {
+	key := ingest.Key{Kind: ingest.KindGRPCRoute, Namespace: rt.Namespace, Name: rt.Name}
+	if sameParents(rt.Status.Parents, w.routeParents(key, rt.Spec.ParentRefs, rt.Status.Parents, rt.Generation, problems)) {
+		return
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace).Get(ctx, rt.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		want := w.routeParents(key, cur.Spec.ParentRefs, cur.Status.Parents, cur.Generation, problems)
+		if sameParents(cur.Status.Parents, want) {
+			return nil
+		}
+		cur.Status.Parents = want
+		_, err = w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	w.wrote(key.Kind, rt.Namespace, rt.Name, err)
 }
 
 // gateway writes Accepted on waypoint Gateways: False with the problems, True otherwise.

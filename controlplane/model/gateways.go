@@ -107,9 +107,10 @@ func (b *builder) ingressGateway(ref gwv1.ParentReference, ns string) *IngressGa
 	return nil
 }
 
-// attachToGateway adds an HTTPRoute's rules to the virtual hosts of the gateway listeners it attaches to.
-func (b *builder) attachToGateway(g *IngressGateway, hr *gwv1.HTTPRoute, ref gwv1.ParentReference) {
-	key := ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: hr.Namespace, Name: hr.Name}
+// attachToGateway adds an HTTPRoute's or GRPCRoute's rules to the virtual hosts of the gateway listeners it
+// attaches to.
+func (b *builder) attachToGateway(g *IngressGateway, gr gatewayRoute, ref gwv1.ParentReference) {
+	key, hr := gr.key, gr.route
 	attached := false
 	for _, l := range g.Object.Spec.Listeners {
 		hosts, ok := ListenerAttaches(g.Object, l, hr, ref)
@@ -123,8 +124,8 @@ func (b *builder) attachToGateway(g *IngressGateway, hr *gwv1.HTTPRoute, ref gwv
 				port = p
 			}
 		}
-		for i, rule := range hr.Spec.Rules {
-			rules := splitMatches(b.httpRouteRule(key, hr.Namespace, i, rule))
+		for i := range hr.Spec.Rules {
+			rules := splitMatches(b.ruleOf(gr, i))
 			for _, h := range hosts {
 				vh := port.virtualHost(h)
 				vh.Rules = append(vh.Rules, rules...)

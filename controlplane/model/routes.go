@@ -65,14 +65,19 @@ func (b *builder) buildDestinationRules() {
 
 func (b *builder) claimHost(key ingest.Key, host string) bool {
 	if prev, ok := b.s.routeSrc[host]; ok && prev != key {
-		if prev.Kind == key.Kind && key.Kind == ingest.KindHTTPRoute {
-			return true // several HTTPRoutes may attach to one service; their rules merge
+		if isGatewayRoute(prev.Kind) && isGatewayRoute(key.Kind) {
+			return true // several HTTPRoutes and GRPCRoutes may attach to one service; their rules merge
 		}
 		b.problem(key, "ignored for host %s: %s %s/%s already routes it", host, prev.Kind, prev.Namespace, prev.Name)
 		return false
 	}
 	b.s.routeSrc[host] = key
 	return true
+}
+
+// isGatewayRoute reports whether k is a Gateway API route kind meshlab routes.
+func isGatewayRoute(k ingest.Kind) bool {
+	return k == ingest.KindHTTPRoute || k == ingest.KindGRPCRoute
 }
 
 func (b *builder) buildVirtualServices() {
@@ -451,8 +456,8 @@ func isServiceRef(group *gwv1.Group, kind *gwv1.Kind) bool {
 
 func (b *builder) buildHTTPRoutes() {
 	sorted := map[string]bool{} // hosts HTTPRoutes route
-	for _, hr := range byAge(b.objs.HTTPRoutes) {
-		key := ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: hr.Namespace, Name: hr.Name}
+	for _, gr := range gatewayRoutes(b.objs) {
+		key, hr := gr.key, gr.route
 		for _, parent := range hr.Spec.ParentRefs {
 			kind := gwv1.Kind("Gateway")
 			if parent.Kind != nil {
@@ -462,7 +467,7 @@ func (b *builder) buildHTTPRoutes() {
 				g := b.ingressGateway(parent, hr.Namespace)
 				switch {
 				case g != nil && kind == "Gateway":
-					b.attachToGateway(g, hr, parent)
+					b.attachToGateway(g, gr, parent)
 				case !b.isWaypointParent(parent, hr.Namespace):
 					ns := hr.Namespace
 					if parent.Namespace != nil {
@@ -493,10 +498,10 @@ func (b *builder) buildHTTPRoutes() {
 			if !b.claimHost(key, host) {
 				continue
 			}
-			for i, rule := range hr.Spec.Rules {
+			for i := range hr.Spec.Rules {
 				// One route per match, as istiod generates them, so that matches sort by Gateway API
 				// precedence across rules and HTTPRoutes (sortByPrecedence).
-				for _, r := range splitMatches(b.httpRouteRule(key, hr.Namespace, i, rule)) {
+				for _, r := range splitMatches(b.ruleOf(gr, i)) {
 					if port != 0 {
 						b.s.ruleRefs[r] = port
 					}

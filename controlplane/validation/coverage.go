@@ -108,6 +108,10 @@ func hr(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "HTTPRoute", Path: path, Name: name, Support: s, Note: note}
 }
 
+func grpc(path, name string, s Support, note string) FieldCoverage {
+	return FieldCoverage{Group: groupGatewayAPI, Kind: "GRPCRoute", Path: path, Name: name, Support: s, Note: note}
+}
+
 func gw(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "Gateway", Path: path, Name: name, Support: s, Note: note}
 }
@@ -328,6 +332,35 @@ var Coverage = append(append([]FieldCoverage{
 	hr("spec.rules[].timeouts.request", "rules.timeouts.request", Implemented, ""),
 	hr("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
 
+	// GRPCRoute: read as the HTTPRoute it amounts to (model/grpcroute.go), so its rows follow HTTPRoute's.
+	grpc("spec.parentRefs[]", "parentRefs to a Service or a Gateway of class istio", Implemented, ""),
+	when(grpc("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rules would apply to every port of the Service; use port"),
+		func(_ map[string]any, v any) bool {
+			m, _ := v.(map[string]any)
+			return serviceParent(v) && isSet(m["sectionName"])
+		}),
+	grpc("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
+	grpc("spec.hostnames", "hostnames on a Gateway parent", Implemented, ""),
+	when(grpc("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
+		func(obj map[string]any, _ any) bool { return !gatewayParents(obj) }),
+	grpc("spec.rules[].name", "rules.name", Implemented, ""),
+	grpc("spec.rules[].matches[].method", "rules.matches.method", Implemented, ""),
+	grpc("spec.rules[].matches[].headers", "rules.matches.headers", Implemented, ""),
+	grpc("spec.rules[].filters[].requestHeaderModifier", "rules.filters RequestHeaderModifier", Implemented, ""),
+	grpc("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
+	grpc("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Implemented, ""),
+	grpc("spec.rules[].filters[].extensionRef", "rules.filters ExtensionRef", Rejected, noteResponses),
+	grpc("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
+	grpc("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
+	grpc("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
+	when(grpc("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend would get no traffic"),
+		func(_ map[string]any, v any) bool { return !serviceRef(v) }),
+	grpc("spec.rules[].backendRefs[].filters[].requestHeaderModifier", "rules.backendRefs.filters RequestHeaderModifier", Implemented, ""),
+	grpc("spec.rules[].backendRefs[].filters[].responseHeaderModifier", "rules.backendRefs.filters ResponseHeaderModifier", Implemented, ""),
+	grpc("spec.rules[].backendRefs[].filters[].requestMirror", "rules.backendRefs.filters RequestMirror", Warned, "no requests are mirrored"),
+	grpc("spec.rules[].backendRefs[].filters[].extensionRef", "rules.backendRefs.filters ExtensionRef", Rejected, noteResponses),
+	grpc("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
+
 	// Gateway (Gateway API): waypoints (istio-waypoint) and ingress gateways (istio).
 	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
 	gw("spec.gatewayClassName", "gatewayClassName "+ingressClass, Implemented, ""),
@@ -338,7 +371,7 @@ var Coverage = append(append([]FieldCoverage{
 	when(gw("spec.listeners[].protocol", "listeners.protocol other than HTTP on a Gateway of class istio", Rejected, "the listener would not serve: meshlab's ingress gateway terminates no TLS and routes only HTTP"),
 		func(obj map[string]any, v any) bool { return isIngress(obj, v) && v != "HTTP" }),
 	when(gw("spec.listeners[].allowedRoutes.namespaces.selector", "listeners.allowedRoutes.namespaces selector", Warned, "a Selector admits only the Gateway's own namespace"), isIngress),
-	when(gw("spec.listeners[].allowedRoutes.kinds", "listeners.allowedRoutes.kinds", Warned, "only HTTPRoutes attach"), isIngress),
+	when(gw("spec.listeners[].allowedRoutes.kinds", "listeners.allowedRoutes.kinds", Warned, "HTTPRoutes and GRPCRoutes attach whatever it lists"), isIngress),
 	when(gw("spec.addresses", "addresses", Warned, "the gateway's address is its Service's"), isMeshlabGateway),
 	when(gw("spec.infrastructure", "infrastructure", Warned, noteIgnored), isMeshlabGateway),
 	when(gw("spec.tls", "tls", Warned, noteIgnored), isMeshlabGateway),
@@ -435,7 +468,6 @@ var UnimplementedKinds = map[schema.GroupKind]bool{
 	{Group: groupNetworking, Kind: "ProxyConfig"}:                         true,
 	{Group: "telemetry.istio.io", Kind: "Telemetry"}:                      true,
 	{Group: "extensions.istio.io", Kind: "WasmPlugin"}:                    true,
-	{Group: groupGatewayAPI, Kind: "GRPCRoute"}:                           true,
 	{Group: groupGatewayAPI, Kind: "TCPRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "TLSRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "UDPRoute"}:                            true,

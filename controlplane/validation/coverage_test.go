@@ -303,6 +303,34 @@ var coverageCases = []struct {
 		"rejected spec.jwtRules[2]: meshlab does not implement RequestAuthentication jwtRules without jwks",
 	}},
 	{"PeerAuthentication: every field implemented", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: s}\nspec: {selector: {matchLabels: {app: a}}, mtls: {mode: STRICT}, portLevelMtls: {8080: {mode: PERMISSIVE}}}\n", nil},
+	{"GRPCRoute", "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: r, namespace: ns}\n" + `spec:
+  parentRefs:
+  - {group: "", kind: Service, name: greeter, port: 9090}
+  - {group: "", kind: Service, name: greeter, sectionName: grpc}
+  hostnames: [greeter.example]
+  rules:
+  - matches: [{method: {service: a.B, method: C}, headers: [{name: x, value: "1"}]}]
+    filters:
+    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}
+    - {type: ExtensionRef, extensionRef: {group: example.com, kind: Filter, name: f}}
+    backendRefs:
+    - {name: greeter, port: 9090, weight: 3}
+    - {group: example.com, kind: Backend, name: b}
+    - name: greeter-v2
+      port: 9090
+      filters:
+      - {type: RequestMirror, requestMirror: {backendRef: {name: greeter-v1, port: 9090}}}
+      - {type: ExtensionRef, extensionRef: {group: example.com, kind: Filter, name: f}}
+    sessionPersistence: {sessionName: s}
+`, []string{
+		"rejected spec.parentRefs[1]: meshlab does not implement GRPCRoute parentRefs.sectionName on a Service",
+		"warned spec.hostnames: meshlab does not implement GRPCRoute hostnames",
+		"rejected spec.rules[0].filters[1].extensionRef: meshlab does not implement GRPCRoute rules.filters ExtensionRef",
+		"rejected spec.rules[0].backendRefs[1]: meshlab does not implement GRPCRoute backendRefs other than Service",
+		"warned spec.rules[0].backendRefs[2].filters[0].requestMirror: meshlab does not implement GRPCRoute rules.backendRefs.filters RequestMirror",
+		"rejected spec.rules[0].backendRefs[2].filters[1].extensionRef: meshlab does not implement GRPCRoute rules.backendRefs.filters ExtensionRef",
+		"warned spec.rules[0].sessionPersistence: meshlab does not implement GRPCRoute rules.sessionPersistence",
+	}},
 	{"TCPRoute", "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: s}\nspec: {}\n",
 		[]string{"warned meshlab does not implement TCPRoute"}},
 	{"a kind meshlab reads without a table (Service)", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n", nil},

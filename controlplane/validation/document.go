@@ -174,6 +174,8 @@ func newObject(group, kind string) runtime.Object {
 		return &gwv1.Gateway{}
 	case schema.GroupKind{Group: groupGatewayAPI, Kind: "HTTPRoute"}:
 		return &gwv1.HTTPRoute{}
+	case schema.GroupKind{Group: groupGatewayAPI, Kind: "GRPCRoute"}:
+		return &gwv1.GRPCRoute{}
 	}
 	switch kind {
 	case "VirtualService":

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -205,26 +206,7 @@ func (v *validator) gatewayAPIGateway(o *gwv1.Gateway) {
 // httpRouteAPI checks a Gateway API HTTPRoute (named so to stay apart from Istio's http routes).
 func (v *validator) httpRouteAPI(o *gwv1.HTTPRoute) {
 	p := field.NewPath("spec")
-	if n := len(o.Spec.ParentRefs); n > 32 {
-		v.add(field.TooMany(p.Child("parentRefs"), n, 32))
-	}
-	for i, ref := range o.Spec.ParentRefs {
-		if ref.Name == "" {
-			v.required(p.Child("parentRefs").Index(i).Child("name"), "")
-		}
-		if ref.Port != nil {
-			v.kubePort(p.Child("parentRefs").Index(i).Child("port"), *ref.Port, false)
-		}
-	}
-	if n := len(o.Spec.Hostnames); n > 16 {
-		v.add(field.TooMany(p.Child("hostnames"), n, 16))
-	}
-	for i, h := range o.Spec.Hostnames {
-		v.gatewayAPIHostname(p.Child("hostnames").Index(i), string(h))
-	}
-	if n := len(o.Spec.Rules); n > 16 {
-		v.add(field.TooMany(p.Child("rules"), n, 16))
-	}
+	v.routeCommon(p, o.Spec.ParentRefs, o.Spec.Hostnames, len(o.Spec.Rules))
 	for i, r := range o.Spec.Rules {
 		rp := p.Child("rules").Index(i)
 		for j, m := range r.Matches {
@@ -242,22 +224,96 @@ func (v *validator) httpRouteAPI(o *gwv1.HTTPRoute) {
 			}
 		}
 		for j, b := range r.BackendRefs {
-			bp := rp.Child("backendRefs").Index(j)
-			if b.Name == "" {
-				v.required(bp.Child("name"), "")
+			v.backendRef(rp.Child("backendRefs").Index(j), b.BackendRef)
+		}
+	}
+}
+
+// grpcServiceName and grpcMethodName are the GRPCRoute CRD's patterns for an Exact method match.
+var (
+	grpcServiceName = regexp.MustCompile(`^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$`)
+	grpcMethodName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z_0-9]*$`)
+)
+
+// grpcRouteAPI checks a Gateway API GRPCRoute: what it shares with an HTTPRoute, and its method matches
+// (a service or a method; names in the CRD's pattern for Exact, compiling expressions for
+// RegularExpression).
+func (v *validator) grpcRouteAPI(o *gwv1.GRPCRoute) {
+	p := field.NewPath("spec")
+	v.routeCommon(p, o.Spec.ParentRefs, o.Spec.Hostnames, len(o.Spec.Rules))
+	for i, r := range o.Spec.Rules {
+		rp := p.Child("rules").Index(i)
+		for j, m := range r.Matches {
+			if m.Method == nil {
+				continue
 			}
-			if b.Port != nil {
-				v.kubePort(bp.Child("port"), *b.Port, false)
+			mp := rp.Child("matches").Index(j).Child("method")
+			if m.Method.Service == nil && m.Method.Method == nil {
+				v.required(mp, "one or both of service or method must be specified")
+				continue
 			}
-			if b.Weight != nil {
-				w := *b.Weight
-				switch {
-				case w < 0:
-					v.invalid(bp.Child("weight"), w, "must not be negative")
-				case w > 1000000:
-					v.invalid(bp.Child("weight"), w, "must be at most 1000000")
+			exact := m.Method.Type == nil || *m.Method.Type == gwv1.GRPCMethodMatchExact
+			check := func(name string, val *string, pattern *regexp.Regexp) {
+				if val == nil {
+					return
+				}
+				if exact && !pattern.MatchString(*val) {
+					v.invalid(mp.Child(name), *val, "must match "+pattern.String())
+				}
+				if !exact {
+					if _, err := regexp.Compile(*val); err != nil {
+						v.invalid(mp.Child(name), *val, "not a valid regular expression: "+err.Error())
+					}
 				}
 			}
+			check("service", m.Method.Service, grpcServiceName)
+			check("method", m.Method.Method, grpcMethodName)
+		}
+		for j, b := range r.BackendRefs {
+			v.backendRef(rp.Child("backendRefs").Index(j), b.BackendRef)
+		}
+	}
+}
+
+// routeCommon checks what every Gateway API route kind has: parentRefs, hostnames and the number of rules.
+func (v *validator) routeCommon(p *field.Path, parents []gwv1.ParentReference, hostnames []gwv1.Hostname, rules int) {
+	if n := len(parents); n > 32 {
+		v.add(field.TooMany(p.Child("parentRefs"), n, 32))
+	}
+	for i, ref := range parents {
+		if ref.Name == "" {
+			v.required(p.Child("parentRefs").Index(i).Child("name"), "")
+		}
+		if ref.Port != nil {
+			v.kubePort(p.Child("parentRefs").Index(i).Child("port"), *ref.Port, false)
+		}
+	}
+	if n := len(hostnames); n > 16 {
+		v.add(field.TooMany(p.Child("hostnames"), n, 16))
+	}
+	for i, h := range hostnames {
+		v.gatewayAPIHostname(p.Child("hostnames").Index(i), string(h))
+	}
+	if rules > 16 {
+		v.add(field.TooMany(p.Child("rules"), rules, 16))
+	}
+}
+
+// backendRef checks a route's backendRef: a name, a valid port, a weight in [0, 1000000].
+func (v *validator) backendRef(bp *field.Path, b gwv1.BackendRef) {
+	if b.Name == "" {
+		v.required(bp.Child("name"), "")
+	}
+	if b.Port != nil {
+		v.kubePort(bp.Child("port"), *b.Port, false)
+	}
+	if b.Weight != nil {
+		w := *b.Weight
+		switch {
+		case w < 0:
+			v.invalid(bp.Child("weight"), w, "must not be negative")
+		case w > 1000000:
+			v.invalid(bp.Child("weight"), w, "must be at most 1000000")
 		}
 	}
 }

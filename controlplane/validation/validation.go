@@ -143,6 +143,7 @@ var (
 		{Group: groupGatewayAPI, Kind: "GatewayClass"}: {groupGatewayAPI, gatewayAPIVersions},
 		{Group: groupGatewayAPI, Kind: "Gateway"}:      {groupGatewayAPI, gatewayAPIVersions},
 		{Group: groupGatewayAPI, Kind: "HTTPRoute"}:    {groupGatewayAPI, gatewayAPIVersions},
+		{Group: groupGatewayAPI, Kind: "GRPCRoute"}:    {groupGatewayAPI, []string{"v1"}},
 	}
 )
 
@@ -157,7 +158,7 @@ func infoOf(gk schema.GroupKind) (kindInfo, bool) {
 
 // Validate checks obj by the rules of the kind: Istio's for Istio's kinds (the istio.io/client-go v1 types),
 // the API server's and the Gateway API CRDs' for the Kubernetes and Gateway API kinds meshlab reads
-// (Namespace, Service, Pod, ServiceAccount, EndpointSlice, GatewayClass, Gateway, HTTPRoute). Warnings are
+// (Namespace, Service, Pod, ServiceAccount, EndpointSlice, GatewayClass, Gateway, HTTPRoute, GRPCRoute). Warnings are
 // Istio's validation warnings (accepted, but reported). When obj is invalid the error is an *Error listing
 // every violation. Its TypeMeta may be empty (informers strip it) or name any apiVersion served for the kind.
 func Validate(obj runtime.Object) (Warnings, error) {
@@ -210,6 +211,9 @@ func Validate(obj runtime.Object) (Warnings, error) {
 	case *gwv1.HTTPRoute:
 		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "HTTPRoute"}, o
 		v.httpRouteAPI(o)
+	case *gwv1.GRPCRoute:
+		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "GRPCRoute"}, o
+		v.grpcRouteAPI(o)
 	case nil:
 		return nil, fmt.Errorf("validation: nil object: %w", ErrUnsupported)
 	default:

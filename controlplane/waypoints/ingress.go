@@ -33,6 +33,7 @@ const (
 	labelCanonicalName       = "service.istio.io/canonical-name"
 	labelCanonicalRevision   = "service.istio.io/canonical-revision"
 	routeKindHTTPRoute       = gwv1.Kind("HTTPRoute")
+	routeKindGRPCRoute       = gwv1.Kind("GRPCRoute")
 	gatewayAPIGroup          = gwv1.Group(gwv1.GroupName)
 	reasonAddressNotAssigned = "AddressNotAssigned"
 )
@@ -106,7 +107,7 @@ func portName(l gwv1.Listener) string {
 
 // ingressStatus is the Programmed condition, addresses and listener statuses of an ingress Gateway: the
 // address is the load balancer's once it has one, the Service's hostname for other types (as Istio
-// reports them), and attachedRoutes counts the HTTPRoutes model.ListenerAttaches attaches.
+// reports them), and attachedRoutes counts the HTTPRoutes and GRPCRoutes model.ListenerAttaches attaches.
 func (c *Controller) ingressStatus(gw *gwv1.Gateway) (metav1.Condition, []gwv1.GatewayStatusAddress, []gwv1.ListenerStatus) {
 	name := model.GatewayDeploymentName(gw.Name)
 	programmed := metav1.Condition{Type: string(gwv1.GatewayConditionProgrammed), ObservedGeneration: gw.Generation}
@@ -158,6 +159,12 @@ func (c *Controller) ingressStatus(gw *gwv1.Gateway) (metav1.Condition, []gwv1.G
 // counts its routes; any other protocol is not accepted (UnsupportedProtocol), as meshlab does not serve it.
 func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.ListenerStatus {
 	routes, _ := c.routes.List(labels.Everything())
+	grpcRoutes, _ := c.grpcRoutes.List(labels.Everything())
+	for _, gr := range grpcRoutes {
+		// Attachment reads only the parents and hostnames, which the two kinds share.
+		routes = append(routes, &gwv1.HTTPRoute{ObjectMeta: gr.ObjectMeta,
+			Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gr.Spec.CommonRouteSpec, Hostnames: gr.Spec.Hostnames}})
+	}
 	sort.Slice(routes, func(i, j int) bool {
 		return routes[i].Namespace+"/"+routes[i].Name < routes[j].Namespace+"/"+routes[j].Name
 	})
@@ -184,7 +191,7 @@ func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.
 			out = append(out, ls)
 			continue
 		}
-		ls.SupportedKinds = []gwv1.RouteGroupKind{{Group: ptr.To(gatewayAPIGroup), Kind: routeKindHTTPRoute}}
+		ls.SupportedKinds = []gwv1.RouteGroupKind{{Group: ptr.To(gatewayAPIGroup), Kind: routeKindHTTPRoute}, {Group: ptr.To(gatewayAPIGroup), Kind: routeKindGRPCRoute}}
 		for _, hr := range routes {
 			for _, ref := range hr.Spec.ParentRefs {
 				if !refersTo(ref, hr.Namespace, gw) {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
@@ -48,6 +49,14 @@ func TestIngressGatewayObjects(t *testing.T) {
 		Spec:       gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "bookinfo-gateway"}}}},
 	}
 	if _, err := gc.GatewayV1().HTTPRoutes("default").Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A GRPCRoute on the same listener counts too (an HTTP listener takes both kinds, as Istio's).
+	grpc := &gwv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "ratings-grpc", Namespace: "default"},
+		Spec:       gwv1.GRPCRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "bookinfo-gateway", SectionName: ptr.To(gwv1.SectionName("http"))}}}},
+	}
+	if _, err := gc.GatewayV1().GRPCRoutes("default").Create(ctx, grpc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	gw, err := gc.GatewayV1().Gateways("default").Create(ctx, ingressGateway("bookinfo-gateway", map[string]string{"networking.istio.io/service-type": "ClusterIP"}), metav1.CreateOptions{})
@@ -101,8 +110,8 @@ func TestIngressGatewayObjects(t *testing.T) {
 			g.Status.Addresses[0].Value == "bookinfo-gateway-istio.default.svc.cluster.local" && len(g.Status.Listeners) == 2
 	})
 	http, https := g.Status.Listeners[0], g.Status.Listeners[1]
-	if http.AttachedRoutes != 1 || !meta.IsStatusConditionTrue(http.Conditions, "Accepted") || !meta.IsStatusConditionTrue(http.Conditions, "Programmed") ||
-		len(http.SupportedKinds) != 1 || http.SupportedKinds[0].Kind != "HTTPRoute" {
+	if http.AttachedRoutes != 2 || !meta.IsStatusConditionTrue(http.Conditions, "Accepted") || !meta.IsStatusConditionTrue(http.Conditions, "Programmed") ||
+		len(http.SupportedKinds) != 2 || http.SupportedKinds[0].Kind != "HTTPRoute" || http.SupportedKinds[1].Kind != "GRPCRoute" {
 		t.Errorf("listener http status %+v", http)
 	}
 	if c := meta.FindStatusCondition(https.Conditions, "Accepted"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "UnsupportedProtocol" {

@@ -104,6 +104,7 @@ type Controller struct {
 	gateways    gwlisters.GatewayLister
 	classes     gwlisters.GatewayClassLister
 	routes      gwlisters.HTTPRouteLister // for ingress listeners' attachedRoutes
+	grpcRoutes  gwlisters.GRPCRouteLister
 	deployments appslisters.DeploymentLister
 	services    corelisters.ServiceLister
 	synced      []cache.InformerSynced
@@ -129,10 +130,11 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 	gwInf := ginf.Gateway().V1().Gateways()
 	classInf := ginf.Gateway().V1().GatewayClasses()
 	routeInf := ginf.Gateway().V1().HTTPRoutes()
+	grpcRouteInf := ginf.Gateway().V1().GRPCRoutes()
 	depInf := kinf.Apps().V1().Deployments()
 	svcInf := kinf.Core().V1().Services()
 	c.gateways, c.classes, c.deployments, c.services = gwInf.Lister(), classInf.Lister(), depInf.Lister(), svcInf.Lister()
-	c.routes = routeInf.Lister()
+	c.routes, c.grpcRoutes = routeInf.Lister(), grpcRouteInf.Lister()
 	enqueueGateway := func(obj any) {
 		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			c.queue.Add(k)
@@ -150,20 +152,26 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 			}
 		}
 	}
-	// HTTPRoutes lead to the Gateways they name: their listeners count attached routes.
+	// HTTPRoutes and GRPCRoutes lead to the Gateways they name: their listeners count attached routes.
 	enqueueParents := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
-		hr, ok := obj.(*gwv1.HTTPRoute)
-		if !ok {
+		var ns string
+		var refs []gwv1.ParentReference
+		switch r := obj.(type) {
+		case *gwv1.HTTPRoute:
+			ns, refs = r.Namespace, r.Spec.ParentRefs
+		case *gwv1.GRPCRoute:
+			ns, refs = r.Namespace, r.Spec.ParentRefs
+		default:
 			return
 		}
-		for _, ref := range hr.Spec.ParentRefs {
+		for _, ref := range refs {
 			if ref.Kind != nil && *ref.Kind != "Gateway" {
 				continue
 			}
-			ns := hr.Namespace
+			ns := ns
 			if ref.Namespace != nil {
 				ns = string(*ref.Namespace)
 			}
@@ -180,6 +188,7 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 		{gwInf.Informer(), enqueueGateway},
 		{classInf.Informer(), func(any) { c.queue.Add(classKey) }},
 		{routeInf.Informer(), enqueueParents},
+		{grpcRouteInf.Informer(), enqueueParents},
 		{depInf.Informer(), enqueueOwner},
 		{svcInf.Informer(), enqueueOwner},
 	} {

@@ -32,7 +32,7 @@ func every(kinds ...ingest.Kind) []xds.ConfigKey {
 var sidecarOutboundDeps = map[string][]xds.ConfigKey{
 	xdstype.Listener: every(ingest.KindService),
 	xdstype.Cluster:  every(ingest.KindService, ingest.KindDestinationRule),
-	xdstype.Route:    every(ingest.KindService, ingest.KindVirtualService, ingest.KindHTTPRoute, ingest.KindDestinationRule),
+	xdstype.Route:    every(ingest.KindService, ingest.KindVirtualService, ingest.KindHTTPRoute, ingest.KindGRPCRoute, ingest.KindDestinationRule),
 	// Endpoint shapes depend on the pod (labels for subsets, HBONE capability) and its namespace (ambient).
 	xdstype.Endpoint: every(ingest.KindService, ingest.KindEndpointSlice, ingest.KindPod, ingest.KindDestinationRule, ingest.KindNamespace),
 }

@@ -40,6 +40,9 @@ const (
 	// BookinfoGateway is Istio's bookinfo-gateway sample (a Gateway of class istio and the HTTPRoute bookinfo),
 	// the gateway's pod, and an HTTPRoute on hostname details.example.com.
 	BookinfoGateway = "gateway/bookinfo-gateway.yaml"
+	// GreeterGRPCRoute is a gRPC Service (greeter, port grpc 9090, pods v1 and v2, on the reviews waypoint)
+	// and a GRPCRoute with each kind of method match, a header match, header modifiers and a 90/10 split.
+	GreeterGRPCRoute = "grpc/greeter-grpcroute.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
