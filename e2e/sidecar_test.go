@@ -189,6 +189,15 @@ func TestSidecar(t *testing.T) {
 				"meshlab", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", c.to)
 			if err != nil || strings.TrimSpace(code) != "200" {
 				t.Errorf("%s sleep -> %s: %q, %v; want 200", c.from, c.to, code, err)
+				// What each proxy on the way saw, for the failure's cause.
+				for _, args := range [][]string{
+					{"-n", "istio-system", "logs", "ds/ztunnel", "--tail", "40"},
+					{"-n", sidecarNamespace, "logs", "deploy/productpage-v1", "-c", "istio-proxy", "--tail", "40"},
+					{"-n", sidecarNamespace, "logs", "deploy/sleep", "-c", "istio-proxy", "--tail", "40"},
+				} {
+					logs, lerr := kc(t, ctx, nil, args...)
+					t.Logf("kubectl %s (%v):\n%s", strings.Join(args, " "), lerr, logs)
+				}
 			}
 		}
 		// ztunnel logs a connection when it closes; the sidecar keeps its upstream connection open for

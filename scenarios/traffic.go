@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -131,14 +132,29 @@ func (t *T) send(req Request) (Response, error) {
 	if req.Via != "" {
 		return sendFromHost(t.Context(), req), nil
 	}
-	start := time.Now()
-	out, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
-	if err != nil {
-		return Response{}, err
+	// curl -i that exits 0 has printed a status line. When the exec stream reports exit 0 with no status
+	// line, the stream lost curl's output (seen under load: the process ended before its stdout was
+	// copied), not the mesh its answer: send again, a bounded number of times, and say so if it persists.
+	const attempts = 3
+	for i := 1; ; i++ {
+		start := time.Now()
+		out, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, CurlArgs(req))
+		if err != nil {
+			return Response{}, err
+		}
+		res := Response{ExitCode: out.ExitCode, Stderr: out.Stderr, Elapsed: time.Since(start)}
+		var perr error
+		res.Status, res.Header, res.Body, perr = ParseCurlOutput(out.Stdout)
+		if res.ExitCode != 0 || res.Status != 0 {
+			return res, nil
+		}
+		if i == attempts {
+			if perr == nil {
+				perr = errors.New("no output")
+			}
+			return Response{}, fmt.Errorf("curl in %s/%s exited 0 but its output, %d times running, had no status line (the exec stream lost it): %v", req.Namespace, req.Pod, attempts, perr)
+		}
 	}
-	res := Response{ExitCode: out.ExitCode, Stderr: out.Stderr, Elapsed: time.Since(start)}
-	res.Status, res.Header, res.Body, _ = ParseCurlOutput(out.Stdout)
-	return res, nil
 }
 
 // CurlN sends n requests with up to concurrency in flight (exec round trips dominate; a few in parallel
