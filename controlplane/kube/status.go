@@ -331,45 +331,49 @@ func sameParents(a, b []gwv1.RouteParentStatus) bool {
 
 func (w *StatusWriter) httpRoute(ctx context.Context, rt *gwv1.HTTPRoute, problems map[ingest.Key][]string) {
 	key := ingest.Key{Kind: ingest.KindHTTPRoute, Namespace: rt.Namespace, Name: rt.Name}
-	if sameParents(rt.Status.Parents, w.routeParents(key, rt.Spec.ParentRefs, rt.Status.Parents, rt.Generation, problems)) {
-		return
-	}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := w.c.Gateway.GatewayV1().HTTPRoutes(rt.Namespace).Get(ctx, rt.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		want := w.routeParents(key, cur.Spec.ParentRefs, cur.Status.Parents, cur.Generation, problems)
-		if sameParents(cur.Status.Parents, want) {
-			return nil
-		}
-		cur.Status.Parents = want
-		_, err = w.c.Gateway.GatewayV1().HTTPRoutes(rt.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
-	w.wrote(key.Kind, rt.Namespace, rt.Name, err)
+	writeRouteStatus(ctx, w, key, problems, rt, w.c.Gateway.GatewayV1().HTTPRoutes(rt.Namespace),
+		func(r *gwv1.HTTPRoute) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus) {
+			return r.Spec.ParentRefs, &r.Status.Parents
+		})
 }
 
-// grpcRoute is httpRoute for a GRPCRoute (the two kinds share their status shape, not their client).
 func (w *StatusWriter) grpcRoute(ctx context.Context, rt *gwv1.GRPCRoute, problems map[ingest.Key][]string) {
 	key := ingest.Key{Kind: ingest.KindGRPCRoute, Namespace: rt.Namespace, Name: rt.Name}
-	if sameParents(rt.Status.Parents, w.routeParents(key, rt.Spec.ParentRefs, rt.Status.Parents, rt.Generation, problems)) {
+	writeRouteStatus(ctx, w, key, problems, rt, w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace),
+		func(r *gwv1.GRPCRoute) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus) {
+			return r.Spec.ParentRefs, &r.Status.Parents
+		})
+}
+
+// routeClient is what the status writer needs of a route kind's typed client.
+type routeClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	UpdateStatus(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+}
+
+// writeRouteStatus writes a route's parent statuses (routeParents) when they differ from the informer's
+// copy, re-reading the object on conflict; parts gives the route's parentRefs and its status' parents.
+func writeRouteStatus[T metav1.Object](ctx context.Context, w *StatusWriter, key ingest.Key, problems map[ingest.Key][]string,
+	rt T, client routeClient[T], parts func(T) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus)) {
+	refs, parents := parts(rt)
+	if sameParents(*parents, w.routeParents(key, refs, *parents, rt.GetGeneration(), problems)) {
 		return
 	}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace).Get(ctx, rt.Name, metav1.GetOptions{})
+		cur, err := client.Get(ctx, key.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		want := w.routeParents(key, cur.Spec.ParentRefs, cur.Status.Parents, cur.Generation, problems)
-		if sameParents(cur.Status.Parents, want) {
+		refs, parents := parts(cur)
+		want := w.routeParents(key, refs, *parents, cur.GetGeneration(), problems)
+		if sameParents(*parents, want) {
 			return nil
 		}
-		cur.Status.Parents = want
-		_, err = w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		*parents = want
+		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
-	w.wrote(key.Kind, rt.Namespace, rt.Name, err)
+	w.wrote(key.Kind, key.Namespace, key.Name, err)
 }
 
 // gateway writes Accepted on waypoint Gateways: False with the problems, True otherwise.

@@ -17,6 +17,7 @@ package validation
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -134,7 +135,7 @@ const (
 // Coverage is the table: every field of the kinds meshlab acts on that the model or the generators read
 // (Implemented), and every one they do not (Warned or Rejected). Fields of those kinds not listed are parts
 // of a listed field (a destination's host, a parentRef's name and kind) or identify it (a match's name).
-var Coverage = append(append([]FieldCoverage{
+var Coverage = slices.Concat([]FieldCoverage{
 	// HTTP redirect, URI rewrite, header add/set/remove.
 	vs("spec.http[].redirect", "http.redirect", Implemented, ""),
 	vs("spec.http[].rewrite", "http.rewrite", Implemented, ""),
@@ -213,7 +214,7 @@ var Coverage = append(append([]FieldCoverage{
 	dr("spec.subsets[].trafficPolicy", "subsets.trafficPolicy", Implemented, ""),
 	dr("spec.trafficPolicy.portLevelSettings", "trafficPolicy.portLevelSettings", Implemented, ""),
 	dr("spec.subsets[].trafficPolicy.portLevelSettings", "subsets.trafficPolicy.portLevelSettings", Implemented, ""),
-}, trafficPolicyRows()...), []FieldCoverage{
+}, trafficPolicyRows(), []FieldCoverage{
 	dr("spec.exportTo", "exportTo", Warned, "the DestinationRule is visible in every namespace"),
 	dr("spec.workloadSelector", "workloadSelector", Warned, "the subsets apply to every client"),
 
@@ -296,71 +297,7 @@ var Coverage = append(append([]FieldCoverage{
 			return !isSet(m["jwks"]) && !isSet(m["jwksUri"])
 		}),
 	ra("spec.jwtRules[].timeout", "jwtRules.timeout", Warned, "it is ignored: the keys are inline and never fetched"),
-
-	// HTTPRoute: GAMMA mesh routing, attached to Services.
-	// A parentRef to any other Gateway is a problem the model reports (status, render warning).
-	hr("spec.parentRefs[]", "parentRefs to a Gateway of class istio", Implemented, ""),
-	when(hr("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rules would apply to every port of the Service; use port"),
-		func(_ map[string]any, v any) bool {
-			m, _ := v.(map[string]any)
-			return serviceParent(v) && isSet(m["sectionName"])
-		}),
-	hr("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
-	hr("spec.hostnames", "hostnames on a Gateway parent", Implemented, ""),
-	when(hr("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
-		func(obj map[string]any, _ any) bool { return !gatewayParents(obj) }),
-	hr("spec.rules[].name", "rules.name", Implemented, ""),
-	hr("spec.rules[].matches[].path", "rules.matches.path", Implemented, ""),
-	hr("spec.rules[].matches[].headers", "rules.matches.headers", Implemented, ""),
-	hr("spec.rules[].matches[].method", "rules.matches.method", Implemented, ""),
-	hr("spec.rules[].matches[].queryParams", "rules.matches.queryParams", Implemented, ""),
-	hr("spec.rules[].filters[].cors", "rules.filters CORS", Rejected, "preflight requests would not be answered and no CORS headers added"),
-	hr("spec.rules[].filters[].externalAuth", "rules.filters ExternalAuth", Rejected, "no external authorizer is called"),
-	hr("spec.rules[].filters[].extensionRef", "rules.filters ExtensionRef", Rejected, noteResponses),
-	hr("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
-	hr("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
-	hr("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
-	when(hr("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend would get no traffic"),
-		func(_ map[string]any, v any) bool { return !serviceRef(v) }),
-	hr("spec.rules[].backendRefs[].filters[].requestHeaderModifier", "rules.backendRefs.filters RequestHeaderModifier", Implemented, ""),
-	hr("spec.rules[].backendRefs[].filters[].responseHeaderModifier", "rules.backendRefs.filters ResponseHeaderModifier", Implemented, ""),
-	hr("spec.rules[].backendRefs[].filters[].requestRedirect", "rules.backendRefs.filters RequestRedirect", Rejected, noteResponses),
-	hr("spec.rules[].backendRefs[].filters[].urlRewrite", "rules.backendRefs.filters URLRewrite", Rejected, noteResponses),
-	hr("spec.rules[].backendRefs[].filters[].requestMirror", "rules.backendRefs.filters RequestMirror", Warned, "no requests are mirrored"),
-	hr("spec.rules[].backendRefs[].filters[].cors", "rules.backendRefs.filters CORS", Rejected, noteResponses),
-	hr("spec.rules[].backendRefs[].filters[].extensionRef", "rules.backendRefs.filters ExtensionRef", Rejected, noteResponses),
-	hr("spec.rules[].timeouts.request", "rules.timeouts.request", Implemented, ""),
-	hr("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
-
-	// GRPCRoute: read as the HTTPRoute it amounts to (model/grpcroute.go), so its rows follow HTTPRoute's.
-	grpc("spec.parentRefs[]", "parentRefs to a Service or a Gateway of class istio", Implemented, ""),
-	when(grpc("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rules would apply to every port of the Service; use port"),
-		func(_ map[string]any, v any) bool {
-			m, _ := v.(map[string]any)
-			return serviceParent(v) && isSet(m["sectionName"])
-		}),
-	grpc("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
-	grpc("spec.hostnames", "hostnames on a Gateway parent", Implemented, ""),
-	when(grpc("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
-		func(obj map[string]any, _ any) bool { return !gatewayParents(obj) }),
-	grpc("spec.rules[].name", "rules.name", Implemented, ""),
-	grpc("spec.rules[].matches[].method", "rules.matches.method", Implemented, ""),
-	grpc("spec.rules[].matches[].headers", "rules.matches.headers", Implemented, ""),
-	grpc("spec.rules[].filters[].requestHeaderModifier", "rules.filters RequestHeaderModifier", Implemented, ""),
-	grpc("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
-	grpc("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Implemented, ""),
-	grpc("spec.rules[].filters[].extensionRef", "rules.filters ExtensionRef", Rejected, noteResponses),
-	grpc("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
-	grpc("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
-	grpc("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
-	when(grpc("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend would get no traffic"),
-		func(_ map[string]any, v any) bool { return !serviceRef(v) }),
-	grpc("spec.rules[].backendRefs[].filters[].requestHeaderModifier", "rules.backendRefs.filters RequestHeaderModifier", Implemented, ""),
-	grpc("spec.rules[].backendRefs[].filters[].responseHeaderModifier", "rules.backendRefs.filters ResponseHeaderModifier", Implemented, ""),
-	grpc("spec.rules[].backendRefs[].filters[].requestMirror", "rules.backendRefs.filters RequestMirror", Warned, "no requests are mirrored"),
-	grpc("spec.rules[].backendRefs[].filters[].extensionRef", "rules.backendRefs.filters ExtensionRef", Rejected, noteResponses),
-	grpc("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
-
+}, httpRouteRows(), grpcRouteRows(), []FieldCoverage{
 	// Gateway (Gateway API): waypoints (istio-waypoint) and ingress gateways (istio).
 	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
 	gw("spec.gatewayClassName", "gatewayClassName "+ingressClass, Implemented, ""),
@@ -381,7 +318,67 @@ var Coverage = append(append([]FieldCoverage{
 	// GatewayClass: the waypoint controller reads controllerName.
 	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.controllerName", Name: "controllerName", Support: Implemented},
 	{Group: groupGatewayAPI, Kind: "GatewayClass", Path: "spec.parametersRef", Name: "parametersRef", Support: Warned, Note: noteIgnored},
-}...)
+})
+
+// httpRouteRows are HTTPRoute's rows (GAMMA mesh routing, attached to Services, and ingress routes): its own
+// and those it shares with GRPCRoute. A parentRef to any other Gateway is a problem the model reports
+// (status, render warning). Its filters that VirtualServices share are in the table above.
+func httpRouteRows() []FieldCoverage {
+	return append([]FieldCoverage{
+		hr("spec.parentRefs[]", "parentRefs to a Gateway of class istio", Implemented, ""),
+		hr("spec.rules[].matches[].path", "rules.matches.path", Implemented, ""),
+		hr("spec.rules[].matches[].method", "rules.matches.method", Implemented, ""),
+		hr("spec.rules[].matches[].queryParams", "rules.matches.queryParams", Implemented, ""),
+		hr("spec.rules[].filters[].cors", "rules.filters CORS", Rejected, "preflight requests would not be answered and no CORS headers added"),
+		hr("spec.rules[].filters[].externalAuth", "rules.filters ExternalAuth", Rejected, "no external authorizer is called"),
+		hr("spec.rules[].backendRefs[].filters[].requestRedirect", "rules.backendRefs.filters RequestRedirect", Rejected, noteResponses),
+		hr("spec.rules[].backendRefs[].filters[].urlRewrite", "rules.backendRefs.filters URLRewrite", Rejected, noteResponses),
+		hr("spec.rules[].backendRefs[].filters[].cors", "rules.backendRefs.filters CORS", Rejected, noteResponses),
+		hr("spec.rules[].timeouts.request", "rules.timeouts.request", Implemented, ""),
+	}, sharedRouteRows(hr)...)
+}
+
+// grpcRouteRows are GRPCRoute's rows: meshlab reads a GRPCRoute as the HTTPRoute it amounts to
+// (model/grpcroute.go), so beyond its method match and its rule filters (HTTPRoute's are in the table
+// above) they are the rows it shares with HTTPRoute.
+func grpcRouteRows() []FieldCoverage {
+	return append([]FieldCoverage{
+		grpc("spec.parentRefs[]", "parentRefs to a Service or a Gateway of class istio", Implemented, ""),
+		grpc("spec.rules[].matches[].method", "rules.matches.method", Implemented, ""),
+		grpc("spec.rules[].filters[].requestHeaderModifier", "rules.filters RequestHeaderModifier", Implemented, ""),
+		grpc("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
+		grpc("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Implemented, ""),
+	}, sharedRouteRows(grpc)...)
+}
+
+// sharedRouteRows are the rows HTTPRoute and GRPCRoute share (the same fields, read by the same code),
+// built with the kind's row constructor.
+func sharedRouteRows(row func(path, name string, s Support, note string) FieldCoverage) []FieldCoverage {
+	return []FieldCoverage{
+		when(row("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rules would apply to every port of the Service; use port"),
+			func(_ map[string]any, v any) bool {
+				m, _ := v.(map[string]any)
+				return serviceParent(v) && isSet(m["sectionName"])
+			}),
+		row("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
+		row("spec.hostnames", "hostnames on a Gateway parent", Implemented, ""),
+		when(row("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
+			func(obj map[string]any, _ any) bool { return !gatewayParents(obj) }),
+		row("spec.rules[].name", "rules.name", Implemented, ""),
+		row("spec.rules[].matches[].headers", "rules.matches.headers", Implemented, ""),
+		row("spec.rules[].filters[].extensionRef", "rules.filters ExtensionRef", Rejected, noteResponses),
+		row("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
+		row("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
+		row("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
+		when(row("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend would get no traffic"),
+			func(_ map[string]any, v any) bool { return !serviceRef(v) }),
+		row("spec.rules[].backendRefs[].filters[].requestHeaderModifier", "rules.backendRefs.filters RequestHeaderModifier", Implemented, ""),
+		row("spec.rules[].backendRefs[].filters[].responseHeaderModifier", "rules.backendRefs.filters ResponseHeaderModifier", Implemented, ""),
+		row("spec.rules[].backendRefs[].filters[].requestMirror", "rules.backendRefs.filters RequestMirror", Warned, "no requests are mirrored"),
+		row("spec.rules[].backendRefs[].filters[].extensionRef", "rules.backendRefs.filters ExtensionRef", Rejected, noteResponses),
+		row("spec.rules[].sessionPersistence", "rules.sessionPersistence", Warned, noteIgnored),
+	}
+}
 
 // trafficPolicyRows are the DestinationRule traffic policy's rows, alike wherever a policy may stand: the
 // rule's trafficPolicy, a subset's, and their portLevelSettings (which hold no tunnel, proxyProtocol or
