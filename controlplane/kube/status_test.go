@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
@@ -84,5 +85,52 @@ func TestRouteParentStatusPerController(t *testing.T) {
 	}
 	if o, _ := gc.GatewayV1().Gateways("default").Get(ctx, "other-gateway", metav1.GetOptions{}); len(o.Status.Conditions) != 0 {
 		t.Errorf("a Gateway of another class got status %+v", o.Status.Conditions)
+	}
+}
+
+// TestGRPCRouteParentStatus: a GRPCRoute gets its parent statuses from the same writer: Accepted on an
+// existing Service parent, NoMatchingParent (with the model's message) on a missing one.
+func TestGRPCRouteParentStatus(t *testing.T) {
+	ctx := context.Background()
+	svcKind, core := gwv1.Kind("Service"), gwv1.Group("")
+	route := &gwv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "greeter", Namespace: "default", Generation: 2},
+		Spec: gwv1.GRPCRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{
+			{Group: &core, Kind: &svcKind, Name: "greeter"},
+			{Group: &core, Kind: &svcKind, Name: "missing"},
+		}}},
+	}
+	gc := gwfake.NewSimpleClientset()
+	if _, err := gc.GatewayV1().GRPCRoutes("default").Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store := ingest.NewStore()
+	greeter := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "greeter", Namespace: "default"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.30", Ports: []corev1.ServicePort{{Name: "grpc", Port: 9090}}}}
+	for _, o := range []ingest.Object{route, greeter} {
+		if _, err := store.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := NewStatusWriter(&Clients{Kube: k8sfake.NewSimpleClientset(), Gateway: gc}, store, t.Logf)
+	w.Sync(ctx, model.Build(store.Objects()))
+
+	got, err := gc.GatewayV1().GRPCRoutes("default").Get(ctx, "greeter", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.Parents) != 2 {
+		t.Fatalf("parents = %+v, want one per Service parent", got.Status.Parents)
+	}
+	for _, ps := range got.Status.Parents {
+		accepted := meta.FindStatusCondition(ps.Conditions, "Accepted")
+		switch {
+		case ps.ControllerName != ControllerName:
+			t.Errorf("parent %s: controller %q", ps.ParentRef.Name, ps.ControllerName)
+		case ps.ParentRef.Name == "greeter" && (accepted == nil || accepted.Status != metav1.ConditionTrue || accepted.ObservedGeneration != 2):
+			t.Errorf("parent greeter: Accepted %+v, want True at generation 2", accepted)
+		case ps.ParentRef.Name == "missing" && (accepted == nil || accepted.Reason != "NoMatchingParent"):
+			t.Errorf("parent missing: Accepted %+v, want False NoMatchingParent", accepted)
+		}
 	}
 }
