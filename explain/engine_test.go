@@ -21,13 +21,18 @@ import (
 // status the proxy answers, and that every upstream it dials is one of the predicted endpoints (each of
 // them reached, for forwarded requests).
 func TestPredictionIsWhatTheEngineDoes(t *testing.T) {
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	// The upstream speaks HTTP/1.1 and h2c: a gRPC port's cluster dials HTTP/2 with prior knowledge.
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	upstream.Config.Protocols = new(http.Protocols)
+	upstream.Config.Protocols.SetHTTP1(true)
+	upstream.Config.Protocols.SetUnencryptedHTTP2(true)
+	upstream.Start()
 	defer upstream.Close()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			snap := load(t, tc.files...)
 			src := explain.Offline{Snapshot: snap}
-			r, err := explain.Explain(src, explain.Request{From: tc.from, URL: tc.url, Headers: tc.headers})
+			r, err := explain.Explain(src, explain.Request{From: tc.from, Method: tc.method, URL: tc.url, Headers: tc.headers})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -45,6 +45,7 @@ type testCase struct {
 	name    string
 	files   []string
 	from    string
+	method  string
 	url     string
 	headers http.Header
 	// what the prediction must say, besides the golden file: outcome and status, and for forwarded
@@ -85,6 +86,9 @@ var cases = []testCase{
 		outcome: explain.OutcomeForwarded, reach: map[string]float64{"default/details-v1-79f774bdb9-qkq4x": 1}},
 	{name: "no-route", files: []string{"testdata/no-route.yaml"}, from: productpage, url: "http://reviews:9080/reviews/0",
 		outcome: explain.OutcomeNoRoute, status: 404},
+	{name: "grpcroute-method", files: []string{modeltest.GreeterGRPCRoute}, from: productpage, method: "POST",
+		url: "http://greeter:9090/grpc.health.v1.Health/Check", headers: http.Header{"Content-Type": {"application/grpc"}},
+		outcome: explain.OutcomeForwarded, reach: map[string]float64{"default/greeter-v1-5d8f7c6b9-abcde": 1}},
 }
 
 // TestExplainGolden predicts each case and compares the text tree with testdata/NAME.golden; it also
@@ -94,7 +98,7 @@ func TestExplainGolden(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			snap := load(t, tc.files...)
-			r, err := explain.Explain(explain.Offline{Snapshot: snap}, explain.Request{From: tc.from, URL: tc.url, Headers: tc.headers})
+			r, err := explain.Explain(explain.Offline{Snapshot: snap}, explain.Request{From: tc.from, Method: tc.method, URL: tc.url, Headers: tc.headers})
 			if err != nil {
 				t.Fatalf("Explain() = %v", err)
 			}
