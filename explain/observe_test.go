@@ -49,7 +49,9 @@ func TestCompare(t *testing.T) {
 		}, throughWaypoint, false, []string{"cluster", "pod"}},
 		{"another route", []string{modeltest.ReviewsVS}, "http://reviews:9080/reviews/0", func(o *explain.Observed) { o.Waypoint.Route = "default" },
 			throughWaypoint, false, []string{"route"}},
-		{"waypoint line missing", []string{modeltest.ReviewsVS}, "http://reviews:9080/reviews/0", func(o *explain.Observed) { o.Waypoint = &explain.ObservedWaypoint{Waypoint: "default/reviews-waypoint"} },
+		{"waypoint line missing", []string{modeltest.ReviewsVS}, "http://reviews:9080/reviews/0", func(o *explain.Observed) {
+			o.Waypoint = &explain.ObservedWaypoint{Waypoint: "default/reviews-waypoint"}
+		},
 			throughWaypoint, false, []string{"request line", "pod"}},
 		{"direct, as predicted", nil, "http://details:9080/details/0", nil, direct, true, nil},
 		{"direct, wrong client identity", nil, "http://details:9080/details/0", func(o *explain.Observed) { o.Inbound.SourceIdentity = "spiffe://cluster.local/ns/default/sa/other" },
