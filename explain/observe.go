@@ -288,7 +288,7 @@ func oneOf(list []string) string {
 // WriteText prints the comparison as a table, each differing row flagged.
 func (c Comparison) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOP\tFACT\tPREDICTED\tOBSERVED\t")
+	fmt.Fprintln(tw, "HOP\tFACT\tPREDICTED\tOBSERVED\tCHECK")
 	for _, r := range c.Rows {
 		flag := "="
 		if !r.Match {
