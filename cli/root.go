@@ -4,6 +4,7 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -196,5 +197,10 @@ func quietLibraries(verbosity int) {
 	}
 	klog.SetOutput(io.Discard)
 	klog.LogToStderr(false)
+	// klog still copies errors to stderr (stderrthreshold ERROR): informers stopped by their context log
+	// "Failed to watch ... context canceled" there (meshlab explain and diff list the lab that way).
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("stderrthreshold", "FATAL") // a flag klog defines: cannot fail
 	ctrllog.SetLogger(logr.Discard())
 }

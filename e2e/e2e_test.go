@@ -206,6 +206,8 @@ func TestWalkingSkeleton(t *testing.T) {
 
 	t.Run("a team's own labs run, a malformed one stops with exit 2", func(t *testing.T) { checkOwnLabs(t, ctx) })
 
+	t.Run("explain --observe and live diff", func(t *testing.T) { checkExplainLive(t, ctx) })
+
 	// Last: it puts a waypoint in front of default's services for a while.
 	t.Run("istioctl reads the lab", func(t *testing.T) { checkIstioctl(t, ctx) })
 	t.Run("your own apps: load, up --with, echo", func(t *testing.T) { checkYourOwnApps(t, ctx) })

@@ -6,7 +6,10 @@
 // what the destination's ztunnel decides (L4 authorization).
 //
 // It never models routing a second time: the config comes from a ConfigSource (Offline generates it with
-// the control plane's own generators, as `meshlab render` does) and the decisions are made by the data
-// plane's own code, l7.Table.Explain and ztunnel.Predictor, on that config. `meshlab explain` prints the
-// Report as a tree or as JSON.
+// the control plane's own generators, as `meshlab render` does; explain/live reads it from the running
+// lab's proxies' config dumps) and the decisions are made by the data plane's own code, l7.Table.Explain
+// and ztunnel.Predictor, on that config. `meshlab explain` prints the Report as a tree or as JSON.
+//
+// Compare sets a Report beside what a request sent on the lab did (Observed, read from the access logs)
+// and flags every fact that differs: `meshlab explain --observe`.
 package explain

@@ -78,6 +78,9 @@ type Report struct {
 	Result   Result    `json:"result"`
 	// Notes are what explain could not decide or the reader should know (config warnings, random faults).
 	Notes []string `json:"notes,omitempty"`
+	// ConfigFrom says where each proxy's config came from, on a running lab (its own config dump, or
+	// generated from the lab's objects when the dump could not be read); empty offline.
+	ConfigFrom []string `json:"configFrom,omitempty"`
 }
 
 // RequestSummary echoes the request.

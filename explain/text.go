@@ -203,6 +203,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		t.line(0, "note    %s", n)
 	}
+	if len(r.ConfigFrom) > 0 {
+		t.line(0, "")
+		t.line(0, "config read from")
+		for _, c := range r.ConfigFrom {
+			t.line(1, "%s", c)
+		}
+	}
 	_, err := io.WriteString(w, t.b.String())
 	return err
 }

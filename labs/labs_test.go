@@ -22,7 +22,7 @@ var knownCommands = map[string]bool{
 
 func TestScriptsAreTutorials(t *testing.T) {
 	all := All()
-	want := []string{"ambient-basics", "ambient-l7-path", "control-plane-inside", "sidecar-injection", "traffic-shifting", "waypoint-proxy-config"}
+	want := []string{"ambient-basics", "ambient-l7-path", "control-plane-inside", "sidecar-injection", "traffic-shifting", "waypoint-proxy-config", "why-did-it-go-there"}
 	var got []string
 	for _, l := range all {
 		got = append(got, l.Name)

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/meshlab/meshlab/log"
 
@@ -38,6 +39,9 @@ type Env struct {
 func Connect(ctx context.Context, name, kubeconfig string, logger log.Logger) (*Env, error) {
 	var cfg *rest.Config
 	if kubeconfig == "" {
+		if env, ok := fromKindContext(ctx, name); ok {
+			return env, nil
+		}
 		c := cluster.New(name, "", logger)
 		exists, err := c.Exists()
 		if err != nil {
@@ -56,6 +60,37 @@ func Connect(ctx context.Context, name, kubeconfig string, logger log.Logger) (*
 		}
 	}
 	return NewEnv(ctx, name, cfg)
+}
+
+// fromKindContext connects through the context kind wrote into the user's kubeconfig when it created the
+// cluster (kind-<name>): reading a file costs milliseconds where asking kind (docker) costs a second or
+// more, which matters to commands that should answer at once (meshlab explain). An entry that is missing
+// or stale (the cluster was recreated: another port, another CA) fails a quick API check, and the caller
+// asks kind.
+func fromKindContext(ctx context.Context, name string) (*Env, bool) {
+	raw, err := clientcmd.NewDefaultClientConfigLoadingRules().Load()
+	if err != nil {
+		return nil, false
+	}
+	context := "kind-" + name
+	if _, ok := raw.Contexts[context]; !ok {
+		return nil, false
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*raw, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, false
+	}
+	probe := rest.CopyConfig(cfg)
+	probe.Timeout = 2 * time.Second
+	kc, err := kubernetes.NewForConfig(probe)
+	if err != nil {
+		return nil, false
+	}
+	if _, err := kc.Discovery().ServerVersion(); err != nil {
+		return nil, false
+	}
+	env, err := NewEnv(ctx, name, cluster.MarkUnreachable(cfg, name))
+	return env, err == nil
 }
 
 // NewEnv builds an Env from a client config and checks that the API server answers.

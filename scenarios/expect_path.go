@@ -73,15 +73,27 @@ func (t *T) CurlMeasured(req Request) Measured {
 	if req.Pod == "" {
 		req.Namespace, req.Pod = t.Env.Namespace, t.SleepPod()
 	}
-	start := time.Now()
-	out, err := labclient.Exec(t.Context(), t.Env.Config, t.Env.Kube, req.Namespace, req.Pod, req.Container, measuredArgs(req))
+	m, err := t.Env.CurlMeasured(t.Context(), req)
 	t.Must(err, "running curl")
+	return m
+}
+
+// CurlMeasured runs curl in req's pod (which must be named) and returns the answer with curl's own
+// address and timing. An error means curl could not be run, or its -w line is missing.
+func (e *Env) CurlMeasured(ctx context.Context, req Request) (Measured, error) {
+	start := time.Now()
+	out, err := labclient.Exec(ctx, e.Config, e.Kube, req.Namespace, req.Pod, req.Container, measuredArgs(req))
+	if err != nil {
+		return Measured{}, err
+	}
 	m := Measured{Response: Response{ExitCode: out.ExitCode, Stderr: out.Stderr, Elapsed: time.Since(start)}}
 	stdout, local, total, err := splitWriteOut(out.Stdout)
-	t.Must(err, "reading curl's -w output (is the pod's meshlab older than -w %{local_port}?)")
+	if err != nil {
+		return m, fmt.Errorf("reading curl's -w output (is the pod's meshlab older than -w %%{local_port}, or has it no meshlab curl?): %w; stderr: %s", err, strings.TrimSpace(out.Stderr))
+	}
 	m.Local, m.Total = local, total
 	m.Status, m.Header, m.Body, _ = ParseCurlOutput(stdout)
-	return m
+	return m, nil
 }
 
 // newRequestID returns a random UUID for x-request-id.
@@ -96,6 +108,58 @@ func newRequestID() string {
 // pathLogWait bounds how long ExpectPath waits for the access-log lines: ztunnel writes its line when
 // the connection closes, a moment after curl returns.
 const pathLogWait = 20 * time.Second
+
+// Observation is one request sent from a pod with a fresh x-request-id, and what the mesh's access logs
+// say it did.
+type Observation struct {
+	Measured
+	Seen PathSeen
+}
+
+// Observe sends req once from its pod (which must be named) with a fresh x-request-id and reads the
+// access logs of every ztunnel, and of the waypoint the source ztunnel sent it to, until every entry
+// the path needs is logged or wait has passed (correlate says how entries are matched). An error means
+// the request could not be sent or the logs could not be read; a request that got no HTTP answer is an
+// observation (Status 0), not an error.
+func (e *Env) Observe(ctx context.Context, req Request, wait time.Duration) (Observation, error) {
+	id := newRequestID()
+	req.Args = append(append([]string(nil), req.Args...), "-H", "x-request-id: "+id)
+	since := time.Now().Add(-2 * time.Second)
+	m, err := e.CurlMeasured(ctx, req)
+	m.RequestID = id
+	obs := Observation{Measured: m}
+	if err != nil {
+		return obs, err
+	}
+	if m.Local == "" {
+		return obs, nil // no connection was made: nothing to look for in the logs
+	}
+	q := pathQuery{Local: m.Local, RequestID: id}
+	deadline := time.Now().Add(wait)
+	for {
+		zt, err := e.ZtunnelAccessLog(ctx, since)
+		if err != nil {
+			return obs, err
+		}
+		wps, err := e.waypointPods(ctx)
+		if err != nil {
+			return obs, err
+		}
+		var lines []WaypointEntry
+		if out := findOut(zt, q.Local); out != nil {
+			if wp, ok := wps[out.Fields["dst.addr"]]; ok {
+				if lines, err = e.waypointAccessLog(ctx, wp, since); err != nil {
+					return obs, err
+				}
+			}
+		}
+		obs.Seen = correlate(q, zt, wps, lines)
+		if obs.Seen.complete() || time.Now().After(deadline) || ctx.Err() != nil {
+			return obs, nil
+		}
+		time.Sleep(500 * time.Millisecond) // the poll interval; wait bounds it
+	}
+}
 
 // ExpectPath sends the request once with a fresh x-request-id and records a failure unless the mesh's
 // access logs show it travelled as want says. The evidence and how it is matched (see correlate):
@@ -119,84 +183,84 @@ func (t *T) ExpectPath(what string, req Request, want PathWant) bool {
 	if req.Pod == "" {
 		req.Namespace, req.Pod = t.Env.Namespace, t.SleepPod()
 	}
-	id := newRequestID()
-	req.Args = append(append([]string(nil), req.Args...), "-H", "x-request-id: "+id)
-	since := time.Now().Add(-2 * time.Second)
-	m := t.CurlMeasured(req)
-	if m.Status == 0 {
-		return t.Expect(false, what, want.String()+" (after an HTTP answer)", m.Response.String())
+	obs, err := t.Env.Observe(t.Context(), req, pathLogWait)
+	t.Must(err, "sending the request and reading the access logs")
+	if obs.Status == 0 {
+		return t.Expect(false, what, want.String()+" (after an HTTP answer)", obs.Response.String())
 	}
-	if m.Local == "" {
+	if obs.Local == "" {
 		t.Fatalf("%s: curl reported no local address", what)
 	}
-	q := pathQuery{Local: m.Local, RequestID: id}
-	var seen PathSeen
-	deadline := time.Now().Add(pathLogWait)
-	for {
-		zt := t.ztunnelAccessLog(since)
-		wps := t.waypointPods()
-		var lines []WaypointEntry
-		if out := findOut(zt, q.Local); out != nil {
-			if wp, ok := wps[out.Fields["dst.addr"]]; ok {
-				lines = t.waypointAccessLog(wp, since)
-			}
-		}
-		seen = correlate(q, zt, wps, lines)
-		if seen.complete() || time.Now().After(deadline) || t.Context().Err() != nil {
-			break
-		}
-		time.Sleep(500 * time.Millisecond) // the poll interval; pathLogWait bounds it
-	}
-	got, ok := CheckPath(seen, want)
+	got, ok := CheckPath(obs.Seen, want)
 	t.Logf("%s: %s", what, strings.ReplaceAll(got, "\n", "; "))
 	return t.Expect(ok, what, want.String(), got)
 }
 
-// ztunnelAccessLog reads the access-log entries of every ztunnel since a time.
-func (t *T) ztunnelAccessLog(since time.Time) []ZtunnelEntry {
-	ds, err := t.Env.Kube.AppsV1().DaemonSets(labclient.ControlPlaneNamespace).Get(t.Context(), labclient.ZtunnelDaemonSet, metav1.GetOptions{})
-	t.Must(err, "reading the ztunnel DaemonSet")
+// ZtunnelAccessLog reads the access-log entries of every ztunnel since a time.
+func (e *Env) ZtunnelAccessLog(ctx context.Context, since time.Time) ([]ZtunnelEntry, error) {
+	ds, err := e.Kube.AppsV1().DaemonSets(labclient.ControlPlaneNamespace).Get(ctx, labclient.ZtunnelDaemonSet, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the ztunnel DaemonSet: %w", err)
+	}
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-	t.Must(err, "ztunnel selector")
-	pods, err := t.Env.Kube.CoreV1().Pods(labclient.ControlPlaneNamespace).List(t.Context(), metav1.ListOptions{LabelSelector: sel.String()})
-	t.Must(err, "listing ztunnel pods")
+	if err != nil {
+		return nil, fmt.Errorf("ztunnel selector: %w", err)
+	}
+	pods, err := e.Kube.CoreV1().Pods(labclient.ControlPlaneNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("listing ztunnel pods: %w", err)
+	}
 	var out []ZtunnelEntry
 	for _, p := range pods.Items {
-		out = append(out, ParseZtunnelLog(t.podLog(&p, since), p.Name, p.Spec.NodeName)...)
+		log, err := e.podLog(ctx, &p, since)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ParseZtunnelLog(log, p.Name, p.Spec.NodeName)...)
 	}
-	return out
+	return out, nil
 }
 
 // waypointPods maps the HBONE address (IP:15008) of every running pod of a Gateway's deployment to the
 // Gateway; ingress gateways are in the map too but never receive HBONE on 15008.
-func (t *T) waypointPods() map[string]waypointPod {
-	pods, err := t.Env.Kube.CoreV1().Pods("").List(t.Context(), metav1.ListOptions{LabelSelector: model.LabelGatewayName})
-	t.Must(err, "listing waypoint pods")
+func (e *Env) waypointPods(ctx context.Context) (map[string]waypointPod, error) {
+	pods, err := e.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: model.LabelGatewayName})
+	if err != nil {
+		return nil, fmt.Errorf("listing waypoint pods: %w", err)
+	}
 	out := map[string]waypointPod{}
 	for _, p := range pods.Items {
 		if p.Status.PodIP != "" && p.Status.Phase == corev1.PodRunning {
 			out[hboneAddr(p.Status.PodIP)] = waypointPod{Gateway: p.Namespace + "/" + p.Labels[model.LabelGatewayName], Pod: p.Namespace + "/" + p.Name}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // waypointAccessLog reads a waypoint pod's request lines since a time.
-func (t *T) waypointAccessLog(wp waypointPod, since time.Time) []WaypointEntry {
+func (e *Env) waypointAccessLog(ctx context.Context, wp waypointPod, since time.Time) ([]WaypointEntry, error) {
 	ns, name, _ := strings.Cut(wp.Pod, "/")
-	p, err := t.Env.Kube.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
-	t.Must(err, "reading waypoint pod "+wp.Pod)
-	return ParseWaypointLog(t.podLog(p, since), wp.Pod)
+	p, err := e.Kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading waypoint pod %s: %w", wp.Pod, err)
+	}
+	log, err := e.podLog(ctx, p, since)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWaypointLog(log, wp.Pod), nil
 }
 
-// podLog reads a pod's log (its first container) since a time; not being able to is a failure.
-func (t *T) podLog(p *corev1.Pod, since time.Time) string {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+// podLog reads a pod's log (its first container) since a time.
+func (e *Env) podLog(ctx context.Context, p *corev1.Pod, since time.Time) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st := metav1.NewTime(since)
-	body, err := t.Env.Kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{SinceTime: &st}).DoRaw(ctx)
-	t.Must(err, "reading the logs of "+p.Namespace+"/"+p.Name)
-	return string(body)
+	body, err := e.Kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{SinceTime: &st}).DoRaw(ctx)
+	if err != nil {
+		return "", fmt.Errorf("reading the logs of %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return string(body), nil
 }
 
 // hboneAddr is where a waypoint pod takes HBONE.

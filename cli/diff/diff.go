@@ -1,5 +1,5 @@
 // Package diff implements `meshlab diff`: what a config change would do to every proxy's config, computed
-// offline from Kubernetes YAML before the change is applied.
+// before the change is applied, against base YAML or the running lab's objects.
 package diff
 
 import (
@@ -36,15 +36,17 @@ type flagpole struct {
 func NewCommand(env cliutil.Env) *cobra.Command {
 	flags := &flagpole{}
 	cmd := &cobra.Command{
-		Use:   "diff -f PATH... --base-file PATH... [--replace] [--proxy ID]... [-o text|json|yaml] [--exit-code]",
-		Short: "Show which proxies' xDS config a change would add, remove or change, field by field, without a cluster",
+		Use:   "diff -f PATH... [--base-file PATH...] [--replace] [--proxy ID]... [-o text|json|yaml] [--exit-code]",
+		Short: "Show which proxies' xDS config a change would add, remove or change, field by field, before it is applied",
 		Long: `diff renders every proxy's config (waypoints, ingress gateways, sidecars, ztunnels) twice, from the base
 world and from the new one, through the same store, model and generators as meshlab render and the control
 plane, and prints which resources each proxy would gain, lose or see changed (LDS, RDS, CDS and EDS for
 Envoy-style proxies; workloads, services and authorizations for ztunnels), each changed field as
 PATH: OLD -> NEW (paths into the JSON meshlab render prints), and the proxies left untouched.
 
-The base world is --base-file (YAML files or directories, as render reads them). The new world is:
+The base world is --base-file (YAML files or directories, as render reads them), or without it the
+running lab (--name): its objects as its control plane sees them, listed through the control plane's own
+informers. The new world is:
   - by default, the base with the -f objects on top: each -f object replaces the base object of the same
     kind, namespace and name, or is added. -f holds only what changes; an overlay cannot delete.
   - with --replace, the -f objects alone: -f is the whole new world, and whatever the base has and -f
@@ -53,11 +55,12 @@ Sidecars are the pods already injected (annotation sidecar.istio.io/status or an
 that the injection webhook would inject (namespace and pod labels, Istio's rules).
 
 Both worlds are decoded strictly and validated as render does: malformed YAML, an unknown kind or an
-invalid object is an error naming file and line, and nothing is compared (exit 2).
-The running lab as the base (no --base-file) is not implemented yet.
+invalid object is an error naming file and line, and nothing is compared (exit 2). Against the live lab an
+-f object replaces the lab's object whole, status included: start from 'kubectl get -o yaml' to keep it.
 
 Exit codes: 0 when it ran (with --exit-code: 0 no proxy config changes, 1 some change), 2 on any error.`,
-		Example: `  meshlab diff --base-file bookinfo/ -f reviews-50-50.yaml
+		Example: `  meshlab diff -f reviews-50-50.yaml                 # against the running lab
+  meshlab diff --base-file bookinfo/ -f reviews-50-50.yaml
   meshlab diff --base-file old/ -f new/ --replace --exit-code -o json
   meshlab diff --base-file bookinfo/ -f ns-label.yaml --proxy ztunnel/meshlab-worker`,
 		Args: cliutil.NoArgs,
@@ -84,16 +87,19 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole) error {
 	if len(flags.files) == 0 {
 		return cliutil.Usagef("no change: give at least one -f PATH")
 	}
-	if len(flags.baseFiles) == 0 {
-		// The seam is diff.Base: the live lab's objects listed into a store will be another implementation.
-		return cliutil.Usagef("live diff (the running lab as the base) is not implemented yet: give the world before the change with --base-file PATH")
-	}
 	switch flags.output {
 	case formatText, formatJSON, formatYAML:
 	default:
 		return cliutil.Usagef("unknown output format %q; want text, json or yaml", flags.output)
 	}
 	in := diff.Input{Base: diff.FileBase{Paths: flags.baseFiles}, Files: flags.files, Mode: diff.Overlay}
+	if len(flags.baseFiles) == 0 {
+		cfg, err := cliutil.RESTConfig(env)
+		if err != nil {
+			return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("the base is the running lab %q (no --base-file): %w", env.Globals.Name, err)}
+		}
+		in.Base = diff.LiveBase{Config: cfg, Lab: env.Globals.Name}
+	}
 	if flags.replace {
 		in.Mode = diff.Replace
 	}

@@ -106,7 +106,7 @@ spec:
 		args []string
 		want string
 	}{
-		{"live base", []string{"-f", weights}, "live diff (the running lab as the base) is not implemented yet"},
+		{"live base, no lab", []string{"--kubeconfig", "/nonexistent/kubeconfig", "-f", weights}, `the base is the running lab "meshlab" (no --base-file)`},
 		{"no change", []string{"--base-file", bookinfo}, "give at least one -f"},
 		{"malformed change", []string{"--base-file", bookinfo, "-f", malformed}, "bad.yaml: document 1, line 3: malformed YAML"},
 		{"malformed base", []string{"--base-file", malformed, "-f", weights}, "bad.yaml: document 1, line 3: malformed YAML"},

@@ -54,8 +54,7 @@ func TestExplain(t *testing.T) {
 	}
 }
 
-// TestExplainErrors: what the user got wrong exits 2 (a UsageError) and says where; live mode, not built
-// yet, is refused loudly the same way.
+// TestExplainErrors: what the user got wrong exits 2 (a UsageError) and says where.
 func TestExplainErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: Service\nmetadata: {name: [\n"), 0o644); err != nil {
@@ -70,9 +69,8 @@ func TestExplainErrors(t *testing.T) {
 		want  string
 	}{
 		{"no url", []string{"-f", bookinfo, "--from", productpage}, true, "accepts 1 arg"},
-		{"live mode", []string{"--from", productpage, url}, true, "running lab is not built yet"},
-		{"live from", []string{"-f", bookinfo, "--from", "deploy/sleep", url}, true, "live form"},
-		{"observe", []string{"-f", bookinfo, "--from", productpage, "--observe", url}, true, "--observe needs a running lab"},
+		{"deploy offline", []string{"-f", bookinfo, "--from", "deploy/sleep", url}, true, "names a Deployment of a running lab"},
+		{"observe offline", []string{"-f", bookinfo, "--from", productpage, "--observe", url}, true, "--observe sends the request on the running lab"},
 		{"no from", []string{"-f", bookinfo, url}, true, "give --from"},
 		{"bad header", []string{"-f", bookinfo, "--from", productpage, "-H", "nocolon", url}, true, "want 'NAME: VALUE'"},
 		{"bad format", []string{"-f", bookinfo, "--from", productpage, "-o", "xml", url}, true, "unknown output format"},
@@ -97,5 +95,24 @@ func TestExplainErrors(t *testing.T) {
 				t.Errorf("printed despite the error:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestExplainLiveNoLab: without -f explain reads the running lab; a lab that cannot be reached exits 2
+// saying why, and nothing is printed.
+func TestExplainLiveNoLab(t *testing.T) {
+	var out, errOut bytes.Buffer
+	kubeconfig := filepath.Join(t.TempDir(), "nope")
+	env := cliutil.Env{Logger: ui.NewLogger(&errOut, 0, false), Streams: ui.Streams{Out: &out, ErrOut: &errOut}, Globals: &cliutil.Globals{Name: "meshlab", Kubeconfig: kubeconfig}}
+	cmd := cliexplain.NewCommand(env)
+	cmd.SetArgs([]string{"http://reviews:9080/"})
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.Execute()
+	var exit *cliutil.ExitError
+	if !errors.As(err, &exit) || exit.Code != 2 || !strings.Contains(err.Error(), kubeconfig) {
+		t.Errorf("explain without a lab = %v, want exit 2 naming the kubeconfig", err)
+	}
+	if out.String() != "" {
+		t.Errorf("printed:\n%s", out.String())
 	}
 }

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshlab/meshlab/manifests"
 )
 
 // Target is a workload named the way istioctl names one: deploy/NAME[.NAMESPACE], pod/NAME[.NAMESPACE]
@@ -103,4 +105,19 @@ func IsReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// ZtunnelPod returns the running ztunnel pod on node.
+func ZtunnelPod(ctx context.Context, kc kubernetes.Interface, node string) (*corev1.Pod, error) {
+	list, err := kc.CoreV1().Pods(manifests.ZtunnelNamespace).List(ctx, metav1.ListOptions{
+		LabelSelector: "app=" + manifests.ZtunnelName, FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return nil, fmt.Errorf("listing ztunnel pods on node %s: %w", node, err)
+	}
+	for i := range list.Items {
+		if p := &list.Items[i]; p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no running ztunnel pod on node %s", node)
 }

@@ -31,7 +31,8 @@ func Proxies(s *model.Snapshot) []model.Proxy {
 }
 
 // HasSidecar reports whether a pod runs a sidecar: it was injected already (annotation
-// sidecar.istio.io/status, or an istio-proxy container in a pod that is not a gateway's or waypoint's),
+// sidecar.istio.io/status, or an istio-proxy container beside others in a pod that is not a gateway's or
+// waypoint's),
 // or the injection webhook would inject it (inject.Decide, Istio's rules on namespace and pod labels).
 func HasSidecar(s *model.Snapshot, wl *model.Workload) bool {
 	if wl.Labels[model.LabelGatewayName] != "" || wl.Object == nil {
@@ -41,8 +42,10 @@ func HasSidecar(s *model.Snapshot, wl *model.Workload) bool {
 	if _, ok := pod.Annotations[inject.AnnotationStatus]; ok {
 		return true
 	}
+	// An istio-proxy container next to the app's. Alone it is a proxy pod itself: ztunnel's container
+	// has that name too, as in Istio.
 	for _, c := range pod.Spec.Containers {
-		if c.Name == "istio-proxy" {
+		if c.Name == "istio-proxy" && len(pod.Spec.Containers) > 1 {
 			return true
 		}
 	}

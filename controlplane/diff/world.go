@@ -8,13 +8,16 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
+	"github.com/meshlab/meshlab/controlplane/kube"
 )
 
-// Base is the world before the change. FileBase reads it from YAML (--base-file); a running lab will be
-// another implementation (listing the cluster's objects into a store, as the control plane's informers
-// do), which is why the command asks for a Base rather than for files.
+// Base is the world before the change: FileBase reads it from YAML (--base-file), LiveBase lists a
+// running lab's objects into a store, as the control plane's informers do.
 type Base interface {
 	// Load returns the base objects in a new store, with the loader's warnings. Bad input is an error
 	// naming file and line (a *yamldoc.Error), and nothing is returned.
@@ -32,6 +35,33 @@ func (f FileBase) Load(context.Context) (*ingest.Store, []ingest.Warning, error)
 }
 
 func (f FileBase) String() string { return "files " + strings.Join(f.Paths, ", ") }
+
+// LiveBase is a running lab's objects as its control plane sees them: listed from the API server by the
+// control plane's own informers into the same store (kube.List).
+type LiveBase struct {
+	Config *rest.Config
+	// Lab names the lab in messages.
+	Lab string
+}
+
+// Load implements Base. Objects the store refuses are warnings naming the lab.
+func (l LiveBase) Load(ctx context.Context) (*ingest.Store, []ingest.Warning, error) {
+	clients, err := kube.NewClients(l.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, msgs, err := kube.List(ctx, clients, 30*time.Second)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the objects of %s: %w", l, err)
+	}
+	var warnings []ingest.Warning
+	for _, m := range msgs {
+		warnings = append(warnings, ingest.Warning{Where: l.String(), Message: m})
+	}
+	return store, warnings, nil
+}
+
+func (l LiveBase) String() string { return "lab " + l.Lab }
 
 // Mode says how the -f objects make the new world.
 type Mode int

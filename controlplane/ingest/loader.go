@@ -31,6 +31,9 @@ type Warning struct {
 }
 
 func (w Warning) String() string {
+	if w.Line == 0 { // not from a file (a live lab's object)
+		return fmt.Sprintf("%s: %s", w.Where, w.Message)
+	}
 	return fmt.Sprintf("%s, line %d: %s", w.Where, w.Line, w.Message)
 }
 

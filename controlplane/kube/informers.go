@@ -95,15 +95,18 @@ func NewInformers(c *Clients, store *ingest.Store, logf func(string, ...any)) *I
 		i.Istio.Security().V1().PeerAuthentications().Informer(),
 		i.Istio.Security().V1().RequestAuthentications().Informer(),
 	} {
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    i.put,
 			UpdateFunc: func(_, n any) { i.put(n) },
 			DeleteFunc: i.remove,
-		}); err != nil {
+		})
+		if err != nil {
 			// Only a stopped informer refuses handlers; these are new.
 			panic(fmt.Sprintf("adding an event handler: %v", err))
 		}
-		i.synced = append(i.synced, inf.HasSynced)
+		// The registration's HasSynced, not the informer's: it also waits until the listed objects have
+		// been delivered to the handler, so a synced store holds them all.
+		i.synced = append(i.synced, reg.HasSynced)
 	}
 	return i
 }
