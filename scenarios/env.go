@@ -31,6 +31,10 @@ type Env struct {
 	Config    *rest.Config
 	Kube      kubernetes.Interface
 	Client    client.Client
+	// Explain, when set, predicts a request's path hop by hop (`meshlab explain` on this lab); a failed
+	// traffic expectation carries its answer for the request it sent. The CLI sets it: explain builds on
+	// this package, so the package cannot call it itself.
+	Explain func(ctx context.Context, req Request) (string, error)
 }
 
 // Connect finds the lab's cluster and checks that its API server answers. With kubeconfig empty it reads

@@ -232,7 +232,7 @@ func (t *T) expectEach(what string, req Request, expected string, check func(Res
 		}
 		seen = strings.Join(lines, "\n")
 	}
-	return t.Expect(false, what, expected, seen)
+	return t.expectTraffic(false, what, expected, seen)
 }
 
 // ByField classifies an answer by a field of its body: a top-level JSON field (bookinfo's "podname"),

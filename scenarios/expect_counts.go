@@ -128,7 +128,7 @@ func CheckCounts(counts Counts, want map[string]Range) (expected, seen string, o
 func (t *T) ExpectCounts(what string, counts Counts, want map[string]Range) bool {
 	expected, seen, ok := CheckCounts(counts, want)
 	t.Logf("%s: %s", what, seen)
-	return t.Expect(ok, what, expected, seen)
+	return t.expectTraffic(ok, what, expected, seen)
 }
 
 // ShareSampleSize is how many requests make a share check meaningful: enough that the rarer outcome

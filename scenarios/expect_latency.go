@@ -103,5 +103,5 @@ func (t *T) ExpectLatency(what string, req Request, n int, budgets map[float64]t
 	}
 	expected, seen, ok := CheckLatency(durations, failed, budgets)
 	t.Logf("%s: %s", what, seen)
-	return t.Expect(ok, what, expected, seen)
+	return t.expectTraffic(ok, what, expected, seen)
 }

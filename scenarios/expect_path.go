@@ -73,6 +73,7 @@ func (t *T) CurlMeasured(req Request) Measured {
 	if req.Pod == "" {
 		req.Namespace, req.Pod = t.Env.Namespace, t.SleepPod()
 	}
+	t.noteSent(req)
 	m, err := t.Env.CurlMeasured(t.Context(), req)
 	t.Must(err, "running curl")
 	return m
@@ -183,17 +184,18 @@ func (t *T) ExpectPath(what string, req Request, want PathWant) bool {
 	if req.Pod == "" {
 		req.Namespace, req.Pod = t.Env.Namespace, t.SleepPod()
 	}
+	t.noteSent(req)
 	obs, err := t.Env.Observe(t.Context(), req, pathLogWait)
 	t.Must(err, "sending the request and reading the access logs")
 	if obs.Status == 0 {
-		return t.Expect(false, what, want.String()+" (after an HTTP answer)", obs.Response.String())
+		return t.expectTraffic(false, what, want.String()+" (after an HTTP answer)", obs.Response.String())
 	}
 	if obs.Local == "" {
 		t.Fatalf("%s: curl reported no local address", what)
 	}
 	got, ok := CheckPath(obs.Seen, want)
 	t.Logf("%s: %s", what, strings.ReplaceAll(got, "\n", "; "))
-	return t.Expect(ok, what, want.String(), got)
+	return t.expectTraffic(ok, what, want.String(), got)
 }
 
 // ZtunnelAccessLog reads the access-log entries of every ztunnel since a time.

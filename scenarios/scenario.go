@@ -56,6 +56,9 @@ type Failure struct {
 	Seen     string `json:"seen,omitempty"`
 	// Env marks an environment error (t.Abortf): the lab never got to where the check could be judged.
 	Env bool `json:"environment,omitempty"`
+	// Explain is `meshlab explain`'s prediction for the request a failed traffic expectation sent (the
+	// path it should take, hop by hop, from the config each proxy holds), when the lab can give one.
+	Explain string `json:"explain,omitempty"`
 }
 
 func hasEnvFailure(fs []Failure) bool {
@@ -77,6 +80,9 @@ func (f Failure) String() string {
 	if f.Expected != "" || f.Seen != "" {
 		fmt.Fprintf(&b, "\n    expected: %s", indentRest(f.Expected))
 		fmt.Fprintf(&b, "\n    seen:     %s", indentRest(f.Seen))
+	}
+	if f.Explain != "" {
+		fmt.Fprintf(&b, "\n    explain:\n      %s", strings.ReplaceAll(strings.TrimRight(f.Explain, "\n"), "\n", "\n      "))
 	}
 	return b.String()
 }
@@ -115,6 +121,7 @@ type T struct {
 	baseline *xds.SyncStatus // syncz before Setup; nil when the control plane is not reachable
 	before   *xds.SyncStatus // syncz before the latest change, for WaitConverged
 	involved []PodSelector   // pods whose logs go into a failure bundle
+	lastSent *Request        // the last request sent from a pod, for explaining a failed traffic expectation
 }
 
 // Name is the scenario's name.
@@ -186,6 +193,29 @@ func (t *T) Expect(ok bool, what string, expected, seen any) bool {
 		t.addFailure(Failure{What: what, Expected: fmt.Sprint(expected), Seen: fmt.Sprint(seen)})
 	}
 	return ok
+}
+
+// expectTraffic is Expect for what a request just sent showed: a failure carries the lab's explanation of
+// that request's path (Env.Explain), so that expected-vs-seen comes with where the request should have gone.
+func (t *T) expectTraffic(ok bool, what string, expected, seen any) bool {
+	if ok {
+		return true
+	}
+	f := Failure{What: what, Expected: fmt.Sprint(expected), Seen: fmt.Sprint(seen)}
+	t.mu.Lock()
+	req := t.lastSent
+	t.mu.Unlock()
+	if req != nil && t.Env != nil && t.Env.Explain != nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		text, err := t.Env.Explain(ctx, *req)
+		cancel()
+		if err != nil {
+			text = "explain: " + err.Error()
+		}
+		f.Explain = text
+	}
+	t.addFailure(f)
+	return false
 }
 
 // ExpectEqual records a failure unless expected and seen are deeply equal. It returns whether they are.

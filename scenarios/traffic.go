@@ -132,6 +132,7 @@ func (t *T) send(req Request) (Response, error) {
 	if req.Via != "" {
 		return sendFromHost(t.Context(), req), nil
 	}
+	t.noteSent(req)
 	// curl -i that exits 0 has printed a status line. When the exec stream reports exit 0 with no status
 	// line, the stream lost curl's output (seen under load: the process ended before its stdout was
 	// copied), not the mesh its answer: send again, a bounded number of times, and say so if it persists.
@@ -155,6 +156,13 @@ func (t *T) send(req Request) (Response, error) {
 			return Response{}, fmt.Errorf("curl in %s/%s exited 0 but its output, %d times running, had no status line (the exec stream lost it): %v", req.Namespace, req.Pod, attempts, perr)
 		}
 	}
+}
+
+// noteSent remembers req as the request a following traffic expectation is about.
+func (t *T) noteSent(req Request) {
+	t.mu.Lock()
+	t.lastSent = &req
+	t.mu.Unlock()
 }
 
 // CurlN sends n requests with up to concurrency in flight (exec round trips dominate; a few in parallel
@@ -355,5 +363,5 @@ func weightString(keys []string, weights map[string]float64) string {
 func (t *T) ExpectSplit(what string, counts Counts, weights map[string]float64) bool {
 	expected, seen, ok := CheckSplit(counts, weights)
 	t.Logf("%s: %s", what, seen)
-	return t.Expect(ok, what, expected, seen)
+	return t.expectTraffic(ok, what, expected, seen)
 }

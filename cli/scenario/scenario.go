@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/explain/live"
 	"github.com/meshlab/meshlab/scenarios"
 	"github.com/meshlab/meshlab/scenarios/suite"
 )
@@ -23,7 +24,11 @@ import (
 var (
 	registry = suite.Registry
 	connect  = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*scenarios.Env, error) {
-		return scenarios.Connect(ctx, g.Name, g.Kubeconfig, logger)
+		env, err := scenarios.Connect(ctx, g.Name, g.Kubeconfig, logger)
+		if err == nil {
+			env.Explain = live.Explainer(env.Config) // a failed traffic expectation shows `meshlab explain`
+		}
+		return env, err
 	}
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/meshlab/meshlab/checks"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/ui"
+	"github.com/meshlab/meshlab/explain/live"
 	"github.com/meshlab/meshlab/labs"
 	"github.com/meshlab/meshlab/scenarios"
 )
@@ -26,7 +27,11 @@ import (
 // Seams for tests: how the lab is reached and where the meshlab binary is.
 var (
 	connect = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*scenarios.Env, error) {
-		return scenarios.Connect(ctx, g.Name, g.Kubeconfig, logger)
+		env, err := scenarios.Connect(ctx, g.Name, g.Kubeconfig, logger)
+		if err == nil {
+			env.Explain = live.Explainer(env.Config) // a failed traffic expectation shows `meshlab explain`
+		}
+		return env, err
 	}
 	executable = os.Executable
 )
