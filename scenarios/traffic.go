@@ -130,6 +130,9 @@ func (t *T) curlIn(req Request) Response {
 // error means the request could not be run at all (exec failed), not that it failed.
 func (t *T) send(req Request) (Response, error) {
 	if req.Via != "" {
+		t.mu.Lock()
+		t.lastSent = nil // explain predicts from a pod, not from the host
+		t.mu.Unlock()
 		return sendFromHost(t.Context(), req), nil
 	}
 	t.noteSent(req)
