@@ -74,11 +74,13 @@ type h2conn struct {
 	err            error // set once the connection failed; every stream fails with it
 	closed         chan struct{}
 	idle           *time.Timer // client: closes the connection after IdleTimeout without streams
+	health         *time.Timer // the keepalive (watchHealth); stopped when the connection fails
 	idleTimeout    time.Duration
 
 	peer       spiffeid.ID   // the verified identity at the other end
 	framesRead atomic.Uint64 // for the health check
 	onStream   func(*stream) // server: called in a new goroutine for each stream the peer opens
+	handlers   sync.WaitGroup // server: onStream calls still running
 	logf       func(string, ...any)
 }
 
@@ -347,7 +349,11 @@ func (c *h2conn) handleHeaders(f *http2.MetaHeadersFrame) error {
 	s = c.newStreamLocked(id)
 	c.mu.Unlock()
 	s.headers(f)
-	go c.onStream(s)
+	c.handlers.Add(1)
+	go func() {
+		defer c.handlers.Done()
+		c.onStream(s)
+	}()
 	return nil
 }
 
@@ -692,6 +698,10 @@ func (c *h2conn) fail(err error) {
 	if c.idle != nil {
 		c.idle.Stop()
 	}
+	if c.health != nil {
+		// An armed keepalive would keep the connection and its buffers reachable for readIdleTimeout.
+		c.health.Stop()
+	}
 	c.windowCond.Broadcast()
 	close(c.closed)
 	c.mu.Unlock()
@@ -741,6 +751,11 @@ func (c *h2conn) watchHealth(every, timeout time.Duration) {
 	var seen uint64
 	var pinged bool
 	var t *time.Timer
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
 	t = time.AfterFunc(every, func() {
 		select {
 		case <-c.closed:
@@ -760,4 +775,5 @@ func (c *h2conn) watchHealth(every, timeout time.Duration) {
 			t.Reset(timeout)
 		}
 	})
+	c.health = t
 }

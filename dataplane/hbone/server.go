@@ -122,27 +122,35 @@ func (s *Server) ServeConn(c net.Conn) {
 		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
 		return
 	}
+	s.serveH2(tc, peer, c.RemoteAddr(), timeout)
+}
+
+// serveH2 speaks HTTP/2 on an authenticated connection (tc, the TLS connection, whose peer is peer) from the
+// client preface on, until the connection ends; streams are served in their own goroutines, which may
+// outlive it. It is split from ServeConn so that the fuzz test can drive it with raw bytes; it returns the
+// connection (nil if there was none) so that the test can wait for the stream handlers.
+func (s *Server) serveH2(tc net.Conn, peer spiffeid.ID, remote net.Addr, timeout time.Duration) *h2conn {
 	br := bufio.NewReaderSize(tc, readBufferSize)
 	tc.SetReadDeadline(time.Now().Add(timeout))
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(br, preface); err != nil || string(preface) != http2.ClientPreface {
-		s.logf("HBONE connection from %s refused: no HTTP/2 client preface", c.RemoteAddr())
-		return
+		s.logf("HBONE connection from %s refused: no HTTP/2 client preface", remote)
+		return nil
 	}
 	hc := newH2Conn(tc, br, false)
 	hc.peer, hc.logf = peer, s.Logf
-	remote := c.RemoteAddr()
 	hc.onStream = func(st *stream) { s.serveStream(hc, st, remote) }
 	if err := hc.writePreface(); err != nil {
-		return
+		return hc
 	}
 	if err := hc.readPeerSettings(); err != nil {
-		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
-		return
+		s.logf("HBONE connection from %s refused: %v", remote, err)
+		return hc
 	}
 	tc.SetReadDeadline(time.Time{})
 	hc.watchHealth(readIdleTimeout, pingTimeout)
-	hc.readLoop() // until the connection ends; streams are served in their own goroutines
+	hc.readLoop()
+	return hc
 }
 
 func (s *Server) track(c net.Conn, add bool) bool {
