@@ -77,9 +77,9 @@ type h2conn struct {
 	health         *time.Timer // the keepalive (watchHealth); stopped when the connection fails
 	idleTimeout    time.Duration
 
-	peer       spiffeid.ID   // the verified identity at the other end
-	framesRead atomic.Uint64 // for the health check
-	onStream   func(*stream) // server: called in a new goroutine for each stream the peer opens
+	peer       spiffeid.ID    // the verified identity at the other end
+	framesRead atomic.Uint64  // for the health check
+	onStream   func(*stream)  // server: called in a new goroutine for each stream the peer opens
 	handlers   sync.WaitGroup // server: onStream calls still running
 	logf       func(string, ...any)
 }
