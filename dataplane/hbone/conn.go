@@ -148,7 +148,7 @@ func (c *h2conn) readPeerSettings() error {
 	}
 	sf, ok := f.(*http2.SettingsFrame)
 	if !ok || sf.IsAck() {
-		return fmt.Errorf("first HTTP/2 frame is %v, want SETTINGS", f.Header().Type)
+		return connError{http2.ErrCodeProtocol, fmt.Sprintf("first HTTP/2 frame is %v, want SETTINGS", f.Header().Type)}
 	}
 	return c.handle(sf)
 }
@@ -170,9 +170,8 @@ func (c *h2conn) readLoop() {
 				c.resetStream(se.StreamID, se.Code, fmt.Errorf("HTTP/2 stream error: %v", se))
 				continue
 			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				c.goAwayAndClose(http2.ErrCode(ce), fmt.Errorf("HTTP/2 protocol error from peer: %v", err))
+			if code, ok := connErrorCode(err); ok {
+				c.goAwayAndClose(code, fmt.Errorf("HTTP/2 protocol error from peer: %v", err))
 				return
 			}
 			if errors.Is(err, io.EOF) {
@@ -183,10 +182,9 @@ func (c *h2conn) readLoop() {
 		}
 		c.framesRead.Add(1)
 		if err := c.handle(f); err != nil {
-			code := http2.ErrCodeProtocol
-			var ce connError
-			if errors.As(err, &ce) {
-				code = ce.code
+			code, ok := connErrorCode(err)
+			if !ok {
+				code = http2.ErrCodeProtocol
 			}
 			c.goAwayAndClose(code, err)
 			return
@@ -307,6 +305,23 @@ func (c *h2conn) handleData(f *http2.DataFrame) error {
 	}
 	s.deliver(data, f.StreamEnded())
 	return nil
+}
+
+// connErrorCode says whether err, from reading or handling a frame, is an HTTP/2 connection error, and its
+// code for the GOAWAY. A frame above the advertised SETTINGS_MAX_FRAME_SIZE is one (FRAME_SIZE_ERROR, RFC
+// 9113 section 4.2), though the framer reports it as a plain error.
+func connErrorCode(err error) (http2.ErrCode, bool) {
+	var ce http2.ConnectionError
+	var own connError
+	switch {
+	case errors.As(err, &ce):
+		return http2.ErrCode(ce), true
+	case errors.As(err, &own):
+		return own.code, true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		return http2.ErrCodeFrameSize, true
+	}
+	return 0, false
 }
 
 // connError is a connection error: the connection ends with GOAWAY carrying code.

@@ -145,6 +145,9 @@ func (s *Server) serveH2(tc net.Conn, peer spiffeid.ID, remote net.Addr, timeout
 	}
 	if err := hc.readPeerSettings(); err != nil {
 		s.logf("HBONE connection from %s refused: %v", remote, err)
+		if code, ok := connErrorCode(err); ok {
+			hc.goAwayAndClose(code, err)
+		}
 		return hc
 	}
 	tc.SetReadDeadline(time.Time{})
@@ -196,7 +199,7 @@ func (s *Server) logf(format string, args ...any) {
 func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
 	defer st.Close()
 	st.mu.Lock()
-	method, authority, protocol, header := st.method, st.authority, st.protocol, st.header
+	method, authority, protocol, header, truncated := st.method, st.authority, st.protocol, st.header, st.truncated
 	st.mu.Unlock()
 	refuse := func(code int, msg string, h http.Header) {
 		if h == nil {
@@ -213,6 +216,12 @@ func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
 	}
 	if protocol != "" {
 		refuse(http.StatusBadRequest, "HBONE accepts only plain HTTP/2 CONNECT", nil)
+		return
+	}
+	if truncated {
+		// The framer stopped keeping fields at the advertised limit: serving the rest would silently drop
+		// headers (Forwarded, Baggage) the client sent.
+		refuse(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("HBONE request headers exceed %d bytes", maxHeaderList), nil)
 		return
 	}
 	target, err := netip.ParseAddrPort(authority)
