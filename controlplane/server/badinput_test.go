@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshlab/meshlab/api/xdstype"
+	"github.com/meshlab/meshlab/controlplane/inject"
 )
 
 // rawCodec sends and receives gRPC messages as bytes, so that a test can send what is not a proto.
@@ -51,11 +54,41 @@ func stillServesADS(t *testing.T, s *Server) {
 	}
 }
 
-// TestBadInputToControlPlanePorts sends the control plane's ports (xDS plain and TLS, and the HTTPS port of
-// the webhook and debug endpoints) what they cannot parse, and xDS streams that make no sense; after each,
+// stillServesWebhook checks that the webhook port answers its readiness path over TLS.
+func stillServesWebhook(t *testing.T, s *Server) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get("https://" + s.Addr("webhook").String() + "/ready")
+	if err != nil {
+		t.Fatalf("the webhook port does not answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the webhook port's /ready: %s", resp.Status)
+	}
+}
+
+// TestBadInputToControlPlanePorts sends the control plane's ports (xDS plain 15010 and TLS 15012, debug and
+// readiness 15014, the webhooks' HTTPS 15017) what they cannot parse, and xDS streams that make no sense; after each,
 // a well-behaved proxy still gets config, and the process has not stopped (Run would return).
 func TestBadInputToControlPlanePorts(t *testing.T) {
-	s := startServer(t, newFakeCluster(t, "", "bookinfo.yaml"))
+	f := newFakeCluster(t, "", "bookinfo.yaml")
+	s := startServer(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	webhookDone := make(chan error, 1)
+	go func() {
+		webhookDone <- s.ServeWebhook(ctx, WebhookOptions{Addr: "127.0.0.1:0", Values: inject.Values{ProxyImage: "meshlab:test"}})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-webhookDone; err != nil {
+			t.Errorf("ServeWebhook() = %v", err)
+		}
+	})
+	waitFor(t, "the injection webhook", 10*time.Second, func() bool {
+		_, err := f.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, inject.WebhookConfigurationName, metav1.GetOptions{})
+		return err == nil
+	})
 	// A long-lived proxy connected before the bad input must keep its stream.
 	before := newADSClient(t, dialTLS(t, s), "ztunnel~10.244.1.2~ztunnel-x.istio-system~istio-system.svc.cluster.local", true,
 		map[string]any{"NODE_NAME": "meshlab-worker"})
@@ -71,7 +104,7 @@ func TestBadInputToControlPlanePorts(t *testing.T) {
 		return b
 	}
 
-	for _, port := range []string{"grpc-plain", "grpc", "http"} {
+	for _, port := range []string{"grpc-plain", "grpc", "http", "webhook"} {
 		addr := s.Addr(port).String()
 		t.Run(port+": junk, HTTP/1.1 and a broken HTTP/2 preface", func(t *testing.T) {
 			for _, payload := range [][]byte{
@@ -90,11 +123,12 @@ func TestBadInputToControlPlanePorts(t *testing.T) {
 				c.Close()
 			}
 			stillServesADS(t, s)
+			stillServesWebhook(t, s)
 		})
 	}
 
 	t.Run("an idle connection that never speaks does not block others", func(t *testing.T) {
-		for _, port := range []string{"grpc-plain", "grpc", "http"} {
+		for _, port := range []string{"grpc-plain", "grpc", "http", "webhook"} {
 			c, err := net.Dial("tcp", s.Addr(port).String())
 			if err != nil {
 				t.Fatal(err)
@@ -108,6 +142,7 @@ func TestBadInputToControlPlanePorts(t *testing.T) {
 		}
 		start := time.Now()
 		stillServesADS(t, s)
+		stillServesWebhook(t, s)
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("a well-behaved proxy waited %v behind idle connections", d)
 		}
