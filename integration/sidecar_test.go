@@ -73,7 +73,7 @@ func serveLoopbackApp(t *testing.T, name, addr string) {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s from=%s request-id=%s path=%s", name, r.RemoteAddr, r.Header.Get("X-Request-Id"), r.URL.Path)
+		fmt.Fprintf(w, "%s from=%s request-id=%s path=%s xfcc=%s", name, r.RemoteAddr, r.Header.Get("X-Request-Id"), r.URL.Path, r.Header.Get("X-Forwarded-Client-Cert"))
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -158,6 +158,10 @@ func TestSidecarPaths(t *testing.T) {
 		if code != 200 || !strings.HasPrefix(body, "b from=127.0.0.6:") || strings.Contains(body, "request-id= ") {
 			t.Fatalf("got %d %q, want b's answer from 127.0.0.6 with a request id", code, body)
 		}
+		// b's sidecar tells the app who called, as Istio's inbound does (APPEND_FORWARD, Subject/URI/DNS).
+		if !strings.Contains(body, "xfcc=By=spiffe://cluster.local/ns/shop/sa/b;Hash=") || !strings.HasSuffix(body, `;Subject="";URI=spiffe://cluster.local/ns/shop/sa/a`) {
+			t.Errorf("got %q, want X-Forwarded-Client-Cert By=b's identity, Hash, Subject and URI=a's identity", body)
+		}
 		for _, want := range []string{"upstream_cluster=outbound|9080||b.shop.svc.cluster.local",
 			"upstream_host=envoy://connect_originate/127.31.0.3:9080", "destination_identity=spiffe://cluster.local/ns/shop/sa/b"} {
 			if !strings.Contains(a.log.String(), want) {
@@ -185,8 +189,8 @@ func TestSidecarPaths(t *testing.T) {
 	t.Run("plaintext inbound (a kubelet probe) reaches b's app through 15006", func(t *testing.T) {
 		before := len(b.log.String())
 		code, body := b.call(t, "inbound", "127.31.0.3:9080", "/health")
-		if code != 200 || !strings.HasPrefix(body, "b from=127.0.0.6:") {
-			t.Fatalf("got %d %q", code, body)
+		if code != 200 || !strings.HasPrefix(body, "b from=127.0.0.6:") || !strings.HasSuffix(body, "xfcc=") {
+			t.Fatalf("got %d %q, want b's answer without X-Forwarded-Client-Cert (no client certificate)", code, body)
 		}
 		line := b.log.String()[before:]
 		if !strings.Contains(line, "source_identity=-") || !strings.Contains(line, "upstream_cluster=inbound|9080||") {

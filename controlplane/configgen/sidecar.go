@@ -221,7 +221,12 @@ func (g *sidecarGen) inbound() *listenerv3.Listener {
 					}},
 				}},
 			}}}
-			f = hcm("inbound_0.0.0.0_"+strconv.FormatUint(uint64(ip.port), 10), "", route, filters...)
+			m := hcmConfig("inbound_0.0.0.0_"+strconv.FormatUint(uint64(ip.port), 10), "", route, filters...)
+			// The app learns who called it from X-Forwarded-Client-Cert, as behind Istio's sidecar: the
+			// caller's certificate appended to what earlier hops forwarded.
+			m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD
+			m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true}
+			f = networkFilter(nameHCM, m)
 		} else {
 			f = tcpProxy(name, name)
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -77,10 +78,11 @@ type h2conn struct {
 	health         *time.Timer // the keepalive (watchHealth); stopped when the connection fails
 	idleTimeout    time.Duration
 
-	peer       spiffeid.ID    // the verified identity at the other end
-	framesRead atomic.Uint64  // for the health check
-	onStream   func(*stream)  // server: called in a new goroutine for each stream the peer opens
-	handlers   sync.WaitGroup // server: onStream calls still running
+	peer       spiffeid.ID       // the verified identity at the other end
+	peerCert   *x509.Certificate // its leaf certificate (server side: for X-Forwarded-Client-Cert)
+	framesRead atomic.Uint64     // for the health check
+	onStream   func(*stream)     // server: called in a new goroutine for each stream the peer opens
+	handlers   sync.WaitGroup    // server: onStream calls still running
 	logf       func(string, ...any)
 }
 

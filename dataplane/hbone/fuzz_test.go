@@ -187,7 +187,7 @@ func FuzzServer(f *testing.F) {
 		})}
 		served := make(chan *h2conn, 1)
 		go func() {
-			hc := s.serveH2(conn, peer, conn.RemoteAddr(), time.Second)
+			hc := s.serveH2(conn, peer, nil, conn.RemoteAddr(), time.Second)
 			conn.Close() // as ServeConn does
 			served <- hc
 		}()

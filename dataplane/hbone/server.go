@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -122,14 +123,18 @@ func (s *Server) ServeConn(c net.Conn) {
 		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
 		return
 	}
-	s.serveH2(tc, peer, c.RemoteAddr(), timeout)
+	var leaf *x509.Certificate
+	if len(cs.PeerCertificates) > 0 {
+		leaf = cs.PeerCertificates[0]
+	}
+	s.serveH2(tc, peer, leaf, c.RemoteAddr(), timeout)
 }
 
-// serveH2 speaks HTTP/2 on an authenticated connection (tc, the TLS connection, whose peer is peer) from the
-// client preface on, until the connection ends; streams are served in their own goroutines, which may
-// outlive it. It is split from ServeConn so that the fuzz test can drive it with raw bytes; it returns the
+// serveH2 speaks HTTP/2 on an authenticated connection (tc, the TLS connection, whose peer is peer with
+// leaf certificate peerCert) from the client preface on, until the connection ends; streams are served in
+// their own goroutines, which may outlive it. It is split from ServeConn so that the fuzz test can drive it with raw bytes; it returns the
 // connection (nil if there was none) so that the test can wait for the stream handlers.
-func (s *Server) serveH2(tc net.Conn, peer spiffeid.ID, remote net.Addr, timeout time.Duration) *h2conn {
+func (s *Server) serveH2(tc net.Conn, peer spiffeid.ID, peerCert *x509.Certificate, remote net.Addr, timeout time.Duration) *h2conn {
 	br := bufio.NewReaderSize(tc, readBufferSize)
 	tc.SetReadDeadline(time.Now().Add(timeout))
 	preface := make([]byte, len(http2.ClientPreface))
@@ -139,6 +144,7 @@ func (s *Server) serveH2(tc net.Conn, peer spiffeid.ID, remote net.Addr, timeout
 	}
 	hc := newH2Conn(tc, br, false)
 	hc.peer, hc.logf = peer, s.Logf
+	hc.peerCert = peerCert
 	hc.onStream = func(st *stream) { s.serveStream(hc, st, remote) }
 	if err := hc.writePreface(); err != nil {
 		return hc
@@ -239,7 +245,7 @@ func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
 	if err := hc.respond(st, http.StatusOK, nil, false); err != nil {
 		return
 	}
-	s.Handler.ServeHBONE(&Stream{stream: st, Peer: hc.peer, Target: target, Header: header, remote: remoteAddr(remote)})
+	s.Handler.ServeHBONE(&Stream{stream: st, Peer: hc.peer, PeerCert: hc.peerCert, Target: target, Header: header, remote: remoteAddr(remote)})
 }
 
 func remoteAddr(a net.Addr) net.Addr {
@@ -259,6 +265,8 @@ type Stream struct {
 	*stream
 	// Peer is the verified SPIFFE ID of the client.
 	Peer spiffeid.ID
+	// PeerCert is the client's verified leaf certificate.
+	PeerCert *x509.Certificate
 	// Target is the CONNECT :authority.
 	Target netip.AddrPort
 	// Header holds the CONNECT request headers (Forwarded, Baggage, ...).

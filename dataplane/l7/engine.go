@@ -3,6 +3,7 @@ package l7
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,11 @@ type Downstream struct {
 	Listener string
 	// Peer is the caller's authenticated identity (a SPIFFE URI), empty if none.
 	Peer string
+	// PeerCert is the client certificate of a mutual TLS connection the proxy terminated itself (a
+	// sidecar's inbound), nil otherwise: X-Forwarded-Client-Cert is built from it.
+	PeerCert *x509.Certificate
+	// Local is the proxy's own SPIFFE ID (XFCC's By=), when it terminated mutual TLS.
+	Local string
 	// Source is the original client address.
 	Source netip.AddrPort
 	// Destination is the original destination (the HBONE CONNECT target, or SO_ORIGINAL_DST).

@@ -104,6 +104,7 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := chain.HTTP
 	prefix = h.StatPrefix
+	h.xfcc.apply(r, d)
 	if h.generateRequestID && r.Header.Get("X-Request-Id") == "" {
 		r.Header.Set("X-Request-Id", newUUID())
 	}

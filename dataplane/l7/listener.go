@@ -63,6 +63,7 @@ type HTTPManager struct {
 	skipXFFAppend        bool
 	suppressEnvoyHeaders bool
 	connect              bool // accepts CONNECT (the HBONE terminator)
+	xfcc                 xfcc // forward_client_cert_details
 }
 
 // TCPProxy is a compiled tcp_proxy filter.
@@ -215,7 +216,11 @@ func compileHCM(m *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 	if err := checkFields(m, "stat_prefix", "codec_type", "rds", "route_config", "http_filters", "use_remote_address",
 		"normalize_path", "merge_slashes", "http2_protocol_options", "http_protocol_options", "upgrade_configs",
 		"generate_request_id", "preserve_external_request_id", "server_name", "stream_idle_timeout",
-		"skip_xff_append", "xff_num_trusted_hops"); err != nil {
+		"skip_xff_append", "xff_num_trusted_hops", "forward_client_cert_details", "set_current_client_cert_details"); err != nil {
+		return nil, err
+	}
+	x, err := compileXFCC(m)
+	if err != nil {
 		return nil, err
 	}
 	h := &HTTPManager{
@@ -223,6 +228,7 @@ func compileHCM(m *hcmv3.HttpConnectionManager) (*HTTPManager, error) {
 		generateRequestID: boolOr(m.GetGenerateRequestId(), true),
 		useRemoteAddress:  m.GetUseRemoteAddress().GetValue(),
 		skipXFFAppend:     m.GetSkipXffAppend(),
+		xfcc:              x,
 	}
 	for _, u := range m.GetUpgradeConfigs() {
 		if u.GetUpgradeType() != "CONNECT" {

@@ -422,7 +422,10 @@ func (s *Sidecar) authorize(peer spiffeid.ID, target netip.AddrPort, _ http.Head
 }
 
 func (s *Sidecar) serveStream(st *hbone.Stream) {
-	d := l7.Downstream{Listener: VirtualInbound, Peer: st.Peer.String(), Source: sourceOf(st), Destination: unmap(st.Target)}
+	d := l7.Downstream{Listener: VirtualInbound, Peer: st.Peer.String(), PeerCert: st.PeerCert, Source: sourceOf(st), Destination: unmap(st.Target)}
+	if svid, err := s.opts.SVID.GetX509SVID(); err == nil {
+		d.Local = svid.ID.String() // XFCC's By=
+	}
 	if err := s.proxy.Engine.ServeConn(st.Context(), st, d); err != nil {
 		s.opts.Logf("HBONE %s -> %s: %v", st.Peer, st.Target, err)
 	}
