@@ -18,7 +18,7 @@ CONFORMANCE_CLUSTER ?= meshlab-conf
 CONFORMANCE_REPORT  ?= $(CURDIR)/docs/conformance/meshlab-ambient-mesh-http-report.yaml
 export CGO_ENABLED := 0
 
-.PHONY: all build up down status test unit fidelity e2e conformance vet fmt clean istioctl
+.PHONY: all build up down status test unit fuzz fidelity e2e conformance vet fmt clean istioctl
 
 all: build
 
@@ -34,7 +34,7 @@ down: build
 status: build
 	$(BIN) status --name $(CLUSTER)
 
-test: vet istioctl unit fidelity e2e conformance
+test: vet istioctl unit fuzz fidelity e2e conformance
 
 # istioctl is not a dependency of meshlab's module: it is installed as a tool, outside the build.
 istioctl: $(ISTIOCTL)
@@ -48,6 +48,24 @@ vet:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# Every native Go fuzz target, each for FUZZTIME (Go fuzzes one target per `go test` run), from its committed
+# seeds; a crasher is written to the package's testdata/fuzz and fails the run. docs/fuzzing.md lists what
+# each target checks and a longer run's figures. Minimizing new inputs is capped (10 runs) so that the time
+# goes to fuzzing.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./dataplane/hbone:FuzzServer \
+	./dataplane/ztunnel/workloadxds:FuzzTranslate \
+	./dataplane/l7:FuzzBuild \
+	./internal/yamldoc:FuzzRead \
+	./controlplane/inject:FuzzWebhook \
+	./controlplane/render/tables:FuzzConfigDump
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x $$pkg; \
+	done
 
 # The fidelity module (fidelity/, its own go.mod so that meshlab never depends on Istio) renders fixtures with
 # Istio's generator and meshlab's and fails on any difference docs/fidelity.md does not list.

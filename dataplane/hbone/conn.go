@@ -75,12 +75,14 @@ type h2conn struct {
 	err            error // set once the connection failed; every stream fails with it
 	closed         chan struct{}
 	idle           *time.Timer // client: closes the connection after IdleTimeout without streams
+	health         *time.Timer // the keepalive (watchHealth); stopped when the connection fails
 	idleTimeout    time.Duration
 
 	peer       spiffeid.ID       // the verified identity at the other end
 	peerCert   *x509.Certificate // its leaf certificate (server side: for X-Forwarded-Client-Cert)
 	framesRead atomic.Uint64     // for the health check
 	onStream   func(*stream)     // server: called in a new goroutine for each stream the peer opens
+	handlers   sync.WaitGroup    // server: onStream calls still running
 	logf       func(string, ...any)
 }
 
@@ -148,7 +150,7 @@ func (c *h2conn) readPeerSettings() error {
 	}
 	sf, ok := f.(*http2.SettingsFrame)
 	if !ok || sf.IsAck() {
-		return fmt.Errorf("first HTTP/2 frame is %v, want SETTINGS", f.Header().Type)
+		return connError{http2.ErrCodeProtocol, fmt.Sprintf("first HTTP/2 frame is %v, want SETTINGS", f.Header().Type)}
 	}
 	return c.handle(sf)
 }
@@ -170,9 +172,8 @@ func (c *h2conn) readLoop() {
 				c.resetStream(se.StreamID, se.Code, fmt.Errorf("HTTP/2 stream error: %v", se))
 				continue
 			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				c.goAwayAndClose(http2.ErrCode(ce), fmt.Errorf("HTTP/2 protocol error from peer: %v", err))
+			if code, ok := connErrorCode(err); ok {
+				c.goAwayAndClose(code, fmt.Errorf("HTTP/2 protocol error from peer: %v", err))
 				return
 			}
 			if errors.Is(err, io.EOF) {
@@ -183,10 +184,9 @@ func (c *h2conn) readLoop() {
 		}
 		c.framesRead.Add(1)
 		if err := c.handle(f); err != nil {
-			code := http2.ErrCodeProtocol
-			var ce connError
-			if errors.As(err, &ce) {
-				code = ce.code
+			code, ok := connErrorCode(err)
+			if !ok {
+				code = http2.ErrCodeProtocol
 			}
 			c.goAwayAndClose(code, err)
 			return
@@ -309,6 +309,23 @@ func (c *h2conn) handleData(f *http2.DataFrame) error {
 	return nil
 }
 
+// connErrorCode says whether err, from reading or handling a frame, is an HTTP/2 connection error, and its
+// code for the GOAWAY. A frame above the advertised SETTINGS_MAX_FRAME_SIZE is one (FRAME_SIZE_ERROR, RFC
+// 9113 section 4.2), though the framer reports it as a plain error.
+func connErrorCode(err error) (http2.ErrCode, bool) {
+	var ce http2.ConnectionError
+	var own connError
+	switch {
+	case errors.As(err, &ce):
+		return http2.ErrCode(ce), true
+	case errors.As(err, &own):
+		return own.code, true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		return http2.ErrCodeFrameSize, true
+	}
+	return 0, false
+}
+
 // connError is a connection error: the connection ends with GOAWAY carrying code.
 type connError struct {
 	code http2.ErrCode
@@ -349,7 +366,11 @@ func (c *h2conn) handleHeaders(f *http2.MetaHeadersFrame) error {
 	s = c.newStreamLocked(id)
 	c.mu.Unlock()
 	s.headers(f)
-	go c.onStream(s)
+	c.handlers.Add(1)
+	go func() {
+		defer c.handlers.Done()
+		c.onStream(s)
+	}()
 	return nil
 }
 
@@ -694,6 +715,10 @@ func (c *h2conn) fail(err error) {
 	if c.idle != nil {
 		c.idle.Stop()
 	}
+	if c.health != nil {
+		// An armed keepalive would keep the connection and its buffers reachable for readIdleTimeout.
+		c.health.Stop()
+	}
 	c.windowCond.Broadcast()
 	close(c.closed)
 	c.mu.Unlock()
@@ -743,6 +768,11 @@ func (c *h2conn) watchHealth(every, timeout time.Duration) {
 	var seen uint64
 	var pinged bool
 	var t *time.Timer
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
 	t = time.AfterFunc(every, func() {
 		select {
 		case <-c.closed:
@@ -762,4 +792,5 @@ func (c *h2conn) watchHealth(every, timeout time.Duration) {
 			t.Reset(timeout)
 		}
 	})
+	c.health = t
 }

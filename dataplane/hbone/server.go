@@ -123,30 +123,43 @@ func (s *Server) ServeConn(c net.Conn) {
 		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
 		return
 	}
+	var leaf *x509.Certificate
+	if len(cs.PeerCertificates) > 0 {
+		leaf = cs.PeerCertificates[0]
+	}
+	s.serveH2(tc, peer, leaf, c.RemoteAddr(), timeout)
+}
+
+// serveH2 speaks HTTP/2 on an authenticated connection (tc, the TLS connection, whose peer is peer with
+// leaf certificate peerCert) from the client preface on, until the connection ends; streams are served in
+// their own goroutines, which may outlive it. It is split from ServeConn so that the fuzz test can drive it with raw bytes; it returns the
+// connection (nil if there was none) so that the test can wait for the stream handlers.
+func (s *Server) serveH2(tc net.Conn, peer spiffeid.ID, peerCert *x509.Certificate, remote net.Addr, timeout time.Duration) *h2conn {
 	br := bufio.NewReaderSize(tc, readBufferSize)
 	tc.SetReadDeadline(time.Now().Add(timeout))
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(br, preface); err != nil || string(preface) != http2.ClientPreface {
-		s.logf("HBONE connection from %s refused: no HTTP/2 client preface", c.RemoteAddr())
-		return
+		s.logf("HBONE connection from %s refused: no HTTP/2 client preface", remote)
+		return nil
 	}
 	hc := newH2Conn(tc, br, false)
 	hc.peer, hc.logf = peer, s.Logf
-	if len(cs.PeerCertificates) > 0 {
-		hc.peerCert = cs.PeerCertificates[0]
-	}
-	remote := c.RemoteAddr()
+	hc.peerCert = peerCert
 	hc.onStream = func(st *stream) { s.serveStream(hc, st, remote) }
 	if err := hc.writePreface(); err != nil {
-		return
+		return hc
 	}
 	if err := hc.readPeerSettings(); err != nil {
-		s.logf("HBONE connection from %s refused: %v", c.RemoteAddr(), err)
-		return
+		s.logf("HBONE connection from %s refused: %v", remote, err)
+		if code, ok := connErrorCode(err); ok {
+			hc.goAwayAndClose(code, err)
+		}
+		return hc
 	}
 	tc.SetReadDeadline(time.Time{})
 	hc.watchHealth(readIdleTimeout, pingTimeout)
-	hc.readLoop() // until the connection ends; streams are served in their own goroutines
+	hc.readLoop()
+	return hc
 }
 
 func (s *Server) track(c net.Conn, add bool) bool {
@@ -192,7 +205,7 @@ func (s *Server) logf(format string, args ...any) {
 func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
 	defer st.Close()
 	st.mu.Lock()
-	method, authority, protocol, header := st.method, st.authority, st.protocol, st.header
+	method, authority, protocol, header, truncated := st.method, st.authority, st.protocol, st.header, st.truncated
 	st.mu.Unlock()
 	refuse := func(code int, msg string, h http.Header) {
 		if h == nil {
@@ -209,6 +222,12 @@ func (s *Server) serveStream(hc *h2conn, st *stream, remote net.Addr) {
 	}
 	if protocol != "" {
 		refuse(http.StatusBadRequest, "HBONE accepts only plain HTTP/2 CONNECT", nil)
+		return
+	}
+	if truncated {
+		// The framer stopped keeping fields at the advertised limit: serving the rest would silently drop
+		// headers (Forwarded, Baggage) the client sent.
+		refuse(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("HBONE request headers exceed %d bytes", maxHeaderList), nil)
 		return
 	}
 	target, err := netip.ParseAddrPort(authority)

@@ -49,6 +49,7 @@ type stream struct {
 	method, authority string
 	protocol          string
 	header            http.Header
+	truncated         bool // server: the request's fields exceeded maxHeaderList and some were dropped
 
 	wmu    sync.Mutex // one writer at a time, so that concurrent Writes do not interleave their frames
 	readDL deadline
@@ -130,6 +131,7 @@ func (s *stream) headers(f *http2.MetaHeadersFrame) {
 		s.authority = f.PseudoValue("authority")
 		s.protocol = f.PseudoValue("protocol")
 		s.header = regularFields(f)
+		s.truncated = f.Truncated
 	}
 	s.mu.Unlock()
 	if f.StreamEnded() {
