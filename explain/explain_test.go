@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	"github.com/meshlab/meshlab/explain"
@@ -22,23 +21,10 @@ const (
 	gatewayPod  = "default/bookinfo-gateway-istio-5d9c7b8f6d-x2k4p"
 )
 
-// load builds a snapshot from bookinfo (modeltest's, as cli/render's tests use it) and more files, named
-// as modeltest fixtures or under testdata/.
+// load builds a snapshot from bookinfo and more files (modeltest fixtures, or this package's testdata).
 func load(t *testing.T, files ...string) *model.Snapshot {
 	t.Helper()
-	paths := []string{modeltest.Path(modeltest.Bookinfo)}
-	for _, f := range files {
-		if strings.HasPrefix(f, "testdata/") {
-			paths = append(paths, f)
-		} else {
-			paths = append(paths, modeltest.Path(f))
-		}
-	}
-	store, _, err := ingest.LoadFiles(paths...)
-	if err != nil {
-		t.Fatalf("LoadFiles() = %v", err)
-	}
-	return model.Build(store.Objects())
+	return modeltest.LoadBookinfoWith(t, files...)
 }
 
 type testCase struct {

@@ -63,6 +63,14 @@ func generatedWaypointRand(t *testing.T, snap *model.Snapshot, hook func(version
 		t.Cleanup(srv.Close)
 		backends[ep.IP] = srv.Listener.Addr().String()
 	}
+	return serveWaypoint(t, snap, netip.AddrPortFrom(netip.MustParseAddr(reviews.VIPs[0]), 9080), backends, rnd)
+}
+
+// serveWaypoint runs the reviews waypoint's generated config for snap in the L7 engine on a loopback
+// listener: each accepted connection is a tunnel to vip from productpage's identity; an upstream dial to a
+// pod address goes to backends[pod IP].
+func serveWaypoint(t *testing.T, snap *model.Snapshot, vip netip.AddrPort, backends map[string]string, rnd func() uint64) (addr string) {
+	t.Helper()
 	cfg, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +98,6 @@ func generatedWaypointRand(t *testing.T, snap *model.Snapshot, hook func(version
 	if err := e.Apply(l7.Config{Listeners: cfg.Listeners, Routes: cfg.Routes, Clusters: cfg.Clusters, Endpoints: cfg.Endpoints}); err != nil {
 		t.Fatalf("Apply(generated config) = %v", err)
 	}
-	vip := netip.AddrPortFrom(netip.MustParseAddr(reviews.VIPs[0]), 9080)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

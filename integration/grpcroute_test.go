@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
-	"github.com/meshlab/meshlab/dataplane/l7"
 )
 
 // grpcWaypoint runs the reviews waypoint's generated config in the L7 engine, as generatedWaypoint does,
@@ -64,54 +61,7 @@ func grpcWaypoint(t *testing.T, snap *model.Snapshot) (addr string) {
 		t.Cleanup(srv.Stop)
 		backends[ep.IP] = l.Addr().String()
 	}
-	cfg, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	e, err := l7.NewEngine(l7.Options{
-		Dial: func(ctx context.Context, ep *l7.Endpoint) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(ep.Address)
-			if err != nil {
-				return nil, err
-			}
-			mu.Lock()
-			to, ok := backends[host]
-			mu.Unlock()
-			if !ok {
-				return nil, &net.AddrError{Err: "no backend", Addr: ep.Address}
-			}
-			return (&net.Dialer{}).DialContext(ctx, "tcp", to)
-		},
-		Rand: func() uint64 { return 0 },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Apply(l7.Config{Listeners: cfg.Listeners, Routes: cfg.Routes, Clusters: cfg.Clusters, Endpoints: cfg.Endpoints}); err != nil {
-		t.Fatalf("Apply(generated config) = %v", err)
-	}
-	vip := netip.AddrPortFrom(netip.MustParseAddr(greeter.VIPs[0]), 9090)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				src := netip.MustParseAddrPort(c.RemoteAddr().String())
-				if err := e.ServeConn(context.Background(), c, l7.Downstream{Listener: "main_internal", Peer: "spiffe://cluster.local/ns/default/sa/bookinfo-productpage", Source: src, Destination: vip}); err != nil {
-					c.Close()
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); e.Close() })
-	return l.Addr().String()
+	return serveWaypoint(t, snap, netip.AddrPortFrom(netip.MustParseAddr(greeter.VIPs[0]), 9090), backends, func() uint64 { return 0 })
 }
 
 func first(v []string) string {

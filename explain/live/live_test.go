@@ -13,7 +13,6 @@ import (
 	"github.com/meshlab/meshlab/api/workloadapi/security"
 	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/diff"
-	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
 	cprender "github.com/meshlab/meshlab/controlplane/render"
@@ -29,21 +28,10 @@ const (
 	gatewayPod  = "default/bookinfo-gateway-istio-5d9c7b8f6d-x2k4p"
 )
 
+// load builds a snapshot from bookinfo and more files (modeltest fixtures, or this package's testdata).
 func load(t *testing.T, files ...string) *model.Snapshot {
 	t.Helper()
-	paths := []string{modeltest.Path(modeltest.Bookinfo)}
-	for _, f := range files {
-		if strings.HasPrefix(f, "../testdata/") {
-			paths = append(paths, f)
-		} else {
-			paths = append(paths, modeltest.Path(f))
-		}
-	}
-	store, _, err := ingest.LoadFiles(paths...)
-	if err != nil {
-		t.Fatalf("LoadFiles() = %v", err)
-	}
-	return model.Build(store.Objects())
+	return modeltest.LoadBookinfoWith(t, files...)
 }
 
 // rendered serves the dumps a proxy of snap would show: Envoy's /config_dump as `meshlab render` writes

@@ -5,6 +5,7 @@ package modeltest
 import (
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/meshlab/meshlab/controlplane/ingest"
@@ -60,6 +61,25 @@ func Load(t testing.TB, names ...string) *model.Snapshot {
 	paths := make([]string, len(names))
 	for i, n := range names {
 		paths[i] = Path(n)
+	}
+	store, _, err := ingest.LoadFiles(paths...)
+	if err != nil {
+		t.Fatalf("LoadFiles() = %v", err)
+	}
+	return model.Build(store.Objects())
+}
+
+// LoadBookinfoWith loads bookinfo and more files: fixture names (relative to Dir), or paths of the test's
+// own files when they start with "testdata/" or "../".
+func LoadBookinfoWith(t testing.TB, files ...string) *model.Snapshot {
+	t.Helper()
+	paths := []string{Path(Bookinfo)}
+	for _, f := range files {
+		if strings.HasPrefix(f, "testdata/") || strings.HasPrefix(f, "../") {
+			paths = append(paths, f)
+		} else {
+			paths = append(paths, Path(f))
+		}
 	}
 	store, _, err := ingest.LoadFiles(paths...)
 	if err != nil {
