@@ -3,8 +3,6 @@ package explain
 import (
 	"fmt"
 
-	"github.com/meshlab/meshlab/api/workloadapi"
-	"github.com/meshlab/meshlab/api/workloadapi/security"
 	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/xdsgen"
@@ -43,18 +41,7 @@ func (o Offline) Envoy(p model.Proxy) (l7.Config, error) {
 // Ztunnel generates the node's workload API resources as the control plane sends them and translates them
 // as ztunnel's xDS client does.
 func (o Offline) Ztunnel(node string) (ztunnel.Config, []string, error) {
-	workloads, services, policies := configgen.ZtunnelConfig(o.Snapshot, node)
-	addrs := map[string]*workloadapi.Address{}
-	for _, w := range workloads {
-		addrs[w.UID] = xdsgen.WorkloadAddress(w)
-	}
-	for _, s := range services {
-		addrs[s.Namespace+"/"+s.Hostname] = xdsgen.ServiceAddress(s)
-	}
-	authz := map[string]*security.Authorization{}
-	for _, p := range policies {
-		authz[p.Namespace+"/"+p.Name] = xdsgen.Authorization(p)
-	}
+	addrs, authz := xdsgen.ZtunnelResources(o.Snapshot, node)
 	cfg, warnings, err := workloadxds.Translate(addrs, authz)
 	if err != nil {
 		return ztunnel.Config{}, nil, fmt.Errorf("ztunnel %s: translating its config: %w", node, err)

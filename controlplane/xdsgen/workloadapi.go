@@ -1,14 +1,18 @@
 package xdsgen
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/meshlab/meshlab/api/workloadapi"
 	"github.com/meshlab/meshlab/api/workloadapi/security"
 	"github.com/meshlab/meshlab/controlplane/configgen"
+	"github.com/meshlab/meshlab/controlplane/model"
+	"github.com/meshlab/meshlab/controlplane/xds"
 )
 
 // The workload API conversion: generate's plain ztunnel structs become the protos ztunnel receives.
@@ -181,4 +185,36 @@ func Authorization(a configgen.ZtunnelAuthorization) *security.Authorization {
 		pa.Groups = append(pa.Groups, pg)
 	}
 	return pa
+}
+
+// ZtunnelResources is what the ztunnel on node receives over the workload API, keyed by resource name as
+// the server names them (xds.ResourceName): every workload's and service's Address, and the node's
+// Authorizations. Tools that replay a ztunnel's view (explain's offline source, its tests) read it, so they
+// see what the server sends.
+func ZtunnelResources(s *model.Snapshot, node string) (map[string]*workloadapi.Address, map[string]*security.Authorization) {
+	workloads, services, policies := configgen.ZtunnelConfig(s, node)
+	addrs := make(map[string]*workloadapi.Address, len(workloads)+len(services))
+	for _, w := range workloads {
+		a := WorkloadAddress(w)
+		addrs[mustName(a)] = a
+	}
+	for _, svc := range services {
+		a := ServiceAddress(svc)
+		addrs[mustName(a)] = a
+	}
+	authz := make(map[string]*security.Authorization, len(policies))
+	for _, p := range policies {
+		a := Authorization(p)
+		authz[mustName(a)] = a
+	}
+	return addrs, authz
+}
+
+// mustName names a resource this package built (never an empty Address).
+func mustName(m proto.Message) string {
+	name, err := xds.ResourceName(m)
+	if err != nil {
+		panic(fmt.Sprintf("naming a generated workload API resource: %v", err))
+	}
+	return name
 }

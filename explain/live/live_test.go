@@ -9,9 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshlab/meshlab/api/workloadapi"
-	"github.com/meshlab/meshlab/api/workloadapi/security"
-	"github.com/meshlab/meshlab/controlplane/configgen"
 	"github.com/meshlab/meshlab/controlplane/diff"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/model/modeltest"
@@ -71,18 +68,7 @@ func (r *rendered) Ztunnel(_ context.Context, node string) ([]byte, error) {
 	if r.fail[node] {
 		return nil, errors.New("connection refused")
 	}
-	workloads, services, policies := configgen.ZtunnelConfig(r.snap, node)
-	addrs := map[string]*workloadapi.Address{}
-	for _, w := range workloads {
-		addrs[w.UID] = xdsgen.WorkloadAddress(w)
-	}
-	for _, s := range services {
-		addrs[s.Namespace+"/"+s.Hostname] = xdsgen.ServiceAddress(s)
-	}
-	authz := map[string]*security.Authorization{}
-	for _, p := range policies {
-		authz[p.Namespace+"/"+p.Name] = xdsgen.Authorization(p)
-	}
+	addrs, authz := xdsgen.ZtunnelResources(r.snap, node)
 	return json.Marshal(configdump.Build(configdump.Sources{Node: node, Addresses: addrs, Authorizations: authz}))
 }
 
