@@ -15,6 +15,8 @@ import (
 
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cluster"
+	"github.com/meshlab/meshlab/controlplane/ingest"
+	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/internal/yamldoc"
 )
 
@@ -48,6 +50,24 @@ func Usagef(format string, args ...any) error {
 func IsUsage(err error) bool {
 	var u *UsageError
 	return errors.As(err, &u)
+}
+
+// LoadMesh reads the user's YAML files into a mesh snapshot, as the control plane would build it: the
+// loader's warnings and the model's problems are logged as warnings, and malformed or invalid input is a
+// BadInput error (exit 2).
+func LoadMesh(env Env, files []string) (*model.Snapshot, error) {
+	store, warnings, err := ingest.LoadFiles(files...)
+	for _, w := range warnings {
+		env.Logger.Warnf("%s", w)
+	}
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	snap := model.Build(store.Objects())
+	for _, p := range snap.Problems {
+		env.Logger.Warnf("%s", p)
+	}
+	return snap, nil
 }
 
 // BadInput classifies an error of reading the user's YAML: when the input itself is wrong (malformed,

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/controlplane/ingest"
-	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/explain"
 )
 
@@ -120,16 +118,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, rawURL string) 
 	if flags.from == "" {
 		return cliutil.Usagef("no source: give --from NAMESPACE/POD")
 	}
-	store, warnings, err := ingest.LoadFiles(flags.files...)
-	for _, w := range warnings {
-		env.Logger.Warnf("%s", w)
-	}
+	snap, err := cliutil.LoadMesh(env, flags.files)
 	if err != nil {
-		return cliutil.BadInput(err) // malformed or invalid input exits 2
-	}
-	snap := model.Build(store.Objects())
-	for _, p := range snap.Problems {
-		env.Logger.Warnf("%s", p)
+		return err
 	}
 	report, err := explain.Explain(explain.Offline{Snapshot: snap}, explain.Request{From: flags.from, URL: rawURL, Method: flags.method, Headers: headers})
 	if err != nil {

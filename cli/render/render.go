@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/controlplane/ingest"
 	"github.com/meshlab/meshlab/controlplane/model"
 	cprender "github.com/meshlab/meshlab/controlplane/render"
 )
@@ -67,16 +66,9 @@ func runE(env cliutil.Env, flags *flagpole) error {
 	if err != nil {
 		return cliutil.Usagef("%v", err)
 	}
-	store, warnings, err := ingest.LoadFiles(flags.files...)
-	for _, w := range warnings {
-		env.Logger.Warnf("%s", w)
-	}
+	snap, err := cliutil.LoadMesh(env, flags.files)
 	if err != nil {
-		return cliutil.BadInput(err) // malformed or invalid input exits 2
-	}
-	snap := model.Build(store.Objects())
-	for _, p := range snap.Problems {
-		env.Logger.Warnf("%s", p)
+		return err
 	}
 	out, err := cprender.Render(snap, proxy)
 	if err != nil {
