@@ -113,7 +113,7 @@ func (b *builder) attachToGateway(g *IngressGateway, gr gatewayRoute, ref gwv1.P
 	key, hr := gr.key, gr.route
 	attached := false
 	for _, l := range g.Object.Spec.Listeners {
-		hosts, ok := ListenerAttaches(g.Object, l, hr, ref)
+		hosts, ok := ListenerAttaches(g.Object, l, hr.Namespace, hr.Spec.Hostnames, ref)
 		if !ok || l.Protocol != gwv1.HTTPProtocolType {
 			continue
 		}
@@ -149,32 +149,33 @@ func (p *GatewayPort) virtualHost(hostname string) *GatewayVirtualHost {
 	return vh
 }
 
-// ListenerAttaches reports whether HTTPRoute hr, through its parentRef ref, attaches to listener l of
-// Gateway gw, and for which hostnames: the route's hostnames that the listener's hostname admits (or the
-// listener's, when narrower), "*" when neither names one. The gateway controller counts attachedRoutes
-// with it, and the model routes with it, so that status and config agree.
-func ListenerAttaches(gw *gwv1.Gateway, l gwv1.Listener, hr *gwv1.HTTPRoute, ref gwv1.ParentReference) ([]string, bool) {
+// ListenerAttaches reports whether a route (an HTTPRoute or a GRPCRoute: they attach alike) in namespace ns
+// with these hostnames, through its parentRef ref, attaches to listener l of Gateway gw, and for which
+// hostnames: the route's hostnames that the listener's hostname admits (or the listener's, when narrower),
+// "*" when neither names one. The gateway controller counts attachedRoutes with it, and the model routes
+// with it, so that status and config agree.
+func ListenerAttaches(gw *gwv1.Gateway, l gwv1.Listener, ns string, hostnames []gwv1.Hostname, ref gwv1.ParentReference) ([]string, bool) {
 	if ref.SectionName != nil && *ref.SectionName != l.Name {
 		return nil, false
 	}
 	if ref.Port != nil && *ref.Port != l.Port {
 		return nil, false
 	}
-	if !allowsNamespace(gw, l, hr.Namespace) {
+	if !allowsNamespace(gw, l, ns) {
 		return nil, false
 	}
 	listenerHost := ""
 	if l.Hostname != nil {
 		listenerHost = string(*l.Hostname)
 	}
-	if len(hr.Spec.Hostnames) == 0 {
+	if len(hostnames) == 0 {
 		if listenerHost == "" {
 			return []string{"*"}, true
 		}
 		return []string{listenerHost}, true
 	}
 	var out []string
-	for _, h := range hr.Spec.Hostnames {
+	for _, h := range hostnames {
 		if m := intersectHost(string(h), listenerHost); m != "" {
 			out = append(out, m)
 		}

@@ -92,7 +92,7 @@ func TestListenerAttaches(t *testing.T) {
 		{"port of another listener", gwv1.Listener{Name: "http", Port: 80}, route("gw"), gwv1.ParentReference{Port: ptr(gwv1.PortNumber(8080))}, "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hosts, ok := model.ListenerAttaches(gw, tc.listener, tc.route, tc.ref)
+			hosts, ok := model.ListenerAttaches(gw, tc.listener, tc.route.Namespace, tc.route.Spec.Hostnames, tc.ref)
 			got := strings.Join(hosts, ",")
 			if !ok {
 				got = "-"

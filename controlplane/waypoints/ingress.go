@@ -2,7 +2,6 @@ package waypoints
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -158,16 +157,21 @@ func (c *Controller) ingressStatus(gw *gwv1.Gateway) (metav1.Condition, []gwv1.G
 // ingressListeners are the listener statuses of an ingress Gateway: an HTTP listener is accepted and
 // counts its routes; any other protocol is not accepted (UnsupportedProtocol), as meshlab does not serve it.
 func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.ListenerStatus {
-	routes, _ := c.routes.List(labels.Everything())
-	grpcRoutes, _ := c.grpcRoutes.List(labels.Everything())
-	for _, gr := range grpcRoutes {
-		// Attachment reads only the parents and hostnames, which the two kinds share.
-		routes = append(routes, &gwv1.HTTPRoute{ObjectMeta: gr.ObjectMeta,
-			Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gr.Spec.CommonRouteSpec, Hostnames: gr.Spec.Hostnames}})
+	// Attachment reads a route's namespace, parents and hostnames, which HTTPRoutes and GRPCRoutes share.
+	type attachable struct {
+		ns        string
+		parents   []gwv1.ParentReference
+		hostnames []gwv1.Hostname
 	}
-	sort.Slice(routes, func(i, j int) bool {
-		return routes[i].Namespace+"/"+routes[i].Name < routes[j].Namespace+"/"+routes[j].Name
-	})
+	var routes []attachable
+	httpRoutes, _ := c.routes.List(labels.Everything())
+	for _, r := range httpRoutes {
+		routes = append(routes, attachable{r.Namespace, r.Spec.ParentRefs, r.Spec.Hostnames})
+	}
+	grpcRoutes, _ := c.grpcRoutes.List(labels.Everything())
+	for _, r := range grpcRoutes {
+		routes = append(routes, attachable{r.Namespace, r.Spec.ParentRefs, r.Spec.Hostnames})
+	}
 	var out []gwv1.ListenerStatus
 	for _, l := range gw.Spec.Listeners {
 		ls := gwv1.ListenerStatus{Name: l.Name, SupportedKinds: []gwv1.RouteGroupKind{}}
@@ -192,12 +196,12 @@ func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.
 			continue
 		}
 		ls.SupportedKinds = []gwv1.RouteGroupKind{{Group: ptr.To(gatewayAPIGroup), Kind: routeKindHTTPRoute}, {Group: ptr.To(gatewayAPIGroup), Kind: routeKindGRPCRoute}}
-		for _, hr := range routes {
-			for _, ref := range hr.Spec.ParentRefs {
-				if !refersTo(ref, hr.Namespace, gw) {
+		for _, r := range routes {
+			for _, ref := range r.parents {
+				if !refersTo(ref, r.ns, gw) {
 					continue
 				}
-				if _, ok := model.ListenerAttaches(gw, l, hr, ref); ok {
+				if _, ok := model.ListenerAttaches(gw, l, r.ns, r.hostnames, ref); ok {
 					ls.AttachedRoutes++
 					break
 				}
