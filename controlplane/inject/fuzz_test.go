@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	kjson "sigs.k8s.io/json"
 )
 
 // admissionReview is the body the API server posts for creating pod (as JSON) in namespace.
@@ -86,8 +87,10 @@ func FuzzWebhook(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec, out := post(t, body)
+		// Read the review as the API machinery does (field names case-sensitive, as the API server writes
+		// them): encoding/json would take "reqUest" for "request", a review no API server sends.
 		var in admissionv1.AdmissionReview
-		if json.Unmarshal(body, &in) != nil || in.Request == nil || in.Kind != "AdmissionReview" || in.APIVersion != "admission.k8s.io/v1" {
+		if kjson.UnmarshalCaseSensitivePreserveInts(body, &in) != nil || in.Request == nil || in.Kind != "AdmissionReview" || in.APIVersion != "admission.k8s.io/v1" {
 			return // not a review the API server would send: refused in whatever way the server likes
 		}
 		if out == nil || out.Response == nil {
