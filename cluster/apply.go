@@ -3,10 +3,13 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -38,11 +41,30 @@ func Apply(ctx context.Context, c client.Client, objs []client.Object) error {
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 		obj.SetManagedFields(nil)
 		obj.SetResourceVersion("")
-		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil { //nolint:staticcheck // typed SSA is what we want here
+		for {
+			err = c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership) //nolint:staticcheck // typed SSA is what we want here
+			if err == nil || !webhookUnreachable(err) {
+				break
+			}
+			// The API server could not call a webhook at all (its pod is starting, or the node's service
+			// routing is not back yet after a restart); a rejection by the webhook is not retried.
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("applying %s %s/%s: %w (still failing when the wait ended)", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+			case <-time.After(2 * time.Second):
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("applying %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// webhookUnreachable reports an API server error saying that calling an admission webhook failed, as
+// opposed to the webhook answering "denied".
+func webhookUnreachable(err error) bool {
+	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed calling webhook")
 }
 
 // Workload names a Deployment, DaemonSet, StatefulSet or Pod to wait for.

@@ -52,7 +52,8 @@ func TestMain(m *testing.M) {
 	// The lab comes from meshlabenv, the e2e-framework environment meshlab offers its users: Setup runs
 	// `meshlab up` (reusing a running lab), Finish `meshlab down` (kept with MESHLAB_KEEP=1). Every test in
 	// the package shares it.
-	opts := meshlabenv.Options{Name: clusterName, Binary: meshlabBin, Logger: log.NewWriter(os.Stderr, 1)}
+	// The cluster is the suite's own: one a Docker restart broke is made again rather than failing the run.
+	opts := meshlabenv.Options{Name: clusterName, Binary: meshlabBin, RecreateBroken: true, Logger: log.NewWriter(os.Stderr, 1)}
 	testenv = env.New()
 	testenv.Setup(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 		start := time.Now()

@@ -52,7 +52,15 @@ type UpOptions struct {
 	Ambient bool
 	// With are the user's own manifests (files or directories) applied after the mesh and bookinfo.
 	With []string
+	// RecreateBroken deletes and creates again an existing cluster whose nodes are stopped or whose API
+	// server does not become ready (a kind cluster often does not survive a Docker restart). Without it,
+	// such a cluster stops `up` with an error saying so: deleting a cluster is the user's decision.
+	RecreateBroken bool
 }
+
+// apiServerGrace is how long `up` waits for the API server of a cluster it reuses: long enough for one
+// whose node container has just started again, short enough to report a broken one soon.
+const apiServerGrace = 90 * time.Second
 
 // Result is what `up` reports when it is done.
 type Result struct {
@@ -130,17 +138,28 @@ func Up(ctx context.Context, opts UpOptions, logger log.Logger) (*Result, error)
 		return res, fmt.Errorf("%w: %v", ErrEnvironment, err)
 	}
 	if exists {
-		if err := step(fmt.Sprintf("Reusing kind cluster %q", opts.Name), func() error { return checkNodesRunning(ctx, c) }); err != nil {
+		err := step(fmt.Sprintf("Reusing kind cluster %q", opts.Name), func() error { return checkHealthy(ctx, c) })
+		switch {
+		case err != nil && opts.RecreateBroken:
+			logger.V(0)("cluster %q is broken (%v); deleting it to create it again (--recreate-broken)", opts.Name, err)
+			if err := step(fmt.Sprintf("Deleting broken kind cluster %q", opts.Name), c.Delete); err != nil {
+				return res, err
+			}
+			exists = false
+		case err != nil:
+			return res, fmt.Errorf("%w\nthe cluster exists but is broken (often after Docker restarted): run `meshlab down --name %s` and `up` again, or `up --recreate-broken`", err, opts.Name)
+		}
+	}
+	if !exists {
+		if err := step(fmt.Sprintf("Creating kind cluster %q", opts.Name), func() error {
+			return c.Create(cluster.CreateOptions{
+				NodeImage:           res.NodeImage,
+				Workers:             opts.Workers,
+				RestrictOOMScoreAdj: report.MissingSysResource,
+			})
+		}); err != nil {
 			return res, err
 		}
-	} else if err := step(fmt.Sprintf("Creating kind cluster %q", opts.Name), func() error {
-		return c.Create(cluster.CreateOptions{
-			NodeImage:           res.NodeImage,
-			Workers:             opts.Workers,
-			RestrictOOMScoreAdj: report.MissingSysResource,
-		})
-	}); err != nil {
-		return res, err
 	}
 
 	if err := step("Loading the meshlab image into the nodes", func() error {
@@ -346,18 +365,30 @@ func packSelf() (ref, tarPath string, err error) {
 	return tag.String(), tarPath, nil
 }
 
+// checkHealthy is what reusing a cluster needs: every node container running and the API server ready.
+func checkHealthy(ctx context.Context, c *cluster.Cluster) error {
+	if err := checkNodesRunning(ctx, c); err != nil {
+		return err
+	}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	return cluster.WaitAPIServerReady(ctx, cfg, c.Name, apiServerGrace)
+}
+
 func checkNodesRunning(ctx context.Context, c *cluster.Cluster) error {
 	ns, err := c.Nodes()
 	if err != nil {
 		return err
 	}
 	if len(ns) == 0 {
-		return fmt.Errorf("cluster %q has no nodes: run `meshlab down --name %s` and `up` again", c.Name, c.Name)
+		return fmt.Errorf("%w: cluster %q has no nodes", ErrEnvironment, c.Name)
 	}
 	for _, n := range ns {
 		out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Running}}", n.String()).Output()
 		if err != nil || strings.TrimSpace(string(out)) != "true" {
-			return fmt.Errorf("node %s of cluster %q is not running: start it with `docker start %s`, or run `meshlab down` and `up` again", n, c.Name, n)
+			return fmt.Errorf("%w: node %s of cluster %q is not running (`docker start %s` may bring it back)", ErrEnvironment, n, c.Name, n)
 		}
 	}
 	return nil

@@ -51,6 +51,9 @@ type Options struct {
 	Kubeconfig string
 	Wait       time.Duration // how long `up` waits for readiness (default 10m)
 	Workers    int
+	// RecreateBroken deletes and creates again a cluster of this name that exists but is broken (nodes
+	// stopped, API server not ready), as `up --recreate-broken`: right for a test suite's own cluster.
+	RecreateBroken bool
 	// Keep leaves the cluster running after Finish (also with MESHLAB_KEEP=1): a second run reuses it.
 	Keep bool
 	// Logger receives progress (default: stderr, verbosity 0).
@@ -148,10 +151,14 @@ func (p *Provider) WithOpts(opts ...support.ClusterOpts) support.E2EClusterProvi
 func (p *Provider) Create(ctx context.Context, _ ...string) (string, error) {
 	o := p.opts
 	if o.Binary != "" {
-		if err := p.meshlab(ctx, "up", "--offline", "--wait", o.Wait.String(), "--workers", fmt.Sprint(o.Workers)); err != nil {
+		args := []string{"up", "--offline", "--wait", o.Wait.String(), "--workers", fmt.Sprint(o.Workers)}
+		if o.RecreateBroken {
+			args = append(args, "--recreate-broken")
+		}
+		if err := p.meshlab(ctx, args...); err != nil {
 			return "", err
 		}
-	} else if _, err := lifecycle.Up(ctx, lifecycle.UpOptions{Name: o.Name, Offline: true, Workers: o.Workers, Wait: o.Wait, Ambient: true}, o.Logger); err != nil {
+	} else if _, err := lifecycle.Up(ctx, lifecycle.UpOptions{Name: o.Name, Offline: true, Workers: o.Workers, Wait: o.Wait, Ambient: true, RecreateBroken: o.RecreateBroken}, o.Logger); err != nil {
 		return "", fmt.Errorf("meshlab up: %w", err)
 	}
 	return p.writeKubeconfig()

@@ -22,6 +22,7 @@ type flagpole struct {
 	Wait      time.Duration
 	Ambient   bool
 	With      []string
+	Recreate  bool
 }
 
 // NewCommand returns the up command.
@@ -40,7 +41,11 @@ built offline once (meshlab node-image build) and cached.
 server-side apply, and waits for their Deployments, StatefulSets, DaemonSets and Pods like bookinfo's. All
 of them are checked first (malformed YAML, kinds the API server lacks, objects it rejects): any problem
 stops up with exit 2 before one of them is applied. Load their images first with meshlab load; meshlab's
-own image is in every node as meshlab.local/meshlab:lab (see meshlab echo manifest).`,
+own image is in every node as meshlab.local/meshlab:lab (see meshlab echo manifest).
+
+A cluster up reuses must have its nodes running and its API server ready within 90s; a kind cluster often
+does not survive a Docker restart, and a broken one stops up with exit 2 and says so. --recreate-broken
+deletes such a cluster and creates it again (what you deployed in it is lost; a healthy one is kept).`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runE(cmd, env, flags) },
 	}
@@ -49,6 +54,7 @@ own image is in every node as meshlab.local/meshlab:lab (see meshlab echo manife
 	cmd.Flags().IntVar(&flags.Workers, "workers", 0, "number of worker nodes besides the control plane")
 	cmd.Flags().DurationVar(&flags.Wait, "wait", 5*time.Minute, "how long to wait for the lab to become ready")
 	cmd.Flags().StringArrayVar(&flags.With, "with", nil, "your own manifests (a file or a directory of them; repeatable) to apply after the mesh and wait for")
+	cmd.Flags().BoolVar(&flags.Recreate, "recreate-broken", false, "delete and create again a cluster of this --name whose nodes are stopped or whose API server is not ready")
 	cmd.Flags().BoolVar(&flags.Ambient, "ambient", true, "enrol the bookinfo namespace in the ambient mesh (istio.io/dataplane-mode=ambient)")
 	return cmd
 }
@@ -58,14 +64,15 @@ func runE(cmd *cobra.Command, env cliutil.Env, flags *flagpole) error {
 		return cliutil.Usagef("--workers must be 0 or more, got %d", flags.Workers)
 	}
 	res, err := lifecycle.Up(cmd.Context(), lifecycle.UpOptions{
-		Name:       env.Globals.Name,
-		Kubeconfig: env.Globals.Kubeconfig,
-		NodeImage:  flags.NodeImage,
-		Offline:    flags.Offline,
-		Workers:    flags.Workers,
-		Wait:       flags.Wait,
-		Ambient:    flags.Ambient,
-		With:       flags.With,
+		Name:           env.Globals.Name,
+		Kubeconfig:     env.Globals.Kubeconfig,
+		NodeImage:      flags.NodeImage,
+		Offline:        flags.Offline,
+		Workers:        flags.Workers,
+		Wait:           flags.Wait,
+		Ambient:        flags.Ambient,
+		With:           flags.With,
+		RecreateBroken: flags.Recreate,
 	}, env.Logger)
 	if err != nil {
 		if errors.Is(err, apps.ErrInput) {
