@@ -44,6 +44,18 @@ type Status interface {
 	Step(step string, fn func() error) error
 }
 
+// Progresser is a Status that can also say how far the running step has got ("412 of 2143 packages").
+type Progresser interface {
+	Progress(detail string)
+}
+
+// Progress reports detail on the running step of s, when s can show it; a Status that cannot ignores it.
+func Progress(s Status, detail string) {
+	if p, ok := s.(Progresser); ok {
+		p.Progress(detail)
+	}
+}
+
 // StatusProvider is a Logger that can show progress its own way (cli/ui's spinner on a terminal).
 type StatusProvider interface {
 	NewStatus() Status

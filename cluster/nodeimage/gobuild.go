@@ -63,8 +63,10 @@ type goModule struct {
 	ldflags  string
 }
 
-// build runs `go build` for the module unless every output already exists.
-func (m goModule) build(ctx context.Context, logf func(string, ...any)) (string, error) {
+// build runs `go build` for the module unless every output already exists. progress hears how far it is:
+// "N of M packages compiled", where M is every package the build depends on and N counts those `go build
+// -v` reports compiling (packages already in the Go build cache are not compiled, so N may end below M).
+func (m goModule) build(ctx context.Context, logf func(string, ...any), progress func(string)) (string, error) {
 	bin := filepath.Join(m.dir, "bin")
 	if m.built(bin) {
 		return bin, nil
@@ -80,17 +82,60 @@ func (m goModule) build(ctx context.Context, logf func(string, ...any)) (string,
 			return "", err
 		}
 	}
-	args := []string{"build", "-trimpath", "-ldflags", m.ldflags, "-o", bin + "/"}
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOOS=linux", "GOWORK=off")
+
+	// go list resolves (and downloads) the modules first, which is most of a first run's waiting.
+	progress("resolving modules")
+	list := exec.CommandContext(ctx, "go", append([]string{"list", "-deps"}, m.packages...)...)
+	list.Dir, list.Env = m.dir, env
+	deps, err := list.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		return "", fmt.Errorf("listing the packages of %s: %w\n%s", strings.Join(m.packages, " "), err, tail(stderr, 30))
+	}
+	total := strings.Count(string(deps), "\n")
+
+	args := []string{"build", "-v", "-trimpath", "-ldflags", m.ldflags, "-o", bin + "/"}
 	args = append(args, m.packages...)
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = m.dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOOS=linux", "GOWORK=off")
+	cmd.Dir, cmd.Env = m.dir, env
 	logf("go build %s (in %s)", strings.Join(m.packages, " "), m.dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building %s: %w\n%s", strings.Join(m.packages, " "), err, tail(string(out), 30))
+	counter := &compileCounter{total: total, progress: progress}
+	progress(counter.String())
+	cmd.Stdout, cmd.Stderr = counter, counter
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building %s: %w\n%s", strings.Join(m.packages, " "), err, tail(counter.output.String(), 30))
 	}
 	return bin, nil
+}
+
+// compileCounter reads `go build -v`: a line that is only an import path names a package being compiled;
+// anything else (compiler errors, "# pkg" headers) is kept for the error message.
+type compileCounter struct {
+	total, done int
+	partial     string
+	output      strings.Builder
+	progress    func(string)
+}
+
+func (c *compileCounter) Write(p []byte) (int, error) {
+	c.output.Write(p)
+	lines := strings.Split(c.partial+string(p), "\n")
+	c.partial = lines[len(lines)-1]
+	for _, l := range lines[:len(lines)-1] {
+		if l != "" && !strings.ContainsAny(l, " \t") && !strings.HasPrefix(l, "#") {
+			c.done++
+		}
+	}
+	c.progress(c.String())
+	return len(p), nil
+}
+
+func (c *compileCounter) String() string {
+	return fmt.Sprintf("%d of %d packages compiled", c.done, c.total)
 }
 
 func (m goModule) built(bin string) bool {

@@ -143,7 +143,7 @@ func Build(ctx context.Context, opts Options, steps log.Status, logf func(string
 			packages: prefixAll("k8s.io/kubernetes/cmd/", KubeBinaries),
 			outputs:  KubeBinaries,
 			ldflags:  kubeLDFlags(opts.KubeVersion),
-		}.build(ctx, logf)
+		}.build(ctx, logf, func(d string) { log.Progress(steps, d) })
 		for _, b := range KubeBinaries {
 			bins[b] = filepath.Join(kubeBin, b)
 		}
@@ -166,7 +166,8 @@ func Build(ctx context.Context, opts Options, steps log.Status, logf func(string
 				gomod: "module meshlab.local/pause\n\ngo 1.23\n"}},
 		} {
 			m.mod.ldflags = "-s -w"
-			bin, err := m.mod.build(ctx, logf)
+			log.Progress(steps, m.name)
+			bin, err := m.mod.build(ctx, logf, func(d string) { log.Progress(steps, m.name+": "+d) })
 			if err != nil {
 				return err
 			}
