@@ -150,7 +150,8 @@ waypoint proxies, the bookinfo sample and a sleep client, and checks mesh behavi
 	clusterName := cliutil.EnvOr(cluster.NameEnv, "meshlab")
 	pf.StringVar(&globals.Name, "name", clusterName, "kind cluster name (default $"+cluster.NameEnv+", else meshlab)")
 	pf.StringVar(&globals.Name, "cluster", clusterName, "kind cluster name (same as --name; use it with commands whose own --name means something else)")
-	pf.StringVar(&globals.Kubeconfig, "kubeconfig", "", "kubeconfig to use (default: the cluster's own, from kind)")
+	pf.StringVar(&globals.Kubeconfig, "kubeconfig", "", "kubeconfig to use, as kubectl's (default: the lab's kind cluster; with --context, $KUBECONFIG merged or ~/.kube/config)")
+	pf.StringVar(&globals.Context, "context", "", "kubeconfig context to use, as kubectl's (default: with --kubeconfig, kind-NAME if the file has it, else its current context)")
 
 	for _, sub := range commands(env) {
 		root.AddCommand(sub)

@@ -153,6 +153,11 @@ func (c *Cluster) Clients() (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewClients(cfg)
+}
+
+// NewClients returns the API clients meshlab uses for cfg.
+func NewClients(cfg *rest.Config) (*Clients, error) {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/bookinfo"
+	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/inject"
 	"github.com/meshlab/meshlab/log"
@@ -139,7 +140,7 @@ func TestSidecar(t *testing.T) {
 		t.Logf("reviews versions over 15 requests: %v", seen)
 
 		// The productpage sidecar's own config, read from its admin port through a port-forward.
-		env, err := scenarios.Connect(ctx, clusterName, "", log.Noop)
+		env, err := scenarios.Connect(ctx, cluster.Target{Name: clusterName}, log.Noop)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,9 +54,16 @@ func (c *commands) argv(name string, args []string) []string {
 		if c.cfg.Kubeconfig != "" {
 			pre = append(pre, "--kubeconfig", c.cfg.Kubeconfig)
 		}
+		if c.cfg.KubeContext != "" {
+			pre = append(pre, "--context", c.cfg.KubeContext)
+		}
 		return append(pre, args...)
 	case "kubectl":
-		pre := []string{c.kubectl, "--context", "kind-" + c.cfg.Name}
+		kubeContext := c.cfg.KubeContext
+		if kubeContext == "" {
+			kubeContext = "kind-" + c.cfg.Name
+		}
+		pre := []string{c.kubectl, "--context", kubeContext}
 		if c.cfg.Kubeconfig != "" {
 			pre = append(pre, "--kubeconfig", c.cfg.Kubeconfig)
 		}

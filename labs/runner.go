@@ -21,7 +21,9 @@ type Config struct {
 	Meshlab    string // the meshlab binary the `meshlab` command runs (the CLI: itself)
 	Name       string // kind cluster name; kubectl uses context kind-NAME
 	Kubeconfig string // explicit kubeconfig; empty: kind's default one
-	Kubectl    string // kubectl binary; empty: from PATH or meshlab's node-image cache
+	// KubeContext is the kubeconfig context (meshlab's --context) commands use; empty: kind-NAME.
+	KubeContext string
+	Kubectl     string // kubectl binary; empty: from PATH or meshlab's node-image cache
 
 	// Context stops the labs (an interrupt): the running command is killed, the lab fails, its cleanups
 	// still run, and no further lab starts. nil: never.

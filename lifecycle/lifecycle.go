@@ -419,22 +419,35 @@ type Status struct {
 	Ready      bool                     `json:"ready"`
 }
 
-// GetStatus reads the lab's state.
-func GetStatus(ctx context.Context, name, kubeconfig string, logger log.Logger) (*Status, error) {
-	st := &Status{Cluster: name}
-	c := cluster.New(name, kubeconfig, logger)
-	exists, err := c.Exists()
-	if err != nil {
-		return nil, err
+// GetStatus reads the lab's state, in the lab's kind cluster or in the cluster an explicit --kubeconfig or
+// --context names (there Exists means its API server answered).
+func GetStatus(ctx context.Context, target cluster.Target, logger log.Logger) (*Status, error) {
+	st := &Status{Cluster: target.Name}
+	var clients *cluster.Clients
+	if target.Explicit() {
+		st.Cluster = target.String()
+		cfg, err := target.RESTConfig(logger)
+		if err != nil {
+			return nil, err
+		}
+		if clients, err = cluster.NewClients(cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		c := cluster.New(target.Name, "", logger)
+		exists, err := c.Exists()
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return st, nil
+		}
+		if clients, err = c.Clients(); err != nil {
+			return nil, err
+		}
 	}
-	st.Exists = exists
-	if !exists {
-		return st, nil
-	}
-	clients, err := c.Clients()
-	if err != nil {
-		return nil, err
-	}
+	st.Exists = true
+	var err error
 	if st.Nodes, err = cluster.ListNodeStatus(ctx, clients.Client); err != nil {
 		return nil, fmt.Errorf("reading nodes: %w", err)
 	}

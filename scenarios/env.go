@@ -37,31 +37,39 @@ type Env struct {
 	Explain func(ctx context.Context, req Request) (string, error)
 }
 
-// Connect finds the lab's cluster and checks that its API server answers. With kubeconfig empty it reads
-// kind's own kubeconfig for the cluster; otherwise it uses context kind-<name> from that file (or the
-// file's current context when it has no such context).
-func Connect(ctx context.Context, name, kubeconfig string, logger log.Logger) (*Env, error) {
-	var cfg *rest.Config
-	if kubeconfig == "" {
-		if env, ok := fromKindContext(ctx, name); ok {
-			return env, nil
-		}
-		c := cluster.New(name, "", logger)
-		exists, err := c.Exists()
+// Connect finds the cluster target names and checks that its API server answers. For the lab (no
+// --kubeconfig or --context) it reads the context kind wrote for it, else kind's own kubeconfig; an
+// explicit target is resolved as kubectl resolves it (cluster.Target).
+func Connect(ctx context.Context, target cluster.Target, logger log.Logger) (*Env, error) {
+	name := target.Name
+	if target.Explicit() {
+		cfg, err := target.RESTConfig(logger)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
 		}
-		if !exists {
-			return nil, fmt.Errorf("%w: no kind cluster %q: run `meshlab up --name %s` first", ErrEnvironment, name, name)
+		env, err := newEnv(ctx, name, target.String(), cfg)
+		if err != nil {
+			return nil, err
 		}
-		if cfg, err = c.RESTConfig(); err != nil {
+		if env.Namespace, err = target.Namespace(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
 		}
-	} else {
-		var err error
-		if cfg, err = kubeconfigREST(kubeconfig, "kind-"+name); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
-		}
+		return env, nil
+	}
+	if env, ok := fromKindContext(ctx, name); ok {
+		return env, nil
+	}
+	c := cluster.New(name, "", logger)
+	exists, err := c.Exists()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("%w: no kind cluster %q: run `meshlab up --name %s` first", ErrEnvironment, name, name)
+	}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
 	}
 	return NewEnv(ctx, name, cfg)
 }
@@ -99,6 +107,11 @@ func fromKindContext(ctx context.Context, name string) (*Env, bool) {
 
 // NewEnv builds an Env from a client config and checks that the API server answers.
 func NewEnv(ctx context.Context, name string, cfg *rest.Config) (*Env, error) {
+	return newEnv(ctx, name, fmt.Sprintf("cluster %q", name), cfg)
+}
+
+// newEnv is NewEnv with what names the cluster in errors ("cluster \"meshlab\"", "context \"ci\"").
+func newEnv(ctx context.Context, name, what string, cfg *rest.Config) (*Env, error) {
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS < 50 {
 		cfg.QPS, cfg.Burst = 50, 100
@@ -108,29 +121,13 @@ func NewEnv(ctx context.Context, name string, cfg *rest.Config) (*Env, error) {
 		return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
 	}
 	if _, err := kc.Discovery().ServerVersion(); err != nil {
-		return nil, fmt.Errorf("%w: the API server of cluster %q does not answer: %v", ErrEnvironment, name, err)
+		return nil, fmt.Errorf("%w: the API server of %s does not answer: %v", ErrEnvironment, what, err)
 	}
 	cl, err := client.New(cfg, client.Options{Scheme: cluster.Scheme})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEnvironment, err)
 	}
 	return &Env{Cluster: name, Namespace: "default", Config: cfg, Kube: kc, Client: cl}, nil
-}
-
-func kubeconfigREST(path, context string) (*rest.Config, error) {
-	raw, err := clientcmd.LoadFromFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading kubeconfig %s: %w", path, err)
-	}
-	overrides := &clientcmd.ConfigOverrides{}
-	if _, ok := raw.Contexts[context]; ok {
-		overrides.CurrentContext = context
-	}
-	cfg, err := clientcmd.NewDefaultClientConfig(*raw, overrides).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	return cluster.MarkUnreachable(cfg, context), nil
 }
 
 // ControlPlaneDeployed reports whether the control plane's Deployment exists.

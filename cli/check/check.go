@@ -25,7 +25,7 @@ a port-forward, verified the way the API server verifies it), and that the valid
 with the CA root and denies an invalid VirtualService. Exit 0: all good; 1: problems, each with what to do.`,
 		Args: cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := scenarios.Connect(cmd.Context(), env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+			e, err := scenarios.Connect(cmd.Context(), env.Globals.Target(), env.Logger)
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshlab/meshlab/cli/ui"
 	"github.com/meshlab/meshlab/cluster"
@@ -23,7 +22,8 @@ import (
 // Globals are the persistent flags of the root command.
 type Globals struct {
 	Name       string // kind cluster name
-	Kubeconfig string // explicit kubeconfig path; empty means the cluster's own
+	Kubeconfig string // --kubeconfig; with Context empty too, the commands act on the lab's kind cluster
+	Context    string // --context of the kubeconfig (kubectl's rules: --kubeconfig, else $KUBECONFIG merged)
 	Verbosity  int
 	Quiet      bool
 }
@@ -134,15 +134,48 @@ func EnvOr(key, def string) string {
 	return def
 }
 
-// RESTConfig is the client configuration of the lab's cluster: from the global --kubeconfig when given,
-// else from kind's own kubeconfig for the cluster named by --name.
-func RESTConfig(env Env) (*rest.Config, error) {
-	if env.Globals.Kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", env.Globals.Kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("reading kubeconfig %s: %w", env.Globals.Kubeconfig, err)
-		}
-		return cluster.MarkUnreachable(cfg, env.Globals.Name), nil
+// Target is the cluster the global flags name: --kubeconfig/--context as kubectl resolves them, else the
+// lab's kind cluster (--name).
+func (g *Globals) Target() cluster.Target {
+	return cluster.Target{Name: g.Name, Kubeconfig: g.Kubeconfig, Context: g.Context}
+}
+
+// KubeContext is the context subprocesses (kubectl in a lab) must use to act on the cluster the global
+// flags name; empty for the lab, whose commands find it by name.
+func KubeContext(env Env) string {
+	t := Target(env)
+	if !t.Explicit() {
+		return ""
 	}
-	return cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
+	name, err := t.ContextName()
+	if err != nil {
+		return env.Globals.Context // the lab's connect step reports the kubeconfig's problem
+	}
+	return name
+}
+
+// Target is env.Globals.Target().
+func Target(env Env) cluster.Target { return env.Globals.Target() }
+
+// RESTConfig is the client configuration of the cluster the global flags name (see Target).
+func RESTConfig(env Env) (*rest.Config, error) {
+	return Target(env).RESTConfig(env.Logger)
+}
+
+// Clients connects to the cluster the global flags name.
+func Clients(env Env) (*cluster.Clients, error) {
+	cfg, err := RESTConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.NewClients(cfg)
+}
+
+// Namespace is a command's -n: the flag when given, else the context's namespace (kubectl's default), or
+// "default" in the lab.
+func Namespace(env Env, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	return Target(env).Namespace()
 }

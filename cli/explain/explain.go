@@ -79,7 +79,7 @@ they come from a file; so does a lab that cannot be reached.`,
 	}
 	cmd.Flags().StringArrayVarP(&flags.files, "filename", "f", nil, "YAML file or directory to read (repeatable); without it explain reads the running lab")
 	cmd.Flags().StringVar(&flags.from, "from", "", "source: NAMESPACE/POD; live also POD or deploy/NAME in -n NAMESPACE (default deploy/sleep)")
-	cmd.Flags().StringVarP(&flags.namespace, "namespace", "n", "default", "namespace of a live --from POD or deploy/NAME")
+	cmd.Flags().StringVarP(&flags.namespace, "namespace", "n", "", "namespace of a live --from POD or deploy/NAME (default: the context's, default in the lab)")
 	cmd.Flags().StringVarP(&flags.method, "request", "X", http.MethodGet, "HTTP method")
 	cmd.Flags().StringArrayVarP(&flags.headers, "header", "H", nil, "request header 'NAME: VALUE' (repeatable)")
 	cmd.Flags().StringVarP(&flags.output, "output", "o", "text", "output format: text or json")

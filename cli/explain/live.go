@@ -25,7 +25,7 @@ type observation struct {
 
 // runLive explains the request on the running lab, and with --observe sends it and compares.
 func runLive(ctx context.Context, env cliutil.Env, flags *flagpole, rawURL string, headers http.Header) error {
-	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+	lab, err := scenarios.Connect(ctx, env.Globals.Target(), env.Logger)
 	if err != nil {
 		return &cliutil.ExitError{Code: 2, Err: err}
 	}
@@ -123,7 +123,11 @@ func source(ctx context.Context, lab *scenarios.Env, flags *flagpole) (string, e
 		}
 		return from, nil // NAMESPACE/POD
 	}
-	t, err := labclient.ParseTarget(from, flags.namespace)
+	ns := flags.namespace
+	if ns == "" {
+		ns = lab.Namespace // the context's namespace (kubectl's default), "default" in the lab
+	}
+	t, err := labclient.ParseTarget(from, ns)
 	if err != nil {
 		return "", cliutil.Usagef("--from: %v", err)
 	}

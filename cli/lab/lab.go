@@ -28,7 +28,7 @@ import (
 // Seams for tests: the lab's readiness, the binary the labs run, and the runner.
 var (
 	getStatus = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*lifecycle.Status, error) {
-		return lifecycle.GetStatus(ctx, g.Name, g.Kubeconfig, logger)
+		return lifecycle.GetStatus(ctx, g.Target(), logger)
 	}
 	executable = os.Executable
 	runLabs    = labs.Run
@@ -208,7 +208,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 
 	if flags.step {
 		// Ctrl-C ends the learner's session at once: progress and cleanups are saved as they happen.
-		cfg := labs.Config{Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, Context: ctx,
+		cfg := labs.Config{Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, KubeContext: cliutil.KubeContext(env), Context: ctx,
 			Out: env.Streams.Out, Verbose: true}
 		return learn(env, cfg, list[0], flags)
 	}
@@ -217,7 +217,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, names []string)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := labs.Config{
-		Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, Context: ctx,
+		Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, KubeContext: cliutil.KubeContext(env), Context: ctx,
 		Out: env.Streams.Out, Verbose: env.Globals.Verbosity > 0, LabTimeout: flags.timeout,
 	}
 	results, err := runLabs(cfg, list)

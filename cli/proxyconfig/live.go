@@ -14,7 +14,7 @@ import (
 // liveGet is the seam tests replace: it returns a running proxy's admin answer at path (/config_dump,
 // /clusters?format=json).
 var liveGet = func(ctx context.Context, env cliutil.Env, target labclient.Target, path string) ([]byte, error) {
-	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+	lab, err := scenarios.Connect(ctx, env.Globals.Target(), env.Logger)
 	if err != nil {
 		return nil, &cliutil.ExitError{Code: 2, Err: err}
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/xds"
 )
@@ -223,9 +222,9 @@ func runInLab(ctx context.Context, env cliutil.Env, flags *flagpole) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, flags.timeout)
 	defer cancel()
-	clients, err := cluster.New(env.Globals.Name, env.Globals.Kubeconfig, env.Logger).Clients()
+	clients, err := cliutil.Clients(env)
 	if err != nil {
-		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reaching cluster %q: %w", env.Globals.Name, err)}
+		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reaching %s: %w", cliutil.Target(env), err)}
 	}
 	status, err := labclient.Syncz(ctx, clients.Kube)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 var (
 	registry = suite.Registry
 	connect  = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*scenarios.Env, error) {
-		env, err := scenarios.Connect(ctx, g.Name, g.Kubeconfig, logger)
+		env, err := scenarios.Connect(ctx, g.Target(), logger)
 		if err == nil {
 			env.Explain = live.Explainer(env.Config) // a failed traffic expectation shows `meshlab explain`
 		}

@@ -23,7 +23,7 @@ func NewCommand(env cliutil.Env) *cobra.Command {
 			if output != "table" && output != "json" {
 				return cliutil.Usagef("unknown output format %q (want table or json)", output)
 			}
-			st, err := lifecycle.GetStatus(cmd.Context(), env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+			st, err := lifecycle.GetStatus(cmd.Context(), env.Globals.Target(), env.Logger)
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ import (
 // Seams for tests: how the lab is reached and where the meshlab binary is.
 var (
 	connect = func(ctx context.Context, g *cliutil.Globals, logger *ui.Logger) (*scenarios.Env, error) {
-		env, err := scenarios.Connect(ctx, g.Name, g.Kubeconfig, logger)
+		env, err := scenarios.Connect(ctx, g.Target(), logger)
 		if err == nil {
 			env.Explain = live.Explainer(env.Config) // a failed traffic expectation shows `meshlab explain`
 		}
@@ -145,7 +145,7 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole, args []string) 
 			return &cliutil.ExitError{Code: scenarios.ExitEnvironment, Err: fmt.Errorf("finding the meshlab binary: %w", err)}
 		}
 		opts.Env = lab
-		opts.Lab = labs.Config{Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, Context: ctx}
+		opts.Lab = labs.Config{Meshlab: self, Name: env.Globals.Name, Kubeconfig: env.Globals.Kubeconfig, KubeContext: cliutil.KubeContext(env), Context: ctx}
 	}
 
 	rep := checks.Run(ctx, opts, files)

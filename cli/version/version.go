@@ -54,7 +54,7 @@ func remoteVersions(ctx context.Context, env cliutil.Env) (controlPlane, dataPla
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	lab, err := scenarios.Connect(ctx, env.Globals.Name, env.Globals.Kubeconfig, env.Logger)
+	lab, err := scenarios.Connect(ctx, env.Globals.Target(), env.Logger)
 	if err != nil {
 		return "", "", err
 	}

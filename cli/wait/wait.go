@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshlab/meshlab/cli/cliutil"
-	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/cluster/labclient"
 	"github.com/meshlab/meshlab/controlplane/model"
 	"github.com/meshlab/meshlab/controlplane/waypoints"
@@ -69,9 +68,9 @@ func runE(ctx context.Context, env cliutil.Env, flags *flagpole) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	clients, err := cluster.New(env.Globals.Name, env.Globals.Kubeconfig, env.Logger).Clients()
+	clients, err := cliutil.Clients(env)
 	if err != nil {
-		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reaching cluster %q: %w", env.Globals.Name, err)}
+		return &cliutil.ExitError{Code: 2, Err: fmt.Errorf("reaching %s: %w", cliutil.Target(env), err)}
 	}
 	required, err := gatewayProxies(ctx, clients.Kube)
 	if err != nil {

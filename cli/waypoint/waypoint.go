@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,35 +18,32 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshlab/meshlab/api/mesh"
 	"github.com/meshlab/meshlab/cli/cliutil"
 	"github.com/meshlab/meshlab/cli/waypoint/run"
-	"github.com/meshlab/meshlab/cluster"
 	"github.com/meshlab/meshlab/controlplane/kube"
 	"github.com/meshlab/meshlab/controlplane/model"
 )
 
 // NewClients connects to the cluster; tests replace it with fake clientsets.
 var NewClients = func(env cliutil.Env) (*kube.Clients, error) {
-	var cfg *rest.Config
-	var err error
-	switch path := env.Globals.Kubeconfig; {
-	case path != "":
-		cfg, err = clientcmd.BuildConfigFromFlags("", path)
-	case os.Getenv("KUBECONFIG") != "":
-		cfg, err = clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
-	default:
-		cfg, err = cluster.New(env.Globals.Name, "", env.Logger).RESTConfig()
-	}
+	cfg, err := cliutil.RESTConfig(env)
 	if err != nil {
 		return nil, err
 	}
-	return kube.NewClients(cluster.MarkUnreachable(cfg, env.Globals.Name))
+	return kube.NewClients(cfg)
+}
+
+// namespaceOf resolves -n: the flag, else the context's namespace (kubectl's default), else default.
+func namespaceOf(env cliutil.Env, flag string) (string, error) {
+	ns, err := cliutil.Namespace(env, flag)
+	if err != nil {
+		return "", &cliutil.ExitError{Code: 2, Err: err}
+	}
+	return ns, nil
 }
 
 // NewCommand returns `waypoint` with generate, apply, list, status, delete and run.
@@ -69,12 +65,17 @@ type gatewayFlags struct {
 }
 
 func (f *gatewayFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "default", "namespace of the waypoint")
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "namespace of the waypoint (default: the context's, default in the lab)")
 	cmd.Flags().StringVar(&f.name, "name", "waypoint", "name of the waypoint Gateway")
 	cmd.Flags().StringVar(&f.trafficType, "for", string(model.TrafficService), "traffic the waypoint handles: service, workload, all or none")
 }
 
-func (f *gatewayFlags) validate() error {
+func (f *gatewayFlags) validate(env cliutil.Env) error {
+	ns, err := namespaceOf(env, f.namespace)
+	if err != nil {
+		return err
+	}
+	f.namespace = ns
 	switch model.TrafficType(f.trafficType) {
 	case model.TrafficService, model.TrafficWorkload, model.TrafficAll, model.TrafficNone:
 	default:
@@ -123,7 +124,7 @@ func newGenerateCommand(env cliutil.Env) *cobra.Command {
 		Short: "Print the Gateway YAML of a waypoint",
 		Args:  cliutil.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := f.validate(); err != nil {
+			if err := f.validate(env); err != nil {
 				return err
 			}
 			b, err := YAML(Gateway(f.namespace, f.name, f.trafficType))
@@ -147,7 +148,7 @@ func newApplyCommand(env cliutil.Env) *cobra.Command {
 		Short: "Create or update a waypoint and wait until it is programmed",
 		Args:  cliutil.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.validate(); err != nil {
+			if err := f.validate(env); err != nil {
 				return err
 			}
 			ctx := commandContext(cmd)
@@ -250,6 +251,9 @@ func newListCommand(env cliutil.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if namespace, err = namespaceOf(env, namespace); err != nil {
+				return err
+			}
 			if all {
 				namespace = ""
 			}
@@ -264,7 +268,7 @@ func newListCommand(env cliutil.Env) *cobra.Command {
 			return WriteList(env.Streams.Out, gws, all)
 		},
 	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace to list")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace to list (default: the context's, default in the lab)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list waypoints in every namespace")
 	return cmd
 }
@@ -355,6 +359,9 @@ func newStatusCommand(env cliutil.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if namespace, err = namespaceOf(env, namespace); err != nil {
+				return err
+			}
 			if all {
 				namespace = ""
 			}
@@ -378,7 +385,7 @@ func newStatusCommand(env cliutil.Env) *cobra.Command {
 			return WriteStatus(env.Streams.Out, gws, all)
 		},
 	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the waypoints")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the waypoints (default: the context's, default in the lab)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "show waypoints in every namespace")
 	cmd.Flags().BoolVarP(&wait, "wait", "w", true, "wait until each waypoint is programmed")
 	cmd.Flags().DurationVar(&timeout, "waypoint-timeout", 90*time.Second, "how long to wait for each waypoint")
@@ -415,6 +422,9 @@ func newDeleteCommand(env cliutil.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if namespace, err = namespaceOf(env, namespace); err != nil {
+				return err
+			}
 			gws := c.Gateway.GatewayV1().Gateways(namespace)
 			names := args
 			if all {
@@ -444,7 +454,7 @@ func newDeleteCommand(env cliutil.Env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the waypoints")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the waypoints (default: the context's, default in the lab)")
 	cmd.Flags().BoolVar(&all, "all", false, "delete every waypoint of the namespace")
 	return cmd
 }
