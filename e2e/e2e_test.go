@@ -143,6 +143,25 @@ func TestWalkingSkeleton(t *testing.T) {
 		}
 	})
 
+	t.Run("status through --kubeconfig and --context", func(t *testing.T) {
+		// meshlabenv wrote the lab's kubeconfig (kind's, context kind-NAME); kubectl's rules read it.
+		kubeconfig := filepath.Join(os.TempDir(), "meshlabenv-"+clusterName+".kubeconfig")
+		out, err := meshlab(t, ctx, "status", "-o", "json", "--kubeconfig", kubeconfig, "--context", "kind-"+clusterName)
+		if err != nil {
+			t.Fatalf("meshlab status --kubeconfig --context: %v\n%s", err, out)
+		}
+		var st struct {
+			Cluster       string
+			Exists, Ready bool
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status JSON: %v\n%s", err, out)
+		}
+		if !st.Exists || !st.Ready || !strings.Contains(st.Cluster, `context "kind-`+clusterName+`"`) {
+			t.Errorf("status = %+v, want the ready lab, named by its context", st)
+		}
+	})
+
 	t.Run("sleep reaches productpage with reviews", func(t *testing.T) {
 		kc := kubectl(t)
 		// kube-proxy spreads requests over reviews v1 (no stars), v2 (black) and v3 (red). Over 30 requests
