@@ -208,6 +208,9 @@ func (t *T) converge(ctx context.Context, ref xds.SyncStatus, sets []ProxySet, m
 		now, err := t.Env.Syncz(ctx)
 		if err == nil {
 			last, lastErr = convergence(ref, now, sets, mode), nil
+			if last == nil {
+				last = []string{}
+			}
 			if len(last) == 0 {
 				t.Logf("converged (%s) in %s", describeSets(sets), time.Since(start).Round(time.Millisecond))
 				return nil
@@ -217,10 +220,7 @@ func (t *T) converge(ctx context.Context, ref xds.SyncStatus, sets []ProxySet, m
 		}
 		select {
 		case <-ctx.Done():
-			if lastErr != nil {
-				return fmt.Errorf("not converged after %s: %v", timeout, lastErr)
-			}
-			return fmt.Errorf("not converged after %s:\n%s", timeout, strings.Join(last, "\n"))
+			return notThereYet("converged", timeout, last, lastErr)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

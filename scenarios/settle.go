@@ -51,20 +51,31 @@ func Settle(ctx context.Context, syncz func(context.Context) (xds.SyncStatus, er
 				}
 			}
 			waiting = append(waiting, missing(now, required)...)
-			last = waiting
+			last = append([]string{}, waiting...)
 			if len(waiting) == 0 && time.Since(lastChange) >= quiet {
 				return lastChange.Sub(since), nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			if err != nil {
-				return 0, fmt.Errorf("not settled after %s: %v", timeout, err)
-			}
-			return 0, fmt.Errorf("not settled after %s:\n%s", timeout, strings.Join(last, "\n"))
+			return 0, notThereYet("settled", timeout, last, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// notThereYet is the error of a wait that ran out: what the last successful read of syncz showed was still
+// waiting, even when the very last read failed (under load the final request often dies with the
+// deadline; its error alone would hide what was not converged), and the read error when no read succeeded.
+// last is nil when no read succeeded.
+func notThereYet(what string, timeout time.Duration, last []string, lastErr error) error {
+	switch {
+	case last == nil:
+		return fmt.Errorf("not %s after %s: %v", what, timeout, lastErr)
+	case lastErr != nil:
+		return fmt.Errorf("not %s after %s (the last read of syncz failed: %v); the one before showed:\n%s", what, timeout, lastErr, strings.Join(last, "\n"))
+	}
+	return fmt.Errorf("not %s after %s:\n%s", what, timeout, strings.Join(last, "\n"))
 }
 
 // missing lists the required sets with no connected proxy.
