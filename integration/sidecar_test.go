@@ -82,8 +82,8 @@ func serveLoopbackApp(t *testing.T, name, addr string) {
 type pod struct {
 	sc     *sidecar.Sidecar
 	log    *syncBuf
-	events *syncBuf // the sidecar's Logf
-	dst atomic.Pointer[netip.AddrPort] // what the simulated capture reports
+	events *syncBuf                       // the sidecar's Logf
+	dst    atomic.Pointer[netip.AddrPort] // what the simulated capture reports
 }
 
 func startSidecar(t *testing.T, cp *servertest.ControlPlane, name, sa, ip string) *pod {
