@@ -80,9 +80,10 @@ func serveLoopbackApp(t *testing.T, name, addr string) {
 }
 
 type pod struct {
-	sc  *sidecar.Sidecar
-	log *syncBuf
-	dst atomic.Pointer[netip.AddrPort] // what the simulated capture reports
+	sc     *sidecar.Sidecar
+	log    *syncBuf
+	events *syncBuf                       // the sidecar's Logf
+	dst    atomic.Pointer[netip.AddrPort] // what the simulated capture reports
 }
 
 func startSidecar(t *testing.T, cp *servertest.ControlPlane, name, sa, ip string) *pod {
@@ -92,7 +93,7 @@ func startSidecar(t *testing.T, cp *servertest.ControlPlane, name, sa, ip string
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pod{log: &syncBuf{}}
+	p := &pod{log: &syncBuf{}, events: &syncBuf{}}
 	sc, err := sidecar.New(sidecar.Options{
 		XDSAddress: cp.PlainAddr, Namespace: "shop", Pod: name, IPs: []string{ip},
 		SVID: svid, Bundle: cp.CA.Bundle(),
@@ -105,7 +106,10 @@ func startSidecar(t *testing.T, cp *servertest.ControlPlane, name, sa, ip string
 			return netip.AddrPort{}, fmt.Errorf("no destination set")
 		},
 		AccessLog: p.log,
-		Logf:      t.Logf,
+		Logf: func(format string, args ...any) {
+			t.Logf(format, args...)
+			fmt.Fprintf(p.events, format+"\n", args...)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

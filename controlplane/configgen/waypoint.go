@@ -311,18 +311,24 @@ func (g *waypointGen) routes() []*routev3.RouteConfiguration {
 }
 
 // waypointEndpoint addresses a pod through connect_originate; the printed form is
-// envoy://connect_originate/IP:PORT.
+// envoy://connect_originate/IP:PORT. Its tunnel metadata names the HBONE server and, when the pod is known,
+// the identity it must present (tunnel.identity, the pod's SPIFFE ID), which the proxy checks exactly as
+// ztunnel checks the workload API's identity; Istio's Envoy only checks the trust domain there.
 func waypointEndpoint(ep model.Endpoint) *endpointv3.LbEndpoint {
 	dest := hostPort(ep.IP, ep.Port)
+	tunnel := map[string]*structpb.Value{
+		"destination": structpb.NewStringValue(dest),
+		"address":     structpb.NewStringValue(hostPort(ep.IP, mesh.HBONEPort)),
+	}
+	if ep.Workload != nil {
+		tunnel["identity"] = structpb.NewStringValue(ep.Workload.Identity())
+	}
 	return &endpointv3.LbEndpoint{
 		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: internalAddress(ListenerConnectOriginate, dest)}},
 		HealthStatus:   healthStatus(ep),
 		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			nameOriginalDst: {Fields: map[string]*structpb.Value{"local": structpb.NewStringValue(dest)}},
-			metadataTunnel: {Fields: map[string]*structpb.Value{
-				"destination": structpb.NewStringValue(dest),
-				"address":     structpb.NewStringValue(hostPort(ep.IP, mesh.HBONEPort)),
-			}},
+			metadataTunnel:  {Fields: tunnel},
 		}},
 		LoadBalancingWeight: wrapperspb.UInt32(1),
 	}

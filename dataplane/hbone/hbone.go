@@ -44,7 +44,7 @@ func ServerTLSConfig(svid x509svid.Source, bundle x509bundle.Source, authorize t
 
 // ClientTLSConfig is the TLS configuration for dialling an HBONE server: the client presents svid and
 // accepts only a server SVID that chains to bundle and satisfies authorize (typically
-// tlsconfig.AuthorizeID(destination or waypoint identity)).
+// AuthorizeIdentity(destination or waypoint identity)).
 func ClientTLSConfig(svid x509svid.Source, bundle x509bundle.Source, authorize tlsconfig.Authorizer) *tls.Config {
 	cfg := tlsconfig.MTLSClientConfig(svid, bundle, authorize)
 	cfg.MinVersion = tls.VersionTLS13

@@ -16,6 +16,8 @@ import (
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/meshlab/meshlab/api/mesh"
 )
 
@@ -35,7 +37,11 @@ type Endpoint struct {
 	InternalListener string
 	// TunnelAddress is the HBONE server "IP:PORT" for connect_originate endpoints.
 	TunnelAddress string
-	Healthy       bool
+	// Identity is the SPIFFE ID the HBONE server must present (the endpoint's metadata tunnel.identity: the
+	// destination workload's identity); empty when the control plane does not know it (original-destination
+	// clusters), and the proxy then checks the trust domain only.
+	Identity string
+	Healthy  bool
 	// BindAddress, if valid, is the source address to dial from (the cluster's upstream_bind_config,
 	// e.g. Istio's 127.0.0.6 for inbound passthrough).
 	BindAddress netip.Addr
@@ -336,6 +342,12 @@ func compileEndpoint(lb *endpointv3.LbEndpoint) (*Endpoint, error) {
 			}
 			ep.TunnelAddress = t
 		}
+		if id, ok := tunnel["identity"]; ok {
+			if _, err := spiffeid.FromString(id.GetStringValue()); err != nil {
+				return nil, fmt.Errorf("metadata tunnel.identity: %q is not a SPIFFE ID: %w", id.GetStringValue(), err)
+			}
+			ep.Identity = id.GetStringValue()
+		}
 	default:
 		return nil, fmt.Errorf("endpoint.address: unsupported address %T", a)
 	}
@@ -346,7 +358,7 @@ func compileEndpoint(lb *endpointv3.LbEndpoint) (*Endpoint, error) {
 func (c *Cluster) adopt(hosts []*Endpoint) {
 	c.Hosts, c.healthy = nil, nil
 	for _, h := range hosts {
-		cp := &Endpoint{Address: h.Address, InternalListener: h.InternalListener, TunnelAddress: h.TunnelAddress, Healthy: h.Healthy, BindAddress: c.BindAddress}
+		cp := &Endpoint{Address: h.Address, InternalListener: h.InternalListener, TunnelAddress: h.TunnelAddress, Identity: h.Identity, Healthy: h.Healthy, BindAddress: c.BindAddress}
 		c.Hosts = append(c.Hosts, cp)
 		if cp.Healthy {
 			c.healthy = append(c.healthy, cp)

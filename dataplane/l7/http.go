@@ -72,6 +72,7 @@ func (e *Engine) dialHTTP(ctx context.Context, _, addr string) (net.Conn, error)
 	c, err := e.opts.Dial(dctx, u.ep)
 	if err != nil {
 		e.metrics.upstreamCxFail.WithLabelValues(u.cluster.Name).Inc()
+		e.opts.Logf("cluster %s: dialling %s: %v", u.cluster.Name, u.ep, err)
 		return nil, &dialError{err}
 	}
 	e.metrics.upstreamCx.WithLabelValues(u.cluster.Name).Inc()

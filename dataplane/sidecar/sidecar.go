@@ -20,8 +20,9 @@
 // (ztunnel) — and a plain IP:PORT for pods outside the mesh, which are called in plaintext. So "a sidecar
 // calls an ambient pod", "an ambient pod calls a sidecar" (ztunnel sees injected pods as HBONE workloads)
 // and "a sidecar calls a sidecar" are one mechanism. The client checks that the server's certificate chains
-// to the mesh root and belongs to the trust domain; endpoints do not carry the destination's identity, so
-// it does not pin the exact service account (Istio's sidecars check the SANs their cluster lists).
+// to the mesh root and names exactly the destination workload's SPIFFE ID, which its endpoint carries
+// (metadata tunnel.identity); a pod with a valid certificate of another service account is refused
+// (docs/security.md).
 //
 // Delivery to the app: the inbound clusters are ORIGINAL_DST with source 127.0.0.6 (Istio's
 // InboundPassthroughBindAddress), so the proxy dials the original destination (the pod IP and port) from
@@ -38,7 +39,6 @@ package sidecar
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +54,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 
@@ -121,14 +120,12 @@ type Options struct {
 
 // Sidecar is a running sidecar proxy.
 type Sidecar struct {
-	proxy  *l7xds.Proxy
-	opts   Options
-	client *hbone.Client
-	reg    *prometheus.Registry
-	ips    []netip.Addr
-
-	tlsOnce sync.Once
-	tlsCfg  *tls.Config
+	proxy *l7xds.Proxy
+	opts  Options
+	// upstream opens the HBONE streams to connect_originate endpoints, checking each server's identity.
+	upstream *l7xds.Upstream
+	reg      *prometheus.Registry
+	ips      []netip.Addr
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -174,7 +171,7 @@ func New(opts Options) (*Sidecar, error) {
 		}
 		opts.TrustDomain = svid.ID.TrustDomain()
 	}
-	s := &Sidecar{opts: opts, reg: opts.Registry, client: &hbone.Client{}, listeners: map[string]net.Listener{}}
+	s := &Sidecar{opts: opts, reg: opts.Registry, listeners: map[string]net.Listener{}}
 	for _, ip := range opts.IPs {
 		a, err := netip.ParseAddr(ip)
 		if err != nil {
@@ -190,7 +187,9 @@ func New(opts Options) (*Sidecar, error) {
 	if len(s.ips) > 0 {
 		src = s.ips[0]
 	}
-	s.client.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) { return opts.Dial(ctx, src, addr) }
+	s.upstream = l7xds.NewUpstream(opts.SVID, opts.Bundle, opts.TrustDomain, func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return opts.Dial(ctx, src, addr)
+	})
 	var err error
 	s.proxy, err = l7xds.NewProxy(l7xds.ProxyOptions{
 		Engine: l7.Options{Dial: s.dialUpstream, Metrics: l7.NewMetrics(s.reg), AccessLog: opts.AccessLog, Logf: opts.Logf},
@@ -307,7 +306,7 @@ func (s *Sidecar) Close() error {
 	}
 	s.mu.Unlock()
 	s.proxy.Engine.Close()
-	s.client.Close()
+	s.upstream.Close()
 	s.wg.Wait()
 	s.conns.Wait()
 	return nil
@@ -457,18 +456,10 @@ func (s *Sidecar) dialUpstream(ctx context.Context, ep *l7.Endpoint) (net.Conn, 
 	case "":
 		return s.opts.Dial(ctx, ep.BindAddress, ep.Address)
 	case l7.ConnectOriginate:
-		return s.client.Connect(ctx, hbone.Request{ProxyAddr: ep.TunnelAddress, Target: ep.Address, TLS: s.upstreamTLS()})
+		// The server must present the endpoint's identity (l7xds.Upstream).
+		return s.upstream.Dial(ctx, ep)
 	}
 	return nil, fmt.Errorf("endpoint %s: unsupported internal listener %s", ep, ep.InternalListener)
-}
-
-// upstreamTLS is one config for every HBONE connection, so that they pool under the pod's identity; it
-// reads the SVID source at each handshake, so rotation needs no rebuild.
-func (s *Sidecar) upstreamTLS() *tls.Config {
-	s.tlsOnce.Do(func() {
-		s.tlsCfg = hbone.ClientTLSConfig(s.opts.SVID, s.opts.Bundle, tlsconfig.AuthorizeMemberOf(s.opts.TrustDomain))
-	})
-	return s.tlsCfg
 }
 
 func dialFrom(ctx context.Context, local netip.Addr, addr string) (net.Conn, error) {

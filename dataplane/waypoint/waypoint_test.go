@@ -102,6 +102,8 @@ type fixture struct {
 	admin    string
 	ca       *ca.CA
 	log      *syncBuf
+	events   *syncBuf // the waypoint's Logf
+	v1, v2   upstream
 	flaky    atomic.Int32
 	cfg      func() l7test.Config
 }
@@ -122,7 +124,7 @@ func newFixture(t testing.TB, hold ...string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ca: authority, log: &syncBuf{}}
+	f := &fixture{ca: authority, log: &syncBuf{}, events: &syncBuf{}}
 	handler := func(name string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/flaky" && f.flaky.Add(1) == 1 {
@@ -135,6 +137,7 @@ func newFixture(t testing.TB, hold ...string) *fixture {
 	}
 	v1 := startUpstream(t, authority, "v1", handler("v1"))
 	v2 := startUpstream(t, authority, "v2", handler("v2"))
+	f.v1, f.v2 = v1, v2
 
 	svc := l7test.Service{FQDN: reviewsFQDN, VIP: "10.96.0.10", Port: 9080}
 	all, c1, c2 := svc.Name(""), svc.Name("v1"), svc.Name("v2")
@@ -172,6 +175,7 @@ func newFixture(t testing.TB, hold ...string) *fixture {
 		SVID: wsvid, Bundle: authority.Bundle(),
 		AdminAddress: "127.0.0.1:0", HealthAddress: "off",
 		AccessLog: f.log, Rand: seed.Uint64,
+		Logf: func(format string, args ...any) { fmt.Fprintf(f.events, format+"\n", args...) },
 	}, HBONEAddress: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

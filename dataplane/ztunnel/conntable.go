@@ -105,7 +105,11 @@ func (t *connTable) list() []Connection {
 // access writes one line in the shape of Istio ztunnel's access log.
 func (t *connTable) access(c *tracked, errMsg string) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\tinfo\taccess\tconnection complete", t.now().UTC().Format("2006-01-02T15:04:05.000000Z"))
+	level := "info" // ztunnel logs a connection that failed at error level
+	if errMsg != "" {
+		level = "error"
+	}
+	fmt.Fprintf(&b, "%s\t%s\taccess\tconnection complete", t.now().UTC().Format("2006-01-02T15:04:05.000000Z"), level)
 	kv := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(&b, " %s=%q", k, v)

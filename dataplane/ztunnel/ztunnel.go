@@ -333,7 +333,9 @@ func (p *pod) clientTLS(ctx context.Context, z *Ztunnel, src spiffeid.ID, expect
 	if err != nil {
 		return nil, err
 	}
-	cfg := hbone.ClientTLSConfig(svid, z.opts.Bundle, tlsconfig.AuthorizeID(expect))
+	// The server must be exactly the workload (or waypoint) the workload API names for this destination:
+	// a valid mesh certificate of any other identity is refused, with ztunnel's SAN error.
+	cfg := hbone.ClientTLSConfig(svid, z.opts.Bundle, hbone.AuthorizeIdentity(expect))
 	p.tls[expect] = cfg
 	return cfg, nil
 }
@@ -397,6 +399,10 @@ func (z *Ztunnel) serveOutbound(p *pod, app net.Conn) {
 		upstream, err = capture.Dialer{NS: p.ns, Options: capture.SocketOptions{Mark: z.capt.ProxyMark}}.DialContext(ctx, "tcp4", rt.proxyAddr)
 	}
 	if err != nil {
+		var idErr *hbone.IdentityError
+		if errors.As(err, &idErr) {
+			z.opts.Logf("outbound %s -> %s via %s refused: %v", name(src), rt.target, rt.proxyAddr, idErr)
+		}
 		z.table.done(tc, err.Error())
 		return
 	}

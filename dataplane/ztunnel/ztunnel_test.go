@@ -57,6 +57,8 @@ type mesh struct {
 	zt0, zt1                *ztunnel.Ztunnel
 	log0, log1              *syncBuffer
 	vip                     netip.Addr
+	node1                   *netnstest.Node
+	cfg                     ztunnel.Config
 }
 
 const (
@@ -71,7 +73,7 @@ func newMesh(t *testing.T) *mesh {
 	m := &mesh{
 		sleep: n0.AddPod("sleep"), intruder: n0.AddPod("intruder"), legacy: n0.AddPod("legacy"),
 		httpbin: n1.AddPod("httpbin"), vip: netip.MustParseAddr("10.96.0.10"),
-		log0: &syncBuffer{}, log1: &syncBuffer{},
+		log0: &syncBuffer{}, log1: &syncBuffer{}, node1: n1,
 	}
 	var err error
 	if m.ca, err = ca.New(ca.WithTTL(time.Hour)); err != nil {
@@ -114,6 +116,7 @@ func newMesh(t *testing.T) *mesh {
 		})
 		return z
 	}
+	m.cfg = cfg
 	m.zt0, m.zt1 = newZ("worker", m.log0), newZ("worker2", m.log1)
 	ctx := context.Background()
 	for _, e := range []struct {

@@ -373,3 +373,19 @@ func Waypoint(svcs []Service, extraClusters []string, endpoints map[string][]str
 	}
 	return cfg
 }
+
+// WithIdentities sets tunnel.identity, the SPIFFE ID the HBONE server must present, on the connect_originate
+// endpoints of cfg whose destination ("IP:PORT") is a key of ids, as the control plane does for known pods.
+func WithIdentities(cfg Config, ids map[string]string) Config {
+	for _, cla := range cfg.Endpoints {
+		for _, lle := range cla.GetEndpoints() {
+			for _, lb := range lle.GetLbEndpoints() {
+				tunnel := lb.GetMetadata().GetFilterMetadata()["tunnel"]
+				if id, ok := ids[tunnel.GetFields()["destination"].GetStringValue()]; ok {
+					tunnel.Fields["identity"] = structpb.NewStringValue(id)
+				}
+			}
+		}
+	}
+	return cfg
+}
