@@ -23,7 +23,8 @@ func run(ctx context.Context, t *testing.T, f *fixtures, ref string, c component
 		t.Fatal(err)
 	}
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
-	testcontainers.CleanupContainer(t, ctr)
+	// No grace: the checks are over, and a stop must not cost seconds per container.
+	testcontainers.CleanupContainer(t, ctr, testcontainers.StopTimeout(0))
 	if err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}

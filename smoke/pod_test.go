@@ -135,8 +135,9 @@ func (p podContainer) request(t *testing.T, f *fixtures, ref, name string) (test
 		binds = append(binds, bind)
 	}
 	if sc.Privileged != nil && *sc.Privileged {
-		// Docker's --privileged fails on hosts whose capability bounding set lacks CAP_SYS_RESOURCE (this
-		// VM's; docs/offline-kind), so the smoke test grants the container's listed capabilities instead.
+		// Privileged would hand the container the host's devices, and Docker's --privileged fails where the
+		// capability bounding set lacks CAP_SYS_RESOURCE unless dockerd runs meshlab's runc shim (`meshlab
+		// host check`); the container's listed capabilities are what its process uses before the cluster.
 		t.Logf("%s: privileged in the cluster; here only its capabilities %v", c.Name, capNames(sc))
 	}
 	if p.pod.HostNetwork {
