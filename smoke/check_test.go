@@ -29,7 +29,8 @@ func run(ctx context.Context, t *testing.T, f *fixtures, ref string, c component
 		t.Fatalf("starting %s: %v", name, err)
 	}
 
-	deadline := time.Now().Add(startupTimeout)
+	started := time.Now()
+	deadline := started.Add(startupTimeout)
 	ok := false
 	var last string
 	for !ok && time.Now().Before(deadline) {
@@ -62,7 +63,7 @@ func run(ctx context.Context, t *testing.T, f *fixtures, ref string, c component
 			last = fmt.Sprintf("no %q in the output yet", c.want)
 		case runs:
 			// A process that fails at start has exited within a second or two.
-			ok = time.Since(deadline.Add(-startupTimeout)) > 2*time.Second
+			ok = time.Since(started) > 2*time.Second
 		}
 		if !ok {
 			time.Sleep(200 * time.Millisecond)
