@@ -18,7 +18,7 @@ CONFORMANCE_CLUSTER ?= meshlab-conf
 CONFORMANCE_REPORT  ?= $(CURDIR)/docs/conformance/meshlab-ambient-mesh-http-report.yaml
 export CGO_ENABLED := 0
 
-.PHONY: all build up down status test unit fuzz fidelity e2e conformance vet fmt clean istioctl
+.PHONY: all build up down status test unit fuzz fidelity smoke e2e conformance vet fmt clean istioctl
 
 all: build
 
@@ -34,7 +34,7 @@ down: build
 status: build
 	$(BIN) status --name $(CLUSTER)
 
-test: vet istioctl unit fuzz fidelity e2e conformance
+test: vet istioctl unit fuzz fidelity smoke e2e conformance
 
 # istioctl is not a dependency of meshlab's module: it is installed as a tool, outside the build.
 istioctl: $(ISTIOCTL)
@@ -45,6 +45,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	cd conformance && $(GO) vet ./...
+	cd smoke && $(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 ./...
@@ -71,6 +72,16 @@ fuzz:
 # Istio's generator and meshlab's and fails on any difference docs/fidelity.md does not list.
 fidelity:
 	cd fidelity && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The smoke test of meshlab's own image (smoke/, its own Go module: testcontainers-go) needs root and Docker: it
+# packs bin/meshlab as `up` does, loads the tarball into Docker (nothing is pulled; no Ryuk reaper) and starts
+# every component's container with the args, env, user and capabilities the cluster gives it. Seconds, so a
+# broken image fails before the e2e spends minutes on a cluster. Its containers are named meshlab-smoke-*.
+# On a fresh machine `host prepare` installs and starts Docker first, as `up` would.
+smoke: build
+	@$(BIN) host check >/dev/null 2>&1 || $(BIN) host prepare
+	cd smoke && MESHLAB_SMOKE=1 MESHLAB_BIN=$(abspath $(BIN)) TESTCONTAINERS_RYUK_DISABLED=true \
+		$(GO) test -count=1 -timeout 5m -parallel 8 -v .
 
 # The end-to-end run needs root (Docker, kind) and builds the node image offline the first time (cached after).
 e2e: build istioctl
