@@ -47,7 +47,7 @@ const (
 
 // StatusWriter reports a snapshot's problems on the objects they name:
 //
-//   - HTTPRoutes: a parent status per parentRef (Service, waypoint or ingress Gateway) with Accepted, and
+//   - HTTPRoutes, GRPCRoutes and TCPRoutes: a parent status per parentRef (Service, waypoint or ingress Gateway) with Accepted, and
 //     ResolvedRefs when a backend is missing;
 //   - waypoint and ingress Gateways: Accepted (Programmed and listeners are the gateway controller's);
 //   - VirtualServices, DestinationRules, AuthorizationPolicies, RequestAuthentications: a Warning event, and
@@ -132,6 +132,9 @@ func (w *StatusWriter) Sync(ctx context.Context, snap *model.Snapshot) {
 	for _, o := range w.store.List(ingest.KindGRPCRoute) {
 		w.grpcRoute(ctx, o.(*gwv1.GRPCRoute), problems)
 	}
+	for _, o := range w.store.List(ingest.KindTCPRoute) {
+		w.tcpRoute(ctx, o.(*gwv1.TCPRoute), problems)
+	}
 	for _, o := range w.store.List(ingest.KindGateway) {
 		w.gateway(ctx, o.(*gwv1.Gateway), problems)
 	}
@@ -170,7 +173,7 @@ func reference(key ingest.Key, obj ingest.Object) *corev1.ObjectReference {
 	switch key.Kind {
 	case ingest.KindEndpointSlice:
 		apiVersion = "discovery.k8s.io/v1"
-	case ingest.KindGateway, ingest.KindGatewayClass, ingest.KindHTTPRoute, ingest.KindGRPCRoute:
+	case ingest.KindGateway, ingest.KindGatewayClass, ingest.KindHTTPRoute, ingest.KindGRPCRoute, ingest.KindTCPRoute:
 		apiVersion = "gateway.networking.k8s.io/v1"
 	case ingest.KindVirtualService, ingest.KindDestinationRule:
 		apiVersion = "networking.istio.io/v1"
@@ -341,6 +344,14 @@ func (w *StatusWriter) grpcRoute(ctx context.Context, rt *gwv1.GRPCRoute, proble
 	key := ingest.Key{Kind: ingest.KindGRPCRoute, Namespace: rt.Namespace, Name: rt.Name}
 	writeRouteStatus(ctx, w, key, problems, rt, w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace),
 		func(r *gwv1.GRPCRoute) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus) {
+			return r.Spec.ParentRefs, &r.Status.Parents
+		})
+}
+
+func (w *StatusWriter) tcpRoute(ctx context.Context, rt *gwv1.TCPRoute, problems map[ingest.Key][]string) {
+	key := ingest.Key{Kind: ingest.KindTCPRoute, Namespace: rt.Namespace, Name: rt.Name}
+	writeRouteStatus(ctx, w, key, problems, rt, w.c.Gateway.GatewayV1().TCPRoutes(rt.Namespace),
+		func(r *gwv1.TCPRoute) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus) {
 			return r.Spec.ParentRefs, &r.Status.Parents
 		})
 }

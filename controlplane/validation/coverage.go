@@ -113,6 +113,10 @@ func grpc(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "GRPCRoute", Path: path, Name: name, Support: s, Note: note}
 }
 
+func tcp(path, name string, s Support, note string) FieldCoverage {
+	return FieldCoverage{Group: groupGatewayAPI, Kind: "TCPRoute", Path: path, Name: name, Support: s, Note: note}
+}
+
 func gw(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "Gateway", Path: path, Name: name, Support: s, Note: note}
 }
@@ -297,7 +301,7 @@ var Coverage = slices.Concat([]FieldCoverage{
 			return !isSet(m["jwks"]) && !isSet(m["jwksUri"])
 		}),
 	ra("spec.jwtRules[].timeout", "jwtRules.timeout", Warned, "it is ignored: the keys are inline and never fetched"),
-}, httpRouteRows(), grpcRouteRows(), []FieldCoverage{
+}, httpRouteRows(), grpcRouteRows(), tcpRouteRows(), []FieldCoverage{
 	// Gateway (Gateway API): waypoints (istio-waypoint) and ingress gateways (istio).
 	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
 	gw("spec.gatewayClassName", "gatewayClassName "+ingressClass, Implemented, ""),
@@ -349,6 +353,27 @@ func grpcRouteRows() []FieldCoverage {
 		grpc("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
 		grpc("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Implemented, ""),
 	}, sharedRouteRows(grpc)...)
+}
+
+// tcpRouteRows are TCPRoute's rows: mesh routing of a Service's TCP ports (model/tcproute.go), in waypoints
+// and sidecars. meshlab's ingress gateway serves no TCP listeners, so a Gateway parent is rejected.
+func tcpRouteRows() []FieldCoverage {
+	return []FieldCoverage{
+		tcp("spec.parentRefs[]", "parentRefs to a Service", Implemented, ""),
+		when(tcp("spec.parentRefs[]", "parentRefs to a Gateway", Rejected, "meshlab's ingress gateway serves no TCP listeners: no connections would be routed"),
+			func(_ map[string]any, v any) bool { return !serviceParent(v) }),
+		when(tcp("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rule would apply to every TCP port of the Service; use port"),
+			func(_ map[string]any, v any) bool {
+				m, _ := v.(map[string]any)
+				return serviceParent(v) && isSet(m["sectionName"])
+			}),
+		tcp("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
+		tcp("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
+		tcp("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
+		tcp("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
+		when(tcp("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend's share of connections would be closed"),
+			func(_ map[string]any, v any) bool { return !serviceRef(v) }),
+	}
 }
 
 // sharedRouteRows are the rows HTTPRoute and GRPCRoute share (the same fields, read by the same code),
@@ -465,7 +490,6 @@ var UnimplementedKinds = map[schema.GroupKind]bool{
 	{Group: groupNetworking, Kind: "ProxyConfig"}:                         true,
 	{Group: "telemetry.istio.io", Kind: "Telemetry"}:                      true,
 	{Group: "extensions.istio.io", Kind: "WasmPlugin"}:                    true,
-	{Group: groupGatewayAPI, Kind: "TCPRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "TLSRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "UDPRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "ReferenceGrant"}:                      true,

@@ -331,8 +331,22 @@ var coverageCases = []struct {
 		"rejected spec.rules[0].backendRefs[2].filters[1].extensionRef: meshlab does not implement GRPCRoute rules.backendRefs.filters ExtensionRef",
 		"warned spec.rules[0].sessionPersistence: meshlab does not implement GRPCRoute rules.sessionPersistence",
 	}},
-	{"TCPRoute", "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: s}\nspec: {}\n",
-		[]string{"warned meshlab does not implement TCPRoute"}},
+	{"TCPRoute", "apiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {name: r, namespace: ns}\n" + `spec:
+  parentRefs:
+  - {group: "", kind: Service, name: db, port: 5432}
+  - {group: "", kind: Service, name: db, sectionName: tcp}
+  - {name: bookinfo-gateway, sectionName: tcp}
+  rules:
+  - backendRefs:
+    - {name: db-v1, port: 5432, weight: 90}
+    - {group: example.com, kind: Backend, name: b}
+`, []string{
+		"rejected spec.parentRefs[1]: meshlab does not implement TCPRoute parentRefs.sectionName on a Service",
+		"rejected spec.parentRefs[2]: meshlab does not implement TCPRoute parentRefs to a Gateway",
+		"rejected spec.rules[0].backendRefs[1]: meshlab does not implement TCPRoute backendRefs other than Service",
+	}},
+	{"TLSRoute: a kind meshlab does not act on", "apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: s}\nspec: {}\n",
+		[]string{"warned meshlab does not implement TLSRoute"}},
 	{"a kind meshlab reads without a table (Service)", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n", nil},
 }
 
