@@ -41,6 +41,8 @@ func TestGolden(t *testing.T) {
 		{"waypoint-vs-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSFilters}, reviewsWaypoint},
 		{"waypoint-httproute-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters}, reviewsWaypoint},
 		{"waypoint-grpcroute.golden.json", []string{modeltest.Bookinfo, modeltest.GreeterGRPCRoute}, reviewsWaypoint},
+		{"waypoint-tcproute.golden.json", []string{modeltest.Bookinfo, modeltest.EchoTCPRoute}, reviewsWaypoint},
+		{"sidecar-productpage-tcproute.golden.json", []string{modeltest.Bookinfo, modeltest.EchoTCPRoute}, productpage},
 		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
 		{"waypoint-vs-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, reviewsWaypoint},
 		{"sidecar-productpage-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, productpage},
