@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -210,7 +211,8 @@ func conditionsEqual(a, b []metav1.Condition) bool {
 }
 
 // parentProblems keeps the route problems that concern parent ref: every problem not about a parentRef,
-// and those about this one (the model writes them as "parentRef KIND NAMESPACE/NAME...").
+// and those about this one (the model writes them as "parentRef KIND NAMESPACE/NAME...", and "... port N"
+// when about one port of it).
 func parentProblems(msgs []string, ref gwv1.ParentReference, ns string) []string {
 	kind := "Gateway"
 	if ref.Kind != nil {
@@ -222,6 +224,12 @@ func parentProblems(msgs []string, ref gwv1.ParentReference, ns string) []string
 	self := "parentRef " + kind + " " + ns + "/" + string(ref.Name)
 	var out []string
 	for _, m := range msgs {
+		// A problem about one port of the parent ("... port N ...") concerns a ref to that port or to all.
+		if rest, ok := strings.CutPrefix(m, self+" port "); ok && ref.Port != nil {
+			if n, _, _ := strings.Cut(rest, " "); n != strconv.Itoa(int(*ref.Port)) {
+				continue
+			}
+		}
 		if !strings.HasPrefix(m, "parentRef ") || strings.HasPrefix(m, self+" ") || strings.HasPrefix(m, self+":") {
 			out = append(out, m)
 		}
