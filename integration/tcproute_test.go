@@ -97,7 +97,8 @@ func lockedRand(seed uint64) func() uint64 {
 // TestGeneratedTCPRoute: real TCP connections to tcp-echo:9000 through the generated config, executed by
 // the L7 engine, split as the TCPRoute weighs its backends (80/20, a chi-square goodness-of-fit test at
 // alpha 0.001 over a sample sized for the smaller weight), and the weight-0 backend never gets one; bytes go
-// both ways. The waypoint serving tcp-echo and productpage's sidecar both route it. With every weight 0,
+// both ways. The waypoint serving tcp-echo and productpage's sidecar both route it, and an ingress gateway's
+// TCP listener routes its own TCPRoute (50/50). With every weight 0,
 // each connection is closed before reaching any backend (Gateway API: rejected), as with Istio's
 // zero-weight destination.
 func TestGeneratedTCPRoute(t *testing.T) {
@@ -135,6 +136,28 @@ func TestGeneratedTCPRoute(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("ingress", func(t *testing.T) {
+		snap := modeltest.Load(t, modeltest.Bookinfo, modeltest.EchoTCPRoute, modeltest.EchoTCPGateway)
+		if len(snap.Problems) != 0 {
+			t.Fatalf("Problems = %v", snap.Problems)
+		}
+		gw := model.Proxy{Kind: model.KindGateway, Namespace: "default", Name: "tcp-gateway"}
+		addr := serveProxy(t, snap, gw, configgen.GatewayListenerName(9000), netip.MustParseAddrPort("10.96.200.1:9000"), backends, lockedRand(seed))
+		weights := []float64{50, 50}
+		n := stats.SampleSize(weights, 50)
+		counts := map[string]int{}
+		for range n {
+			counts[tcpExchange(t, addr)]++
+		}
+		t.Logf("%d connections: %v", n, counts)
+		if counts["v1"]+counts["v2"] != n {
+			t.Fatalf("connections reached %v; want only v1 and v2", counts)
+		}
+		if err := stats.GoodnessOfFit([]int{counts["v1"], counts["v2"]}, weights, 0.001); err != nil {
+			t.Error(err)
+		}
+	})
 
 	t.Run("every weight 0", func(t *testing.T) {
 		data, err := os.ReadFile(modeltest.Path(modeltest.EchoTCPRoute))

@@ -40,8 +40,8 @@ var waypointTCPNames = tcpBackendNames{
 	zeroWeight: "inbound-vip|" + strconv.Itoa(zeroWeightPort) + "|http/" + zeroWeightSubset + "|" + zeroWeightHost,
 }
 
-// sidecarTCPNames are a sidecar's: outbound|PORT||FQDN.
-var sidecarTCPNames = tcpBackendNames{
+// outboundTCPNames are a sidecar's and an ingress gateway's: outbound|PORT||FQDN.
+var outboundTCPNames = tcpBackendNames{
 	service: func(svc *model.Service, port uint32) string { return OutboundName(svc, port, "") },
 	missing: func(host string, port uint32) string {
 		return "outbound|" + strconv.FormatUint(uint64(port), 10) + "||" + host
@@ -53,11 +53,16 @@ var sidecarTCPNames = tcpBackendNames{
 // as istiod builds it: one backend is its cluster, several are weighted clusters, none (every weight 0) is
 // the zero-weight destination.
 func serviceTCPProxy(snap *model.Snapshot, svc *model.Service, port uint32, statPrefix string, names tcpBackendNames) *listenerv3.Filter {
-	own := names.service(svc, port)
 	tr := snap.TCPRouteFor(svc, port)
 	if tr == nil {
-		return tcpProxy(statPrefix, own)
+		return tcpProxy(statPrefix, names.service(svc, port))
 	}
+	return routedTCPProxy(tr, port, statPrefix, names)
+}
+
+// routedTCPProxy is the tcp_proxy of a TCPRoute for connections to port (a service port, or an ingress
+// gateway's TCP listener).
+func routedTCPProxy(tr *model.TCPRoute, port uint32, statPrefix string, names tcpBackendNames) *listenerv3.Filter {
 	cluster := func(be model.TCPBackend) string {
 		p := be.PortFor(port)
 		switch {

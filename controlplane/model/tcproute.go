@@ -9,9 +9,10 @@ import (
 	"github.com/meshlab/meshlab/controlplane/ingest"
 )
 
-// TCPRoute routes the connections to one TCP port of a Service: a Gateway API TCPRoute whose parentRef is
-// the Service (GAMMA), as istiod converts it into a VirtualService tcp route for the mesh. Waypoints and
-// sidecars send each connection to one backend, picked by weight.
+// TCPRoute routes the connections to one TCP port of a Service (a Gateway API TCPRoute whose parentRef is the
+// Service: GAMMA) or of an ingress gateway (a TCP listener it attaches to), as istiod converts it into a
+// VirtualService tcp route. Waypoints, sidecars and the gateway send each connection to one backend, picked
+// by weight.
 type TCPRoute struct {
 	Source ingest.Key
 	// Backends share the connections by weight; backends of weight 0 are left out. Empty when every weight
@@ -61,10 +62,11 @@ func (s *Snapshot) TCPRouteSources(fqdn string) []ingest.Key {
 	return out
 }
 
-// buildTCPRoutes binds TCPRoutes to the Service ports they route. Oldest first: a port already routed by an
-// older TCPRoute keeps it (istiod takes the first VirtualService whose tcp route matches the port). A TCPRoute
-// applies only to ports that are not HTTP: istiod builds an HTTP port's waypoint and sidecar chains from HTTP
-// routes alone, so there it would have no effect, and meshlab says so.
+// buildTCPRoutes binds TCPRoutes to the Service ports and ingress gateway TCP listeners they route. Oldest
+// first: a port already routed by an older TCPRoute keeps it (istiod takes the first VirtualService whose tcp
+// route matches the port). In the mesh a TCPRoute applies only to ports that are not HTTP: istiod builds an
+// HTTP port's waypoint and sidecar chains from HTTP routes alone, so there it would have no effect, and
+// meshlab says so.
 func (b *builder) buildTCPRoutes() {
 	b.s.tcpRoutes = map[string]map[uint32]*TCPRoute{}
 	for _, tr := range byAge(b.objs.TCPRoutes) {
@@ -94,11 +96,11 @@ func (b *builder) bindTCPRoute(key ingest.Key, routeNS string, parent gwv1.Paren
 		ns = string(*parent.Namespace)
 	}
 	if !isServiceRef(parent.Group, &kind) {
-		if kind == "Gateway" && b.ingressGateway(parent, routeNS) != nil {
-			b.problem(key, "parentRef Gateway %s/%s: meshlab's ingress gateway serves no TCP listeners; no connections are routed through it", ns, parent.Name)
+		if g := b.ingressGateway(parent, routeNS); g != nil && kind == "Gateway" {
+			b.attachTCPToGateway(key, routeNS, g, parent, route)
 			return
 		}
-		b.problem(key, "parentRef %s %s/%s is not a Service; meshlab routes TCPRoutes only for Service parents (mesh routing)", kind, ns, parent.Name)
+		b.problem(key, "parentRef %s %s/%s is neither a Service nor a Gateway of class %s; meshlab does not route for it", kind, ns, parent.Name, IngressGatewayClass)
 		return
 	}
 	host := FQDN(string(parent.Name), ns)
@@ -141,6 +143,27 @@ func (b *builder) bindTCPRoute(key ingest.Key, routeNS string, parent gwv1.Paren
 			continue
 		}
 		byPort[port] = route
+	}
+}
+
+// attachTCPToGateway gives route the TCP ports of gateway g whose listeners accept it (sectionName, port,
+// allowedRoutes), unless an older TCPRoute has a port already (a TCP listener forwards to one route).
+func (b *builder) attachTCPToGateway(key ingest.Key, routeNS string, g *IngressGateway, parent gwv1.ParentReference, route *TCPRoute) {
+	attached := false
+	for _, l := range g.Object.Spec.Listeners {
+		port := g.Port(uint32(l.Port))
+		if _, ok := ListenerAttaches(g.Object, l, routeNS, nil, parent); !ok || l.Protocol != gwv1.TCPProtocolType || port == nil || !port.TCP {
+			continue
+		}
+		attached = true
+		if prev := port.TCPRoute; prev != nil && prev.Source != key {
+			b.problem(key, "parentRef Gateway %s/%s: listener %s is already routed by TCPRoute %s/%s; ignored for it", g.Namespace, g.Name, l.Name, prev.Source.Namespace, prev.Source.Name)
+			continue
+		}
+		port.TCPRoute = route
+	}
+	if !attached {
+		b.problem(key, "parentRef Gateway %s/%s: no TCP listener accepts the route (check sectionName, port and allowedRoutes)", g.Namespace, g.Name)
 	}
 }
 

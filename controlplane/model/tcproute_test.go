@@ -149,3 +149,49 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestTCPRouteIngress: a TCPRoute attached to an ingress Gateway's TCP listener routes that port of the
+// gateway; one naming the HTTP listener attaches nowhere and says so.
+func TestTCPRouteIngress(t *testing.T) {
+	snap := modeltest.Load(t, modeltest.Bookinfo, modeltest.EchoTCPRoute, modeltest.EchoTCPGateway)
+	if len(snap.Problems) != 0 {
+		t.Fatalf("Problems = %v", snap.Problems)
+	}
+	g := snap.IngressGateway("default", "tcp-gateway")
+	if g == nil {
+		t.Fatal("no ingress gateway tcp-gateway")
+	}
+	tcp, http := g.Port(9000), g.Port(80)
+	if tcp == nil || !tcp.TCP || tcp.TCPRoute == nil || http == nil || http.TCP || http.TCPRoute != nil {
+		t.Fatalf("ports 9000 %+v and 80 %+v: want 9000 TCP with the TCPRoute, 80 HTTP", tcp, http)
+	}
+	if got, want := tcpBackends(tcp.TCPRoute, 9000), "tcp-echo-v1:9000=50,tcp-echo-v2:9000=50"; got != want || tcp.TCPRoute.Source.Name != "tcp-echo-ingress" {
+		t.Errorf("TCPRoute %s: backends %s, want tcp-echo-ingress: %s", tcp.TCPRoute.Source.Name, got, want)
+	}
+	if src := g.Sources(); len(src) != 1 || src[0].Kind != ingest.KindTCPRoute {
+		t.Errorf("gateway sources %v, want the TCPRoute", src)
+	}
+
+	snap = modeltest.FromYAML(t, tcpServices, `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: mesh}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}, {name: tcp, port: 5432, protocol: TCP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: wrong-listener, namespace: mesh}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules: [{backendRefs: [{name: db-v1, port: 5432}]}]
+`)
+	if g := snap.IngressGateway("mesh", "gw"); g.Port(5432).TCPRoute != nil {
+		t.Error("the TCP listener got a route attached to the HTTP listener")
+	}
+	want := "TCPRoute/mesh/wrong-listener: parentRef Gateway mesh/gw: no TCP listener accepts the route (check sectionName, port and allowedRoutes)"
+	if len(snap.Problems) != 1 || snap.Problems[0].String() != want {
+		t.Errorf("Problems = %v, want %q", snap.Problems, want)
+	}
+}

@@ -306,11 +306,11 @@ var Coverage = slices.Concat([]FieldCoverage{
 	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
 	gw("spec.gatewayClassName", "gatewayClassName "+ingressClass, Implemented, ""),
 	gw("spec.listeners", "listeners (HBONE on 15008)", Implemented, ""),
-	gw("spec.listeners", "listeners (HTTP, on a Gateway of class istio)", Implemented, ""),
+	gw("spec.listeners", "listeners (HTTP and TCP, on a Gateway of class istio)", Implemented, ""),
 	when(gw("spec.gatewayClassName", "gatewayClassName other than "+waypointClass+" and "+ingressClass, Warned, "meshlab runs no other gateways; the Gateway has no effect"),
 		func(_ map[string]any, v any) bool { return v != waypointClass && v != ingressClass }),
-	when(gw("spec.listeners[].protocol", "listeners.protocol other than HTTP on a Gateway of class istio", Rejected, "the listener would not serve: meshlab's ingress gateway terminates no TLS and routes only HTTP"),
-		func(obj map[string]any, v any) bool { return isIngress(obj, v) && v != "HTTP" }),
+	when(gw("spec.listeners[].protocol", "listeners.protocol other than HTTP and TCP on a Gateway of class istio", Rejected, "the listener would not serve: meshlab's ingress gateway terminates no TLS and routes only HTTP and TCP"),
+		func(obj map[string]any, v any) bool { return isIngress(obj, v) && v != "HTTP" && v != "TCP" }),
 	when(gw("spec.listeners[].allowedRoutes.namespaces.selector", "listeners.allowedRoutes.namespaces selector", Warned, "a Selector admits only the Gateway's own namespace"), isIngress),
 	when(gw("spec.listeners[].allowedRoutes.kinds", "listeners.allowedRoutes.kinds", Warned, "HTTPRoutes and GRPCRoutes attach whatever it lists"), isIngress),
 	when(gw("spec.addresses", "addresses", Warned, "the gateway's address is its Service's"), isMeshlabGateway),
@@ -355,13 +355,12 @@ func grpcRouteRows() []FieldCoverage {
 	}, sharedRouteRows(grpc)...)
 }
 
-// tcpRouteRows are TCPRoute's rows: mesh routing of a Service's TCP ports (model/tcproute.go), in waypoints
-// and sidecars. meshlab's ingress gateway serves no TCP listeners, so a Gateway parent is rejected.
+// tcpRouteRows are TCPRoute's rows: routing of a Service's TCP ports in waypoints and sidecars, and of an
+// ingress gateway's TCP listeners (model/tcproute.go). A parentRef to any other Gateway is a problem the
+// model reports (status, render warning).
 func tcpRouteRows() []FieldCoverage {
 	return []FieldCoverage{
-		tcp("spec.parentRefs[]", "parentRefs to a Service", Implemented, ""),
-		when(tcp("spec.parentRefs[]", "parentRefs to a Gateway", Rejected, "meshlab's ingress gateway serves no TCP listeners: no connections would be routed"),
-			func(_ map[string]any, v any) bool { return !serviceParent(v) }),
+		tcp("spec.parentRefs[]", "parentRefs to a Service or a Gateway of class istio", Implemented, ""),
 		when(tcp("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rule would apply to every TCP port of the Service; use port"),
 			func(_ map[string]any, v any) bool {
 				m, _ := v.(map[string]any)
