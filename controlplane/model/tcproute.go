@@ -85,7 +85,8 @@ func (b *builder) buildTCPRoutes() {
 	}
 }
 
-// bindTCPRoute binds route to the ports of its parent Service, or reports why it cannot.
+// bindTCPRoute binds route to the TCP ports of its parent Service, or to the TCP listeners of its parent
+// ingress Gateway, or reports why it cannot.
 func (b *builder) bindTCPRoute(key ingest.Key, routeNS string, parent gwv1.ParentReference, route *TCPRoute) {
 	kind := gwv1.Kind("Gateway")
 	if parent.Kind != nil {
