@@ -96,7 +96,8 @@ func TestPredictionIsWhatTheEngineDoes(t *testing.T) {
 			if r.Result.Outcome == explain.OutcomeForwarded {
 				wantStatus = http.StatusOK
 			}
-			client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			// A TCP proxy picks its backend per connection: one request per connection there.
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: r.Proxy.TCP, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				return (&net.Dialer{}).DialContext(ctx, "tcp", l.Addr().String())
 			}}}
 			defer client.CloseIdleConnections()

@@ -75,6 +75,8 @@ var cases = []testCase{
 	{name: "grpcroute-method", files: []string{modeltest.GreeterGRPCRoute}, from: productpage, method: "POST",
 		url: "http://greeter:9090/grpc.health.v1.Health/Check", headers: http.Header{"Content-Type": {"application/grpc"}},
 		outcome: explain.OutcomeForwarded, reach: map[string]float64{"default/greeter-v1-5d8f7c6b9-abcde": 1}},
+	{name: "tcproute-80-20", files: []string{modeltest.EchoTCPRoute}, from: productpage, url: "http://tcp-echo:9000/",
+		outcome: explain.OutcomeForwarded, reach: map[string]float64{"default/tcp-echo-v1-6b7c8d9e0-aaaaa": 0.8, "default/tcp-echo-v2-6b7c8d9e0-bbbbb": 0.2}},
 }
 
 // TestExplainGolden predicts each case and compares the text tree with testdata/NAME.golden; it also

@@ -71,7 +71,14 @@ func generatedWaypointRand(t *testing.T, snap *model.Snapshot, hook func(version
 // pod address goes to backends[pod IP].
 func serveWaypoint(t *testing.T, snap *model.Snapshot, vip netip.AddrPort, backends map[string]string, rnd func() uint64) (addr string) {
 	t.Helper()
-	cfg, err := configgen.Envoy(snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"})
+	return serveProxy(t, snap, model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"}, "main_internal", vip, backends, rnd)
+}
+
+// serveProxy runs proxy's generated config in the L7 engine as serveWaypoint does, handing each connection
+// to the listener named as if it were addressed to vip.
+func serveProxy(t *testing.T, snap *model.Snapshot, proxy model.Proxy, listener string, vip netip.AddrPort, backends map[string]string, rnd func() uint64) (addr string) {
+	t.Helper()
+	cfg, err := configgen.Envoy(snap, proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +117,7 @@ func serveWaypoint(t *testing.T, snap *model.Snapshot, vip netip.AddrPort, backe
 			}
 			go func() {
 				src := netip.MustParseAddrPort(c.RemoteAddr().String())
-				if err := e.ServeConn(context.Background(), c, l7.Downstream{Listener: "main_internal", Peer: "spiffe://cluster.local/ns/default/sa/bookinfo-productpage", Source: src, Destination: vip}); err != nil {
+				if err := e.ServeConn(context.Background(), c, l7.Downstream{Listener: listener, Peer: "spiffe://cluster.local/ns/default/sa/bookinfo-productpage", Source: src, Destination: vip}); err != nil {
 					c.Close()
 				}
 			}()

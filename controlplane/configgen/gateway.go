@@ -25,7 +25,8 @@ func GatewayRouteName(port uint32) string { return "http." + strconv.FormatUint(
 
 // gatewayGen generates for an ingress gateway (a Gateway of class istio), as istiod does for a Gateway API
 // gateway: a listener per port whose connection manager takes route configuration http.PORT, a virtual
-// host per hostname of the attached HTTPRoutes, and, as Istio sends gateways by default, the
+// host per hostname of the attached HTTPRoutes (a TCP port's listener instead proxies to its TCPRoute's
+// backends), and, as Istio sends gateways by default, the
 // outbound|PORT|SUBSET|FQDN clusters of every service (a sidecar's outbound clusters).
 // Endpoints are reached as sidecars reach them: over HBONE (envoy://connect_originate/IP:PORT) for pods
 // that terminate it (ambient or injected), in plain text otherwise. Istio's gateway does the same for
@@ -47,6 +48,18 @@ func (g *gatewayGen) listeners() []*listenerv3.Listener {
 	// connect_originate carries requests to mesh pods over HBONE, as on a waypoint.
 	out := []*listenerv3.Listener{connectOriginateListener()}
 	for _, p := range g.gw.Ports {
+		if p.TCP {
+			if p.TCPRoute == nil {
+				continue // no route attached: nothing to serve, as istiod builds no listener for it
+			}
+			out = append(out, &listenerv3.Listener{
+				Name:             GatewayListenerName(p.Port),
+				Address:          socketAddress("0.0.0.0", p.Port),
+				TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+				FilterChains:     []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{routedTCPProxy(p.TCPRoute, p.Port, "outbound_"+GatewayListenerName(p.Port), outboundTCPNames)}}},
+			})
+			continue
+		}
 		m := hcmConfig("outbound_"+GatewayListenerName(p.Port), GatewayRouteName(p.Port), nil, routeFilters()...)
 		m.UseRemoteAddress = wrapperspb.Bool(true) // the gateway is the edge: the client is the peer
 		out = append(out, &listenerv3.Listener{
@@ -62,6 +75,9 @@ func (g *gatewayGen) listeners() []*listenerv3.Listener {
 func (g *gatewayGen) routes() []*routev3.RouteConfiguration {
 	var out []*routev3.RouteConfiguration
 	for _, p := range g.gw.Ports {
+		if p.TCP {
+			continue
+		}
 		rc := &routev3.RouteConfiguration{Name: GatewayRouteName(p.Port), ValidateClusters: wrapperspb.Bool(false)}
 		for _, vh := range p.VirtualHosts {
 			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{

@@ -27,6 +27,7 @@ var (
 	reviewsWaypoint = model.Proxy{Kind: model.KindWaypoint, Namespace: "default", Name: "reviews-waypoint"}
 	productpage     = model.Proxy{Kind: model.KindSidecar, Namespace: "default", Name: "productpage-v1-6b746f74dc-9stvs"}
 	bookinfoGateway = model.Proxy{Kind: model.KindGateway, Namespace: "default", Name: "bookinfo-gateway"}
+	tcpGateway      = model.Proxy{Kind: model.KindGateway, Namespace: "default", Name: "tcp-gateway"}
 )
 
 func TestGolden(t *testing.T) {
@@ -41,6 +42,9 @@ func TestGolden(t *testing.T) {
 		{"waypoint-vs-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSFilters}, reviewsWaypoint},
 		{"waypoint-httproute-filters.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsHTTPRouteFilters}, reviewsWaypoint},
 		{"waypoint-grpcroute.golden.json", []string{modeltest.Bookinfo, modeltest.GreeterGRPCRoute}, reviewsWaypoint},
+		{"waypoint-tcproute.golden.json", []string{modeltest.Bookinfo, modeltest.EchoTCPRoute}, reviewsWaypoint},
+		{"sidecar-productpage-tcproute.golden.json", []string{modeltest.Bookinfo, modeltest.EchoTCPRoute}, productpage},
+		{"gateway-tcproute.golden.json", []string{modeltest.Bookinfo, modeltest.EchoTCPRoute, modeltest.EchoTCPGateway}, tcpGateway},
 		{"waypoint-vs-mirror.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSMirror}, reviewsWaypoint},
 		{"waypoint-vs-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, reviewsWaypoint},
 		{"sidecar-productpage-cors.golden.json", []string{modeltest.Bookinfo, modeltest.ReviewsVSCORS}, productpage},

@@ -172,7 +172,7 @@ func (g *sidecarGen) outbound() *listenerv3.Listener {
 			if p.Protocol.IsHTTP() {
 				f = hcm("outbound_"+strconv.FormatUint(uint64(p.Port), 10)+"_"+svc.FQDN, strconv.FormatUint(uint64(p.Port), 10), nil, routeFilters()...)
 			} else {
-				f = tcpProxy(name, name)
+				f = serviceTCPProxy(g.snap, svc, p.Port, name, outboundTCPNames)
 			}
 			for _, vip := range svc.VIPs {
 				chains = append(chains, &listenerv3.FilterChain{

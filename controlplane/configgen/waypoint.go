@@ -172,7 +172,7 @@ func (g *waypointGen) mainInternal() *listenerv3.Listener {
 			if p.Protocol.IsHTTP() {
 				f = hcm(name, name, nil, g.httpFilters(svc)...)
 			} else {
-				f = tcpProxy(name, name)
+				f = serviceTCPProxy(g.snap, svc, p.Port, name, waypointTCPNames)
 			}
 			chains = append(chains, &listenerv3.FilterChain{Name: name, Filters: []*listenerv3.Filter{f}})
 		}

@@ -78,6 +78,10 @@ func newObject(apiVersion, kind string) Object {
 			if version == "v1" { // GRPCRoute was v1alpha2 before it went to v1 (Gateway API 1.1)
 				return &gwv1.GRPCRoute{}
 			}
+		case "TCPRoute":
+			if version == "v1" { // the only version Gateway API 1.5+ serves (v1alpha2 is no longer served)
+				return &gwv1.TCPRoute{}
+			}
 		}
 	case "networking.istio.io":
 		if version != "v1" && version != "v1beta1" && version != "v1alpha3" {

@@ -39,6 +39,7 @@ const (
 	KindGateway               Kind = "Gateway"
 	KindHTTPRoute             Kind = "HTTPRoute"
 	KindGRPCRoute             Kind = "GRPCRoute"
+	KindTCPRoute              Kind = "TCPRoute"
 	KindVirtualService        Kind = "VirtualService"
 	KindDestinationRule       Kind = "DestinationRule"
 	KindAuthorizationPolicy   Kind = "AuthorizationPolicy"
@@ -48,7 +49,7 @@ const (
 
 // Kinds lists every kind in a fixed order.
 var Kinds = []Kind{KindNamespace, KindService, KindPod, KindServiceAccount, KindEndpointSlice, KindGatewayClass,
-	KindGateway, KindHTTPRoute, KindGRPCRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindRequestAuthentication,
+	KindGateway, KindHTTPRoute, KindGRPCRoute, KindTCPRoute, KindVirtualService, KindDestinationRule, KindAuthorizationPolicy, KindRequestAuthentication,
 	KindPeerAuthentication}
 
 // Namespaced reports whether objects of kind k live in a namespace.
@@ -75,6 +76,8 @@ func KindOf(obj Object) (Kind, error) {
 		return KindHTTPRoute, nil
 	case *gwv1.GRPCRoute:
 		return KindGRPCRoute, nil
+	case *gwv1.TCPRoute:
+		return KindTCPRoute, nil
 	case *networkingv1.VirtualService:
 		return KindVirtualService, nil
 	case *networkingv1.DestinationRule:
@@ -263,6 +266,7 @@ type Objects struct {
 	Gateways               []*gwv1.Gateway
 	HTTPRoutes             []*gwv1.HTTPRoute
 	GRPCRoutes             []*gwv1.GRPCRoute
+	TCPRoutes              []*gwv1.TCPRoute
 	VirtualServices        []*networkingv1.VirtualService
 	DestinationRules       []*networkingv1.DestinationRule
 	AuthorizationPolicies  []*securityv1.AuthorizationPolicy
@@ -300,6 +304,8 @@ func (s *Store) Objects() Objects {
 			out.HTTPRoutes = append(out.HTTPRoutes, o)
 		case *gwv1.GRPCRoute:
 			out.GRPCRoutes = append(out.GRPCRoutes, o)
+		case *gwv1.TCPRoute:
+			out.TCPRoutes = append(out.TCPRoutes, o)
 		case *networkingv1.VirtualService:
 			out.VirtualServices = append(out.VirtualServices, o)
 		case *networkingv1.DestinationRule:

@@ -89,6 +89,7 @@ func NewInformers(c *Clients, store *ingest.Store, logf func(string, ...any)) *I
 		i.Gateway.Gateway().V1().Gateways().Informer(),
 		i.Gateway.Gateway().V1().HTTPRoutes().Informer(),
 		i.Gateway.Gateway().V1().GRPCRoutes().Informer(),
+		i.Gateway.Gateway().V1().TCPRoutes().Informer(),
 		i.Istio.Networking().V1().VirtualServices().Informer(),
 		i.Istio.Networking().V1().DestinationRules().Informer(),
 		i.Istio.Security().V1().AuthorizationPolicies().Informer(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -47,7 +48,7 @@ const (
 
 // StatusWriter reports a snapshot's problems on the objects they name:
 //
-//   - HTTPRoutes: a parent status per parentRef (Service, waypoint or ingress Gateway) with Accepted, and
+//   - HTTPRoutes, GRPCRoutes and TCPRoutes: a parent status per parentRef (Service, waypoint or ingress Gateway) with Accepted, and
 //     ResolvedRefs when a backend is missing;
 //   - waypoint and ingress Gateways: Accepted (Programmed and listeners are the gateway controller's);
 //   - VirtualServices, DestinationRules, AuthorizationPolicies, RequestAuthentications: a Warning event, and
@@ -132,6 +133,9 @@ func (w *StatusWriter) Sync(ctx context.Context, snap *model.Snapshot) {
 	for _, o := range w.store.List(ingest.KindGRPCRoute) {
 		w.grpcRoute(ctx, o.(*gwv1.GRPCRoute), problems)
 	}
+	for _, o := range w.store.List(ingest.KindTCPRoute) {
+		w.tcpRoute(ctx, o.(*gwv1.TCPRoute), problems)
+	}
 	for _, o := range w.store.List(ingest.KindGateway) {
 		w.gateway(ctx, o.(*gwv1.Gateway), problems)
 	}
@@ -170,7 +174,7 @@ func reference(key ingest.Key, obj ingest.Object) *corev1.ObjectReference {
 	switch key.Kind {
 	case ingest.KindEndpointSlice:
 		apiVersion = "discovery.k8s.io/v1"
-	case ingest.KindGateway, ingest.KindGatewayClass, ingest.KindHTTPRoute, ingest.KindGRPCRoute:
+	case ingest.KindGateway, ingest.KindGatewayClass, ingest.KindHTTPRoute, ingest.KindGRPCRoute, ingest.KindTCPRoute:
 		apiVersion = "gateway.networking.k8s.io/v1"
 	case ingest.KindVirtualService, ingest.KindDestinationRule:
 		apiVersion = "networking.istio.io/v1"
@@ -207,7 +211,8 @@ func conditionsEqual(a, b []metav1.Condition) bool {
 }
 
 // parentProblems keeps the route problems that concern parent ref: every problem not about a parentRef,
-// and those about this one (the model writes them as "parentRef KIND NAMESPACE/NAME...").
+// and those about this one (the model writes them as "parentRef KIND NAMESPACE/NAME...", and "... port N"
+// when about one port of it).
 func parentProblems(msgs []string, ref gwv1.ParentReference, ns string) []string {
 	kind := "Gateway"
 	if ref.Kind != nil {
@@ -219,6 +224,12 @@ func parentProblems(msgs []string, ref gwv1.ParentReference, ns string) []string
 	self := "parentRef " + kind + " " + ns + "/" + string(ref.Name)
 	var out []string
 	for _, m := range msgs {
+		// A problem about one port of the parent ("... port N ...") concerns a ref to that port or to all.
+		if rest, ok := strings.CutPrefix(m, self+" port "); ok && ref.Port != nil {
+			if n, _, _ := strings.Cut(rest, " "); n != strconv.Itoa(int(*ref.Port)) {
+				continue
+			}
+		}
 		if !strings.HasPrefix(m, "parentRef ") || strings.HasPrefix(m, self+" ") || strings.HasPrefix(m, self+":") {
 			out = append(out, m)
 		}
@@ -341,6 +352,14 @@ func (w *StatusWriter) grpcRoute(ctx context.Context, rt *gwv1.GRPCRoute, proble
 	key := ingest.Key{Kind: ingest.KindGRPCRoute, Namespace: rt.Namespace, Name: rt.Name}
 	writeRouteStatus(ctx, w, key, problems, rt, w.c.Gateway.GatewayV1().GRPCRoutes(rt.Namespace),
 		func(r *gwv1.GRPCRoute) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus) {
+			return r.Spec.ParentRefs, &r.Status.Parents
+		})
+}
+
+func (w *StatusWriter) tcpRoute(ctx context.Context, rt *gwv1.TCPRoute, problems map[ingest.Key][]string) {
+	key := ingest.Key{Kind: ingest.KindTCPRoute, Namespace: rt.Namespace, Name: rt.Name}
+	writeRouteStatus(ctx, w, key, problems, rt, w.c.Gateway.GatewayV1().TCPRoutes(rt.Namespace),
+		func(r *gwv1.TCPRoute) ([]gwv1.ParentReference, *[]gwv1.RouteParentStatus) {
 			return r.Spec.ParentRefs, &r.Status.Parents
 		})
 }

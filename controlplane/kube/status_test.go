@@ -2,12 +2,15 @@ package kube
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
@@ -131,6 +134,65 @@ func TestGRPCRouteParentStatus(t *testing.T) {
 			t.Errorf("parent greeter: Accepted %+v, want True at generation 2", accepted)
 		case ps.ParentRef.Name == "missing" && (accepted == nil || accepted.Reason != "NoMatchingParent"):
 			t.Errorf("parent missing: Accepted %+v, want False NoMatchingParent", accepted)
+		}
+	}
+}
+
+// TestTCPRouteParentStatus: a TCPRoute gets a parent status per Service parent: Accepted on its TCP port,
+// NoMatchingParent on an HTTP port of the same Service (a TCPRoute has no effect there) and on a missing
+// Service.
+func TestTCPRouteParentStatus(t *testing.T) {
+	ctx := context.Background()
+	svcKind, core := gwv1.Kind("Service"), gwv1.Group("")
+	port := func(p int32) *gwv1.PortNumber { return &p }
+	route := &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "tcp-echo", Namespace: "default", Generation: 3},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{
+				{Group: &core, Kind: &svcKind, Name: "tcp-echo", Port: port(9000)},
+				{Group: &core, Kind: &svcKind, Name: "tcp-echo", Port: port(8080)},
+				{Group: &core, Kind: &svcKind, Name: "missing"},
+			}},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "tcp-echo", Port: port(9000)}}}}},
+		},
+	}
+	gc := gwfake.NewSimpleClientset()
+	if _, err := gc.GatewayV1().TCPRoutes("default").Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store := ingest.NewStore()
+	echo := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "tcp-echo", Namespace: "default"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.40", Ports: []corev1.ServicePort{{Name: "http", Port: 8080}, {Name: "tcp", Port: 9000}}}}
+	for _, o := range []ingest.Object{route, echo} {
+		if _, err := store.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := NewStatusWriter(&Clients{Kube: k8sfake.NewSimpleClientset(), Gateway: gc}, store, t.Logf)
+	w.Sync(ctx, model.Build(store.Objects()))
+
+	got, err := gc.GatewayV1().TCPRoutes("default").Get(ctx, "tcp-echo", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.Parents) != 3 {
+		t.Fatalf("parents = %+v, want one per Service parent", got.Status.Parents)
+	}
+	for _, ps := range got.Status.Parents {
+		accepted := meta.FindStatusCondition(ps.Conditions, "Accepted")
+		resolved := meta.FindStatusCondition(ps.Conditions, "ResolvedRefs")
+		name := fmt.Sprintf("%s:%d", ps.ParentRef.Name, ptr.Deref(ps.ParentRef.Port, 0))
+		switch {
+		case ps.ControllerName != ControllerName:
+			t.Errorf("parent %s: controller %q", name, ps.ControllerName)
+		case accepted == nil || resolved == nil:
+			t.Errorf("parent %s: conditions %+v", name, ps.Conditions)
+		case name == "tcp-echo:9000" && (accepted.Status != metav1.ConditionTrue || accepted.ObservedGeneration != 3 || resolved.Status != metav1.ConditionTrue):
+			t.Errorf("parent %s: Accepted %+v ResolvedRefs %+v, want both True at generation 3", name, accepted, resolved)
+		case name == "tcp-echo:8080" && (accepted.Reason != "NoMatchingParent" || !strings.Contains(accepted.Message, "port 8080 is HTTP")):
+			t.Errorf("parent %s: Accepted %+v, want False NoMatchingParent (an HTTP port)", name, accepted)
+		case name == "missing:0" && accepted.Reason != "NoMatchingParent":
+			t.Errorf("parent %s: Accepted %+v, want False NoMatchingParent", name, accepted)
 		}
 	}
 }

@@ -42,8 +42,12 @@ func GatewayDeploymentName(gateway string) string { return gateway + "-istio" }
 // GatewayPort is one listening port of an ingress gateway; listeners sharing a port share it.
 type GatewayPort struct {
 	Port uint32
+	// TCP is set for a port of TCP listeners: connections are proxied by TCPRoute (no virtual hosts).
+	TCP bool
 	// VirtualHosts are sorted by hostname; "*" when a route names no hostname and its listener none.
 	VirtualHosts []*GatewayVirtualHost
+	// TCPRoute routes a TCP port's connections: the oldest TCPRoute attached to it, nil when none is.
+	TCPRoute *TCPRoute
 }
 
 // GatewayVirtualHost is the routing for one hostname on one port, in precedence order.
@@ -60,12 +64,16 @@ func (b *builder) buildIngressGateways() {
 		g := &IngressGateway{Name: gw.Name, Namespace: gw.Namespace, Object: gw}
 		ports := map[uint32]*GatewayPort{}
 		for _, l := range gw.Spec.Listeners {
-			if l.Protocol != gwv1.HTTPProtocolType {
-				b.problem(g.Key(), "listener %s: protocol %s is not implemented by meshlab's gateway (only HTTP); the listener is ignored", l.Name, l.Protocol)
+			if l.Protocol != gwv1.HTTPProtocolType && l.Protocol != gwv1.TCPProtocolType {
+				b.problem(g.Key(), "listener %s: protocol %s is not implemented by meshlab's gateway (only HTTP and TCP); the listener is ignored", l.Name, l.Protocol)
 				continue
 			}
-			if ports[uint32(l.Port)] == nil {
-				ports[uint32(l.Port)] = &GatewayPort{Port: uint32(l.Port)}
+			tcp := l.Protocol == gwv1.TCPProtocolType
+			switch p := ports[uint32(l.Port)]; {
+			case p == nil:
+				ports[uint32(l.Port)] = &GatewayPort{Port: uint32(l.Port), TCP: tcp}
+			case p.TCP != tcp:
+				b.problem(g.Key(), "listener %s: port %d already has a listener of another protocol; the listener is ignored", l.Name, l.Port)
 			}
 		}
 		for _, p := range ports {
@@ -107,6 +115,16 @@ func (b *builder) ingressGateway(ref gwv1.ParentReference, ns string) *IngressGa
 	return nil
 }
 
+// Port returns the gateway's port numbered n, or nil.
+func (g *IngressGateway) Port(n uint32) *GatewayPort {
+	for _, p := range g.Ports {
+		if p.Port == n {
+			return p
+		}
+	}
+	return nil
+}
+
 // attachToGateway adds an HTTPRoute's or GRPCRoute's rules to the virtual hosts of the gateway listeners it
 // attaches to.
 func (b *builder) attachToGateway(g *IngressGateway, gr gatewayRoute, ref gwv1.ParentReference) {
@@ -114,16 +132,11 @@ func (b *builder) attachToGateway(g *IngressGateway, gr gatewayRoute, ref gwv1.P
 	attached := false
 	for _, l := range g.Object.Spec.Listeners {
 		hosts, ok := ListenerAttaches(g.Object, l, hr.Namespace, hr.Spec.Hostnames, ref)
-		if !ok || l.Protocol != gwv1.HTTPProtocolType {
+		port := g.Port(uint32(l.Port))
+		if !ok || l.Protocol != gwv1.HTTPProtocolType || port == nil || port.TCP {
 			continue
 		}
 		attached = true
-		var port *GatewayPort
-		for _, p := range g.Ports {
-			if p.Port == uint32(l.Port) {
-				port = p
-			}
-		}
 		for i := range hr.Spec.Rules {
 			rules := splitMatches(b.ruleOf(gr, i))
 			for _, h := range hosts {
@@ -243,23 +256,34 @@ func (g *IngressGateway) Backends() []*Service {
 				}
 			}
 		}
+		if p.TCPRoute != nil {
+			for _, be := range p.TCPRoute.Backends {
+				add(be.Service)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].FQDN < out[j].FQDN })
 	return out
 }
 
-// Sources returns the HTTPRoutes attached to the gateway, sorted.
+// Sources returns the routes (HTTPRoutes, GRPCRoutes, TCPRoutes) attached to the gateway, sorted.
 func (g *IngressGateway) Sources() []ingest.Key {
 	seen := map[ingest.Key]bool{}
 	var out []ingest.Key
+	add := func(k ingest.Key) {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
 	for _, p := range g.Ports {
 		for _, vh := range p.VirtualHosts {
 			for _, r := range vh.Rules {
-				if !seen[r.Source] {
-					seen[r.Source] = true
-					out = append(out, r.Source)
-				}
+				add(r.Source)
 			}
+		}
+		if p.TCPRoute != nil {
+			add(p.TCPRoute.Source)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })

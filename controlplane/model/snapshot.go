@@ -31,7 +31,8 @@ type Snapshot struct {
 
 	routes    map[string][]*RouteRule // by FQDN, in precedence order; port filter applied by RoutesFor
 	routeSrc  map[string]ingest.Key
-	ruleRefs  map[*RouteRule]uint32 // rule -> port it is restricted to (0 = any)
+	ruleRefs  map[*RouteRule]uint32           // rule -> port it is restricted to (0 = any)
+	tcpRoutes map[string]map[uint32]*TCPRoute // by FQDN, then service port
 	drs       map[string]*DestinationRule
 	authz     []*AuthorizationPolicy
 	authn     []*RequestAuthentication
@@ -83,6 +84,7 @@ func (b *builder) build() {
 	b.buildDestinationRules()
 	b.buildVirtualServices()
 	b.buildHTTPRoutes()
+	b.buildTCPRoutes()
 	b.buildAuthorizationPolicies()
 	b.buildPeerAuthentications()
 	b.buildRequestAuthentications()

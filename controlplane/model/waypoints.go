@@ -239,6 +239,13 @@ func (s *Snapshot) Scope(w *Waypoint) WaypointScope {
 					}
 				}
 			}
+			if tr := s.TCPRouteFor(svc, p.Port); tr != nil {
+				for _, be := range tr.Backends {
+					if be.Service != nil && !bound[be.Service] {
+						backends[be.Service] = true
+					}
+				}
+			}
 		}
 	}
 	for svc := range backends {

@@ -113,6 +113,10 @@ func grpc(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "GRPCRoute", Path: path, Name: name, Support: s, Note: note}
 }
 
+func tcp(path, name string, s Support, note string) FieldCoverage {
+	return FieldCoverage{Group: groupGatewayAPI, Kind: "TCPRoute", Path: path, Name: name, Support: s, Note: note}
+}
+
 func gw(path, name string, s Support, note string) FieldCoverage {
 	return FieldCoverage{Group: groupGatewayAPI, Kind: "Gateway", Path: path, Name: name, Support: s, Note: note}
 }
@@ -297,16 +301,16 @@ var Coverage = slices.Concat([]FieldCoverage{
 			return !isSet(m["jwks"]) && !isSet(m["jwksUri"])
 		}),
 	ra("spec.jwtRules[].timeout", "jwtRules.timeout", Warned, "it is ignored: the keys are inline and never fetched"),
-}, httpRouteRows(), grpcRouteRows(), []FieldCoverage{
+}, httpRouteRows(), grpcRouteRows(), tcpRouteRows(), []FieldCoverage{
 	// Gateway (Gateway API): waypoints (istio-waypoint) and ingress gateways (istio).
 	gw("spec.gatewayClassName", "gatewayClassName "+waypointClass, Implemented, ""),
 	gw("spec.gatewayClassName", "gatewayClassName "+ingressClass, Implemented, ""),
 	gw("spec.listeners", "listeners (HBONE on 15008)", Implemented, ""),
-	gw("spec.listeners", "listeners (HTTP, on a Gateway of class istio)", Implemented, ""),
+	gw("spec.listeners", "listeners (HTTP and TCP, on a Gateway of class istio)", Implemented, ""),
 	when(gw("spec.gatewayClassName", "gatewayClassName other than "+waypointClass+" and "+ingressClass, Warned, "meshlab runs no other gateways; the Gateway has no effect"),
 		func(_ map[string]any, v any) bool { return v != waypointClass && v != ingressClass }),
-	when(gw("spec.listeners[].protocol", "listeners.protocol other than HTTP on a Gateway of class istio", Rejected, "the listener would not serve: meshlab's ingress gateway terminates no TLS and routes only HTTP"),
-		func(obj map[string]any, v any) bool { return isIngress(obj, v) && v != "HTTP" }),
+	when(gw("spec.listeners[].protocol", "listeners.protocol other than HTTP and TCP on a Gateway of class istio", Rejected, "the listener would not serve: meshlab's ingress gateway terminates no TLS and routes only HTTP and TCP"),
+		func(obj map[string]any, v any) bool { return isIngress(obj, v) && v != "HTTP" && v != "TCP" }),
 	when(gw("spec.listeners[].allowedRoutes.namespaces.selector", "listeners.allowedRoutes.namespaces selector", Warned, "a Selector admits only the Gateway's own namespace"), isIngress),
 	when(gw("spec.listeners[].allowedRoutes.kinds", "listeners.allowedRoutes.kinds", Warned, "HTTPRoutes and GRPCRoutes attach whatever it lists"), isIngress),
 	when(gw("spec.addresses", "addresses", Warned, "the gateway's address is its Service's"), isMeshlabGateway),
@@ -349,6 +353,26 @@ func grpcRouteRows() []FieldCoverage {
 		grpc("spec.rules[].filters[].responseHeaderModifier", "rules.filters ResponseHeaderModifier", Implemented, ""),
 		grpc("spec.rules[].filters[].requestMirror", "rules.filters RequestMirror", Implemented, ""),
 	}, sharedRouteRows(grpc)...)
+}
+
+// tcpRouteRows are TCPRoute's rows: routing of a Service's TCP ports in waypoints and sidecars, and of an
+// ingress gateway's TCP listeners (model/tcproute.go). A parentRef to any other Gateway is a problem the
+// model reports (status, render warning).
+func tcpRouteRows() []FieldCoverage {
+	return []FieldCoverage{
+		tcp("spec.parentRefs[]", "parentRefs to a Service or a Gateway of class istio", Implemented, ""),
+		when(tcp("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rule would apply to every TCP port of the Service; use port"),
+			func(_ map[string]any, v any) bool {
+				m, _ := v.(map[string]any)
+				return serviceParent(v) && isSet(m["sectionName"])
+			}),
+		tcp("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
+		tcp("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
+		tcp("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
+		tcp("spec.rules[].backendRefs[].port", "rules.backendRefs.port", Implemented, ""),
+		when(tcp("spec.rules[].backendRefs[]", "backendRefs other than Service", Rejected, "the backend's share of connections would be closed"),
+			func(_ map[string]any, v any) bool { return !serviceRef(v) }),
+	}
 }
 
 // sharedRouteRows are the rows HTTPRoute and GRPCRoute share (the same fields, read by the same code),
@@ -465,7 +489,6 @@ var UnimplementedKinds = map[schema.GroupKind]bool{
 	{Group: groupNetworking, Kind: "ProxyConfig"}:                         true,
 	{Group: "telemetry.istio.io", Kind: "Telemetry"}:                      true,
 	{Group: "extensions.istio.io", Kind: "WasmPlugin"}:                    true,
-	{Group: groupGatewayAPI, Kind: "TCPRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "TLSRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "UDPRoute"}:                            true,
 	{Group: groupGatewayAPI, Kind: "ReferenceGrant"}:                      true,

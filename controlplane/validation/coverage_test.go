@@ -254,11 +254,12 @@ var coverageCases = []struct {
   listeners:
   - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {a: b}}}, kinds: [{kind: HTTPRoute}]}}
   - {name: https, port: 443, protocol: HTTPS}
+  - {name: tcp, port: 5432, protocol: TCP}
   addresses: [{value: 10.0.0.1}]
 `, []string{
 		"warned spec.listeners[0].allowedRoutes.namespaces.selector: meshlab does not implement Gateway listeners.allowedRoutes.namespaces selector",
 		"warned spec.listeners[0].allowedRoutes.kinds: meshlab does not implement Gateway listeners.allowedRoutes.kinds",
-		"rejected spec.listeners[1].protocol: meshlab does not implement Gateway listeners.protocol other than HTTP on a Gateway of class istio",
+		"rejected spec.listeners[1].protocol: meshlab does not implement Gateway listeners.protocol other than HTTP and TCP on a Gateway of class istio",
 		"warned spec.addresses: meshlab does not implement Gateway addresses",
 	}},
 	{"Gateway of another class", gwHead + `spec:
@@ -331,8 +332,21 @@ var coverageCases = []struct {
 		"rejected spec.rules[0].backendRefs[2].filters[1].extensionRef: meshlab does not implement GRPCRoute rules.backendRefs.filters ExtensionRef",
 		"warned spec.rules[0].sessionPersistence: meshlab does not implement GRPCRoute rules.sessionPersistence",
 	}},
-	{"TCPRoute", "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: s}\nspec: {}\n",
-		[]string{"warned meshlab does not implement TCPRoute"}},
+	{"TCPRoute", "apiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {name: r, namespace: ns}\n" + `spec:
+  parentRefs:
+  - {group: "", kind: Service, name: db, port: 5432}
+  - {group: "", kind: Service, name: db, sectionName: tcp}
+  - {name: bookinfo-gateway, sectionName: tcp}
+  rules:
+  - backendRefs:
+    - {name: db-v1, port: 5432, weight: 90}
+    - {group: example.com, kind: Backend, name: b}
+`, []string{
+		"rejected spec.parentRefs[1]: meshlab does not implement TCPRoute parentRefs.sectionName on a Service",
+		"rejected spec.rules[0].backendRefs[1]: meshlab does not implement TCPRoute backendRefs other than Service",
+	}},
+	{"TLSRoute: a kind meshlab does not act on", "apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: s}\nspec: {}\n",
+		[]string{"warned meshlab does not implement TLSRoute"}},
 	{"a kind meshlab reads without a table (Service)", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n", nil},
 }
 

@@ -176,6 +176,8 @@ func newObject(group, kind string) runtime.Object {
 		return &gwv1.HTTPRoute{}
 	case schema.GroupKind{Group: groupGatewayAPI, Kind: "GRPCRoute"}:
 		return &gwv1.GRPCRoute{}
+	case schema.GroupKind{Group: groupGatewayAPI, Kind: "TCPRoute"}:
+		return &gwv1.TCPRoute{}
 	}
 	switch kind {
 	case "VirtualService":

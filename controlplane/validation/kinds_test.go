@@ -17,6 +17,7 @@ func TestKindsMeshlabReads(t *testing.T) {
 		gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint}\nspec:\n  gatewayClassName: istio-waypoint\n"
 		hr = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: reviews}\nspec:\n  parentRefs: [{name: reviews, kind: Service, group: \"\"}]\n  rules:\n  - backendRefs:\n"
 		sv = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n"
+		tr = "apiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {name: db}\nspec:\n  parentRefs: [{name: db, kind: Service, group: \"\", port: 5432}]\n  rules:\n"
 	)
 	for _, tc := range []struct {
 		name, doc string
@@ -54,6 +55,13 @@ func TestKindsMeshlabReads(t *testing.T) {
 			[]string{`unknown field "spec.rules[0].backendRefs[0].wieght"`}},
 		{"HTTPRoute relative path", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules: [{matches: [{path: {type: PathPrefix, value: api}}]}]\n",
 			[]string{`spec.rules[0].matches[0].path.value: Invalid value: "api": a PathPrefix path must start with /`}},
+		{"TCPRoute", tr + "  - backendRefs: [{name: db-v1, port: 5432, weight: 80}, {name: db-v2, port: 5432, weight: 20}]\n", nil},
+		{"TCPRoute two rules, a Service backend without port", tr + "  - backendRefs: [{name: db-v1}]\n  - backendRefs: [{name: db-v2, port: 5432, weight: -1}]\n",
+			[]string{"spec.rules: Invalid value: 2: must have exactly one rule", "spec.rules[0].backendRefs[0].port: Required value: Must have port for Service reference",
+				"spec.rules[1].backendRefs[0].weight: Invalid value: -1: must not be negative"}},
+		{"TCPRoute without backendRefs", tr + "  - {}\n", []string{"spec.rules[0].backendRefs: Required value"}},
+		{"TCPRoute v1alpha2 (no longer served)", strings.Replace(tr, "/v1\n", "/v1alpha2\n", 1) + "  - backendRefs: [{name: db-v1, port: 5432}]\n",
+			[]string{`apiVersion: Unsupported value: "gateway.networking.k8s.io/v1alpha2"`}},
 		{"Service", sv + "  clusterIP: 10.96.0.1\n  ports: [{name: http, port: 9080}]\n", nil},
 		{"Service misspelt field", sv + "  clusterIp: 10.96.0.1\n", []string{`unknown field "spec.clusterIp"`}},
 		{"Service bad port and address", sv + "  clusterIP: 10.96.0\n  ports: [{port: 70000}]\n",

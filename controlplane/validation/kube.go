@@ -275,6 +275,37 @@ func (v *validator) grpcRouteAPI(o *gwv1.GRPCRoute) {
 	}
 }
 
+// tcpRouteAPI checks a Gateway API TCPRoute by its CRD's rules: parentRefs, exactly one rule, 1 to 16
+// backendRefs, each valid and with a port when it names a Service.
+func (v *validator) tcpRouteAPI(o *gwv1.TCPRoute) {
+	p := field.NewPath("spec")
+	v.routeCommon(p, o.Spec.ParentRefs, nil, 0)
+	if n := len(o.Spec.Rules); n != 1 {
+		v.invalid(p.Child("rules"), n, "must have exactly one rule")
+	}
+	for i, r := range o.Spec.Rules {
+		rp := p.Child("rules").Index(i)
+		switch n := len(r.BackendRefs); {
+		case n == 0:
+			v.required(rp.Child("backendRefs"), "at least one backendRef")
+		case n > 16:
+			v.add(field.TooMany(rp.Child("backendRefs"), n, 16))
+		}
+		for j, b := range r.BackendRefs {
+			bp := rp.Child("backendRefs").Index(j)
+			v.backendRef(bp, b)
+			if b.Port == nil && isServiceBackend(b) {
+				v.required(bp.Child("port"), "Must have port for Service reference")
+			}
+		}
+	}
+}
+
+// isServiceBackend reports whether a backendRef names a core Service (its kind defaults to Service).
+func isServiceBackend(b gwv1.BackendRef) bool {
+	return (b.Group == nil || *b.Group == "") && (b.Kind == nil || *b.Kind == "Service")
+}
+
 // routeCommon checks what every Gateway API route kind has: parentRefs, hostnames and the number of rules.
 func (v *validator) routeCommon(p *field.Path, parents []gwv1.ParentReference, hostnames []gwv1.Hostname, rules int) {
 	if n := len(parents); n > 32 {

@@ -144,6 +144,7 @@ var (
 		{Group: groupGatewayAPI, Kind: "Gateway"}:      {groupGatewayAPI, gatewayAPIVersions},
 		{Group: groupGatewayAPI, Kind: "HTTPRoute"}:    {groupGatewayAPI, gatewayAPIVersions},
 		{Group: groupGatewayAPI, Kind: "GRPCRoute"}:    {groupGatewayAPI, []string{"v1"}},
+		{Group: groupGatewayAPI, Kind: "TCPRoute"}:     {groupGatewayAPI, []string{"v1"}},
 	}
 )
 
@@ -158,7 +159,8 @@ func infoOf(gk schema.GroupKind) (kindInfo, bool) {
 
 // Validate checks obj by the rules of the kind: Istio's for Istio's kinds (the istio.io/client-go v1 types),
 // the API server's and the Gateway API CRDs' for the Kubernetes and Gateway API kinds meshlab reads
-// (Namespace, Service, Pod, ServiceAccount, EndpointSlice, GatewayClass, Gateway, HTTPRoute, GRPCRoute). Warnings are
+// (Namespace, Service, Pod, ServiceAccount, EndpointSlice, GatewayClass, Gateway, HTTPRoute, GRPCRoute,
+// TCPRoute). Warnings are
 // Istio's validation warnings (accepted, but reported). When obj is invalid the error is an *Error listing
 // every violation. Its TypeMeta may be empty (informers strip it) or name any apiVersion served for the kind.
 func Validate(obj runtime.Object) (Warnings, error) {
@@ -214,6 +216,9 @@ func Validate(obj runtime.Object) (Warnings, error) {
 	case *gwv1.GRPCRoute:
 		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "GRPCRoute"}, o
 		v.grpcRouteAPI(o)
+	case *gwv1.TCPRoute:
+		gk, meta = schema.GroupKind{Group: groupGatewayAPI, Kind: "TCPRoute"}, o
+		v.tcpRouteAPI(o)
 	case nil:
 		return nil, fmt.Errorf("validation: nil object: %w", ErrUnsupported)
 	default:

@@ -33,6 +33,7 @@ const (
 	labelCanonicalRevision   = "service.istio.io/canonical-revision"
 	routeKindHTTPRoute       = gwv1.Kind("HTTPRoute")
 	routeKindGRPCRoute       = gwv1.Kind("GRPCRoute")
+	routeKindTCPRoute        = gwv1.Kind("TCPRoute")
 	gatewayAPIGroup          = gwv1.Group(gwv1.GroupName)
 	reasonAddressNotAssigned = "AddressNotAssigned"
 )
@@ -106,7 +107,7 @@ func portName(l gwv1.Listener) string {
 
 // ingressStatus is the Programmed condition, addresses and listener statuses of an ingress Gateway: the
 // address is the load balancer's once it has one, the Service's hostname for other types (as Istio
-// reports them), and attachedRoutes counts the HTTPRoutes and GRPCRoutes model.ListenerAttaches attaches.
+// reports them), and attachedRoutes counts the routes model.ListenerAttaches attaches.
 func (c *Controller) ingressStatus(gw *gwv1.Gateway) (metav1.Condition, []gwv1.GatewayStatusAddress, []gwv1.ListenerStatus) {
 	name := model.GatewayDeploymentName(gw.Name)
 	programmed := metav1.Condition{Type: string(gwv1.GatewayConditionProgrammed), ObservedGeneration: gw.Generation}
@@ -154,23 +155,29 @@ func (c *Controller) ingressStatus(gw *gwv1.Gateway) (metav1.Condition, []gwv1.G
 	return programmed, addresses, c.ingressListeners(gw, programmed.Status == metav1.ConditionTrue)
 }
 
-// ingressListeners are the listener statuses of an ingress Gateway: an HTTP listener is accepted and
-// counts its routes; any other protocol is not accepted (UnsupportedProtocol), as meshlab does not serve it.
+// ingressListeners are the listener statuses of an ingress Gateway: an HTTP listener is accepted and counts
+// its HTTPRoutes and GRPCRoutes, a TCP listener its TCPRoutes; any other protocol is not accepted
+// (UnsupportedProtocol), as meshlab does not serve it.
 func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.ListenerStatus {
-	// Attachment reads a route's namespace, parents and hostnames, which HTTPRoutes and GRPCRoutes share.
+	// Attachment reads a route's namespace, parents and hostnames, which every route kind has (a TCPRoute no
+	// hostnames); HTTPRoutes and GRPCRoutes attach to HTTP listeners, TCPRoutes to TCP listeners.
 	type attachable struct {
 		ns        string
 		parents   []gwv1.ParentReference
 		hostnames []gwv1.Hostname
 	}
-	var routes []attachable
-	httpRoutes, _ := c.routes.List(labels.Everything())
-	for _, r := range httpRoutes {
-		routes = append(routes, attachable{r.Namespace, r.Spec.ParentRefs, r.Spec.Hostnames})
+	var httpRoutes, tcpRoutes []attachable
+	hrs, _ := c.routes.List(labels.Everything())
+	for _, r := range hrs {
+		httpRoutes = append(httpRoutes, attachable{r.Namespace, r.Spec.ParentRefs, r.Spec.Hostnames})
 	}
-	grpcRoutes, _ := c.grpcRoutes.List(labels.Everything())
-	for _, r := range grpcRoutes {
-		routes = append(routes, attachable{r.Namespace, r.Spec.ParentRefs, r.Spec.Hostnames})
+	grs, _ := c.grpcRoutes.List(labels.Everything())
+	for _, r := range grs {
+		httpRoutes = append(httpRoutes, attachable{r.Namespace, r.Spec.ParentRefs, r.Spec.Hostnames})
+	}
+	trs, _ := c.tcpRoutes.List(labels.Everything())
+	for _, r := range trs {
+		tcpRoutes = append(tcpRoutes, attachable{r.Namespace, r.Spec.ParentRefs, nil})
 	}
 	var out []gwv1.ListenerStatus
 	for _, l := range gw.Spec.Listeners {
@@ -187,8 +194,8 @@ func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.
 			}
 			meta.SetStatusCondition(&ls.Conditions, metav1.Condition{Type: string(t), Status: st, Reason: string(reason), Message: msg, ObservedGeneration: gw.Generation})
 		}
-		if l.Protocol != gwv1.HTTPProtocolType {
-			msg := fmt.Sprintf("protocol %s is not supported by meshlab's gateway (only HTTP)", l.Protocol)
+		if l.Protocol != gwv1.HTTPProtocolType && l.Protocol != gwv1.TCPProtocolType {
+			msg := fmt.Sprintf("protocol %s is not supported by meshlab's gateway (only HTTP and TCP)", l.Protocol)
 			set(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedProtocol, msg)
 			set(gwv1.ListenerConditionProgrammed, false, gwv1.ListenerReasonInvalid, msg)
 			set(gwv1.ListenerConditionResolvedRefs, true, gwv1.ListenerReasonResolvedRefs, "No errors found")
@@ -196,6 +203,10 @@ func (c *Controller) ingressListeners(gw *gwv1.Gateway, programmed bool) []gwv1.
 			continue
 		}
 		ls.SupportedKinds = []gwv1.RouteGroupKind{{Group: ptr.To(gatewayAPIGroup), Kind: routeKindHTTPRoute}, {Group: ptr.To(gatewayAPIGroup), Kind: routeKindGRPCRoute}}
+		routes := httpRoutes
+		if l.Protocol == gwv1.TCPProtocolType {
+			ls.SupportedKinds, routes = []gwv1.RouteGroupKind{{Group: ptr.To(gatewayAPIGroup), Kind: routeKindTCPRoute}}, tcpRoutes
+		}
 		for _, r := range routes {
 			for _, ref := range r.parents {
 				if !refersTo(ref, r.ns, gw) {

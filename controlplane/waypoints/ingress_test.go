@@ -59,7 +59,17 @@ func TestIngressGatewayObjects(t *testing.T) {
 	if _, err := gc.GatewayV1().GRPCRoutes("default").Create(ctx, grpc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gc.GatewayV1().Gateways("default").Create(ctx, ingressGateway("bookinfo-gateway", map[string]string{"networking.istio.io/service-type": "ClusterIP"}), metav1.CreateOptions{})
+	// A TCPRoute counts on a TCP listener only (which takes no other kind).
+	tcp := &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"},
+		Spec:       gwv1.TCPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "bookinfo-gateway"}}}},
+	}
+	if _, err := gc.GatewayV1().TCPRoutes("default").Create(ctx, tcp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bookinfoGW := ingressGateway("bookinfo-gateway", map[string]string{"networking.istio.io/service-type": "ClusterIP"})
+	bookinfoGW.Spec.Listeners = append(bookinfoGW.Spec.Listeners, gwv1.Listener{Name: "tcp", Port: 5432, Protocol: gwv1.TCPProtocolType})
+	gw, err := gc.GatewayV1().Gateways("default").Create(ctx, bookinfoGW, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +79,7 @@ func TestIngressGatewayObjects(t *testing.T) {
 		svc, err = kc.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
 		return err == nil
 	})
-	if svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 3 ||
+	if svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 4 || svc.Spec.Ports[3].Port != 5432 ||
 		svc.Spec.Ports[0].Name != "status-port" || svc.Spec.Ports[0].Port != 15021 ||
 		svc.Spec.Ports[1].Name != "http" || svc.Spec.Ports[1].Port != 80 || *svc.Spec.Ports[1].AppProtocol != "http" ||
 		svc.Spec.Ports[2].Port != 443 {
@@ -107,9 +117,13 @@ func TestIngressGatewayObjects(t *testing.T) {
 	waitFor(t, "Programmed=True with the Service's hostname", func() bool {
 		g, _ = gc.GatewayV1().Gateways("default").Get(ctx, gw.Name, metav1.GetOptions{})
 		return meta.IsStatusConditionTrue(g.Status.Conditions, "Programmed") && len(g.Status.Addresses) == 1 &&
-			g.Status.Addresses[0].Value == "bookinfo-gateway-istio.default.svc.cluster.local" && len(g.Status.Listeners) == 2
+			g.Status.Addresses[0].Value == "bookinfo-gateway-istio.default.svc.cluster.local" && len(g.Status.Listeners) == 3
 	})
-	http, https := g.Status.Listeners[0], g.Status.Listeners[1]
+	http, https, tcpL := g.Status.Listeners[0], g.Status.Listeners[1], g.Status.Listeners[2]
+	if tcpL.AttachedRoutes != 1 || !meta.IsStatusConditionTrue(tcpL.Conditions, "Accepted") || !meta.IsStatusConditionTrue(tcpL.Conditions, "Programmed") ||
+		len(tcpL.SupportedKinds) != 1 || tcpL.SupportedKinds[0].Kind != "TCPRoute" {
+		t.Errorf("listener tcp status %+v", tcpL)
+	}
 	if http.AttachedRoutes != 2 || !meta.IsStatusConditionTrue(http.Conditions, "Accepted") || !meta.IsStatusConditionTrue(http.Conditions, "Programmed") ||
 		len(http.SupportedKinds) != 2 || http.SupportedKinds[0].Kind != "HTTPRoute" || http.SupportedKinds[1].Kind != "GRPCRoute" {
 		t.Errorf("listener http status %+v", http)

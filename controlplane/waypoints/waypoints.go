@@ -105,6 +105,7 @@ type Controller struct {
 	classes     gwlisters.GatewayClassLister
 	routes      gwlisters.HTTPRouteLister // for ingress listeners' attachedRoutes
 	grpcRoutes  gwlisters.GRPCRouteLister
+	tcpRoutes   gwlisters.TCPRouteLister
 	deployments appslisters.DeploymentLister
 	services    corelisters.ServiceLister
 	synced      []cache.InformerSynced
@@ -131,10 +132,11 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 	classInf := ginf.Gateway().V1().GatewayClasses()
 	routeInf := ginf.Gateway().V1().HTTPRoutes()
 	grpcRouteInf := ginf.Gateway().V1().GRPCRoutes()
+	tcpRouteInf := ginf.Gateway().V1().TCPRoutes()
 	depInf := kinf.Apps().V1().Deployments()
 	svcInf := kinf.Core().V1().Services()
 	c.gateways, c.classes, c.deployments, c.services = gwInf.Lister(), classInf.Lister(), depInf.Lister(), svcInf.Lister()
-	c.routes, c.grpcRoutes = routeInf.Lister(), grpcRouteInf.Lister()
+	c.routes, c.grpcRoutes, c.tcpRoutes = routeInf.Lister(), grpcRouteInf.Lister(), tcpRouteInf.Lister()
 	enqueueGateway := func(obj any) {
 		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			c.queue.Add(k)
@@ -152,7 +154,8 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 			}
 		}
 	}
-	// HTTPRoutes and GRPCRoutes lead to the Gateways they name: their listeners count attached routes.
+	// HTTPRoutes, GRPCRoutes and TCPRoutes lead to the Gateways they name: their listeners count attached
+	// routes.
 	enqueueParents := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -163,6 +166,8 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 		case *gwv1.HTTPRoute:
 			ns, refs = r.Namespace, r.Spec.ParentRefs
 		case *gwv1.GRPCRoute:
+			ns, refs = r.Namespace, r.Spec.ParentRefs
+		case *gwv1.TCPRoute:
 			ns, refs = r.Namespace, r.Spec.ParentRefs
 		default:
 			return
@@ -189,6 +194,7 @@ func New(kc kubernetes.Interface, gc gwclient.Interface, kinf informers.SharedIn
 		{classInf.Informer(), func(any) { c.queue.Add(classKey) }},
 		{routeInf.Informer(), enqueueParents},
 		{grpcRouteInf.Informer(), enqueueParents},
+		{tcpRouteInf.Informer(), enqueueParents},
 		{depInf.Informer(), enqueueOwner},
 		{svcInf.Informer(), enqueueOwner},
 	} {

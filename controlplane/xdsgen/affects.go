@@ -81,6 +81,9 @@ func waypointDeps(s *model.Snapshot, w *model.Waypoint) map[xds.ConfigKey]struct
 		if k, ok := s.RouteSource(svc.FQDN); ok {
 			add(k)
 		}
+		for _, k := range s.TCPRouteSources(svc.FQDN) {
+			add(k)
+		}
 		if dr := s.DestinationRule(svc.FQDN); dr != nil {
 			add(dr.Source)
 		}

@@ -26,11 +26,11 @@ func every(kinds ...ingest.Kind) []xds.ConfigKey {
 }
 
 // sidecarOutboundDeps are what each type of the sidecar's outbound part is built from: every service it
-// can reach, and for each type the kinds that shape that service's resources of the type. Routes do not
-// reach listeners, clusters or endpoints (every service and subset has its cluster whether routed to or
-// not), so a route change regenerates RDS only.
+// can reach, and for each type the kinds that shape that service's resources of the type. HTTP routes do
+// not reach listeners, clusters or endpoints (every service and subset has its cluster whether routed to or
+// not), so an HTTP route change regenerates RDS only; a TCPRoute sets a TCP chain's clusters (LDS).
 var sidecarOutboundDeps = map[string][]xds.ConfigKey{
-	xdstype.Listener: every(ingest.KindService),
+	xdstype.Listener: every(ingest.KindService, ingest.KindTCPRoute),
 	xdstype.Cluster:  every(ingest.KindService, ingest.KindDestinationRule),
 	xdstype.Route:    every(ingest.KindService, ingest.KindVirtualService, ingest.KindHTTPRoute, ingest.KindGRPCRoute, ingest.KindDestinationRule),
 	// Endpoint shapes depend on the pod (labels for subsets, HBONE capability) and its namespace (ambient).

@@ -44,6 +44,12 @@ const (
 	// GreeterGRPCRoute is a gRPC Service (greeter, port grpc 9090, pods v1 and v2, on the reviews waypoint)
 	// and a GRPCRoute with each kind of method match, a header match, header modifiers and a 90/10 split.
 	GreeterGRPCRoute = "grpc/greeter-grpcroute.yaml"
+	// EchoTCPRoute is a TCP echo Service (tcp-echo: HTTP 8080 and TCP 9000, on the reviews waypoint) with
+	// backends tcp-echo-v1..v3 and a TCPRoute on port 9000 splitting 80/20/0.
+	EchoTCPRoute = "tcp/echo-tcproute.yaml"
+	// EchoTCPGateway is an ingress Gateway tcp-gateway (HTTP 80, TCP 9000) and a TCPRoute on its TCP
+	// listener splitting 50/50 between tcp-echo-v1 and tcp-echo-v2; load it with EchoTCPRoute.
+	EchoTCPGateway = "tcp/echo-gateway.yaml"
 )
 
 // Dir returns the absolute directory holding the fixture files.
