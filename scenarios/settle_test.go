@@ -48,7 +48,9 @@ func TestSettleTimeoutKeepsTheLastGoodReading(t *testing.T) {
 		t.Errorf("err = %v, want the waypoint that was missing and the last read's failure", err)
 	}
 
-	never := func(context.Context) (xds.SyncStatus, error) { return xds.SyncStatus{}, errors.New("connection refused") }
+	never := func(context.Context) (xds.SyncStatus, error) {
+		return xds.SyncStatus{}, errors.New("connection refused")
+	}
 	if _, err := Settle(context.Background(), never, nil, time.Now(), 0, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "not settled after 300ms: connection refused") {
 		t.Errorf("no good read at all: %v", err)
 	}
