@@ -16,10 +16,9 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/meshlab/meshlab/dataplane/gateway"
-	"github.com/meshlab/meshlab/dataplane/hbone"
+	"github.com/meshlab/meshlab/dataplane/hbone/hbonetest"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
 	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
@@ -56,7 +55,7 @@ func TestGatewayVerifiesEndpointIdentity(t *testing.T) {
 	}
 	go app.Serve(appL)
 	defer app.Close()
-	tunnel := startHBONE(t, authority, "shop", "a")
+	tunnel := hbonetest.Forwarder(t, authority, "shop", "a")
 
 	config := func(identity string) l7test.Config {
 		cfg := l7test.Config{
@@ -107,34 +106,4 @@ func TestGatewayVerifiesEndpointIdentity(t *testing.T) {
 	if code, body := get(addr, "/"); code != http.StatusOK || body != "pod a" {
 		t.Errorf("GET with the right identity = %d %q", code, body)
 	}
-}
-
-// startHBONE runs an HBONE server presenting a mesh certificate of ns/sa that forwards each stream to its
-// target, as a pod's ztunnel does; it returns the server's address.
-func startHBONE(t *testing.T, authority *ca.CA, ns, sa string) string {
-	t.Helper()
-	id, _ := authority.WorkloadID(ns, sa)
-	svid, err := authority.Issue(id, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &hbone.Server{
-		TLSConfig: hbone.ServerTLSConfig(svid, authority.Bundle(), tlsconfig.AuthorizeAny()),
-		Handler: hbone.HandlerFunc(func(s *hbone.Stream) {
-			c, err := net.Dial("tcp", s.Target.String())
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, s); c.(*net.TCPConn).CloseWrite() }()
-			io.Copy(s, c)
-			c.Close()
-		}),
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/meshlab/meshlab/api/xdstype"
 	"github.com/meshlab/meshlab/dataplane/hbone"
+	"github.com/meshlab/meshlab/dataplane/hbone/hbonetest"
 	"github.com/meshlab/meshlab/dataplane/l7/l7test"
 	"github.com/meshlab/meshlab/dataplane/l7xds"
 	"github.com/meshlab/meshlab/dataplane/xdsclient/xdstest"
@@ -47,33 +48,8 @@ func startUpstream(t testing.TB, authority *ca.CA, name string, handler http.Han
 	t.Helper()
 	app := httptest.NewServer(handler)
 	t.Cleanup(app.Close)
-	id, _ := authority.WorkloadID("default", "reviews-"+name)
-	svid, err := authority.Issue(id, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &hbone.Server{
-		TLSConfig: hbone.ServerTLSConfig(svid, authority.Bundle(), tlsconfig.AuthorizeAny()),
-		Handler: hbone.HandlerFunc(func(s *hbone.Stream) {
-			c, err := net.Dial("tcp", s.Target.String())
-			if err != nil {
-				return
-			}
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() { defer wg.Done(); io.Copy(c, s); c.(*net.TCPConn).CloseWrite() }()
-			io.Copy(s, c)
-			c.Close()
-			wg.Wait()
-		}),
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return upstream{app: app.Listener.Addr().String(), hbone: l.Addr().String()}
+	// The pod's inbound HBONE, as its ztunnel serves it, in front of the app.
+	return upstream{app: app.Listener.Addr().String(), hbone: hbonetest.Forwarder(t, authority, "default", "reviews-"+name)}
 }
 
 // client is a mesh workload calling through the waypoint over HBONE.
