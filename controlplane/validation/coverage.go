@@ -361,11 +361,7 @@ func grpcRouteRows() []FieldCoverage {
 func tcpRouteRows() []FieldCoverage {
 	return []FieldCoverage{
 		tcp("spec.parentRefs[]", "parentRefs to a Service or a Gateway of class istio", Implemented, ""),
-		when(tcp("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rule would apply to every TCP port of the Service; use port"),
-			func(_ map[string]any, v any) bool {
-				m, _ := v.(map[string]any)
-				return serviceParent(v) && isSet(m["sectionName"])
-			}),
+		sectionNameOnService(tcp, "the rule would apply to every TCP port of the Service; use port"),
 		tcp("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
 		tcp("spec.rules[].backendRefs[].name", "rules.backendRefs (Service)", Implemented, ""),
 		tcp("spec.rules[].backendRefs[].weight", "rules.backendRefs.weight", Implemented, ""),
@@ -375,15 +371,21 @@ func tcpRouteRows() []FieldCoverage {
 	}
 }
 
+// sectionNameOnService is every route kind's row for a Service parentRef naming a sectionName: a mesh
+// route binds to a Service's port by number, and ignoring the name would widen it to every port.
+func sectionNameOnService(row func(path, name string, s Support, note string) FieldCoverage, note string) FieldCoverage {
+	return when(row("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, note),
+		func(_ map[string]any, v any) bool {
+			m, _ := v.(map[string]any)
+			return serviceParent(v) && isSet(m["sectionName"])
+		})
+}
+
 // sharedRouteRows are the rows HTTPRoute and GRPCRoute share (the same fields, read by the same code),
 // built with the kind's row constructor.
 func sharedRouteRows(row func(path, name string, s Support, note string) FieldCoverage) []FieldCoverage {
 	return []FieldCoverage{
-		when(row("spec.parentRefs[]", "parentRefs.sectionName on a Service", Rejected, "the rules would apply to every port of the Service; use port"),
-			func(_ map[string]any, v any) bool {
-				m, _ := v.(map[string]any)
-				return serviceParent(v) && isSet(m["sectionName"])
-			}),
+		sectionNameOnService(row, "the rules would apply to every port of the Service; use port"),
 		row("spec.parentRefs[].port", "parentRefs.port", Implemented, ""),
 		row("spec.hostnames", "hostnames on a Gateway parent", Implemented, ""),
 		when(row("spec.hostnames", "hostnames", Warned, "mesh routes apply to the parent Service whatever the hostname"),
