@@ -10,14 +10,16 @@ import (
 
 // hbone-capture: sleep -> productpage is captured by ztunnel and carried over HBONE (port 15008, mTLS)
 // with sleep's and productpage's SPIFFE identities on both ends, as both ztunnels' access logs show; a
-// pod in a namespace that is not enrolled is not captured; and a client without a mesh certificate
-// cannot complete a TLS handshake with 15008.
+// pod in a namespace that is not enrolled is not captured; with PeerAuthentication STRICT on bookinfo's
+// namespace that pod's plain text is refused by productpage's ztunnel while sleep's HBONE still passes;
+// and a client without a mesh certificate cannot complete a TLS handshake with 15008.
 func hboneCapture() *scenarios.Scenario {
 	return &scenarios.Scenario{
 		Name:        "hbone-capture",
-		Description: "sleep -> productpage over HBONE with mTLS identities; no capture outside the mesh; 15008 needs a mesh certificate",
+		Description: "sleep -> productpage over HBONE with mTLS identities; no capture outside the mesh; STRICT refuses plain text; 15008 needs a mesh certificate",
 		Requires: func(t *scenarios.T) {
 			requireMesh(t)
+			t.RequireResource("security.istio.io/v1", "peerauthentications")
 			t.RequireWorkload(bookinfoNS, "productpage-v1")
 		},
 		Setup: func(t *scenarios.T) {
@@ -47,6 +49,21 @@ func hboneCapture() *scenarios.Scenario {
 				t.ExpectPath("no ztunnel captured the outbound traffic of "+plainNS+"/"+plain.Name, req, scenarios.PathWant{HBONE: &notHBONE, Waypoint: "none"})
 			})
 
+			t.Phase("strict", func() {
+				plainReq := scenarios.Request{Namespace: plainNS, Pod: plain.Name, URL: "http://productpage." + bookinfoNS + ":9080/health"}
+				t.Apply(strictBookinfoYAML)
+				defer func() {
+					t.Delete(strictBookinfoYAML)
+					t.WaitConverged(scenarios.Ztunnels())
+					t.ExpectResponse("without STRICT (PERMISSIVE is the default) plain text from outside the mesh is accepted again", plainReq, scenarios.ResponseWant{Status: 200})
+				}()
+				t.WaitConverged(scenarios.Ztunnels())
+				t.ExpectDenied("with PeerAuthentication STRICT, plain text from a pod outside the mesh is refused at productpage's ztunnel",
+					scenarios.Request{Namespace: plainNS, Pod: plain.Name, URL: plainReq.URL, MaxTime: 3 * time.Second, Repeat: 3}, "L4")
+				t.ExpectResponse("sleep, in the mesh, still reaches productpage over HBONE",
+					scenarios.Request{URL: "http://productpage:9080/health", Repeat: 3}, scenarios.ResponseWant{Status: 200})
+			})
+
 			t.Phase("no-mesh-cert", func() {
 				r := t.Curl(scenarios.Request{Namespace: plainNS, Pod: plain.Name, URL: "https://" + pp.Status.PodIP + ":15008/", Args: []string{"-k"}, MaxTime: 5 * time.Second})
 				failedTLS := r.Status == 0 && (r.ExitCode == 35 || r.ExitCode == 52 || r.ExitCode == 56)
@@ -58,6 +75,19 @@ func hboneCapture() *scenarios.Scenario {
 }
 
 const plainNS = "meshlab-scenario-plain"
+
+// strictBookinfoYAML requires mutual TLS for every workload in bookinfo's namespace, as Istio's
+// namespace-wide PeerAuthentication does.
+var strictBookinfoYAML = `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: default
+spec:
+  mtls:
+    mode: STRICT
+`
 
 // plainClientYAML is a namespace without the ambient label and a client pod in it (%s: meshlab's image).
 var plainClientYAML = `
