@@ -37,15 +37,6 @@ var NewClients = func(env cliutil.Env) (*kube.Clients, error) {
 	return kube.NewClients(cfg)
 }
 
-// namespaceOf resolves -n: the flag, else the context's namespace (kubectl's default), else default.
-func namespaceOf(env cliutil.Env, flag string) (string, error) {
-	ns, err := cliutil.Namespace(env, flag)
-	if err != nil {
-		return "", &cliutil.ExitError{Code: 2, Err: err}
-	}
-	return ns, nil
-}
-
 // NewCommand returns `waypoint` with generate, apply, list, status, delete and run.
 func NewCommand(env cliutil.Env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -71,7 +62,7 @@ func (f *gatewayFlags) register(cmd *cobra.Command) {
 }
 
 func (f *gatewayFlags) validate(env cliutil.Env) error {
-	ns, err := namespaceOf(env, f.namespace)
+	ns, err := cliutil.Namespace(env, f.namespace)
 	if err != nil {
 		return err
 	}
@@ -251,7 +242,7 @@ func newListCommand(env cliutil.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if namespace, err = namespaceOf(env, namespace); err != nil {
+			if namespace, err = cliutil.Namespace(env, namespace); err != nil {
 				return err
 			}
 			if all {
@@ -359,7 +350,7 @@ func newStatusCommand(env cliutil.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if namespace, err = namespaceOf(env, namespace); err != nil {
+			if namespace, err = cliutil.Namespace(env, namespace); err != nil {
 				return err
 			}
 			if all {
@@ -422,7 +413,7 @@ func newDeleteCommand(env cliutil.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if namespace, err = namespaceOf(env, namespace); err != nil {
+			if namespace, err = cliutil.Namespace(env, namespace); err != nil {
 				return err
 			}
 			gws := c.Gateway.GatewayV1().Gateways(namespace)
